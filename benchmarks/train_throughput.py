@@ -1,0 +1,85 @@
+"""Training throughput (images/second) of the InfoGAN step on this machine, for several variants in one run.
+
+    python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--steps 40] [--variants ...]
+
+Variants: ``paper-eager`` (the paper's network, plain eager step), ``paper-cl`` (channels_last), ``paper-compile``
+(torch.compile), the default config, and ``naive`` -- the textbook step most ports use (a second G forward for
+the G phase, D's weight gradients computed and thrown away) -- as the "before" reference. Figures are medians
+of per-chunk rates after warm-up.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.config import load_config  # noqa: E402
+from training.loop import Trainer  # noqa: E402
+
+VARIANTS = {
+    "naive": ("mnist-paper", []),
+    "paper-eager": ("mnist-paper", []),
+    "paper-cl": ("mnist-paper", ["train.channels_last=true"]),
+    "paper-compile": ("mnist-paper", ["train.compile=true"]),
+    "default": ("mnist", []),
+    "default-compile": ("mnist", ["train.compile=true"]),
+}
+
+
+def naive_step(t: Trainer, real: torch.Tensor) -> None:
+    """The common port's step: G forward twice, D weight grads computed in the G phase and discarded."""
+    n = real.shape[0]
+    z, c = t.spec.sample(n, t.latent_gen)
+    out_d = t.loss.discriminator_step(t.D, real, t.G(z, c).detach(), c)
+    t.opt_D.zero_grad()
+    out_d.loss.backward()
+    t.opt_D.step()
+    out_g = t.loss.generator_step(t.D, t.G(z, c), c)
+    t.opt_G.zero_grad()
+    t.opt_D.zero_grad()
+    out_g.loss.backward()
+    t.opt_G.step()
+
+
+def measure(name: str, data_dir: str | None, steps: int, chunk: int = 10) -> float:
+    config, overrides = VARIANTS[name]
+    if data_dir:
+        overrides = overrides + [f"data.dir='{data_dir}'"]
+    t = Trainer(load_config(config, overrides), Path("/tmp/infogan-bench"), progress=False)
+    step = (lambda x: naive_step(t, x)) if name == "naive" else t.train_step
+    bs = t.cfg.optim.batch_size
+    batches = [t.data[torch.randint(len(t.data), (bs,))] for _ in range(steps)]
+    for x in batches[:5]:  # warm-up (and compilation)
+        step(x)
+    rates = []
+    for i in range(0, steps, chunk):
+        t0 = time.perf_counter()
+        for x in batches[i:i + chunk]:
+            step(x)
+        rates.append(len(batches[i:i + chunk]) * bs / (time.perf_counter() - t0))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    args = ap.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    results = {}
+    for name in args.variants:
+        results[name] = measure(name, args.data_dir, args.steps)
+        print(f"{name:16s} {results[name]:8.0f} images/s", flush=True)
+    if "naive" in results:
+        for name, r in results.items():
+            print(f"{name:16s} {r / results['naive']:.2f}x naive")
+
+
+if __name__ == "__main__":
+    main()

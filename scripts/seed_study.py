@@ -1,0 +1,92 @@
+"""Train one config under several seeds and tabulate test accuracy and the label-free score per seed.
+
+    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
+
+Each seed is an ordinary ``infogan train`` run (its own numbered run folder); the table is read back from the
+runs' ``metrics.jsonl`` (per-epoch test accuracy, logged by the loop) and written to ``--out`` as JSON. It also
+reports how well the label-free score ranks the seeds against accuracy (Spearman rho).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+
+def read_epochs(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [r for r in rows if any(k.startswith("test_acc") for k in r)]
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    def ranks(x):
+        order = sorted(range(len(x)), key=lambda i: x[i])
+        r = [0.0] * len(x)
+        for pos, i in enumerate(order):
+            r[i] = float(pos)
+        return r
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.mean(ra), statistics.mean(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
+    return num / den if den else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("config")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    ap.add_argument("--parallel", type=int, default=1)
+    ap.add_argument("--runs-dir", default="runs/seed-study")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+
+    runs_root = Path(args.runs_dir)
+    procs: list[tuple[int, subprocess.Popen, Path]] = []
+    pending = list(args.seeds)
+    done: dict[int, Path] = {}
+    while pending or procs:
+        while pending and len(procs) < args.parallel:
+            seed = pending.pop(0)
+            sub = runs_root / f"seed{seed}"
+            cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub),
+                   "--no-progress"] + [a for s in args.set for a in ("--set", s)]
+            if args.data_dir:
+                cmd += ["--data-dir", args.data_dir]
+            log = open(runs_root / f"seed{seed}.log", "w") if runs_root.mkdir(parents=True, exist_ok=True) is None else None
+            procs.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), sub))
+        seed, p, sub = procs.pop(0)
+        if p.wait() != 0:
+            print(f"seed {seed} failed; see {runs_root / f'seed{seed}.log'}", file=sys.stderr)
+        done[seed] = sorted(sub.iterdir())[-1]
+
+    table = []
+    for seed in args.seeds:
+        epochs = read_epochs(done[seed])
+        if not epochs:
+            continue
+        key = next(k for k in epochs[-1] if k.startswith("test_acc"))
+        lfs_key = key.replace("test_acc", "test_lfs")
+        table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key], "label_free": epochs[-1][lfs_key],
+                      "curve": [round(e[key], 4) for e in epochs]})
+    accs = [r["accuracy"] for r in table]
+    summary = {"config": args.config, "overrides": args.set, "seeds": table,
+               "mean": statistics.mean(accs) if accs else None,
+               "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+               "spearman_label_free_vs_accuracy": spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None}
+    for r in table:
+        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  curve {r['curve']}")
+    if accs:
+        print(f"mean {summary['mean']:.4f} +- {summary['std']:.4f} over {len(accs)} seeds; "
+              f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}")
+    out = Path(args.out) if args.out else runs_root / "summary.json"
+    out.write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Self-describing checkpoints, written atomically.
+
+A checkpoint holds weights (unwrapped ``state_dict``s, never pickled modules), the latent spec, the networks'
+constructor arguments, optimizer states, the step, RNG states and the resolved config, so ``load_networks``
+rebuilds G and D from the file alone and ``--resume`` continues exactly.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .latent import LatentSpec
+from .networks import Discriminator, Generator, build_networks
+
+FORMAT = "infogan-checkpoint/1"
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """torch.save to a temp file in the same folder, fsync, then rename: a kill -9 at any point leaves either the
+    old complete file or the new complete file, never a torn one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for torn or foreign files
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an {FORMAT} file")
+    return ckpt
+
+
+def load_networks(path_or_ckpt: str | Path | dict[str, Any]) -> tuple[Generator, Discriminator, dict[str, Any]]:
+    """Rebuild (G, D) in eval mode from a checkpoint path or a loaded checkpoint dict."""
+    ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load(path_or_ckpt)
+    spec = LatentSpec.from_dict(ckpt["spec"])
+    G, D = build_networks(spec, **ckpt["model_args"])
+    G.load_state_dict(ckpt["G"])
+    D.load_state_dict(ckpt["D"])
+    return G.eval(), D.eval(), ckpt

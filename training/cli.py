@@ -1,0 +1,111 @@
+"""``infogan`` console script: ``train``, ``evaluate``, ``export``, ``serve``. Thin: parse, then call the modules."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .config import dumps, load_config
+    from .loop import TrainingError, train
+
+    overrides = list(args.set or [])
+    if args.data_dir:
+        overrides.append(f"data.dir={json.dumps(args.data_dir)}")
+    for key, val in (("train.seed", args.seed), ("train.epochs", args.epochs), ("train.device", args.device),
+                     ("loss.lambda_categorical", args.lambda_), ("loss.lambda_continuous", args.lambda_)):
+        if val is not None:
+            overrides.append(f"{key}={json.dumps(val)}")
+    try:
+        if args.resume:
+            ck = train(None, resume=args.resume, progress=not args.no_progress)  # type: ignore[arg-type]
+        else:
+            if not args.config:
+                raise SystemExit("infogan train: give a config (name in training/configs or a .toml path) or --resume RUN")
+            cfg = load_config(args.config, overrides)
+            if int(os.environ.get("RANK", "0")) == 0:
+                print(dumps(cfg))
+            ck = train(cfg, runs_dir=args.runs_dir, progress=not args.no_progress, max_steps=args.max_steps)
+    except (TrainingError, ValueError, FileNotFoundError) as e:
+        print(f"infogan train: error: {e}", file=sys.stderr)
+        return 1
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"checkpoint: {ck}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .report import evaluate_checkpoint
+
+    result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint
+
+    folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
+                               data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]))
+    print(f"exported {folder}")
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    if args.models_dir:
+        os.environ["MODELS_DIR"] = args.models_dir
+    uvicorn.run("backend.main:app", host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="infogan", description="Train, evaluate, export and serve InfoGAN models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train from a config, or resume a run")
+    t.add_argument("config", nargs="?", help="config name in training/configs (mnist, fashion-mnist, ...) or a .toml path")
+    t.add_argument("--data-dir", help="folder holding the data set files (downloaded there if missing)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--epochs", type=float)
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)")
+    t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
+    t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a killed run where it stopped")
+    t.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(fn=_cmd_train)
+
+    e = sub.add_parser("evaluate", help="accuracy, NMI, L_I, label-free score and Fig. 2 traversals")
+    e.add_argument("checkpoint")
+    e.add_argument("--data-dir")
+    e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
+    e.add_argument("--no-figures", action="store_true")
+    e.set_defaults(fn=_cmd_evaluate)
+
+    x = sub.add_parser("export", help="write models/<id>/ (generator.onnx, recognizer.onnx, manifest.json)")
+    x.add_argument("checkpoint")
+    x.add_argument("--id", required=True)
+    x.add_argument("--models-dir", default="models")
+    x.add_argument("--title")
+    x.add_argument("--data-dir")
+    x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
+    x.set_defaults(fn=_cmd_export)
+
+    s = sub.add_parser("serve", help="serve models/ with the explorer page")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--models-dir")
+    s.set_defaults(fn=_cmd_serve)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.fn(args))

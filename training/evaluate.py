@@ -1,0 +1,198 @@
+"""Evaluation of a trained InfoGAN: how well Q's categorical code recovers the classes, and what each code does.
+
+- Unsupervised accuracy on the *test* split: Q's argmax category vs the label, after the best one-to-one
+  category-to-class map (Hungarian matching, ``scipy.optimize.linear_sum_assignment``), as in the paper's
+  Sec. 7.1 (5% error on MNIST).
+- NMI between predicted categories and labels (arithmetic-mean normalisation, as scikit-learn's default).
+- ``L_I`` lower bound on generated samples, per code, in nats next to ``H(c)``.
+- A label-free model-selection score: the mutual information between Q's predicted category and *real* images,
+  I(y; x) ~= H(E_x[p(y|x)]) - E_x[H(p(y|x))] (nats; ln K at best). A model whose code splits real data into K
+  confident, balanced groups scores high, which needs no labels to pick the best of several seeds.
+- Traversal figures like the paper's Fig. 2.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from .images import grid, save_png, to_unit
+from .latent import LatentSpec
+from .networks import Discriminator, Generator
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 500) -> None:
+    """Re-estimate D's BatchNorm statistics on real images (precise BN, cumulative average).
+
+    During training D's running statistics mix real and generated batches (D sees both, in separate passes);
+    Q serves *real* images at inference, so its eval-mode statistics should be those of real data.
+    """
+    bns = [m for m in D.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.momentum, m.training) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over all batches
+        m.train()
+    for i in range(0, len(images), batch):
+        D(images[i:i + batch])
+    for m, (mom, tr) in zip(bns, saved):
+        m.momentum = mom
+        m.train(tr)
+
+
+@torch.no_grad()
+def predict_codes(D: Discriminator, images: torch.Tensor, batch: int = 1000) -> dict[str, dict[str, torch.Tensor]]:
+    """images (N, C, H, W) in [-1, 1] -> {code: {'logits' | 'mean','std': (N, ...)}} from Q in eval mode."""
+    D.eval()
+    qs = torch.cat([D(images[i:i + batch])[1] for i in range(0, len(images), batch)])
+    return D.spec.predict(qs)
+
+
+def confusion(pred: np.ndarray, labels: np.ndarray, k: int, n_classes: int) -> np.ndarray:
+    m = np.zeros((k, n_classes), np.int64)
+    np.add.at(m, (pred, labels), 1)
+    return m
+
+
+def hungarian_accuracy(pred: np.ndarray, labels: np.ndarray, k: int, n_classes: int) -> tuple[float, list[int]]:
+    """Best one-to-one map category -> class; returns (accuracy, mapping[category] = class)."""
+    m = confusion(pred, labels, k, n_classes)
+    rows, cols = linear_sum_assignment(-m)
+    mapping = [-1] * k
+    for r, c in zip(rows, cols):
+        mapping[r] = int(c)
+    return float(m[rows, cols].sum() / len(pred)), mapping
+
+
+def nmi(pred: np.ndarray, labels: np.ndarray) -> float:
+    """Normalised mutual information with arithmetic-mean normalisation."""
+    _, p = np.unique(pred, return_inverse=True)
+    _, l = np.unique(labels, return_inverse=True)
+    joint = np.zeros((p.max() + 1, l.max() + 1))
+    np.add.at(joint, (p, l), 1)
+    joint /= joint.sum()
+    pp, pl = joint.sum(1), joint.sum(0)
+    nz = joint > 0
+    mi = float((joint[nz] * np.log(joint[nz] / np.outer(pp, pl)[nz])).sum())
+    h = lambda q: float(-(q[q > 0] * np.log(q[q > 0])).sum())  # noqa: E731
+    denom = (h(pp) + h(pl)) / 2
+    return mi / denom if denom > 0 else 1.0
+
+
+def label_free_score(logits: torch.Tensor) -> float:
+    """I(y; x) in nats from Q's softmax on real images: H(mean p) - mean H(p)."""
+    p = logits.softmax(dim=1).double()
+    mean = p.mean(0)
+    h_mean = float(-(mean * mean.clamp_min(1e-12).log()).sum())
+    h_each = float(-(p * p.clamp_min(1e-12).log()).sum(1).mean())
+    return h_mean - h_each
+
+
+@torch.no_grad()
+def info_bound(G: Generator, D: Discriminator, n: int = 5000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Per code: L_I = H(c) - E[-log Q(c|G(z,c))] on n prior samples, in nats, next to H(c)."""
+    spec = G.spec
+    g = torch.Generator().manual_seed(seed)
+    device = next(G.parameters()).device
+    z, c = (t.to(device) for t in spec.sample(n, g))
+    G.eval()
+    D.eval()
+    q = torch.cat([D(G(z[i:i + 500], c[i:i + 500]))[1] for i in range(0, n, 500)])
+    nll = {k: float(v) for k, v in spec.info_losses(c, q).items()}
+    return {code.name: {"L_I": code.entropy() - float(nll[code.name]), "H": code.entropy()} for code in spec.codes}
+
+
+def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_labels: torch.Tensor | None,
+             classes: list[str] | None = None) -> dict[str, Any]:
+    """All figures for one model; ``test_images`` (N, C, H, W) in [-1, 1]. D's BN should be recalibrated first."""
+    spec = G.spec
+    result: dict[str, Any] = {"info": info_bound(G, D)}
+    preds = predict_codes(D, test_images)
+    for code in spec.codes:
+        if code.kind != "categorical":
+            continue
+        logits = preds[code.name]["logits"]
+        pred = logits.argmax(1).cpu().numpy()
+        entry: dict[str, Any] = {"label_free_score": label_free_score(logits), "H": code.entropy(),
+                                 "category_sizes": np.bincount(pred, minlength=code.categories).tolist()}
+        if test_labels is not None:
+            labels = test_labels.cpu().numpy()
+            n_classes = int(labels.max()) + 1
+            acc, mapping = hungarian_accuracy(pred, labels, code.categories, n_classes)
+            entry.update(accuracy=acc, nmi=nmi(pred, labels), category_to_class=mapping)
+            if classes:
+                entry["category_to_label"] = [classes[m] if m >= 0 else None for m in mapping]
+        result[code.name] = entry
+    return result
+
+
+# ---- traversal figures (paper, Fig. 2) -------------------------------------------------------------------
+
+def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *, low: float = -2.0, high: float = 2.0,
+                      seed: int = 0, fixed: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows: independent samples (noise and other codes drawn from the prior, or ``fixed``); columns: ``code_name``
+    swept (all categories for a categorical code, ``cols`` values from low to high for a continuous one)."""
+    code = spec.code(code_name)
+    g = torch.Generator().manual_seed(seed)
+    sweep = torch.arange(code.categories).float() if code.kind == "categorical" else torch.linspace(low, high, cols)
+    cols = len(sweep)
+    z = spec.noise.sample(rows, g).repeat_interleave(cols, 0)
+    values = {k: v.repeat_interleave(cols) for k, v in spec.sample_values(rows, g).items()}
+    for k, v in (fixed or {}).items():
+        values[k] = torch.full((rows * cols,), float(v))
+    values[code_name] = sweep.repeat(rows)
+    return z, spec.encode(values)
+
+
+@torch.no_grad()
+def traversal_figure(G: Generator, code_name: str, path: str | Path, *, rows: int = 10, cols: int = 9, seed: int = 0,
+                     fixed: dict[str, float] | None = None, scale: int = 2) -> None:
+    G.eval()
+    z, c = traversal_latents(G.spec, code_name, rows, cols, seed=seed, fixed=fixed)
+    x = G(z, c)
+    save_png(grid(to_unit(x), rows), path, scale=scale)
+
+
+def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """Fig. 2-style traversals: (a) the categorical code, one row per noise sample; (c, d) each continuous code
+    from -2 to 2, one row per category value (other continuous codes at 0, noise fixed per row)."""
+    out_dir = Path(out_dir)
+    spec = G.spec
+    paths = []
+    cat = next((c for c in spec.codes if c.kind == "categorical"), None)
+    for code in spec.codes:
+        p = out_dir / f"{prefix}traversal-{code.name}.png"
+        if code.kind == "categorical":
+            traversal_figure(G, code.name, p, rows=10)
+        else:
+            fixed = {c.name: 0.0 for c in spec.codes if c.kind == "continuous" and c.name != code.name}
+            rows = cat.categories if cat else 10
+            # one row per category: fix the categorical code row by row by building the figure per row
+            z_all, c_all = [], []
+            for r in range(rows):
+                f = dict(fixed)
+                if cat:
+                    f[cat.name] = float(r)
+                z, c = traversal_latents(spec, code.name, 1, 9, seed=r, fixed=f)
+                z_all.append(z)
+                c_all.append(c)
+            G.eval()
+            with torch.no_grad():
+                x = G(torch.cat(z_all), torch.cat(c_all))
+            save_png(grid(to_unit(x), rows), p, scale=2)
+        paths.append(p)
+    return paths
+
+
+def write_json(obj: Any, path: str | Path) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, default=float))
+
+
+def _is_finite(x: float) -> bool:
+    return math.isfinite(x)

@@ -1,0 +1,143 @@
+"""Generator, discriminator trunk and heads (D's real/fake logit, Q's code posterior).
+
+Architectures, selected by name with keyword widths so a checkpoint rebuilds them from its stored arguments:
+- ``mnist``: the paper's MNIST network (Chen et al., 2016, Appendix C, Table 1). G: FC1024-BN-ReLU,
+  FC7x7x128-BN-ReLU, upconv64 (4x4, s2)-BN-ReLU, upconv1 (4x4, s2). D: conv64 (4x4, s2)-lReLU,
+  conv128 (4x4, s2)-BN-lReLU, FC1024-BN-lReLU; D head FC1; Q head FC128-BN-lReLU-FC. ``fc`` and ``ch`` scale
+  the widths (1024 and 64 in the paper) so a leaner variant fits the shipping budget.
+- ``dcgan``: DCGAN-style conv nets for 32x32 (SVHN) or 64x64 (CelebA, chairs, faces) colour or grey images,
+  as in the paper's Tables 2-5: G from a 4x4 feature map doubling up to the image size, D mirroring it.
+
+Both networks work in [-1, 1] image space (tanh output); the ONNX export maps to and from [0, 1].
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import nn
+
+from .latent import LatentSpec
+
+LRELU = 0.1  # leaky-ReLU slope in D (paper, Appendix C)
+
+
+class Generator(nn.Module):
+    def __init__(self, spec: LatentSpec, body: nn.Module):
+        super().__init__()
+        self.spec = spec
+        self.body = body
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """z (N, noise.dim), c (N, c_dim) -> images (N, C, H, W) in [-1, 1]."""
+        return self.body(torch.cat([z, c], dim=1))
+
+
+class Discriminator(nn.Module):
+    """Shared trunk with two heads: D's logit and Q's raw code posterior (spec.q_dim values per image).
+
+    Q shares the trunk (paper, Sec. 5): its information loss must reach the trunk too, so ``forward`` returns
+    both heads from one trunk pass and the loss decides which terms backpropagate where.
+    """
+
+    def __init__(self, spec: LatentSpec, trunk: nn.Module, features: int, q_hidden: int = 128):
+        super().__init__()
+        self.spec = spec
+        self.trunk = trunk
+        self.d_head = nn.Linear(features, 1)
+        self.q_head = nn.Sequential(
+            nn.Linear(features, q_hidden), nn.BatchNorm1d(q_hidden), nn.LeakyReLU(LRELU),
+            nn.Linear(q_hidden, max(spec.q_dim, 1)),
+        )
+
+    def forward(self, *xs: torch.Tensor):
+        """x (N, C, H, W) in [-1, 1] -> (D logit (N,), Q output (N, q_dim)); several batches -> one pair each.
+
+        Real and fake batches go through the trunk separately (their own BatchNorm statistics, as in the
+        paper's implementation) but in one ``forward`` call, which is what DistributedDataParallel expects.
+        """
+        outs = []
+        for x in xs:
+            h = self.trunk(x)
+            outs.append((self.d_head(h).squeeze(1), self.q_head(h)))
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+# ---- the paper's MNIST architecture ---------------------------------------------------------------------
+
+def _mnist_nets(spec: LatentSpec, channels: int, resolution: int, fc: int = 1024, ch: int = 64) -> tuple[nn.Module, nn.Module]:
+    if resolution != 28:
+        raise ValueError(f"the 'mnist' architecture is for 28x28 images, got resolution {resolution}")
+    s = 7  # 28 / 2 / 2
+    g = nn.Sequential(
+        nn.Linear(spec.input_dim, fc), nn.BatchNorm1d(fc), nn.ReLU(),
+        nn.Linear(fc, s * s * 2 * ch), nn.BatchNorm1d(s * s * 2 * ch), nn.ReLU(),
+        nn.Unflatten(1, (2 * ch, s, s)),
+        nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), nn.BatchNorm2d(ch), nn.ReLU(),
+        nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh(),
+    )
+    trunk = nn.Sequential(
+        nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(LRELU),
+        nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(LRELU),
+        nn.Flatten(),
+        nn.Linear(s * s * 2 * ch, fc), nn.BatchNorm1d(fc), nn.LeakyReLU(LRELU),
+    )
+    return g, Discriminator(spec, trunk, fc)
+
+
+# ---- DCGAN-style architecture for 32x32 and 64x64 -------------------------------------------------------
+
+def _dcgan_nets(spec: LatentSpec, channels: int, resolution: int, ch: int = 64, fc: int = 0) -> tuple[nn.Module, nn.Module]:
+    n_up = int(math.log2(resolution)) - 2  # 4x4 -> resolution
+    if resolution < 16 or 2 ** (n_up + 2) != resolution:
+        raise ValueError(f"the 'dcgan' architecture needs a power-of-two resolution >= 16, got {resolution}")
+    widths = [ch * 2 ** i for i in range(n_up)]  # D: ch, 2ch, 4ch, ... ; G mirrors them
+    top = widths[-1]
+    g_layers: list[nn.Module] = [
+        nn.Linear(spec.input_dim, 4 * 4 * top), nn.BatchNorm1d(4 * 4 * top), nn.ReLU(), nn.Unflatten(1, (top, 4, 4)),
+    ]
+    for w_in, w_out in zip(widths[::-1][:-1], widths[::-1][1:]):
+        g_layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1), nn.BatchNorm2d(w_out), nn.ReLU()]
+    g_layers += [nn.ConvTranspose2d(widths[0], channels, 4, 2, 1), nn.Tanh()]
+    d_layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(LRELU)]
+    for w_in, w_out in zip(widths[:-1], widths[1:]):
+        d_layers += [nn.Conv2d(w_in, w_out, 4, 2, 1), nn.BatchNorm2d(w_out), nn.LeakyReLU(LRELU)]
+    d_layers += [nn.Flatten()]
+    features = top * 4 * 4
+    if fc:
+        d_layers += [nn.Linear(features, fc), nn.BatchNorm1d(fc), nn.LeakyReLU(LRELU)]
+        features = fc
+    return nn.Sequential(*g_layers), Discriminator(spec, nn.Sequential(*d_layers), features)
+
+
+ARCHITECTURES = {"mnist": _mnist_nets, "dcgan": _dcgan_nets}
+
+
+def build_networks(spec: LatentSpec, *, arch: str, channels: int, resolution: int, **widths: Any) -> tuple[Generator, Discriminator]:
+    """Build (G, D) from the latent spec, the image shape and the architecture's keyword widths.
+
+    A checkpoint stores exactly these arguments (``model_args``), so loading needs nothing else.
+    """
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
+    body, d = ARCHITECTURES[arch](spec, channels, resolution, **widths)
+    g = Generator(spec, body)
+    init_weights(g)
+    init_weights(d)
+    return g, d
+
+
+def init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation (Radford et al., 2016): N(0, 0.02) weights, BN scale N(1, 0.02)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
