@@ -43,6 +43,7 @@ class OptimConfig:
     batch_size: int = 128
     lr_g: float = 1e-3   # G and D rates of the reference implementation (openai/InfoGAN, MNIST)
     lr_d: float = 2e-4
+    lr_q: float | None = None  # Q head's rate; None = lr_g
     beta1: float = 0.5
     beta2: float = 0.999
 

@@ -1,0 +1,31 @@
+# make install: .venv with training, service (onnxruntime-gpu on Linux x86-64, CPU fallback) and test tools.
+# make serve:   set up, then serve the explorer on the shipped models at http://127.0.0.1:8000
+# make test:    set up, then run the whole test suite.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ORT := $(shell $(PY) -c "import platform; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' else 'cpu')")
+
+.PHONY: install serve test browser bench clean
+
+$(BIN)/.installed: requirements/*.txt pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/train.txt -r requirements/serve.txt \
+		-r requirements/ort-$(ORT).txt -r requirements/test.txt
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: install
+	$(BIN)/infogan serve --host 127.0.0.1 --port 8000
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

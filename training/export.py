@@ -1,0 +1,208 @@
+"""Export a checkpoint to a servable model folder ``models/<id>/``.
+
+- ``generator.onnx``: inputs ``z`` (N, noise dim) and ``c`` (N, code vector dim; layout from the manifest's spec,
+  a categorical code one-hot, a continuous code one column), output ``images`` (N, C, H, W) in [0, 1].
+- ``recognizer.onnx``: input ``images`` (N, C, H, W) in [0, 1]; outputs per code ``<name>.logits`` (N, K) for a
+  categorical code, ``<name>.mean`` and ``<name>.std`` (N,) for a continuous one, and ``d_logit`` (N,).
+- ``manifest.json``: the spec, image shape, data set, provenance (command, config, seed, commit, step), the
+  evaluation figures and a sha256 per ONNX file. The spec is also in each ONNX file's metadata (``infogan_spec``).
+
+Categorical codes are re-ordered at export when the evaluation found a category-to-class map: index i of the
+exported code generates (and is recognised as) class i, so a button labelled "3" makes threes. The checkpoint's
+index of each category stays in the manifest (``raw_index``). Both batch dimensions are dynamic. D's BatchNorm
+statistics are re-estimated on real training images first (see ``evaluate.recalibrate_batchnorm``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import checkpoint as ckpt_io
+from .data import load_dataset
+from .latent import LatentSpec
+
+MANIFEST_VERSION = 1
+OPSET = 17
+
+
+class ExportError(ValueError):
+    pass
+
+
+class _GeneratorONNX(nn.Module):
+    def __init__(self, G: nn.Module, perm: torch.Tensor):
+        super().__init__()
+        self.G = G
+        self.register_buffer("perm", perm)  # exported column j -> checkpoint column perm[j]
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        c_raw = torch.zeros_like(c).index_copy(1, self.perm, c)
+        return (self.G(z, c_raw).clamp(-1, 1) + 1) * 0.5
+
+
+class _RecognizerONNX(nn.Module):
+    def __init__(self, D: nn.Module, spec: LatentSpec, perms: dict[str, torch.Tensor]):
+        super().__init__()
+        self.D = D
+        self.spec = spec
+        self.perms = perms  # categorical code -> exported index order of the checkpoint's logits
+
+    def forward(self, images: torch.Tensor):
+        d, q = self.D(images * 2 - 1)
+        outs = []
+        for code, s in self.spec.q_slices():
+            pred = code.predict(q[:, s])
+            if "logits" in pred:
+                outs.append(pred["logits"][:, self.perms[code.name]])
+            else:
+                outs += [pred["mean"], pred["std"]]
+        return (*outs, d)
+
+
+def recognizer_output_names(spec: LatentSpec) -> list[str]:
+    names = []
+    for code in spec.codes:
+        names += [f"{code.name}.logits"] if code.kind == "categorical" else [f"{code.name}.mean", f"{code.name}.std"]
+    return names + ["d_logit"]
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _onnx_export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
+                 spec_json: str) -> None:
+    import onnx
+
+    dynamic = {n: {0: "batch"} for n in input_names + output_names}
+    torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
+                      dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
+    model = onnx.load(str(path))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "infogan_spec", spec_json
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | Path,
+                    category_to_class: dict[str, list[int]] | None = None) -> dict[str, Any]:
+    """Write generator.onnx and recognizer.onnx for (G, D) in eval mode; returns the exported spec and file info."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    G.eval()
+    D.eval()
+    perms, col_perm, offset = {}, [], 0
+    codes = []
+    for code, s in spec.c_slices():
+        d = code.to_dict()
+        if code.kind == "categorical":
+            mapping = (category_to_class or {}).get(code.name)
+            # exported index j shows class j: raw category = the one mapped to class j
+            order = sorted(range(code.categories), key=lambda k: mapping[k]) if mapping and sorted(mapping) == list(range(code.categories)) else list(range(code.categories))
+            perms[code.name] = torch.tensor(order)
+            col_perm += [offset + k for k in order]
+            d["raw_index"] = order
+        else:
+            col_perm.append(offset)
+        offset += code.c_dim
+        codes.append(d)
+    spec_dict = {"noise": spec.noise.to_dict(), "codes": codes}
+    spec_json = json.dumps(spec_dict)
+    img_c = G.body[-2].out_channels if isinstance(G.body[-2], nn.ConvTranspose2d) else None
+    z, c = spec.sample(2, torch.Generator().manual_seed(0))
+    gen = _GeneratorONNX(G, torch.tensor(col_perm, dtype=torch.long))
+    with torch.no_grad():
+        sample = gen(z, c)
+    _onnx_export(gen, (z, c), folder / "generator.onnx", ["z", "c"], ["images"], spec_json)
+    rec = _RecognizerONNX(D, spec, perms)
+    _onnx_export(rec, (sample,), folder / "recognizer.onnx", ["images"], recognizer_output_names(spec), spec_json)
+    _, ch, h, w = sample.shape
+    assert img_c is None or img_c == ch
+    return {"spec": spec_dict, "image": {"channels": ch, "height": h, "width": w}}
+
+
+def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str | Path = "models", title: str | None = None,
+                      data_dir: str | None = None, labels: list[str] | None = None, command: str | None = None,
+                      evaluation: dict[str, Any] | None = None) -> Path:
+    """Checkpoint -> models/<id>/ with both ONNX files and manifest.json (evaluates first unless given)."""
+    from .evaluate import evaluate, recalibrate_batchnorm
+
+    if not model_id or not all(ch.isalnum() or ch in "-_" for ch in model_id):
+        raise ExportError(f"model id {model_id!r} must be letters, digits, '-' or '_'")
+    ck = ckpt_io.load(checkpoint)
+    G, D, _ = ckpt_io.load_networks(ck)
+    spec = G.spec
+    cfg = ck["config"]
+    dc = cfg["data"]
+    data_dir = data_dir or dc.get("dir")
+    train = load_dataset(dc["name"], data_dir, "train", resolution=dc["resolution"], channels=dc["channels"], allow_download=False)
+    real = train.as_float()
+    recalibrate_batchnorm(D, real[:10000])
+    if evaluation is None:
+        try:
+            test = load_dataset(dc["name"], data_dir, "test", resolution=dc["resolution"], channels=dc["channels"], allow_download=False)
+            evaluation = evaluate(G, D, test.as_float(), test.labels, test.classes)
+        except Exception:  # data sets without a labelled test split
+            evaluation = evaluate(G, D, real[:10000], None)
+    # human labels: categories from the class map, codes from --label name=text
+    cat_map = {code.name: evaluation.get(code.name, {}).get("category_to_class") for code in spec.codes
+               if code.kind == "categorical"}
+    for item in labels or []:
+        if "=" not in item:
+            raise ExportError(f"--label {item!r} must look like CODE=LABEL")
+        name, text = item.split("=", 1)
+        spec.code(name)  # raises for unknown codes
+        spec = spec.with_labels(name, label=text) if spec.code(name).kind == "continuous" else spec
+    for code in spec.codes:
+        if code.kind == "categorical" and cat_map.get(code.name) and train.classes:
+            spec = spec.with_labels(code.name, labels=list(train.classes))
+    G.spec = D.spec = spec
+    return write_model_folder(
+        G, D, spec, Path(models_dir) / model_id, model_id=model_id, title=title or model_id,
+        dataset=ck.get("dataset", dc["name"]), light_on_dark=dc["name"] in ("mnist", "fashion-mnist"),
+        metrics=evaluation, category_to_class={k: v for k, v in cat_map.items() if v},
+        provenance={"command": command, "config": cfg, "seed": cfg["train"]["seed"], "step": ck["step"],
+                    "epoch": ck.get("epoch"), "commit": git_commit(), "model_args": ck["model_args"]})
+
+
+def write_model_folder(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | Path, *, model_id: str, title: str,
+                       dataset: str, light_on_dark: bool, metrics: dict[str, Any] | None = None,
+                       provenance: dict[str, Any] | None = None,
+                       category_to_class: dict[str, list[int]] | None = None) -> Path:
+    """Write both ONNX files and manifest.json for (G, D) into folder (also used by tests for tiny models)."""
+    folder = Path(folder)
+    info = export_networks(G, D, spec, folder, category_to_class)
+    files = {name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
+             for name in ("generator.onnx", "recognizer.onnx")}
+    manifest = {
+        "format": "infogan-model", "version": MANIFEST_VERSION, "id": model_id, "title": title, "dataset": dataset,
+        # MNIST-like sets are light strokes on a dark ground; the service inverts dark-on-light uploads
+        "light_on_dark": light_on_dark,
+        **info,
+        "files": files,
+        "inputs": {"generator": ["z", "c"], "recognizer": ["images"]},
+        "outputs": {"generator": ["images"], "recognizer": recognizer_output_names(spec)},
+        "metrics": metrics or {},
+        "provenance": provenance or {},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
+    return folder
