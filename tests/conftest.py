@@ -1,0 +1,64 @@
+"""Shared fixtures: generated IDX data (never the network) and tiny exported model folders."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write a uint8 array as a gzip IDX file (magic 0x00000800 | ndim, big-endian dims)."""
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_digit_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n 28x28 images of 10 easily separable synthetic classes: class k is a bright bar at row 2k + 4."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    images = (rng.random((n, 28, 28)) * 30).astype(np.uint8)
+    for i, k in enumerate(labels):
+        images[i, 2 * k + 4: 2 * k + 7, 4:24] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="session")
+def fake_mnist_dir(tmp_path_factory) -> Path:
+    """A folder with the four MNIST IDX files of a small synthetic set (checksums will not match MNIST's)."""
+    root = tmp_path_factory.mktemp("fake-mnist")
+    for prefix, n, seed in (("train", 512, 0), ("t10k", 256, 1)):
+        images, labels = make_digit_set(n, seed)
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None) -> Path:
+    """An untrained, tiny (fc=32, ch=8) MNIST-shaped InfoGAN exported through the real export path."""
+    import torch
+
+    from training.export import write_model_folder
+    from training.latent import mnist_spec
+    from training.networks import build_networks
+
+    torch.manual_seed(seed)
+    spec = mnist_spec().with_labels("digit", labels=[str(i) for i in range(10)]).with_labels("c1", label="slant")
+    G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
+    return write_model_folder(G.eval(), D.eval(), spec, folder / model_id, model_id=model_id, title=title or model_id,
+                              dataset="mnist", light_on_dark=True, metrics={"digit": {"accuracy": 0.1}},
+                              provenance={"command": "tests/conftest.py build_tiny_model", "seed": seed})
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """MODELS_DIR with two tiny models, 'tiny' and 'tiny-gan' (same spec, different weights)."""
+    root = tmp_path_factory.mktemp("models")
+    build_tiny_model(root, "tiny", seed=0, title="Tiny InfoGAN")
+    build_tiny_model(root, "tiny-gan", seed=1, title="Tiny GAN baseline")
+    return root
