@@ -22,11 +22,11 @@ from training.config import load_config  # noqa: E402
 from training.loop import Trainer  # noqa: E402
 
 VARIANTS = {
-    "naive": ("mnist", []),
-    "paper-eager": ("mnist", []),
-    "paper-cl": ("mnist", ["train.channels_last=true"]),
-    "paper-compile": ("mnist", ["train.compile=true"]),
-    "lean": ("mnist-lean", []),
+    "naive": ("mnist-paper", []),
+    "paper-eager": ("mnist-paper", []),
+    "paper-cl": ("mnist-paper", ["train.channels_last=true"]),
+    "paper-compile": ("mnist-paper", ["train.compile=true"]),
+    "default": ("mnist", []),
     
 }
 

@@ -50,7 +50,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
 
     folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
-                               data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]))
+                               data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]),
+                               fp16_weights=args.weights == "fp16")
     print(f"exported {folder}")
     return 0
 
@@ -96,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--title")
     x.add_argument("--data-dir")
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
+    x.add_argument("--weights", choices=["fp32", "fp16"], default="fp32",
+                   help="store weights as fp16 (half the size; arithmetic stays fp32)")
     x.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")

@@ -89,14 +89,45 @@ def git_commit() -> str | None:
         return None
 
 
+def round_to_fp16(module: nn.Module) -> None:
+    """Round every floating parameter and buffer to the nearest fp16 value (kept as fp32), so the PyTorch module
+    and an ONNX file storing fp16 weights compute the same function."""
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+
+
+def store_weights_fp16(model, min_elements: int = 1024) -> None:
+    """Store large fp32 initializers as fp16 with a Cast back to fp32 in front: half the file, fp32 arithmetic."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT:
+            continue
+        arr = numpy_helper.to_array(init)
+        if arr.size < min_elements:
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(arr.astype("float16"), name + "__fp16"))
+        casts.append(helper.make_node("Cast", [name + "__fp16"], [name], to=TensorProto.FLOAT, name=name + "__cast"))
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
 def _onnx_export(module: nn.Module, args: tuple, path: Path, input_names: list[str], output_names: list[str],
-                 spec_json: str) -> None:
+                 spec_json: str, fp16_weights: bool = False) -> None:
     import onnx
 
     dynamic = {n: {0: "batch"} for n in input_names + output_names}
     torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
                       dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     model = onnx.load(str(path))
+    if fp16_weights:
+        store_weights_fp16(model)
     entry = model.metadata_props.add()
     entry.key, entry.value = "infogan_spec", spec_json
     onnx.checker.check_model(model)
@@ -104,9 +135,15 @@ def _onnx_export(module: nn.Module, args: tuple, path: Path, input_names: list[s
 
 
 def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | Path,
-                    category_to_class: dict[str, list[int]] | None = None) -> dict[str, Any]:
-    """Write generator.onnx and recognizer.onnx for (G, D) in eval mode; returns the exported spec and file info."""
+                    category_to_class: dict[str, list[int]] | None = None, fp16_weights: bool = False) -> dict[str, Any]:
+    """Write generator.onnx and recognizer.onnx for (G, D) in eval mode; returns the exported spec and file info.
+
+    ``fp16_weights`` rounds G's and D's weights to fp16 first (in place) and stores them so: the files halve and
+    PyTorch (with the rounded weights) and ONNX Runtime still agree to fp32 rounding."""
     folder = Path(folder)
+    if fp16_weights:
+        round_to_fp16(G)
+        round_to_fp16(D)
     folder.mkdir(parents=True, exist_ok=True)
     G.eval()
     D.eval()
@@ -132,17 +169,19 @@ def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | 
     gen = _GeneratorONNX(G, torch.tensor(col_perm, dtype=torch.long))
     with torch.no_grad():
         sample = gen(z, c)
-    _onnx_export(gen, (z, c), folder / "generator.onnx", ["z", "c"], ["images"], spec_json)
+    _onnx_export(gen, (z, c), folder / "generator.onnx", ["z", "c"], ["images"], spec_json, fp16_weights)
     rec = _RecognizerONNX(D, spec, perms)
-    _onnx_export(rec, (sample,), folder / "recognizer.onnx", ["images"], recognizer_output_names(spec), spec_json)
+    _onnx_export(rec, (sample,), folder / "recognizer.onnx", ["images"], recognizer_output_names(spec), spec_json,
+                 fp16_weights)
     _, ch, h, w = sample.shape
     assert img_c is None or img_c == ch
-    return {"spec": spec_dict, "image": {"channels": ch, "height": h, "width": w}}
+    return {"spec": spec_dict, "image": {"channels": ch, "height": h, "width": w},
+            "weights": "fp16" if fp16_weights else "fp32"}
 
 
 def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str | Path = "models", title: str | None = None,
                       data_dir: str | None = None, labels: list[str] | None = None, command: str | None = None,
-                      evaluation: dict[str, Any] | None = None) -> Path:
+                      evaluation: dict[str, Any] | None = None, fp16_weights: bool = False) -> Path:
     """Checkpoint -> models/<id>/ with both ONNX files and manifest.json (evaluates first unless given)."""
     from .evaluate import evaluate, recalibrate_batchnorm
 
@@ -150,6 +189,9 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
         raise ExportError(f"model id {model_id!r} must be letters, digits, '-' or '_'")
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
+    if fp16_weights:  # evaluate exactly the weights that ship
+        round_to_fp16(G)
+        round_to_fp16(D)
     spec = G.spec
     cfg = ck["config"]
     dc = cfg["data"]
@@ -179,7 +221,7 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
     return write_model_folder(
         G, D, spec, Path(models_dir) / model_id, model_id=model_id, title=title or model_id,
         dataset=ck.get("dataset", dc["name"]), light_on_dark=dc["name"] in ("mnist", "fashion-mnist"),
-        metrics=evaluation, category_to_class={k: v for k, v in cat_map.items() if v},
+        metrics=evaluation, category_to_class={k: v for k, v in cat_map.items() if v}, fp16_weights=fp16_weights,
         provenance={"command": command, "config": cfg, "seed": cfg["train"]["seed"], "step": ck["step"],
                     "epoch": ck.get("epoch"), "commit": git_commit(), "model_args": ck["model_args"]})
 
@@ -187,10 +229,10 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
 def write_model_folder(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | Path, *, model_id: str, title: str,
                        dataset: str, light_on_dark: bool, metrics: dict[str, Any] | None = None,
                        provenance: dict[str, Any] | None = None,
-                       category_to_class: dict[str, list[int]] | None = None) -> Path:
+                       category_to_class: dict[str, list[int]] | None = None, fp16_weights: bool = False) -> Path:
     """Write both ONNX files and manifest.json for (G, D) into folder (also used by tests for tiny models)."""
     folder = Path(folder)
-    info = export_networks(G, D, spec, folder, category_to_class)
+    info = export_networks(G, D, spec, folder, category_to_class, fp16_weights)
     files = {name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
              for name in ("generator.onnx", "recognizer.onnx")}
     manifest = {
