@@ -1,0 +1,49 @@
+// PNG downloads: the current image or the traversal grid, upscaled with nearest-neighbour so the
+// pixels stay crisp.
+
+export function upscaledCanvas(img, scale) {
+  const canvas = document.createElement("canvas");
+  canvas.width = img.naturalWidth * scale;
+  canvas.height = img.naturalHeight * scale;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  return canvas;
+}
+
+async function load(src) {
+  const img = new Image();
+  img.src = src;
+  await img.decode();
+  return img;
+}
+
+/** rows × cols tiles (row-major sources), `scale`× each, with a 1-tile-pixel gap between them. */
+export async function gridCanvas(sources, rows, cols, scale) {
+  const imgs = await Promise.all(sources.map(load));
+  const w = imgs[0].naturalWidth * scale;
+  const h = imgs[0].naturalHeight * scale;
+  const gap = scale;
+  const canvas = document.createElement("canvas");
+  canvas.width = cols * w + (cols - 1) * gap;
+  canvas.height = rows * h + (rows - 1) * gap;
+  const ctx = canvas.getContext("2d");
+  ctx.imageSmoothingEnabled = false;
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  imgs.forEach((img, i) => ctx.drawImage(img, (i % cols) * (w + gap), Math.floor(i / cols) * (h + gap), w, h));
+  return canvas;
+}
+
+export function downloadCanvas(canvas, filename) {
+  canvas.toBlob((blob) => {
+    const url = URL.createObjectURL(blob);
+    const a = document.createElement("a");
+    a.href = url;
+    a.download = filename;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }, "image/png");
+}
