@@ -1,0 +1,109 @@
+"""Typed dependencies: settings, the model registry, a model by id, and the /infer-codes upload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from pydantic import ValidationError
+
+from ..core.config import Settings
+from ..core.images import UploadError, decode_data_url
+from ..core.registry import Model, Registry
+from ..schemas import InferRequest
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_registry(request: Request) -> Registry:
+    return request.app.state.registry
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RegistryDep = Annotated[Registry, Depends(get_registry)]
+
+
+def resolve_model(registry: Registry, model_id: str | None, field: str = "model") -> Model:
+    """A served model by id (None: the first one); 503 while loading, 404 for an unknown id."""
+    if not registry.ready.is_set():
+        raise HTTPException(503, "models are still loading; see /readyz", headers={"Retry-After": "1"})
+    if model_id is None:
+        if not registry.models:
+            raise HTTPException(404, f"{field}: no model is served (MODELS_DIR has no loadable model folder)")
+        return next(iter(registry.models.values()))
+    model = registry.models.get(model_id)
+    if model is None:
+        raise HTTPException(404, f"{field}: unknown model {model_id!r}; served: {sorted(registry.models)}")
+    return model
+
+
+def path_model(model_id: str, registry: RegistryDep) -> Model:
+    return resolve_model(registry, model_id, "model_id")
+
+
+ModelDep = Annotated[Model, Depends(path_model)]
+
+
+@dataclass
+class Upload:
+    data: bytes
+    model: str | None
+    field: str
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+
+
+async def read_upload(request: Request, settings: SettingsDep) -> Upload:
+    """The image of /infer-codes, as a multipart ``file`` (optional ``model`` field) or JSON ``{"image": data URL,
+    "model"}``. Async only to read the body; the route that decodes and runs the model is a sync def."""
+    limit = settings.max_upload_bytes
+    # the whole body may hold the file plus multipart framing, or the base64 form (4/3 of the bytes) in JSON
+    body_limit = limit * 4 // 3 + 64 * 1024
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > body_limit:
+        raise UploadError(413, f"file: upload over the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > body_limit:
+            raise UploadError(413, f"file: upload over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype == "application/json":
+        try:
+            req = InferRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise HTTPException(422, _validation_message(exc)) from None
+        data = decode_data_url(req.image)
+        if len(data) > limit:
+            raise UploadError(413, f"image: upload over the limit of {limit} bytes")
+        return Upload(data, req.model, "image")
+    if ctype == "multipart/form-data":
+        request._body = body  # starlette re-reads the cached body when parsing the form
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - malformed multipart framing
+            raise HTTPException(422, f"body: malformed multipart form ({exc})") from None
+        try:
+            file, model = form.get("file"), form.get("model")
+            if file is None or isinstance(file, str):
+                raise HTTPException(422, "file: an image file is required")
+            if model is not None and not isinstance(model, str):
+                raise HTTPException(422, "model: must be a text field")
+            data = await file.read()
+        finally:
+            await form.close()
+        if len(data) > limit:
+            raise UploadError(413, f"file: upload over the limit of {limit} bytes")
+        return Upload(data, model or None, "file")
+    raise UploadError(415, f"content-type: expected multipart/form-data or application/json, got {ctype or 'none'!r}")
+
+
+UploadDep = Annotated[Upload, Depends(read_upload)]

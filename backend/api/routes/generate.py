@@ -1,0 +1,67 @@
+"""Image generation from the prior, with some codes fixed (/generate) or one code swept (/traverse, Fig. 2)."""
+from __future__ import annotations
+
+import secrets
+
+import numpy as np
+from fastapi import APIRouter
+
+from ...core.images import png_base64
+from ...core.latent import LatentSpec
+from ...schemas import Error, GenerateRequest, GenerateResponse, TraverseRequest, TraverseResponse
+from ..deps import RegistryDep, resolve_model
+
+router = APIRouter(tags=["generate"])
+
+ERRORS = {404: {"model": Error, "description": "unknown model"},
+          422: {"model": Error, "description": "a value that does not fit the model's spec"},
+          503: {"model": Error, "description": "models still loading"}}
+
+
+def fresh_seed() -> int:
+    # below 2**53 so the page's JavaScript numbers hold it exactly and can send it back
+    return secrets.randbits(53)
+
+
+def draw(spec: LatentSpec, n: int, seed: int, given: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Prior draw of z and every code, then the given codes overwritten: the draw never depends on which codes
+    are given, so with one seed a fixed code changes nothing else."""
+    z, values = spec.sample(np.random.default_rng(seed), n)
+    for name, v in given.items():
+        values[name] = np.full(n, v, dtype=np.float64)
+    return z, values
+
+
+@router.post("/generate", response_model=GenerateResponse, responses=ERRORS)
+def generate(req: GenerateRequest, registry: RegistryDep) -> dict:
+    """n images from the prior; `codes` fixes some codes for all of them, `z` fixes the noise."""
+    model = resolve_model(registry, req.model)
+    spec = model.spec
+    given = spec.check_codes(req.codes)
+    seed = fresh_seed() if req.seed is None else req.seed
+    z, values = draw(spec, req.n, seed, given)
+    if req.z is not None:
+        z = spec.noise.check(req.z, req.n)
+    images = model.generate(z, spec.encode(values))
+    return {"model": model.id, "seed": seed, "images": [png_base64(im) for im in images], "z": z.tolist(),
+            "codes": spec.rows(values)}
+
+
+@router.post("/traverse", response_model=TraverseResponse, responses=ERRORS)
+def traverse(req: TraverseRequest, registry: RegistryDep) -> dict:
+    """A rows x cols grid: each row one prior sample, each column one value of `code` (all K for a categorical)."""
+    model = resolve_model(registry, req.model)
+    spec = model.spec
+    code = spec.code(req.code, "code")
+    given = spec.check_codes(req.codes)
+    sweep = code.sweep(req.low, req.high, req.cols)
+    cols = len(sweep)
+    seed = fresh_seed() if req.seed is None else req.seed
+    z, values = draw(spec, req.rows, seed, given)
+    # row-major grid: row r repeats sample r across the columns
+    z = np.repeat(z, cols, axis=0)
+    values = {name: np.repeat(v, cols) for name, v in values.items()}
+    values[code.name] = np.tile(np.asarray(sweep, dtype=np.float64), req.rows)
+    images = model.generate(z, spec.encode(values))
+    return {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
+            "values": [code.output(v) for v in sweep], "images": [png_base64(im) for im in images], "seed": seed}

@@ -1,0 +1,44 @@
+"""Code inference for an uploaded or drawn image with Q, and G's reconstruction at the inferred codes."""
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter
+
+from ...core.images import decode_upload, png_base64, prepare
+from ...schemas import Error, InferRequest, InferResponse
+from ..deps import RegistryDep, SettingsDep, UploadDep, resolve_model
+
+router = APIRouter(tags=["infer"])
+
+_MULTIPART = {"type": "object", "required": ["file"], "properties": {
+    "file": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP, GIF or BMP, at most 5 MiB"},
+    "model": {"type": "string", "description": "a model id (default: the first model)"}}}
+_JSON = InferRequest.model_json_schema()
+_JSON.pop("title", None)
+
+
+@router.post(
+    "/infer-codes", response_model=InferResponse,
+    responses={404: {"model": Error, "description": "unknown model"},
+               413: {"model": Error, "description": "upload over 5 MiB or too many pixels"},
+               415: {"model": Error, "description": "not an image, or an unsupported format or content type"},
+               422: {"model": Error, "description": "truncated or corrupt image, or a malformed request"},
+               503: {"model": Error, "description": "models still loading"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": _MULTIPART}, "application/json": {"schema": _JSON}}}},
+)
+def infer_codes(upload: UploadDep, registry: RegistryDep, settings: SettingsDep) -> dict:
+    """Q's posterior over every code for one image. Any size and mode: converted to the model's channels, fitted
+    with padding, and a dark-on-light upload inverted for light-on-dark models (MNIST)."""
+    model = resolve_model(registry, upload.model)
+    spec = model.spec
+    im = decode_upload(upload.data, max_pixels=settings.max_upload_pixels, field=upload.field)
+    c, h, w = model.image_shape
+    x = prepare(im, channels=c, height=h, width=w, light_on_dark=model.light_on_dark)
+    out = model.recognize(x)
+    codes = {code.name: code.read(out, 0) for code in spec.codes}
+    # reconstruction: noise at the prior's centre (zeros for both priors), codes at Q's estimates
+    z = np.zeros((1, spec.noise.dim), np.float32)
+    c_vec = spec.encode({name: np.array([v["value"]], np.float64) for name, v in codes.items()})
+    recon = model.generate(z, c_vec)[0]
+    return {"model": model.id, "codes": codes, "reconstruction": png_base64(recon)}

@@ -1,0 +1,97 @@
+"""The inference service: ``uvicorn backend.main:app`` (or ``infogan serve``). Imports no torch.
+
+``create_app`` builds the app; models load in the lifespan handler (in a background thread, so /healthz
+answers while /readyz says 503), never at import time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from .api.routes import frontend, generate, health, infer, models
+from .core.config import Settings
+from .core.images import UploadError
+from .core.latent import SpecError
+from .core.metrics import Metrics, MetricsMiddleware
+from .core.registry import Registry
+
+log = logging.getLogger("backend")
+
+
+def _field(loc: tuple) -> str:
+    # ('body', 'codes', 'digit') -> 'codes.digit'; query/path locations keep their prefix
+    parts = [str(p) for p in loc]
+    if parts and parts[0] == "body":
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_detail(exc: RequestValidationError) -> str:
+    # never echo the input: it may be NaN/inf, which JSON cannot carry
+    return "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors())
+
+
+class LateStaticFiles(StaticFiles):
+    """StaticFiles for a folder that may appear after start-up (the page is written separately): 404, not 500,
+    while it is missing."""
+
+    async def check_config(self) -> None:
+        if self.directory is not None and os.path.isdir(self.directory):
+            await super().check_config()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        registry = Registry(settings, app.state.metrics)
+        app.state.registry = registry
+        registry.start()
+        yield
+        registry.close()
+
+    app = FastAPI(
+        title="InfoGAN explorer",
+        version="1.0.0",
+        description="Generate images from InfoGAN models (Chen et al., 2016) with chosen latent codes, sweep one "
+                    "code, and infer the codes of an uploaded image. Errors are JSON {\"detail\": ...} naming the "
+                    "field.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException):
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(SpecError)
+    async def _spec(request: Request, exc: SpecError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(UploadError)
+    async def _upload(request: Request, exc: UploadError):
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    for module in (models, generate, infer, health, frontend):
+        app.include_router(module.router)
+    app.mount("/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False),
+              name="static")
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,148 @@
+"""Request and response schemas of the public API (shown at /docs). Values that depend on a model's spec (code
+names, category counts, ranges, the noise dim) are checked per request against that spec, see core/latent.py."""
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from .core.latent import EXTRAPOLATION
+
+ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1, description="seed of the prior draw; returned so a result can be repeated")]
+# checked against the model's spec in core/latent.py (bools and strings are refused there, by field name)
+CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
+CodeValues = Annotated[dict[str, CodeValue], Field(
+    max_length=64,
+    description=f"fixed code values by name: a categorical code takes an integer index 0..K-1; a continuous code "
+                f"a number within {EXTRAPOLATION:g}x its prior's half-range around the centre ([-3, 3] for [-1, 1])")]
+
+
+class Error(BaseModel):
+    detail: str = Field(description="what is wrong, naming the field")
+
+
+class Image(BaseModel):
+    height: int
+    width: int
+    channels: int
+
+
+class NoiseInfo(BaseModel):
+    dim: int
+    distribution: Literal["uniform", "normal"]
+
+
+class CategoricalCode(BaseModel):
+    name: str
+    type: Literal["categorical"]
+    categories: int = Field(description="K; values are indices 0..K-1")
+    labels: list[str] = Field(description="a label per category ('0'..'K-1' when the model has none)")
+
+
+class ContinuousCode(BaseModel):
+    name: str
+    type: Literal["continuous"]
+    low: float = Field(description="the training prior's lower end")
+    high: float = Field(description="the training prior's upper end")
+    label: str | None = Field(None, description="what the code was found to control, if known")
+
+
+Code = Annotated[CategoricalCode | ContinuousCode, Field(discriminator="type")]
+
+
+class ModelInfo(BaseModel):
+    id: str
+    title: str
+    dataset: str
+    image: Image
+    noise: NoiseInfo
+    codes: list[Code]
+    metrics: dict[str, Any] = Field(description="evaluation figures from training/evaluate.py (free-form)")
+    device: Literal["cpu", "cuda"]
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelId | None = Field(None, description="default: the first model")
+    n: int = Field(1, ge=1, le=256, description="number of images")
+    seed: Seed | None = None
+    z: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = Field(
+        None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)")
+    codes: CodeValues = Field(default_factory=dict)
+
+
+class GenerateResponse(BaseModel):
+    model: str
+    seed: int
+    images: list[str] = Field(description="base64 PNGs (no data: prefix), one per image")
+    z: list[list[float]]
+    codes: list[dict[str, int | float]] = Field(description="every code's value, per image")
+
+
+class TraverseRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: ModelId | None = None
+    code: str = Field(min_length=1, max_length=128, description="the code swept along the columns")
+    rows: int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
+    cols: int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
+    low: Annotated[float, Field(allow_inf_nan=False)] = -2.0
+    high: Annotated[float, Field(allow_inf_nan=False)] = 2.0
+    seed: Seed | None = None
+    codes: CodeValues = Field(default_factory=dict)
+
+
+class TraverseResponse(BaseModel):
+    model: str
+    code: str
+    rows: int
+    cols: int
+    values: list[int | float] = Field(description="the swept code's value per column")
+    images: list[str] = Field(description="rows x cols base64 PNGs, row-major")
+    seed: int
+
+
+class CategoricalInference(BaseModel):
+    type: Literal["categorical"]
+    probabilities: list[float]
+    value: int = Field(description="the most probable category")
+
+
+class ContinuousInference(BaseModel):
+    type: Literal["continuous"]
+    mean: float
+    std: float
+    value: float = Field(description="the mean, clipped to the code's allowed range")
+
+
+class InferRequest(BaseModel):
+    """JSON form of /infer-codes (the page's drawing canvas)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(min_length=1, description="data:image/png;base64,... (or bare base64)")
+    model: ModelId | None = None
+
+
+class InferResponse(BaseModel):
+    model: str
+    codes: dict[str, Annotated[CategoricalInference | ContinuousInference, Field(discriminator="type")]]
+    reconstruction: str = Field(description="base64 PNG: G at the inferred codes with the noise at its centre")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    provider: str = Field(description="the ONNX Runtime execution provider in use")
+    device: Literal["cpu", "cuda"]
+    models: list[str]
+    errors: dict[str, str] = Field(description="model folders that could not be served, by folder name")

@@ -1,0 +1,33 @@
+"""Backend fixtures: an in-process app (lifespan run by TestClient) over the tiny model folders."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from backend.core.config import Settings
+from backend.main import create_app
+
+
+def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = client.get("/readyz")
+        if r.status_code == 200 or r.json().get("status") == "no models":
+            return
+        time.sleep(0.02)
+    raise TimeoutError("service not ready")
+
+
+def make_client(models_dir: Path, **overrides) -> TestClient:
+    settings = Settings(models_dir=models_dir, device="cpu", ort_threads=1, **overrides)
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def client(tiny_models_dir) -> TestClient:
+    with make_client(tiny_models_dir) as c:
+        wait_ready(c)
+        yield c
