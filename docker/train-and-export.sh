@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Entry point of the `train` image: train a config, then export its checkpoint to $MODELS_OUT, where the service
+# reads its models (compose mounts ./models there), under the id $MODEL_ID.
+#   train-and-export [CONFIG] [extra `infogan train` options...]     e.g. train-and-export mnist --epochs 2
+# Data comes from $INFOGAN_DATA/<data set> (/data, mounted from ./.data) and is downloaded there if missing;
+# runs go to $RUNS_DIR. Restart the service afterwards: it loads models when it starts.
+set -euo pipefail
+
+config="${1:-mnist}"
+shift || true
+name="${config##*/}"
+model_id="${MODEL_ID:-${name%.toml}-local}"
+runs_dir="${RUNS_DIR:-/runs}"
+models_out="${MODELS_OUT:-/models}"
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+infogan train "$config" --runs-dir "$runs_dir" --no-progress "$@" | tee "$log"
+# `infogan train` ends with "checkpoint: <path>"; export exactly that run, not whichever is newest.
+checkpoint="$(sed -n 's/^checkpoint: //p' "$log" | tail -n 1)"
+if [[ -z "$checkpoint" ]]; then
+  echo "train-and-export: training printed no checkpoint path" >&2
+  exit 1
+fi
+infogan export "$checkpoint" --id "$model_id" --models-dir "$models_out"
+echo "train-and-export: model '$model_id' is in $models_out; restart the service to load it (docker compose restart explorer)"
