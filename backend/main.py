@@ -35,7 +35,8 @@ def _field(loc: tuple) -> str:
 
 def validation_detail(exc: RequestValidationError) -> str:
     # never echo the input: it may be NaN/inf, which JSON cannot carry
-    return "; ".join(f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors())
+    return "; ".join("body: invalid JSON" if e.get("type") == "json_invalid" else
+                     f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors())
 
 
 class LateStaticFiles(StaticFiles):

@@ -1,0 +1,125 @@
+"""POST /infer-codes: multipart and JSON uploads, any size/mode, inversion, and every upload error."""
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from backend.core.images import prepare
+
+
+def encode(im: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def digit(size=(28, 28), dark_on_light=False, mode="L") -> Image.Image:
+    a = np.zeros(size[::-1], np.uint8)
+    h, w = a.shape
+    a[h // 5: 4 * h // 5, w // 2 - max(1, w // 14): w // 2 + max(1, w // 14)] = 255  # a "1"
+    if dark_on_light:
+        a = 255 - a
+    return Image.fromarray(a, "L").convert(mode)
+
+
+NOISY_JPEG = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128), dtype=np.uint8)), "JPEG")
+
+
+def check_response(r, model="tiny"):
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model"] == model
+    d = body["codes"]["digit"]
+    assert d["type"] == "categorical" and len(d["probabilities"]) == 10
+    assert abs(sum(d["probabilities"]) - 1) < 1e-6 and d["value"] == int(np.argmax(d["probabilities"]))
+    c1 = body["codes"]["c1"]
+    assert c1["type"] == "continuous" and c1["std"] > 0 and -3 <= c1["value"] <= 3
+    assert Image.open(io.BytesIO(base64.b64decode(body["reconstruction"]))).size == (28, 28)
+    return body
+
+
+@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("JPEG", "RGB"), ("WEBP", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
+                                       ("PNG", "RGBA"), ("PNG", "I;16"), ("PNG", "1")])
+def test_formats_and_modes(client, fmt, mode):
+    data = encode(digit(mode=mode), fmt)
+    check_response(client.post("/infer-codes", files={"file": ("x", data, "application/octet-stream")}))
+
+
+def test_model_field_and_odd_sizes(client):
+    data = encode(digit((300, 90)), "PNG")
+    check_response(client.post("/infer-codes", files={"file": ("x.png", data, "image/png")},
+                               data={"model": "tiny-gan"}), model="tiny-gan")
+    check_response(client.post("/infer-codes", files={"file": ("x.png", encode(digit((1, 1)), "PNG"), "image/png")}))
+
+
+def test_json_data_url(client):
+    url = "data:image/png;base64," + base64.b64encode(encode(digit((280, 280)), "PNG")).decode()
+    check_response(client.post("/infer-codes", json={"image": url}))
+    check_response(client.post("/infer-codes", json={"image": url, "model": "tiny-gan"}), model="tiny-gan")
+
+
+def test_dark_on_light_is_inverted_and_canvas_alpha():
+    light = prepare(digit((56, 56)), channels=1, height=28, width=28, light_on_dark=True)
+    paper = prepare(digit((56, 56), dark_on_light=True), channels=1, height=28, width=28, light_on_dark=True)
+    assert np.abs(light - paper).max() < 0.02 and light[0, 0, 0, 0] < 0.05
+    kept = prepare(digit((56, 56), dark_on_light=True), channels=1, height=28, width=28, light_on_dark=False)
+    assert kept[0, 0, 0, 0] > 0.95
+    # dark strokes on a transparent canvas
+    a = np.zeros((56, 56, 4), np.uint8)
+    a[11:44, 24:32] = (0, 0, 0, 255)
+    canvas = prepare(Image.fromarray(a, "RGBA"), channels=1, height=28, width=28, light_on_dark=True)
+    assert np.abs(canvas - light).max() < 0.1
+    # aspect ratio kept: a wide image is padded top and bottom with the ground colour
+    wide = prepare(Image.new("L", (280, 28), 255), channels=1, height=28, width=28, light_on_dark=False)
+    assert wide.shape == (1, 1, 28, 28) and wide.min() > 0.95
+    rgb = prepare(digit((40, 20)), channels=3, height=32, width=32, light_on_dark=False)
+    assert rgb.shape == (1, 3, 32, 32)
+
+
+def test_too_large_upload(client):
+    big = b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 1024 * 1024)
+    r = client.post("/infer-codes", files={"file": ("x.png", big, "image/png")})
+    assert r.status_code == 413 and r.json()["detail"].startswith("file")
+    r = client.post("/infer-codes", json={"image": base64.b64encode(big).decode()})
+    assert r.status_code == 413
+
+
+def test_decompression_bomb(client):
+    bomb = encode(Image.new("L", (5000, 5000)), "PNG")  # ~25 Mpx, a few KiB compressed
+    assert len(bomb) < 100_000
+    r = client.post("/infer-codes", files={"file": ("x.png", bomb, "image/png")})
+    assert r.status_code == 413 and "pixels" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("data, status", [
+    (b"hello, not an image", 415),
+    (b"", 415),
+    (encode(Image.new("L", (8, 8)), "TIFF"), 415),
+    (encode(digit(), "PNG")[:60], 422),
+    (NOISY_JPEG[: len(NOISY_JPEG) // 2], 422),
+])
+def test_bad_files(client, data, status):
+    r = client.post("/infer-codes", files={"file": ("x", data, "image/png")})
+    assert r.status_code == status, r.text
+    assert r.json()["detail"].startswith("file")
+
+
+@pytest.mark.parametrize("kwargs, status, field", [
+    ({"data": {"model": "tiny"}}, 415, "content-type"),
+    ({"files": {"other": ("x.png", b"x", "image/png")}, "data": {"model": "tiny"}}, 422, "file"),
+    ({"files": {"file": ("x.png", encode(digit(), "PNG"), "image/png")}, "data": {"model": "nope"}}, 404, "model"),
+    ({"json": {"image": "data:image/png;base64,@@@"}}, 422, "image"),
+    ({"json": {"image": "data:image/png,abc"}}, 422, "image"),
+    ({"json": {"model": "tiny"}}, 422, "image"),
+    ({"json": {"image": base64.b64encode(b"GIF89a").decode()}}, 422, "image"),
+    ({"json": {"image": base64.b64encode(b"text").decode()}}, 415, "image"),
+    ({"content": b"raw", "headers": {"content-type": "text/plain"}}, 415, "content-type"),
+    ({"content": b"{", "headers": {"content-type": "application/json"}}, 422, "body"),
+])
+def test_request_errors(client, kwargs, status, field):
+    r = client.post("/infer-codes", **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"].startswith(field), r.text
+    assert client.get("/healthz").status_code == 200
