@@ -342,20 +342,34 @@ function onKey(e) {
   }
 }
 
+async function loadModels() {
+  // the service loads its models in the background: 503 (or an empty list) means "not yet"
+  for (let attempt = 0; ; attempt++) {
+    let result = null;
+    try {
+      result = await api.models();
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 503) || attempt >= 60) throw err;
+    }
+    if (result?.body.models?.length) {
+      showLatency(result.ms);
+      return result.body.models;
+    }
+    if (result && attempt >= 10) throw new ApiError("The server has no models loaded (GET /models returned an empty list).");
+    showError("Models are still loading on the server…");
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+}
+
 async function main() {
   wire();
   try {
-    const { body, ms } = await api.models();
-    showLatency(ms);
-    models = body.models ?? [];
+    models = await loadModels();
   } catch (err) {
     showError(err);
     return;
   }
-  if (!models.length) {
-    showError("The server has no models loaded (GET /models returned an empty list).");
-    return;
-  }
+  clearError();
   fillSelect($("model"), models.map((m) => [m.id, m.title ? `${m.title}` : m.id]));
   applyState(parseHash(location.hash), { fromUrl: true });
   document.body.classList.add("ready");

@@ -1,0 +1,118 @@
+"""A real uvicorn server on a free port serving tiny models (plus any exported models in models/), and Chromium.
+
+Skips when /usr/bin/chromium (or playwright) is missing, unless INFOGAN_REQUIRE_BROWSER=1: then it fails.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+DESKTOP = {"width": 1280, "height": 860}
+PHONE = {"width": 360, "height": 780}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn backend.main:app in a subprocess; `stop()` kills it (to test how the page reports a dead server)."""
+
+    def __init__(self, models_dir: Path, log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "MODELS_DIR": str(models_dir), "DEVICE": "cpu", "ORT_THREADS": "1"}
+        self.log = log.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {Path(self.log.name).read_text()}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {timeout}s; log: {Path(self.log.name).read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.log.close()
+
+
+def exported_models() -> list[Path]:
+    """Trained models exported under models/ (used for the screenshots when present)."""
+    root = ROOT / "models"
+    return sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("e2e-models")
+    for folder in [*sorted(tiny_models_dir.iterdir()), *exported_models()]:
+        if folder.is_dir() and not (root / folder.name).exists():
+            (root / folder.name).symlink_to(folder.resolve(), target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def server(e2e_models_dir: Path, tmp_path_factory):
+    srv = Server(e2e_models_dir, tmp_path_factory.mktemp("server") / "uvicorn.log")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    required = os.environ.get("INFOGAN_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            pytest.fail("INFOGAN_REQUIRE_BROWSER=1 but playwright is not installed")
+        pytest.skip("playwright is not installed")
+    if not CHROMIUM.is_file():
+        if required:
+            pytest.fail(f"INFOGAN_REQUIRE_BROWSER=1 but {CHROMIUM} is missing")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport=DESKTOP, base_url=server.url)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"uncaught errors on the page: {errors}"

@@ -1,0 +1,218 @@
+"""The explorer page in Chromium against a real uvicorn server (tiny untrained models 'tiny' and 'tiny-gan')."""
+from __future__ import annotations
+
+import base64
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .conftest import DESKTOP, PHONE, ROOT
+
+pytestmark = pytest.mark.browser
+
+
+def open_page(page, hash_: str) -> None:
+    page.goto(f"/#{hash_}")
+    settle(page)
+
+
+def settle(page) -> None:
+    """Wait until the page has its models and no request is queued or in flight."""
+    page.wait_for_function("() => document.body.classList.contains('ready') && window.explorer.idle()"
+                           " && (document.body.dataset.view !== 'explore' || !!document.getElementById('main-image').src)"
+                           " || !document.getElementById('error').hidden", timeout=15_000)
+    page.wait_for_function("() => window.explorer.idle()", timeout=15_000)
+
+
+def main_src(page) -> str:
+    return page.locator("#main-image").get_attribute("src")
+
+
+def expected_png(server, **payload) -> str:
+    body = httpx.post(f"{server.url}/generate", json=payload, timeout=30).json()
+    return f"data:image/png;base64,{body['images'][0]}"
+
+
+def test_controls_match_spec(page, server):
+    models = httpx.get(f"{server.url}/models").json()["models"]
+    spec = next(m for m in models if m["id"] == "tiny")
+    open_page(page, "model=tiny&seed=3")
+    assert page.locator("#model").input_value() == "tiny"
+    for code in spec["codes"]:
+        if code["type"] == "continuous":
+            slider = page.get_by_role("slider", name=code["name"], exact=True)
+            assert slider.count() == 1
+            assert float(slider.get_attribute("min")) == pytest.approx(code["low"] * 2)
+            assert float(slider.get_attribute("max")) == pytest.approx(code["high"] * 2)
+            if code.get("label"):
+                assert code["label"] in page.locator(f"#{slider.get_attribute('aria-describedby')}").inner_text()
+        else:
+            group = page.get_by_role("group", name=code["name"], exact=True)
+            buttons = group.get_by_role("button")
+            assert buttons.count() == code["categories"]
+            assert buttons.all_inner_texts() == code["labels"]
+            assert group.locator("[aria-pressed=true]").count() == 1
+    assert page.get_by_role("slider").count() == sum(c["type"] == "continuous" for c in spec["codes"])
+    assert page.locator("#main-image").get_attribute("alt").startswith("generated")
+    assert page.locator("#device").inner_text().lower().endswith(spec["device"])
+    assert re.search(r"\d+ ms", page.locator("#latency").inner_text())
+    # the picture is the server's picture for the state in the URL (seed 3, default codes)
+    codes = {c["name"]: 0 if c["type"] == "categorical" else 0.0 for c in spec["codes"]}
+    assert main_src(page) == expected_png(server, model="tiny", n=1, seed=3, codes=codes)
+
+
+def test_drag_slider_changes_image(page, server):
+    open_page(page, "model=tiny&seed=4")
+    before = main_src(page)
+    slider = page.get_by_role("slider", name="c1", exact=True)
+    box = slider.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    for i in range(1, 21):  # a continuous drag to the right end, one step per frame or so
+        page.mouse.move(box["x"] + box["width"] / 2 + i * box["width"] * 0.024, y)
+        page.wait_for_timeout(16)
+    page.mouse.up()
+    settle(page)
+    value = float(slider.input_value())
+    assert value > 1.5
+    assert main_src(page) != before
+    assert f"c.c1={round(value, 3):g}" in page.url
+    # no stale frame: what is on screen is the image for the final value
+    state = page.evaluate("() => window.explorer.state()")
+    assert main_src(page) == expected_png(server, model="tiny", n=1, seed=4, codes=state["codes"])
+    # arrow keys move the focused slider
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    settle(page)
+    assert float(slider.input_value()) == pytest.approx(value - 0.01)
+
+
+def test_category_button_and_keys(page):
+    open_page(page, "model=tiny&seed=5")
+    group = page.get_by_role("group", name="digit", exact=True)
+    before = main_src(page)
+    group.get_by_role("button", name="7", exact=True).click()
+    settle(page)
+    assert group.get_by_role("button", name="7", exact=True).get_attribute("aria-pressed") == "true"
+    assert group.locator("[aria-pressed=true]").count() == 1
+    assert main_src(page) != before
+    page.locator("body").press("2")  # a digit picks the category
+    settle(page)
+    assert group.get_by_role("button", name="2", exact=True).get_attribute("aria-pressed") == "true"
+    seed = page.locator("#seed").input_value()
+    page.locator("body").press("r")  # a new sample
+    settle(page)
+    assert page.locator("#seed").input_value() != seed
+    # back/forward step through the changes
+    page.go_back()
+    settle(page)
+    assert page.locator("#seed").input_value() == seed
+    page.go_back()
+    settle(page)
+    assert group.get_by_role("button", name="7", exact=True).get_attribute("aria-pressed") == "true"
+    page.go_forward()
+    settle(page)
+    assert group.get_by_role("button", name="2", exact=True).get_attribute("aria-pressed") == "true"
+
+
+def test_reloaded_url_reproduces_image(page):
+    open_page(page, "model=tiny&seed=11&c.digit=6&c.c1=-1.25&c.c2=0.5")
+    src, url = main_src(page), page.url
+    page.reload()
+    settle(page)
+    assert page.url == url
+    assert main_src(page) == src
+    # a fresh tab from the link alone
+    other = page.context.new_page()
+    other.goto(url)
+    settle(other)
+    assert main_src(other) == src
+    assert float(other.get_by_role("slider", name="c1", exact=True).input_value()) == pytest.approx(-1.25)
+    other.close()
+
+
+def test_upload_sets_inferred_category(page, server, tmp_path):
+    digit = httpx.post(f"{server.url}/generate", json={"model": "tiny", "seed": 21, "codes": {"digit": 4}}).json()
+    png = tmp_path / "digit.png"
+    png.write_bytes(base64.b64decode(digit["images"][0]))
+    with png.open("rb") as f:
+        inferred = httpx.post(f"{server.url}/infer-codes", files={"file": ("digit.png", f, "image/png")},
+                              data={"model": "tiny"}).json()
+    expected = inferred["codes"]["digit"]["value"]
+    open_page(page, f"model=tiny&seed=2&view=infer&c.digit={(expected + 1) % 10}")
+    page.locator("#file").set_input_files(str(png))
+    page.wait_for_selector("#infer-result:not([hidden])")
+    settle(page)
+    group = page.get_by_role("group", name="digit", exact=True)
+    assert group.locator("[aria-pressed=true]").inner_text() == str(expected)
+    assert f"c.digit={expected}" in page.url
+    assert page.locator("#infer-recon").get_attribute("src").startswith("data:image/png;base64,")
+    c1 = inferred["codes"]["c1"]["value"]
+    assert float(page.get_by_role("slider", name="c1", exact=True).input_value()) == pytest.approx(
+        max(-2, min(2, c1)), abs=0.01)
+    assert page.locator(".probs .prob").count() == 10
+
+
+def test_traversal_grid_and_side_by_side(page):
+    traversals = []
+    page.on("request", lambda r: traversals.append(r) if r.url.endswith("/traverse") else None)
+    open_page(page, "model=tiny&seed=8&view=traverse&grid=digit&rows=3")
+    assert len(traversals) == 1  # the whole grid in one request
+    assert page.locator("#grid img").count() == 3 * 10
+    assert page.locator("#grid .grid-head").all_inner_texts() == [str(i) for i in range(10)]
+    page.get_by_label("sweep code").select_option("c2")
+    settle(page)
+    assert page.locator("#grid img").count() == 3 * 7
+    assert page.locator("#grid .grid-head").first.inner_text() == "-2.00"
+
+    page.get_by_role("tab", name="Side by side").click()
+    settle(page)
+    assert page.get_by_label("compare with").input_value() == "tiny-gan"
+    a, b = page.locator("#compare-a").get_attribute("src"), page.locator("#compare-b").get_attribute("src")
+    assert a and b and a != b  # same seed and codes, different generators
+    assert "view=compare" in page.url and "vs=tiny-gan" in page.url
+
+
+def test_server_errors_are_shown_as_text(page, server):
+    open_page(page, "model=no-such-model&seed=1")
+    alert = page.get_by_role("alert")
+    assert alert.is_visible()
+    assert "no-such-model" in alert.inner_text()
+    assert "404" in alert.inner_text() or "unknown" in alert.inner_text().lower()
+    # a server that stops answering: the page says so in words
+    open_page(page, "model=tiny&seed=1")
+    assert page.get_by_role("alert").is_hidden()
+    page.route("**/generate", lambda route: route.abort("connectionrefused"))
+    page.get_by_role("group", name="digit", exact=True).get_by_role("button", name="3", exact=True).click()
+    page.wait_for_function("() => !document.getElementById('error').hidden")
+    assert "Cannot reach the server" in alert.inner_text()
+    # and recovers once it answers again
+    page.unroute("**/generate")
+    page.get_by_role("group", name="digit", exact=True).get_by_role("button", name="4", exact=True).click()
+    settle(page)
+    assert page.get_by_role("alert").is_hidden()
+    assert not page.locator("figure.failed").count()
+
+
+def test_screenshots(page, browser, server):
+    """docs/screenshot.png (desktop) and docs/screenshot-phone.png (360 px wide)."""
+    models = [m["id"] for m in httpx.get(f"{server.url}/models").json()["models"]]
+    model = "mnist" if "mnist" in models else "tiny"
+    hash_ = f"model={model}&seed=7&c.digit=3&c.c1=0.6&c.c2=-0.4"
+    open_page(page, hash_)
+    page.wait_for_function("() => document.querySelectorAll('#gallery img').length > 0")
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    page.screenshot(path=str(docs / "screenshot.png"))
+    phone = browser.new_context(viewport=PHONE, base_url=server.url, device_scale_factor=2, is_mobile=True, has_touch=True)
+    ppage = phone.new_page()
+    ppage.goto(f"/#{hash_}")
+    settle(ppage)
+    # nothing wider than the screen
+    assert ppage.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
+    ppage.screenshot(path=str(docs / "screenshot-phone.png"), full_page=True)
+    phone.close()
+    assert (docs / "screenshot.png").stat().st_size > 10_000
