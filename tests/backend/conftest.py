@@ -22,7 +22,8 @@ def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
 
 
 def make_client(models_dir: Path, **overrides) -> TestClient:
-    settings = Settings(models_dir=models_dir, device="cpu", ort_threads=1, **overrides)
+    overrides = {"device": "cpu", "ort_threads": 1, **overrides}
+    settings = Settings(models_dir=models_dir, **overrides)
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
 

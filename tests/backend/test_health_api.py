@@ -1,0 +1,52 @@
+"""Health, readiness, metrics, the page and the benchmark floor."""
+from conftest import make_client, wait_ready
+
+
+def test_healthz_readyz(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    r = client.get("/readyz")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ready" and body["provider"] == "CPUExecutionProvider" and body["device"] == "cpu"
+    assert body["models"] == ["tiny", "tiny-gan"] and body["errors"] == {}
+
+
+def test_readyz_503_without_models(tmp_path):
+    with make_client(tmp_path / "empty") as c:
+        wait_ready(c)
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["status"] == "no models"
+        assert c.get("/models").json() == {"models": []}
+        assert c.post("/generate", json={}).status_code == 404
+
+
+def test_metrics(client):
+    client.post("/generate", json={"n": 3})
+    client.get("/models/nope")
+    text = client.get("/metrics").text
+    assert 'infogan_http_requests_total{method="POST",route="/generate",status="200"}' in text
+    assert 'route="/models/{model_id}",status="404"' in text
+    assert "infogan_http_request_seconds_bucket" in text
+    assert 'infogan_inference_seconds_count{model="tiny",network="generator"}' in text
+    assert 'infogan_generator_batch_rows_bucket{le="4.0",model="tiny"}' in text
+
+
+def test_page_and_static(client, tmp_path, tiny_models_dir):
+    # the real page when frontend/ has one, else the placeholder; both are HTML
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = tmp_path / "frontend"
+    with make_client(tiny_models_dir, frontend_dir=page) as c:
+        wait_ready(c)
+        assert "missing" in c.get("/").text
+        assert c.get("/static/app.js").status_code == 404
+        (page / "static").mkdir(parents=True)
+        (page / "static" / "app.js").write_text("export {};")
+        (page / "index.html").write_text("{{ models|length }} models: {{ models[0].id }}; {{ static }}")
+        assert c.get("/").text == "2 models: tiny; /static"
+        assert c.get("/static/app.js").text == "export {};"
+
+
+def test_floor_route(client):
+    body = client.get("/_floor").json()
+    assert len(body["images"]) == 1 and len(body["z"][0]) == 62

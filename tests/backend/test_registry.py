@@ -1,0 +1,63 @@
+"""Model folder verification, device selection and start-up with broken folders."""
+import json
+import shutil
+
+import pytest
+
+from backend.core.registry import DeviceError, resolve_device
+from conftest import make_client, wait_ready
+
+
+def copy_model(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_broken_folders_reported_others_served(tmp_path, tiny_models_dir):
+    root = tmp_path / "models"
+    root.mkdir()
+    copy_model(tiny_models_dir / "tiny", root / "a-good")
+    bad_sha = copy_model(tiny_models_dir / "tiny", root / "b-bad-sha")
+    with open(bad_sha / "generator.onnx", "ab") as f:
+        f.write(b"\0")
+    (copy_model(tiny_models_dir / "tiny", root / "c-bad-manifest") / "manifest.json").write_text("{not json")
+    spec_changed = copy_model(tiny_models_dir / "tiny", root / "d-spec-mismatch")
+    m = json.loads((spec_changed / "manifest.json").read_text())
+    m["id"] = "other"
+    m["spec"]["codes"][1]["label"] = "width"
+    (spec_changed / "manifest.json").write_text(json.dumps(m))
+    (copy_model(tiny_models_dir / "tiny", root / "e-missing") / "recognizer.onnx").unlink()
+    no_format = copy_model(tiny_models_dir / "tiny", root / "f-no-format")
+    m = json.loads((no_format / "manifest.json").read_text())
+    del m["format"]
+    (no_format / "manifest.json").write_text(json.dumps(m))
+    copy_model(tiny_models_dir / "tiny", root / "g-duplicate-id")
+
+    with make_client(root) as c:
+        wait_ready(c)
+        ready = c.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["models"] == ["tiny"]
+        errors = ready["errors"]
+        assert set(errors) == {"b-bad-sha", "c-bad-manifest", "d-spec-mismatch", "e-missing", "f-no-format",
+                               "g-duplicate-id"}
+        assert "generator.onnx" in errors["b-bad-sha"] and "sha256" in errors["b-bad-sha"]
+        assert "manifest.json" in errors["c-bad-manifest"]
+        assert "generator.onnx" in errors["d-spec-mismatch"] and "spec" in errors["d-spec-mismatch"]
+        assert "recognizer.onnx is missing" in errors["e-missing"]
+        assert "infogan-model" in errors["f-no-format"]
+        assert "already served" in errors["g-duplicate-id"]
+        assert [m["id"] for m in c.get("/models").json()["models"]] == ["tiny"]
+        assert c.post("/generate", json={"n": 2}).status_code == 200
+
+
+def test_device_selection(tiny_models_dir):
+    probe = tiny_models_dir / "tiny" / "generator.onnx"
+    assert resolve_device("cpu", probe, 1) == "cpu"
+    auto = resolve_device("auto", probe, 1)
+    assert auto in ("cpu", "cuda")
+    if auto == "cpu":  # no usable GPU here: DEVICE=cuda must fail fast, at start-up
+        with pytest.raises(DeviceError, match="DEVICE=cuda"):
+            resolve_device("cuda", probe, 1)
+        with pytest.raises(DeviceError):
+            with make_client(tiny_models_dir, device="cuda"):
+                pass
