@@ -77,6 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
+        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): a malformed field, like bad JSON
+            return JSONResponse({"detail": f"body: {exc.detail}"}, status_code=422)
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(SpecError)

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from .core.latent import EXTRAPOLATION
 
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
-Seed = Annotated[int, Field(ge=0, le=2**63 - 1, description="seed of the prior draw; returned so a result can be repeated")]
+# at most 2**53 - 1 so JavaScript numbers hold every seed exactly
+Seed = Annotated[int, Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated")]
 # checked against the model's spec in core/latent.py (bools and strings are refused there, by field name)
 CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
 CodeValues = Annotated[dict[str, CodeValue], Field(

@@ -1,10 +1,8 @@
 """The service as a process: no torch import, and a real uvicorn server over a socket."""
 import base64
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -24,38 +22,13 @@ def test_backend_imports_no_torch(tiny_models_dir):
     assert r.returncode == 0, r.stderr[-2000:]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_real_uvicorn_server(tiny_models_dir):
-    port = free_port()
-    env = {**os.environ, "MODELS_DIR": str(tiny_models_dir), "DEVICE": "auto", "ORT_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.1)
-        with httpx.Client(base_url=base) as c:
-            assert c.get("/healthz").json() == {"status": "ok"}
-            gen = c.post("/generate", json={"n": 2, "seed": 1, "codes": {"digit": 3}}).json()
-            assert len(gen["images"]) == 2
-            png = base64.b64decode(gen["images"][0])
-            r = c.post("/infer-codes", files={"file": ("d.png", png, "image/png")})
-            assert r.status_code == 200 and set(r.json()["codes"]) == {"digit", "c1", "c2"}
-            assert c.post("/generate", json={"n": 0}).status_code == 422
-            assert "infogan_http_requests_total" in c.get("/metrics").text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+def test_real_uvicorn_server(server):
+    with httpx.Client(base_url=server) as c:
+        assert c.get("/healthz").json() == {"status": "ok"}
+        gen = c.post("/generate", json={"n": 2, "seed": 1, "codes": {"digit": 3}}).json()
+        assert len(gen["images"]) == 2
+        png = base64.b64decode(gen["images"][0])
+        r = c.post("/infer-codes", files={"file": ("d.png", png, "image/png")})
+        assert r.status_code == 200 and set(r.json()["codes"]) == {"digit", "c1", "c2"}
+        assert c.post("/generate", json={"n": 0}).status_code == 422
+        assert "infogan_http_requests_total" in c.get("/metrics").text
