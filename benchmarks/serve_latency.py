@@ -1,0 +1,166 @@
+"""Serving latency and throughput of backend/, each as a ratio to a limit measured in the same run.
+
+  python benchmarks/serve_latency.py [--models-dir models] [--model ID] [--url http://127.0.0.1:8000]
+
+Without --url it starts `uvicorn backend.main:app` on a free port (twice: micro-batching on, then off with
+BATCH_WAIT_MS=0). Limits: raw ONNX Runtime on the model's generator.onnx in this process, and the HTTP floor
+(GET /_floor: the same server answering a fixed PNG of the same size through the same stack, no model run).
+Targets: p50 <= floor + raw + 2 ms; one-image throughput under 32 clients >= 50 % of the floor's;
+n=64 throughput >= 60 % of raw batched ONNX Runtime.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import onnxruntime as ort
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._server import first_model, server  # noqa: E402
+
+
+def pct(xs: list[float], q: float) -> float:
+    return float(np.percentile(xs, q)) * 1000  # ms
+
+
+def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(folder / "generator.onnx"), so, providers=["CPUExecutionProvider"])
+    width = sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
+    rng = np.random.default_rng(0)
+
+    def feed(n):
+        return {"z": rng.uniform(-1, 1, (n, spec["noise"]["dim"])).astype(np.float32),
+                "c": rng.uniform(0, 1, (n, width)).astype(np.float32)}
+
+    for _ in range(10):
+        sess.run(None, feed(1))
+    one = []
+    end = time.perf_counter() + seconds / 2
+    while time.perf_counter() < end or len(one) < 50:
+        f = feed(1)
+        t = time.perf_counter()
+        sess.run(None, f)
+        one.append(time.perf_counter() - t)
+    n64, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds / 2 or n64 < 5:
+        sess.run(None, feed(64))
+        n64 += 1
+    return {"p50": pct(one, 50), "p99": pct(one, 99), "batch64_ips": n64 * 64 / (time.perf_counter() - t0)}
+
+
+def sequential(client: httpx.Client, method: str, path: str, body: dict | None, count: int) -> list[float]:
+    times = []
+    for i in range(count + 20):
+        t = time.perf_counter()
+        r = client.request(method, path, json=body)
+        dt = time.perf_counter() - t
+        r.raise_for_status()
+        if i >= 20:  # warm-up
+            times.append(dt)
+    return times
+
+
+async def concurrent(base: str, method: str, path: str, body: dict | None, clients: int, seconds: float,
+                     images_per_request: int = 1) -> float:
+    """images/second from `clients` concurrent keep-alive connections for `seconds`."""
+    done = 0
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+        stop = time.perf_counter() + seconds
+
+        async def worker():
+            nonlocal done
+            while time.perf_counter() < stop:
+                r = await client.request(method, path, json=body)
+                r.raise_for_status()
+                done += images_per_request
+
+        await asyncio.gather(*(worker() for _ in range(min(clients, 4))))  # warm the connections
+        done, stop = 0, time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return done / (time.perf_counter() - t0)
+
+
+def measure(base: str, model: str, args) -> dict:
+    one = {"model": model, "n": 1}
+    with httpx.Client(base_url=base, timeout=60) as c:
+        gen = sequential(c, "POST", "/generate", one, args.requests)
+        floor = sequential(c, "GET", "/_floor", None, args.requests)
+        t = time.perf_counter()
+        k = 0
+        while time.perf_counter() - t < args.seconds or k < 5:
+            c.post("/generate", json={"model": model, "n": 64}).raise_for_status()
+            k += 1
+        n64_ips = k * 64 / (time.perf_counter() - t)
+    conc_gen = asyncio.run(concurrent(base, "POST", "/generate", one, args.clients, args.seconds))
+    conc_floor = asyncio.run(concurrent(base, "GET", "/_floor", None, args.clients, args.seconds))
+    return {"gen_p50": pct(gen, 50), "gen_p99": pct(gen, 99), "floor_p50": pct(floor, 50), "floor_p99": pct(floor, 99),
+            "n64_ips": n64_ips, "conc_gen_ips": conc_gen, "conc_floor_ips": conc_floor}
+
+
+def report(label: str, m: dict, raw: dict) -> None:
+    lim50 = m["floor_p50"] + raw["p50"]
+    lim99 = m["floor_p99"] + raw["p99"]
+    print(f"[{label}]")
+    print(f"  /generate n=1 sequential p50 {m['gen_p50']:.2f} ms; limit floor {m['floor_p50']:.2f} + raw {raw['p50']:.2f}"
+          f" = {lim50:.2f} ms; ratio {m['gen_p50'] / lim50:.2f}; over limit by {m['gen_p50'] - lim50:+.2f} ms "
+          f"(target <= +2 ms: {'PASS' if m['gen_p50'] <= lim50 + 2 else 'FAIL'})")
+    print(f"  /generate n=1 sequential p99 {m['gen_p99']:.2f} ms; limit floor {m['floor_p99']:.2f} + raw {raw['p99']:.2f}"
+          f" = {lim99:.2f} ms; ratio {m['gen_p99'] / lim99:.2f}")
+    r1 = m["conc_gen_ips"] / m["conc_floor_ips"]
+    print(f"  n=1, {args.clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; HTTP floor {m['conc_floor_ips']:.0f} req/s;"
+          f" ratio {r1:.2f} (target >= 0.50: {'PASS' if r1 >= 0.5 else 'FAIL'})")
+    r64 = m["n64_ips"] / raw["batch64_ips"]
+    print(f"  n=64 sequential: {m['n64_ips']:.0f} img/s; raw batched ONNX Runtime {raw['batch64_ips']:.0f} img/s;"
+          f" ratio {r64:.2f} (target >= 0.60: {'PASS' if r64 >= 0.6 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models-dir", default="models")
+    ap.add_argument("--model", help="model id (default: the first model)")
+    ap.add_argument("--url", help="benchmark this running server instead of starting one (no on/off comparison)")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("ORT_THREADS") or 0) or os.cpu_count())
+    ap.add_argument("--requests", type=int, default=300, help="sequential requests per latency figure")
+    ap.add_argument("--clients", type=int, default=32)
+    ap.add_argument("--seconds", type=float, default=6.0, help="per throughput figure")
+    args = ap.parse_args()
+
+    env = {"ORT_THREADS": str(args.threads), "DEVICE": "cpu"}
+    runs = [("micro-batching on (BATCH_WAIT_MS=2)", {"BATCH_WAIT_MS": "2"}), ("micro-batching off (BATCH_WAIT_MS=0)",
+                                                                             {"BATCH_WAIT_MS": "0"})]
+    results = []
+    raw = None
+    if args.url:
+        info = httpx.get(f"{args.url}/models/{args.model}").json() if args.model else first_model(args.url)
+        folder = Path(args.models_dir) / info["id"]
+        raw = raw_onnx(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
+        results.append(("running server " + args.url, measure(args.url, info["id"], args)))
+    else:
+        for label, extra in runs:
+            with server(args.models_dir, **env, **extra) as (base, _):
+                info = httpx.get(f"{base}/models/{args.model}").json() if args.model else first_model(base)
+                if raw is None:  # measured with the server idle
+                    raw = raw_onnx(Path(args.models_dir) / info["id"], args.threads,
+                                   {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
+                results.append((label, measure(base, info["id"], args)))
+    print(f"model {info['id']} ({info['image']['channels']}x{info['image']['height']}x{info['image']['width']}), "
+          f"ORT threads {args.threads}, {os.cpu_count()} cores; raw ONNX Runtime n=1 p50 {raw['p50']:.3f} ms, "
+          f"p99 {raw['p99']:.3f} ms, n=64 {raw['batch64_ips']:.0f} img/s")
+    for label, m in results:
+        report(label, m, raw)
+    if len(results) == 2:
+        on, off = results[0][1], results[1][1]
+        print(f"micro-batching: 32-client n=1 throughput {on['conc_gen_ips']:.0f} img/s on vs {off['conc_gen_ips']:.0f} "
+              f"off (x{on['conc_gen_ips'] / off['conc_gen_ips']:.2f})")
