@@ -22,6 +22,7 @@ class DataConfig:
     name: str = "mnist"        # mnist | fashion-mnist | svhn | celeba | folder
     dir: str | None = None     # where the files are (downloaded there if missing and allowed)
     download: bool = True
+    verify: bool = True        # check MD5 sums of IDX content (tests turn it off for generated fixture files)
     resolution: int = 28       # used by svhn/celeba/folder; MNIST-like sets are 28x28
     channels: int = 1
 

@@ -239,10 +239,10 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
 
 
 def load_dataset(name: str, root: str | Path | None = None, split: str = "train", *, resolution: int = 28,
-                 channels: int = 1, allow_download: bool = True) -> ImageSet:
+                 channels: int = 1, allow_download: bool = True, verify: bool = True) -> ImageSet:
     """Dispatch on the data set name (the config's ``data.name``)."""
     if name in IDX_SETS:
-        return load_idx_set(name, root, split, allow_download)
+        return load_idx_set(name, root, split, allow_download, verify)
     if name == "svhn":
         return load_svhn(root, split, allow_download)
     if name in ("celeba", "folder"):

@@ -196,12 +196,13 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
     cfg = ck["config"]
     dc = cfg["data"]
     data_dir = data_dir or dc.get("dir")
-    train = load_dataset(dc["name"], data_dir, "train", resolution=dc["resolution"], channels=dc["channels"], allow_download=False)
+    kw = dict(resolution=dc["resolution"], channels=dc["channels"], allow_download=False, verify=dc.get("verify", True))
+    train = load_dataset(dc["name"], data_dir, "train", **kw)
     real = train.as_float()
     recalibrate_batchnorm(D, real[:10000])
     if evaluation is None:
         try:
-            test = load_dataset(dc["name"], data_dir, "test", resolution=dc["resolution"], channels=dc["channels"], allow_download=False)
+            test = load_dataset(dc["name"], data_dir, "test", **kw)
             evaluation = evaluate(G, D, test.as_float(), test.labels, test.classes)
         except Exception:  # data sets without a labelled test split
             evaluation = evaluate(G, D, real[:10000], None)

@@ -105,7 +105,8 @@ class Trainer:
 
         self.spec = cfg.spec
         dc = cfg.data
-        train = load_dataset(dc.name, dc.dir, "train", resolution=dc.resolution, channels=dc.channels, allow_download=dc.download)
+        train = load_dataset(dc.name, dc.dir, "train", resolution=dc.resolution, channels=dc.channels,
+                             allow_download=dc.download, verify=dc.verify)
         self.channels, res_h, res_w = train.shape
         if res_h != res_w:
             raise TrainingError(f"{dc.name}: images must be square, got {res_h}x{res_w}")
@@ -117,7 +118,7 @@ class Trainer:
         if self.rank == 0 and train.labels is not None and cfg.train.eval_every_epoch:
             try:
                 test = load_dataset(dc.name, dc.dir, "test", resolution=dc.resolution, channels=dc.channels,
-                                    allow_download=dc.download)
+                                    allow_download=dc.download, verify=dc.verify)
                 self.test = (test.as_float().to(self.device), test.labels)
             except Exception as e:  # evaluation is a bonus; never stop training for it
                 print(f"no per-epoch evaluation: {e}", flush=True)
