@@ -91,7 +91,7 @@ def main() -> None:
                 page.wait_for_function("() => document.body.classList.contains('ready') && window.explorer.idle()"
                                        " && !!document.getElementById('main-image').src", timeout=30_000)
                 info = page.evaluate("() => window.explorer.state()")
-                device = page.locator("#device").inner_text()
+                device = page.locator("#device").inner_text().removeprefix("device ").strip()
                 # warm up (first ONNX runs, image decoder), then measure a fresh drag
                 drag(page, args.code, 0.5, args.step_ms)
                 page.wait_for_function("() => window.explorer.idle()")

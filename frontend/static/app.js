@@ -149,7 +149,8 @@ function renderGrid(body) {
   const grid = $("grid");
   grid.style.setProperty("--cols", String(body.cols));
   grid.replaceChildren(...head, ...cells);
-  $("grid-note").textContent = `Rows: ${body.rows} samples (seed ${body.seed}). Columns: ${body.code} from ${Number(body.values[0]).toFixed(2)} to ${Number(body.values.at(-1)).toFixed(2)}.`;
+  const sweep = code?.type === "categorical" ? `every ${body.code} category` : `${body.code} from ${head[0].textContent} to ${head.at(-1).textContent}`;
+  $("grid-note").textContent = `Rows: ${body.rows} samples (seed ${body.seed}). Columns: ${sweep}.`;
 }
 
 /** Ask for whatever the current view shows; phase "commit" also refreshes the slower extras. */
@@ -248,10 +249,19 @@ function applyState(next, { fromUrl = false } = {}) {
 }
 
 function modelMeta(model) {
-  const metrics = Object.entries(model.metrics ?? {}).flatMap(([k, v]) =>
-    typeof v === "object" && v !== null ? Object.entries(v).map(([kk, vv]) => `${k} ${kk} ${fmtMetric(vv)}`) : [`${k} ${fmtMetric(v)}`]);
+  // headline metrics only (accuracy, NMI, FID …): numeric leaves of the manifest's metrics, two levels deep
+  const leaves = [];
+  const walk = (obj, path) => {
+    for (const [key, value] of Object.entries(obj ?? {})) {
+      if (typeof value === "number") leaves.push([[...path, key], value]);
+      else if (value && typeof value === "object" && !Array.isArray(value) && path.length < 2) walk(value, [...path, key]);
+    }
+  };
+  walk(model.metrics, []);
+  const headline = leaves.filter(([path]) => /^(accuracy|nmi|fid|is)$/i.test(path.at(-1)))
+    .slice(0, 3).map(([path, v]) => `${path.join(" ")} ${fmtMetric(v)}`);
   return [`${model.dataset}`, `${model.image.width}×${model.image.height}×${model.image.channels}`,
-    `noise ${model.noise.dim} (${model.noise.distribution})`, ...metrics.slice(0, 3)].join(" · ");
+    `noise ${model.noise.dim} (${model.noise.distribution})`, ...headline].join(" · ");
 }
 const fmtMetric = (v) => (typeof v === "number" ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : String(v));
 

@@ -64,8 +64,8 @@ class Server:
 
 
 def exported_models() -> list[Path]:
-    """Trained models exported under models/ (used for the screenshots when present)."""
-    root = ROOT / "models"
+    """Exported models in $MODELS_DIR or models/ (served beside the tiny ones; the screenshots use 'mnist')."""
+    root = Path(os.environ.get("MODELS_DIR") or ROOT / "models")
     return sorted(p for p in root.glob("*") if (p / "manifest.json").is_file()) if root.is_dir() else []
 
 
