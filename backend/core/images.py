@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
 import warnings
+import zlib
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -19,14 +21,24 @@ class UploadError(ValueError):
         self.status, self.detail = status, detail
 
 
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
 def png_base64(image: np.ndarray) -> str:
-    """(C, H, W) float in [0, 1] -> base64 PNG (grey for C=1, RGB for C=3)."""
+    """(C, H, W) float in [0, 1] -> base64 PNG (8-bit grey for C=1, RGB for C=3).
+
+    Written directly (filter 0 rows, zlib level 1) rather than through PIL: ~2.5x faster for these tiny images,
+    and n=64 responses encode 64 of them."""
     arr = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
-    arr = arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)
-    buf = io.BytesIO()
-    # compress_level 1: these images are tiny and encoding time is on every request's latency
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    c, h, w = arr.shape
+    rows = np.zeros((h, 1 + w * c), np.uint8)  # leading 0 per row: PNG filter type "None"
+    rows[:, 1:] = (arr[0] if c == 1 else arr.transpose(1, 2, 0)).reshape(h, -1)
+    png = (b"\x89PNG\r\n\x1a\n"
+           + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
+           + _chunk(b"IDAT", zlib.compress(rows.tobytes(), 1))
+           + _chunk(b"IEND", b""))
+    return base64.b64encode(png).decode("ascii")
 
 
 def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image.Image:
