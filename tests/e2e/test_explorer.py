@@ -212,6 +212,10 @@ def test_screenshots(page, browser, server):
     ppage.goto(f"/#{hash_}")
     settle(ppage)
     # nothing wider than the screen
+    wide = ppage.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter((e) => !e.closest('.gallery') && e.getBoundingClientRect().right > window.innerWidth + 0.5)
+        .map((e) => `${e.tagName}#${e.id}.${e.className} ${Math.round(e.getBoundingClientRect().right)}`)""")
+    assert not wide, f"wider than a {PHONE['width']} px screen: {wide}"
     assert ppage.evaluate("() => document.documentElement.scrollWidth") <= PHONE["width"]
     ppage.screenshot(path=str(docs / "screenshot-phone.png"), full_page=True)
     phone.close()
