@@ -86,12 +86,18 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
     if ctype == "multipart/form-data":
         request._body = body  # starlette re-reads the cached body when parsing the form
         try:
-            form = await request.form(max_files=1, max_fields=4)
+            form = await request.form(max_files=2, max_fields=8)
         except HTTPException:
             raise
         except Exception as exc:  # noqa: BLE001 - malformed multipart framing
             raise HTTPException(422, f"body: malformed multipart form ({exc})") from None
         try:
+            unknown = sorted(set(form.keys()) - {"file", "model"})
+            if unknown:
+                raise HTTPException(422, f"{unknown[0]}: unknown form field; expected 'file' and optional 'model'")
+            for name in ("file", "model"):
+                if len(form.getlist(name)) > 1:
+                    raise HTTPException(422, f"{name}: given more than once")
             file, model = form.get("file"), form.get("model")
             if file is None or isinstance(file, str):
                 raise HTTPException(422, "file: an image file is required")

@@ -108,7 +108,8 @@ def test_bad_files(client, data, status):
 
 @pytest.mark.parametrize("kwargs, status, field", [
     ({"data": {"model": "tiny"}}, 415, "content-type"),
-    ({"files": {"other": ("x.png", b"x", "image/png")}, "data": {"model": "tiny"}}, 422, "file"),
+    ({"files": {"other": ("x.png", b"x", "image/png")}, "data": {"model": "tiny"}}, 422, "other"),
+    ({"files": {"model": (None, "tiny")}}, 422, "file"),
     ({"files": {"file": ("x.png", encode(digit(), "PNG"), "image/png")}, "data": {"model": "nope"}}, 404, "model"),
     ({"json": {"image": "data:image/png;base64,@@@"}}, 422, "image"),
     ({"json": {"image": "data:image/png,abc"}}, 422, "image"),

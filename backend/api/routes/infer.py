@@ -10,7 +10,7 @@ from ..deps import RegistryDep, SettingsDep, UploadDep, resolve_model
 
 router = APIRouter(tags=["infer"])
 
-_MULTIPART = {"type": "object", "required": ["file"], "properties": {
+_MULTIPART = {"type": "object", "required": ["file"], "additionalProperties": False, "properties": {
     "file": {"type": "string", "format": "binary", "description": "PNG, JPEG, WebP, GIF or BMP, at most 5 MiB"},
     "model": {"type": "string", "description": "a model id (default: the first model)"}}}
 _JSON = InferRequest.model_json_schema()
