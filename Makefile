@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 ORT := $(shell $(PY) -c "import platform; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' else 'cpu')")
 
-.PHONY: install serve test browser bench clean
+.PHONY: install serve test bench bench-serve figures clean
 
 $(BIN)/.installed: requirements/*.txt pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/export_latency.py
+
+bench-serve: install
+	$(BIN)/python benchmarks/serve_latency.py
+	$(BIN)/python benchmarks/browser_latency.py
+
+figures: install
+	$(BIN)/python scripts/make_docs_figures.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

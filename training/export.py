@@ -166,11 +166,12 @@ def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | 
     spec_json = json.dumps(spec_dict)
     img_c = G.body[-2].out_channels if isinstance(G.body[-2], nn.ConvTranspose2d) else None
     z, c = spec.sample(2, torch.Generator().manual_seed(0))
-    gen = _GeneratorONNX(G, torch.tensor(col_perm, dtype=torch.long))
+    # wrappers in eval mode: the exporter restores the wrapper's mode afterwards, which would flip G and D to train
+    gen = _GeneratorONNX(G, torch.tensor(col_perm, dtype=torch.long)).eval()
     with torch.no_grad():
         sample = gen(z, c)
     _onnx_export(gen, (z, c), folder / "generator.onnx", ["z", "c"], ["images"], spec_json, fp16_weights)
-    rec = _RecognizerONNX(D, spec, perms)
+    rec = _RecognizerONNX(D, spec, perms).eval()
     _onnx_export(rec, (sample,), folder / "recognizer.onnx", ["images"], recognizer_output_names(spec), spec_json,
                  fp16_weights)
     _, ch, h, w = sample.shape

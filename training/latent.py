@@ -243,7 +243,7 @@ class LatentSpec:
     def sample(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """Draw (z (N, noise.dim), c (N, c_dim)) from the prior."""
         z = self.noise.sample(n, generator, device)
-        c = self.encode(self.sample_values(n, generator, device)).to(device)
+        c = self.encode(self.sample_values(n, generator, device)).to(device) if self.codes else torch.zeros(n, 0, device=device)
         return z, c
 
     # ---- information loss ---------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training import data
+from training.data import DataError, load_dataset, load_idx_set, parse_idx
+
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "data" / "mnist"
+
+
+def test_parse_idx_rejects_bad_files():
+    with pytest.raises(DataError, match="bad magic"):
+        parse_idx(b"\x01\x02\x08\x01")
+    with pytest.raises(DataError, match="bytes"):
+        parse_idx(b"\x00\x00\x08\x01\x00\x00\x00\x05abc")
+
+
+def test_fixture_idx_files_load_as_uint8_tensors(fake_mnist_dir):
+    s = load_idx_set("mnist", fake_mnist_dir, "train", allow_download=False, verify=False)
+    assert s.images.shape == (512, 1, 28, 28) and s.images.dtype.is_floating_point is False
+    assert s.labels.shape == (512,) and int(s.labels.max()) <= 9
+    assert s.as_float().min() >= -1 and s.as_float().max() <= 1
+
+
+def test_checksum_mismatch_names_the_file(fake_mnist_dir):
+    with pytest.raises(DataError, match="checksum mismatch"):
+        load_idx_set("mnist", fake_mnist_dir, "train", allow_download=False)
+
+
+def test_offline_download_gives_a_clear_error(tmp_path, monkeypatch):
+    def refuse(*a, **k):
+        raise OSError("network unreachable")
+    monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
+    with pytest.raises(DataError, match="offline"):
+        load_idx_set("fashion-mnist", tmp_path / "fm", "test")
+    assert not any((tmp_path / "fm").glob("*.part"))  # nothing half-written left behind
+
+
+def test_downloads_verify_checksums(tmp_path, monkeypatch):
+    """Serve the canonical files from a local 'mirror' (file:// URL) and download them through the real path."""
+    if not SHARED_MNIST.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    monkeypatch.setitem(data.IDX_SETS["mnist"], "mirrors", [SHARED_MNIST.as_uri() + "/"])
+    s = load_idx_set("mnist", tmp_path / "mnist", "test")
+    assert len(s) == 10000 and (tmp_path / "mnist" / "t10k-images-idx3-ubyte.gz").exists()
+
+
+def test_real_mnist_checksums():
+    if not SHARED_MNIST.is_dir():
+        pytest.skip("shared MNIST copy not present")
+    s = load_dataset("mnist", SHARED_MNIST, "test", allow_download=False)
+    assert s.images.shape == (10000, 1, 28, 28)
+    assert np.bincount(s.labels.numpy()).tolist()[0] == 980
+
+
+def test_folder_loader_centre_crops_and_resizes(tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.new("RGB", (40 + 10 * i, 30), (i * 80, 0, 0)).save(tmp_path / f"{i}.png")
+    s = load_dataset("folder", tmp_path, resolution=16, channels=3)
+    assert s.images.shape == (3, 3, 16, 16) and s.labels is None
+    with pytest.raises(DataError, match="not a folder"):
+        load_dataset("folder", tmp_path / "missing-is-not-a-dir")
