@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +192,3 @@ def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[P
 def write_json(obj: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, default=float))
 
-
-def _is_finite(x: float) -> bool:
-    return math.isfinite(x)
