@@ -36,6 +36,17 @@ def save_atomic(obj: Any, path: str | Path) -> None:
         raise
 
 
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete temp files a killed ``save_atomic`` left beside ``path`` (kill -9 mid-write skips its cleanup).
+
+    Call only when no process is writing that checkpoint, i.e. when a run resumes."""
+    path = Path(path)
+    stale = list(path.parent.glob(path.name + ".*.tmp"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def load(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -8,7 +8,6 @@ DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 writes all files.
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import re
@@ -322,6 +321,9 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
         ck_path = resume / "checkpoint.pt" if resume.is_dir() else resume
         state = ckpt_io.load(ck_path)
         run_dir = ck_path.parent
+        if int(os.environ.get("RANK", "0")) == 0:
+            for p in ckpt_io.remove_stale_temps(ck_path):
+                print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
         cfg = Config.from_dict(state["config"])
     elif int(os.environ.get("RANK", "0")) == 0:
         run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")

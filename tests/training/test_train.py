@@ -69,13 +69,22 @@ def test_kill_9_then_resume_finishes(fake_mnist_dir, tmp_path):
     assert ck is not None, "no checkpoint appeared"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    killed_at = ckpt_io.load(ck)["step"]  # the file is whole after kill -9
+    killed_at = ckpt_io.load(ck)["step"]  # the file is whole after kill -9, even one that hit a write
     assert killed_at < 96
-    assert not list(ck.parent.glob("*.tmp"))
     res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(ck.parent), "--no-progress"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load(ck)["step"] == 96  # 6 epochs x 16 steps
+    assert not list(ck.parent.glob("*.tmp"))  # a temp file from a write the kill interrupted is gone after resume
+
+
+def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_path):
+    ck = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=4)
+    torn = ck.parent / (ck.name + ".abc123.tmp")
+    torn.write_bytes(b"half a checkpoint")
+    train(None, resume=ck.parent, progress=False)
+    assert not torn.exists()
+    assert ckpt_io.load(ck)["step"] == 16
 
 
 def test_non_finite_loss_stops_with_a_message(fake_mnist_dir, tmp_path, monkeypatch):
