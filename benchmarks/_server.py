@@ -20,29 +20,60 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def server(models_dir: str | Path, **env: str):
-    """Yields (base URL, pid) once /readyz says 200."""
-    port = free_port()
-    full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), **env}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
-                             str(port), "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=full_env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
+class Server:
+    """`uvicorn backend.main:app` from the repository root in a subprocess on a free port.
+
+    ``log``: file for the server's output (None: inherit this process's); ``env``: settings such as DEVICE or
+    ORT_THREADS. ``stop()`` ends it (the page's tests also use that to see how a dead server is reported)."""
+
+    def __init__(self, models_dir: str | Path, log: Path | None = None, **env: str):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), **env}
+        self.log = log.open("w") if log else None
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(self.port),
+             "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=full_env, stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None)
+
+    def _log_text(self) -> str:
+        return f"; log: {Path(self.log.name).read_text()}" if self.log else ""
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Return once /readyz answers 200; raise with the server's log if it exits or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}{self._log_text()}")
             try:
-                if httpx.get(f"{base}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
                 pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not become ready")
             time.sleep(0.1)
-        yield base, proc.pid
+        raise RuntimeError(f"server not ready after {timeout}s{self._log_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.log:
+            self.log.close()
+
+
+@contextlib.contextmanager
+def server(models_dir: str | Path, *, ready_timeout: float = 120.0, **env: str):
+    """Yields (base URL, pid) once /readyz says 200; stops the server on exit."""
+    srv = Server(models_dir, **env)
+    try:
+        srv.wait_ready(ready_timeout)
+        yield srv.url, srv.proc.pid
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        srv.stop()
 
 
 def rss_mib(pid: int) -> float:

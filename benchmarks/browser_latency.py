@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, Server  # noqa: E402
+from benchmarks._server import Server  # noqa: E402
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP  # noqa: E402
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -80,7 +81,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder, kind = models_dir(args.models_dir, Path(tmp) / "models")
         folder.mkdir(exist_ok=True)
-        server = Server(folder, Path(tmp) / "uvicorn.log")
+        server = Server(folder, Path(tmp) / "uvicorn.log", DEVICE="cpu", ORT_THREADS="1")
         try:
             server.wait_ready()
             with sync_playwright() as p:

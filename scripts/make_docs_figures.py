@@ -12,40 +12,27 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from training.evaluate import figure_latents  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
+from training.latent import LatentSpec  # noqa: E402
 from training.report import plot_info_curves  # noqa: E402
 
 
-def traversal(model: str, code: str, out: Path, rows: int = 10, cols: int = 9, seed: int = 0) -> None:
+def traversal(model: str, code: str, out: Path) -> None:
+    """Render ``figure_latents`` (the same panels ``infogan evaluate`` draws) with the exported generator."""
     import onnxruntime as ort
     import torch
 
-    manifest = json.loads((ROOT / "models" / model / "manifest.json").read_text())
-    spec = manifest["spec"]
-    sess = ort.InferenceSession(str(ROOT / "models" / model / "generator.onnx"), providers=["CPUExecutionProvider"])
-    rng = np.random.default_rng(seed)
-    cat = next(c for c in spec["codes"] if c["type"] == "categorical")
-    target = next(c for c in spec["codes"] if c["name"] == code)
-    sweep = np.arange(target["categories"]) if target["type"] == "categorical" else np.linspace(-2, 2, cols)
-    cols = len(sweep)
-    zs, cs = [], []
-    for r in range(rows):
-        z = rng.uniform(-1, 1, spec["noise"]["dim"]) if spec["noise"]["distribution"] == "uniform" else rng.normal(size=spec["noise"]["dim"])
-        for v in sweep:
-            parts = []
-            for c in spec["codes"]:
-                if c["type"] == "categorical":
-                    k = int(v) if c["name"] == code else (r % c["categories"] if target["type"] == "continuous" else rng.integers(c["categories"]))
-                    parts.append(np.eye(c["categories"])[k])
-                else:
-                    parts.append([v if c["name"] == code else 0.0])
-            zs.append(z)
-            cs.append(np.concatenate(parts))
-    x = sess.run(None, {"z": np.array(zs, np.float32), "c": np.array(cs, np.float32)})[0]
+    folder = ROOT / "models" / model
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # raw_index is export bookkeeping (the checkpoint's category order), not part of the latent spec
+    spec = LatentSpec.from_dict({"noise": manifest["spec"]["noise"],
+                                 "codes": [{k: v for k, v in c.items() if k != "raw_index"} for c in manifest["spec"]["codes"]]})
+    z, c, rows = figure_latents(spec, code)
+    sess = ort.InferenceSession(str(folder / "generator.onnx"), providers=["CPUExecutionProvider"])
+    x = sess.run(None, {"z": z.numpy(), "c": c.numpy()})[0]
     save_png(grid(torch.from_numpy(x), rows), out, scale=2)
 
 

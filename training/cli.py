@@ -6,7 +6,6 @@ import json
 import os
 import shlex
 import sys
-from pathlib import Path
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

@@ -149,42 +149,33 @@ def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *,
     return z, spec.encode(values)
 
 
-@torch.no_grad()
-def traversal_figure(G: Generator, code_name: str, path: str | Path, *, rows: int = 10, cols: int = 9, seed: int = 0,
-                     fixed: dict[str, float] | None = None, scale: int = 2) -> None:
-    G.eval()
-    z, c = traversal_latents(G.spec, code_name, rows, cols, seed=seed, fixed=fixed)
-    x = G(z, c)
-    save_png(grid(to_unit(x), rows), path, scale=scale)
-
-
-def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[Path]:
-    """Fig. 2-style traversals: (a) the categorical code, one row per noise sample; (c, d) each continuous code
-    from -2 to 2, one row per category value (other continuous codes at 0, noise fixed per row)."""
-    out_dir = Path(out_dir)
-    spec = G.spec
-    paths = []
+def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) a categorical code
+    swept over its categories, one row per noise sample; (c, d) a continuous code from -2 to 2, one row per value of
+    the first categorical code (noise fixed per row). Other continuous codes stay at 0."""
+    code = spec.code(code_name)
     cat = next((c for c in spec.codes if c.kind == "categorical"), None)
-    for code in spec.codes:
+    zero = {c.name: 0.0 for c in spec.codes if c.kind == "continuous" and c.name != code_name}
+    if code.kind == "categorical" or cat is None:
+        rows = 10
+        z, c = traversal_latents(spec, code_name, rows, cols, seed=seed, fixed=zero)
+        return z, c, rows
+    rows = cat.categories
+    parts = [traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**zero, cat.name: float(r)})
+             for r in range(rows)]
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), rows
+
+
+@torch.no_grad()
+def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[Path]:
+    """One Fig. 2-style traversal PNG per code (see ``figure_latents``)."""
+    out_dir = Path(out_dir)
+    G.eval()
+    paths = []
+    for code in G.spec.codes:
+        z, c, rows = figure_latents(G.spec, code.name)
         p = out_dir / f"{prefix}traversal-{code.name}.png"
-        if code.kind == "categorical":
-            traversal_figure(G, code.name, p, rows=10)
-        else:
-            fixed = {c.name: 0.0 for c in spec.codes if c.kind == "continuous" and c.name != code.name}
-            rows = cat.categories if cat else 10
-            # one row per category: fix the categorical code row by row by building the figure per row
-            z_all, c_all = [], []
-            for r in range(rows):
-                f = dict(fixed)
-                if cat:
-                    f[cat.name] = float(r)
-                z, c = traversal_latents(spec, code.name, 1, 9, seed=r, fixed=f)
-                z_all.append(z)
-                c_all.append(c)
-            G.eval()
-            with torch.no_grad():
-                x = G(torch.cat(z_all), torch.cat(c_all))
-            save_png(grid(to_unit(x), rows), p, scale=2)
+        save_png(grid(to_unit(G(z, c)), rows), p, scale=2)
         paths.append(p)
     return paths
 

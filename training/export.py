@@ -164,7 +164,6 @@ def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | 
         codes.append(d)
     spec_dict = {"noise": spec.noise.to_dict(), "codes": codes}
     spec_json = json.dumps(spec_dict)
-    img_c = G.body[-2].out_channels if isinstance(G.body[-2], nn.ConvTranspose2d) else None
     z, c = spec.sample(2, torch.Generator().manual_seed(0))
     # wrappers in eval mode: the exporter restores the wrapper's mode afterwards, which would flip G and D to train
     gen = _GeneratorONNX(G, torch.tensor(col_perm, dtype=torch.long)).eval()
@@ -175,7 +174,6 @@ def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | 
     _onnx_export(rec, (sample,), folder / "recognizer.onnx", ["images"], recognizer_output_names(spec), spec_json,
                  fp16_weights)
     _, ch, h, w = sample.shape
-    assert img_c is None or img_c == ch
     return {"spec": spec_dict, "image": {"channels": ch, "height": h, "width": w},
             "weights": "fp16" if fp16_weights else "fp32"}
 

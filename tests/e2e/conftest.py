@@ -5,13 +5,8 @@ Skips when /usr/bin/chromium (or playwright) is missing, unless INFOGAN_REQUIRE_
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,46 +16,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 780}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn backend.main:app in a subprocess; `stop()` kills it (to test how the page reports a dead server)."""
-
-    def __init__(self, models_dir: Path, log: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MODELS_DIR": str(models_dir), "DEVICE": "cpu", "ORT_THREADS": "1"}
-        self.log = log.open("w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning"], cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}; log: {Path(self.log.name).read_text()}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server not ready after {timeout}s; log: {Path(self.log.name).read_text()}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.log.close()
+from benchmarks._server import Server  # noqa: E402  (one server helper for tests and benchmarks)
 
 
 def exported_models() -> list[Path]:
@@ -80,7 +36,7 @@ def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def server(e2e_models_dir: Path, tmp_path_factory):
-    srv = Server(e2e_models_dir, tmp_path_factory.mktemp("server") / "uvicorn.log")
+    srv = Server(e2e_models_dir, tmp_path_factory.mktemp("server") / "uvicorn.log", DEVICE="cpu", ORT_THREADS="1")
     try:
         srv.wait_ready()
         yield srv

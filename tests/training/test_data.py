@@ -1,5 +1,3 @@
-import gzip
-import os
 from pathlib import Path
 
 import numpy as np
