@@ -18,7 +18,13 @@ from pathlib import Path
 
 def read_epochs(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if any(k.startswith("test_acc") for k in r)]
+    return [r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r]
+
+
+def read_starts(run: Path) -> list[dict]:
+    """The label-free restarts' rows (train.candidates > 1): score, and test accuracy logged for the record."""
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "candidate" in r]
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -73,7 +79,7 @@ def main() -> None:
         key = next(k for k in epochs[-1] if k.startswith("test_acc"))
         lfs_key = key.replace("test_acc", "test_lfs")
         table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key], "label_free": epochs[-1][lfs_key],
-                      "curve": [round(e[key], 4) for e in epochs]})
+                      "curve": [round(e[key], 4) for e in epochs], "starts": read_starts(done[seed])})
     accs = [r["accuracy"] for r in table]
     summary = {"config": args.config, "overrides": args.set, "seeds": table,
                "mean": statistics.mean(accs) if accs else None,

@@ -60,6 +60,10 @@ class TrainConfig:
     channels_last: bool = False
     threads: int = 0              # torch CPU threads; 0 = torch's default
     eval_every_epoch: bool = True # log test-split accuracy at each epoch's end (labelled data sets)
+    # Label-free restarts: train this many differently seeded starts for candidate_steps steps each and keep
+    # the one whose Q best separates *real* images (the label-free score, I(category; x)), then train it on.
+    candidates: int = 1
+    candidate_steps: int = 300
 
 
 @dataclass
@@ -99,6 +103,11 @@ class Config:
             kwargs[key] = value
         cfg = cls(**kwargs)
         cfg.spec  # validate the latent spec now, with its own messages
+        if cfg.train.candidates < 1 or cfg.train.candidate_steps < 1:
+            raise ValueError("train.candidates and train.candidate_steps must be >= 1")
+        if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):
+            raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
+                             "the latent spec has no categorical code")
         if cfg.train.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg

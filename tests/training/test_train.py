@@ -121,3 +121,44 @@ def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
     assert "2 process(es)" in res.stdout
     ck = ckpt_io.load(next(tmp_path.glob("*/checkpoint.pt")))
     assert ck["step"] == 16  # 512 images / global batch 32
+
+
+def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_path, monkeypatch):
+    """With 3 starts the run continues from the one with the highest label-free score, records the choice in its
+    checkpoint, and a resume after the choice does not train the starts again."""
+    scores = iter([0.1, 0.9, 0.4])
+    kept_weights = {}
+
+    def fake_score(self):  # the scores are forced so the test knows which start must win
+        s = next(scores)
+        if s == 0.9:
+            kept_weights.update({k: v.clone() for k, v in self.G.state_dict().items()})
+        return s
+
+    monkeypatch.setattr(Trainer, "label_free_score", fake_score)
+    cfg = tiny_config(fake_mnist_dir, candidates=3, candidate_steps=4)
+    trainer = Trainer(cfg, tmp_path / "run", progress=False, max_steps=4)
+    trainer.run()
+    assert trainer.selection == {"candidates": 3, "steps": 4, "scores": [0.1, 0.9, 0.4], "kept": 1}
+    assert trainer.step == 4
+    for k, v in trainer.G.state_dict().items():  # the second start's weights, not the last trained one's
+        assert torch.equal(v, kept_weights[k]), k
+    ck = ckpt_io.load(tmp_path / "run" / "checkpoint.pt")
+    assert ck["selection"]["kept"] == 1 and ck["step"] == 4
+    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["candidate"] for r in rows if "candidate" in r] == [0, 1, 2]
+
+    monkeypatch.setattr(Trainer, "label_free_score", lambda self: pytest.fail("resume must not restart"))
+    resumed = ckpt_io.load(train(None, resume=tmp_path / "run", progress=False))
+    assert resumed["step"] == 16 and resumed["selection"]["kept"] == 1
+
+
+def test_label_free_score_is_computed_without_labels(fake_mnist_dir, tmp_path):
+    trainer = Trainer(tiny_config(fake_mnist_dir), tmp_path / "run", progress=False)
+    score = trainer.label_free_score()
+    assert 0.0 <= score <= torch.log(torch.tensor(10.0)).item() + 1e-6
+
+
+def test_restarts_need_a_categorical_code():
+    with pytest.raises(ValueError, match="no categorical code"):
+        load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.candidates=2"])
