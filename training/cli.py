@@ -50,7 +50,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
                                data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]),
-                               fp16_weights=args.weights == "fp16")
+                               weights=args.weights)
     print(f"exported {folder}")
     return 0
 
@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--title")
     x.add_argument("--data-dir")
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
-    x.add_argument("--weights", choices=["fp32", "fp16"], default="fp32",
-                   help="store weights as fp16 (half the size; arithmetic stays fp32)")
+    x.add_argument("--weights", choices=["fp32", "fp16", "int8"], default="fp32",
+                   help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
+                        "them; arithmetic stays fp32 and the evaluation runs on the stored weights")
     x.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")

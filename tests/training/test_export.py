@@ -1,4 +1,4 @@
-"""ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 storage."""
+"""ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 and int8 storage."""
 import json
 
 import numpy as np
@@ -7,7 +7,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.export import export_networks, recognizer_output_names, round_to_fp16, sha256_of, write_model_folder
+from training.export import (ExportError, export_networks, int8_grid, recognizer_output_names, round_to_fp16,
+                             round_weights, sha256_of, write_model_folder)
 from training.latent import mnist_spec
 from training.networks import build_networks
 
@@ -24,11 +25,11 @@ def _nets(seed=0):
     return G.eval(), D.eval(), spec
 
 
-@pytest.mark.parametrize("fp16", [False, True])
+@pytest.mark.parametrize("weights", ["fp32", "fp16", "int8"])
 @pytest.mark.parametrize("batch", [1, 64])
-def test_onnx_runtime_matches_pytorch(tmp_path, batch, fp16):
+def test_onnx_runtime_matches_pytorch(tmp_path, batch, weights):
     G, D, spec = _nets()
-    info = export_networks(G, D, spec, tmp_path, fp16_weights=fp16)  # rounds G, D in place when fp16
+    info = export_networks(G, D, spec, tmp_path, weights=weights)  # rounds G, D in place to the stored grid
     gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
     rec = ort.InferenceSession(str(tmp_path / "recognizer.onnx"), providers=["CPUExecutionProvider"])
     z, c = spec.sample(batch, torch.Generator().manual_seed(batch))
@@ -46,15 +47,33 @@ def test_onnx_runtime_matches_pytorch(tmp_path, batch, fp16):
     assert np.abs(outs["c1.mean"] - pred["c1"]["mean"].numpy()).max() <= 1e-4
     assert np.abs(outs["c2.std"] - pred["c2"]["std"].numpy()).max() <= 1e-4
     assert np.abs(outs["d_logit"] - d.numpy()).max() <= 1e-4
-    assert info["weights"] == ("fp16" if fp16 else "fp32")
+    assert info["weights"] == weights
 
 
-def test_fp16_storage_halves_the_files(tmp_path):
+def test_compact_storage_shrinks_the_files(tmp_path):
     G, D, spec = _nets()
-    export_networks(G, D, spec, tmp_path / "a")
-    export_networks(G, D, spec, tmp_path / "b", fp16_weights=True)
-    a, b = (tmp_path / "a/generator.onnx").stat().st_size, (tmp_path / "b/generator.onnx").stat().st_size
-    assert b < 0.6 * a
+    sizes = {}
+    for w in ("fp32", "fp16", "int8"):
+        export_networks(G, D, spec, tmp_path / w, weights=w)
+        sizes[w] = sum((tmp_path / w / f).stat().st_size for f in ("generator.onnx", "recognizer.onnx"))
+    assert sizes["fp16"] < 0.6 * sizes["fp32"]
+    assert sizes["int8"] < 0.7 * sizes["fp16"]  # FC layers dominate even this small net
+    kinds = {i.data_type for i in onnx.load(str(tmp_path / "int8" / "recognizer.onnx")).graph.initializer}
+    assert onnx.TensorProto.INT8 in kinds
+
+
+def test_int8_grid_is_per_row_and_close():
+    w = torch.randn(64, 300) * torch.linspace(0.01, 1.0, 64)[:, None]  # rows of very different ranges
+    q, scale = int8_grid(w)
+    assert q.dtype == torch.int8 and scale.shape == (64, 1) and q.abs().max() == 127
+    err = (q.float() * scale - w).abs().amax(dim=1)
+    assert torch.all(err <= scale[:, 0] / 2 + 1e-7)  # at most half a step of each row's own scale
+
+
+def test_round_weights_rejects_unknown_formats():
+    G, _, _ = _nets()
+    with pytest.raises(ExportError, match="int4"):
+        round_weights(G, "int4")
 
 
 def test_category_map_reorders_the_exported_code(tmp_path):
