@@ -57,6 +57,39 @@ def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
     return {"p50": pct(one, 50), "p99": pct(one, 99), "batch64_ips": n64 * 64 / (time.perf_counter() - t0)}
 
 
+def inference_path(folder: Path, threads: int, spec: dict, seconds: float, clients: int, wait_ms: float) -> float:
+    """Images/s of one-image generate calls from ``clients`` threads through the service's own MicroBatcher and
+    session options, without HTTP: what micro-batching does to the inference path itself (0 ms = off)."""
+    import threading
+
+    from backend.core.batching import MicroBatcher
+    from backend.core.registry import session_options
+
+    sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
+                                providers=["CPUExecutionProvider"])
+    width = sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
+    run = lambda z, c: sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
+    batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
+    done = [0] * clients
+    stop = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        rng = np.random.default_rng(i)
+        while time.perf_counter() < stop:
+            batcher(rng.uniform(-1, 1, (1, spec["noise"]["dim"])).astype(np.float32),
+                    rng.uniform(0, 1, (1, width)).astype(np.float32))
+            done[i] += 1
+
+    t0 = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    batcher.close()
+    return sum(done) / (time.perf_counter() - t0)
+
+
 def sequential(client: httpx.Client, method: str, path: str, body: dict | None, count: int) -> list[float]:
     times = []
     for i in range(count + 20):
@@ -154,6 +187,9 @@ if __name__ == "__main__":
                     raw = raw_onnx(Path(args.models_dir) / info["id"], args.threads,
                                    {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
                 results.append((label, measure(base, info["id"], args)))
+    spec = {"noise": info["noise"], "codes": info["codes"]}
+    path_on = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 2.0)
+    path_off = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 0.0)
     print(f"model {info['id']} ({info['image']['channels']}x{info['image']['height']}x{info['image']['width']}), "
           f"ORT threads {args.threads}, {os.cpu_count()} cores; raw ONNX Runtime n=1 p50 {raw['p50']:.3f} ms, "
           f"p99 {raw['p99']:.3f} ms, n=64 {raw['batch64_ips']:.0f} img/s")
@@ -162,4 +198,6 @@ if __name__ == "__main__":
     if len(results) == 2:
         on, off = results[0][1], results[1][1]
         print(f"micro-batching: 32-client n=1 throughput {on['conc_gen_ips']:.0f} img/s on vs {off['conc_gen_ips']:.0f} "
-              f"off (x{on['conc_gen_ips'] / off['conc_gen_ips']:.2f})")
+              f"off (x{on['conc_gen_ips'] / off['conc_gen_ips']:.2f}) over HTTP")
+    print(f"micro-batching, inference path without HTTP ({args.clients} threads, n=1): {path_on:.0f} img/s on vs "
+          f"{path_off:.0f} off (x{path_on / path_off:.2f})")
