@@ -50,12 +50,17 @@ def main() -> None:
     ap.add_argument("--data-dir")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--out", default=None)
+    ap.add_argument("--summarize-only", action="store_true",
+                    help="train nothing; tabulate the newest run of each seed already under --runs-dir")
     args = ap.parse_args()
 
     runs_root = Path(args.runs_dir)
     procs: list[tuple[int, subprocess.Popen, Path]] = []
     pending = list(args.seeds)
     done: dict[int, Path] = {}
+    if args.summarize_only:
+        done.update({seed: sorted((runs_root / f"seed{seed}").iterdir())[-1] for seed in pending})
+        pending = []
     while pending or procs:
         while pending and len(procs) < args.parallel:
             seed = pending.pop(0)
