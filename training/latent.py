@@ -123,12 +123,17 @@ class Continuous:
     low: float = -1.0
     high: float = 1.0
     label: str | None = None
+    # Fixed sigma of Q's Gaussian (the reference implementation's MNIST codes use fix_std=True, sigma = 1, so the
+    # information term is 0.5 (c - mu)^2); None = a learned log-std with a floor.
+    std: float | None = None
     kind: ClassVar[str] = "continuous"
 
     def __post_init__(self) -> None:
         _check_name(self.name, "code")
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise ValueError(f"code {self.name!r}: need finite low < high, got [{self.low}, {self.high}]")
+        if self.std is not None and not (math.isfinite(self.std) and self.std > 0):
+            raise ValueError(f"code {self.name!r}: std must be a positive number or absent, got {self.std}")
 
     @property
     def c_dim(self) -> int:
@@ -153,6 +158,8 @@ class Continuous:
         return c[:, 0]
 
     def _mean_logstd(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.std is not None:  # Q's second output is unused; it stays in q so the layout never changes
+            return q[:, 0], torch.full_like(q[:, 0], math.log(self.std))
         return q[:, 0], q[:, 1].clamp(LOG_STD_MIN, LOG_STD_MAX)
 
     def info_loss(self, c: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -168,6 +175,8 @@ class Continuous:
         d: dict[str, Any] = {"name": self.name, "type": self.kind, "low": self.low, "high": self.high}
         if self.label is not None:
             d["label"] = self.label
+        if self.std is not None:
+            d["std"] = self.std
         return d
 
 

@@ -86,3 +86,18 @@ def test_log_std_floor_keeps_the_loss_finite():
     loss = code.info_loss(torch.tensor([[1.0]]), q)
     assert torch.isfinite(loss).all()
     assert code.predict(q)["std"].item() == pytest.approx(math.exp(-2.5), rel=1e-5)
+
+
+def test_fixed_std_code_is_a_squared_error_and_round_trips():
+    """std = 1 (the reference implementation's fix_std) makes -log Q(c|x) = 0.5 (c - mu)^2 + 0.5 ln(2 pi), whatever
+    Q's second output says; the setting survives JSON."""
+    spec = LatentSpec(Noise(4), (Continuous("c1", std=1.0),))
+    c = torch.tensor([[0.5], [-1.0]])
+    q = torch.tensor([[0.1, -7.0], [0.0, 3.0]])  # (mean, ignored log-std)
+    want = 0.5 * (c[:, 0] - q[:, 0]) ** 2 + 0.5 * math.log(2 * math.pi)
+    assert torch.allclose(spec.codes[0].info_loss(c, q), want)
+    assert torch.equal(spec.predict(q)["c1"]["std"], torch.ones(2))
+    assert LatentSpec.from_dict(spec.to_dict()) == spec and spec.to_dict()["codes"][0]["std"] == 1.0
+    assert "std" not in mnist_spec().to_dict()["codes"][1]  # learned std stays the default
+    with pytest.raises(ValueError, match="std must be a positive number"):
+        Continuous("c1", std=0.0)
