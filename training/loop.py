@@ -11,6 +11,8 @@ import json
 import os
 import random
 import re
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,12 @@ ADAM_KW = {"fused": True}
 
 class TrainingError(RuntimeError):
     pass
+
+
+def command_line() -> str:
+    """This process's command line as a user would type it (``python -m training ...`` or ``infogan ...``)."""
+    prog = ["python", "-m", "training"] if Path(sys.argv[0]).name == "__main__.py" else [Path(sys.argv[0]).name]
+    return shlex.join([*prog, *sys.argv[1:]])
 
 
 def seed_everything(seed: int) -> None:
@@ -179,6 +187,8 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(),
             "selection": self.selection,
+            # the command line that started this process (a resumed run records the resume), for the manifest
+            "command": command_line(),
         }
 
     def _restore(self, ck: dict[str, Any]) -> None:

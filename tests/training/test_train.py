@@ -21,7 +21,7 @@ def tiny_config(data_dir, **train_kw) -> Config:
     cfg = load_config("mnist", [
         f"data.dir={json.dumps(str(data_dir))}", "data.verify=false", "data.download=false",
         "model.widths={ fc = 32, ch = 8 }", "optim.batch_size=32", "train.checkpoint_every=4", "train.log_every=2",
-        "train.epochs=1", "train.threads=1"])
+        "train.epochs=1", "train.threads=1", "train.candidates=1"])
     for k, v in train_kw.items():
         setattr(cfg.train, k, v)
     return cfg
@@ -55,7 +55,7 @@ def test_resume_continues_exactly(fake_mnist_dir, tmp_path):
 def test_kill_9_then_resume_finishes(fake_mnist_dir, tmp_path):
     cmd = [sys.executable, "-m", "training", "train", "mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir",
            str(tmp_path), "--no-progress", "--epochs", "6", "--set", "data.verify=false", "--set", "model.widths={ fc = 32, ch = 8 }",
-           "--set", "optim.batch_size=32", "--set", "train.checkpoint_every=4", "--set", "train.threads=1"]
+           "--set", "optim.batch_size=32", "--set", "train.checkpoint_every=4", "--set", "train.threads=1", "--set", "train.candidates=1"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ck = None
