@@ -24,7 +24,7 @@ def read_epochs(run: Path) -> list[dict]:
 def read_starts(run: Path) -> list[dict]:
     """The label-free restarts' rows (train.candidates > 1): score, and test accuracy logged for the record."""
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "candidate" in r]
+    return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "label_free" in r]
 
 
 def spearman(a: list[float], b: list[float]) -> float:

@@ -272,11 +272,17 @@ class Trainer:
         for i in range(tc.candidates):
             self._build(candidate=i)
             t0 = time.perf_counter()
+            acc: dict[str, float] = {}
             for step in range(n):
                 epoch, pos = divmod(step, self.steps_per_epoch)
                 if pos == 0:
                     order = self._epoch_order(epoch)
-                self.train_step(self.data[order[pos]])
+                for k, v in self.train_step(self.data[order[pos]]).items():
+                    acc[k] = acc.get(k, 0.0) + float(v)
+                if (step + 1) % self.cfg.train.log_every == 0 and metrics_f:  # the start's own losses and L_I
+                    metrics_f.write(json.dumps({**{k: v / self.cfg.train.log_every for k, v in acc.items()},
+                                                "step": step + 1, "candidate": i}) + "\n")
+                    acc = {}
             self.step = n
             score = torch.tensor(self.label_free_score(), dtype=torch.float64)
             if self.distributed:  # every rank keeps rank 0's choice
@@ -300,6 +306,9 @@ class Trainer:
         self.selection = {"candidates": tc.candidates, "steps": n, "scores": scores, "kept": best[1]}
         if self.rank == 0:
             print(f"kept start {best[1] + 1} (label-free score {best[0]:.4f})", flush=True)
+            if metrics_f:
+                metrics_f.write(json.dumps({"step": n, "kept": best[1]}) + "\n")
+                metrics_f.flush()
         self.save_checkpoint()
 
     def run(self) -> Path:

@@ -53,7 +53,10 @@ def plot_info_curves(runs: dict[str, str | Path], code: str, out: str | Path, en
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     for label, path in runs.items():
-        rows = [r for r in read_metrics(path) if f"L_I/{code}" in r]
+        rows = read_metrics(path)
+        # label-free restarts log every start; plot the one the run kept (its record carries the kept index)
+        kept = next((r["kept"] for r in rows if "kept" in r), None)
+        rows = [r for r in rows if f"L_I/{code}" in r and r.get("candidate", kept) == kept]
         ax.plot([r["step"] for r in rows], [r[f"L_I/{code}"] for r in rows], label=label)
     if entropy is not None:
         ax.axhline(entropy, color="grey", ls="--", lw=1, label=f"H(c) = ln K = {entropy:.2f}")

@@ -146,7 +146,9 @@ def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_pat
     ck = ckpt_io.load(tmp_path / "run" / "checkpoint.pt")
     assert ck["selection"]["kept"] == 1 and ck["step"] == 4
     rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["candidate"] for r in rows if "candidate" in r] == [0, 1, 2]
+    assert [r["candidate"] for r in rows if "label_free" in r] == [0, 1, 2]
+    assert [r["candidate"] for r in rows if "L_I/digit" in r and "candidate" in r] == [0, 0, 1, 1, 2, 2]  # every 2 steps
+    assert {"step": 4, "kept": 1} in rows
 
     monkeypatch.setattr(Trainer, "label_free_score", lambda self: pytest.fail("resume must not restart"))
     resumed = ckpt_io.load(train(None, resume=tmp_path / "run", progress=False))
@@ -162,3 +164,28 @@ def test_label_free_score_is_computed_without_labels(fake_mnist_dir, tmp_path):
 def test_restarts_need_a_categorical_code():
     with pytest.raises(ValueError, match="no categorical code"):
         load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.candidates=2"])
+
+
+def test_fig1_plots_the_kept_start_and_the_main_run(tmp_path, monkeypatch):
+    """plot_info_curves draws, from a run with restarts, only the kept start's rows and the rows after it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    from training import report
+
+    rows = [{"step": 2, "candidate": 0, "L_I/digit": 0.1}, {"step": 2, "candidate": 1, "L_I/digit": 0.2},
+            {"step": 2, "candidate": 0, "label_free": 1.0}, {"step": 2, "kept": 1}, {"step": 4, "L_I/digit": 0.3}]
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    drawn = []
+    real_plot = plt.Axes.plot
+
+    def spy(self, x, y, *a, **k):
+        drawn.append((list(x), list(y)))
+        return real_plot(self, x, y, *a, **k)
+
+    monkeypatch.setattr(plt.Axes, "plot", spy)
+    out = report.plot_info_curves({"InfoGAN": path}, "digit", tmp_path / "fig1.png")
+    assert out.exists() and drawn == [([2, 4], [0.2, 0.3])]
