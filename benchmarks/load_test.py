@@ -1,6 +1,6 @@
 """Load test of backend/: concurrent clients mixing /generate and /infer-codes against 127.0.0.1 only.
 
-  python benchmarks/load_test.py [--models-dir models] [--clients 32] [--seconds 60] [--rss-bound-mib 64]
+  python benchmarks/load_test.py [--models-dir models] [--model ID] [--clients 32] [--seconds 60] [--rss-bound-mib 64]
 
 Starts `uvicorn backend.main:app` on a free port (or use --url with --pid to read a running server's RSS).
 Passes with zero errors (any non-2xx or transport failure) and server RSS growth, from the end of a warm-up
@@ -24,11 +24,12 @@ from benchmarks._server import first_model, rss_mib, server  # noqa: E402
 
 
 async def run(base: str, pid: int | None, args) -> int:
-    info = first_model(base)
+    info = httpx.get(f"{base}/models/{args.model}").json() if args.model else first_model(base)
     codes = info["codes"]
+    m = info["id"]
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
-        sample = (await client.post("/generate", json={"n": 4, "seed": 0})).json()["images"]
+        sample = (await client.post("/generate", json={"model": m, "n": 4, "seed": 0})).json()["images"]
         pngs = [base64.b64decode(s) for s in sample]
         stats = {"generate": [], "infer-codes": [], "traverse": []}
         errors: list[str] = []
@@ -49,15 +50,17 @@ async def run(base: str, pid: int | None, args) -> int:
                 t = time.perf_counter()
                 try:
                     if kind == "generate":
-                        r = await client.post("/generate", json={"n": rng.choice([1, 1, 1, 4, 16]),
+                        r = await client.post("/generate", json={"model": m, "n": rng.choice([1, 1, 1, 4, 16]),
                                                                  "seed": rng.randrange(2**31), "codes": random_codes(rng)})
                     elif kind == "traverse":
-                        r = await client.post("/traverse", json={"code": rng.choice(codes)["name"], "rows": 3, "cols": 5})
+                        r = await client.post("/traverse", json={"model": m, "code": rng.choice(codes)["name"],
+                                                                 "rows": 3, "cols": 5})
                     elif rng.random() < 0.5:
-                        r = await client.post("/infer-codes", files={"file": ("d.png", rng.choice(pngs), "image/png")})
+                        r = await client.post("/infer-codes", files={"file": ("d.png", rng.choice(pngs), "image/png")},
+                                              data={"model": m})
                     else:
                         url = "data:image/png;base64," + base64.b64encode(rng.choice(pngs)).decode()
-                        r = await client.post("/infer-codes", json={"image": url})
+                        r = await client.post("/infer-codes", json={"image": url, "model": m})
                     if r.status_code != 200:
                         errors.append(f"{kind}: {r.status_code} {r.text[:200]}")
                 except httpx.HTTPError as exc:
@@ -105,6 +108,7 @@ if __name__ == "__main__":
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--url", help="a running server on 127.0.0.1 instead of starting one")
     ap.add_argument("--pid", type=int, help="with --url: the server's pid, to read its RSS")
+    ap.add_argument("--model", help="model id (default: the first model)")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--warmup", type=float, default=5)
