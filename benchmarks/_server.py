@@ -84,5 +84,8 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def first_model(base: str) -> dict:
+def model_info(base: str, model_id: str | None = None) -> dict:
+    """ModelInfo of ``model_id`` from a running server, or of its first (default) model."""
+    if model_id:
+        return httpx.get(f"{base}/models/{model_id}").json()
     return httpx.get(f"{base}/models").json()["models"][0]

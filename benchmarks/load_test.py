@@ -20,11 +20,11 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import first_model, rss_mib, server  # noqa: E402
+from benchmarks._server import model_info, rss_mib, server  # noqa: E402
 
 
 async def run(base: str, pid: int | None, args) -> int:
-    info = httpx.get(f"{base}/models/{args.model}").json() if args.model else first_model(base)
+    info = model_info(base, args.model)
     codes = info["codes"]
     m = info["id"]
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)

@@ -22,11 +22,16 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import first_model, server  # noqa: E402
+from benchmarks._server import model_info, server  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) * 1000  # ms
+
+
+def code_width(spec: dict) -> int:
+    """Width of the generator's code input c: K one-hot columns per categorical code, one per continuous code."""
+    return sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
 
 
 def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
@@ -34,7 +39,7 @@ def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
     so.intra_op_num_threads = threads
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(str(folder / "generator.onnx"), so, providers=["CPUExecutionProvider"])
-    width = sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
+    width = code_width(spec)
     rng = np.random.default_rng(0)
 
     def feed(n):
@@ -67,7 +72,7 @@ def inference_path(folder: Path, threads: int, spec: dict, seconds: float, clien
 
     sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
                                 providers=["CPUExecutionProvider"])
-    width = sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
+    width = code_width(spec)
     run = lambda z, c: sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
     batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
     done = [0] * clients
@@ -175,14 +180,14 @@ if __name__ == "__main__":
     results = []
     raw = None
     if args.url:
-        info = httpx.get(f"{args.url}/models/{args.model}").json() if args.model else first_model(args.url)
+        info = model_info(args.url, args.model)
         folder = Path(args.models_dir) / info["id"]
         raw = raw_onnx(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
         results.append(("running server " + args.url, measure(args.url, info["id"], args)))
     else:
         for label, extra in runs:
             with server(args.models_dir, **env, **extra) as (base, _):
-                info = httpx.get(f"{base}/models/{args.model}").json() if args.model else first_model(base)
+                info = model_info(base, args.model)
                 if raw is None:  # measured with the server idle
                     raw = raw_onnx(Path(args.models_dir) / info["id"], args.threads,
                                    {"noise": info["noise"], "codes": info["codes"]}, args.seconds)

@@ -40,21 +40,11 @@ def test_service_loads_the_model(folder: Path):
     from backend.core.metrics import Metrics
     from backend.core.registry import load_model
 
+    from benchmarks.export_latency import latent_batch
+
     model = load_model(folder, device="cpu", settings=Settings(ort_threads=1, batch_wait_ms=0), metrics=Metrics())
-    codes = [c for c in model.spec.codes]
-    assert codes and model.generate(*_latents(json.loads((folder / "manifest.json").read_text()), 2)).shape[0] == 2
-
-
-def _latents(manifest: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(0)
-    z = rng.uniform(-1, 1, (n, manifest["spec"]["noise"]["dim"])).astype(np.float32)
-    parts = []
-    for code in manifest["spec"]["codes"]:
-        if code["type"] == "categorical":
-            parts.append(np.eye(code["categories"], dtype=np.float32)[rng.integers(code["categories"], size=n)])
-        else:
-            parts.append(rng.uniform(-1, 1, (n, 1)).astype(np.float32))
-    return z, np.concatenate(parts, axis=1)
+    feed = latent_batch(json.loads((folder / "manifest.json").read_text())["spec"], 2, np.random.default_rng(0))
+    assert model.spec.codes and model.generate(feed["z"], feed["c"]).shape[0] == 2
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)

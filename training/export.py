@@ -130,17 +130,15 @@ def round_weights(module: nn.Module, weights: str) -> None:
 
 
 def _on_int8_grid(arr) -> tuple | None:
-    """(q, scale) if the 2-D fp32 array is exactly a per-row int8 grid (as round_weights leaves FC weights)."""
-    import numpy as np
-
+    """(q, scale) as numpy arrays if the 2-D fp32 array already lies on int8_grid's grid (as round_weights leaves
+    the large FC weights), else None: re-quantising must reproduce every value to within 1e-3 of a step."""
     if arr.ndim != 2:
         return None
-    scale = (np.maximum(np.abs(arr).max(axis=1, keepdims=True), 1e-12) / np.float32(127.0)).astype(np.float32)
-    qf = arr / scale
-    q = np.round(qf)
-    if np.abs(qf - q).max() > 1e-3 or np.abs(q).max() > 127:
+    w = torch.from_numpy(arr)
+    q, scale = int8_grid(w)
+    if ((q.float() * scale - w).abs() > 1e-3 * scale).any():
         return None
-    return q.astype(np.int8), scale
+    return q.numpy(), scale.numpy()
 
 
 def store_weights(model, weights: str, min_elements: int = 1024) -> None:

@@ -241,17 +241,23 @@ class Trainer:
                                     f"stopping. Lower the learning rates or check the data.")
         return {**out_d.stats, **out_g.stats}
 
+    def _calibrated_D(self):
+        """A copy of D (training untouched) with BatchNorm statistics re-estimated on 10,000 real training images,
+        which is how Q serves real images."""
+        import copy
+
+        from .evaluate import recalibrate_batchnorm
+
+        D = copy.deepcopy(self.D)
+        recalibrate_batchnorm(D, self.data[:10000])
+        return D
+
     def label_free_score(self) -> float:
         """I(category; x) in nats of Q's categorical codes on 10,000 real training images (no labels used),
         on a copy of D whose BatchNorm statistics are re-estimated on those images."""
-        import copy
+        from .evaluate import label_free_score, predict_codes
 
-        from .evaluate import label_free_score, predict_codes, recalibrate_batchnorm
-
-        D = copy.deepcopy(self.D)
-        images = self.data[:10000]
-        recalibrate_batchnorm(D, images)
-        pred = predict_codes(D, images)
+        pred = predict_codes(self._calibrated_D(), self.data[:10000])
         return sum(label_free_score(pred[c.name]["logits"]) for c in self.spec.codes if c.kind == "categorical")
 
     def select_start(self, metrics_f) -> None:
@@ -320,22 +326,17 @@ class Trainer:
                   f"G {count_parameters(self.G):,} / D+Q {count_parameters(self.D):,} parameters; "
                   f"{self.total_steps} steps of {cfg.optim.batch_size} images", flush=True)
         metrics_f = open(self.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
-        if self.step == 0 and cfg.train.candidates > 1 and self.selection is None:
-            try:
-                self.select_start(metrics_f)
-            except BaseException:
-                if metrics_f:
-                    metrics_f.close()
-                raise
         bar = None
-        if self.progress and self.rank == 0:
-            from tqdm import tqdm
-            bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-        end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
-        acc: dict[str, float] = {}
-        n_acc = 0
-        t0 = time.perf_counter()
         try:
+            if self.step == 0 and cfg.train.candidates > 1 and self.selection is None:
+                self.select_start(metrics_f)
+            if self.progress and self.rank == 0:
+                from tqdm import tqdm
+                bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+            end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
+            acc: dict[str, float] = {}
+            n_acc = 0
+            t0 = time.perf_counter()
             while self.step < end:
                 epoch, pos = divmod(self.step, self.steps_per_epoch)
                 order = self._epoch_order(epoch)
@@ -382,12 +383,9 @@ class Trainer:
 
     def evaluate_test(self) -> dict[str, float]:
         """Test-split accuracy/NMI/label-free score per categorical code, on a copy of D with BN recalibrated."""
-        import copy
+        from .evaluate import evaluate
 
-        from .evaluate import evaluate, recalibrate_batchnorm
-
-        D = copy.deepcopy(self.D)
-        recalibrate_batchnorm(D, self.data[:10000])
+        D = self._calibrated_D()
         G = self.G.eval()
         try:
             res = evaluate(G, D, self.test[0], self.test[1])
