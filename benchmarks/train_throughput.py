@@ -3,7 +3,7 @@
     python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--steps 40] [--variants ...]
 
 Variants: ``paper-eager`` (the paper's network, plain eager step), ``paper-cl`` (channels_last), ``paper-compile``
-(torch.compile), the narrowed network (fc=384) shipped for Fashion-MNIST, and ``naive`` -- the textbook step most ports use (a second G forward for
+(torch.compile), ``paper-bf16`` (bfloat16 autocast), the narrowed network (fc=384) shipped for Fashion-MNIST, and ``naive`` -- the textbook step most ports use (a second G forward for
 the G phase, D's weight gradients computed and thrown away) -- as the "before" reference. Figures are medians
 of per-chunk rates after warm-up.
 """
@@ -26,8 +26,8 @@ VARIANTS = {
     "paper-eager": ("mnist", []),
     "paper-cl": ("mnist", ["train.channels_last=true"]),
     "paper-compile": ("mnist", ["train.compile=true"]),
+    "paper-bf16": ("mnist", ["train.precision='bf16'"]),
     "narrow": ("fashion-mnist", []),
-    
 }
 
 

@@ -31,6 +31,10 @@ class DataConfig:
 class ModelConfig:
     arch: str = "mnist"
     widths: dict[str, int] = field(default_factory=dict)  # architecture keywords, e.g. {fc = 1024, ch = 64}
+    # G multiplies the noise z by this before its first layer (the prior, the manifest and the served z are
+    # unchanged). < 1 makes the codes dominate G's input early in training, as ClusterGAN's small-variance
+    # noise does (Mukherjee et al., 2019, Sec. 3.1); 1 is the paper's generator.
+    noise_scale: float = 1.0
 
 
 @dataclass
@@ -58,6 +62,10 @@ class TrainConfig:
     device: str = "auto"          # auto | cpu | cuda
     compile: bool = False
     channels_last: bool = False
+    # "bf16": forward passes under torch.autocast(bfloat16) (convolutions and matmuls in bf16, weights, optimizer
+    # state, BatchNorm statistics and losses in fp32). ~2x the images/s on a CPU with AVX-512 BF16 or AMX
+    # (benchmarks/train_throughput.py); "fp32" is exact fp32 everywhere.
+    precision: str = "fp32"
     threads: int = 0              # torch CPU threads; 0 = torch's default
     eval_every_epoch: bool = True # log test-split accuracy at each epoch's end (labelled data sets)
     # Label-free restarts: train this many differently seeded starts for candidate_steps steps each and keep
@@ -108,6 +116,8 @@ class Config:
         if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):
             raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
                              "the latent spec has no categorical code")
+        if cfg.train.precision not in ("fp32", "bf16"):
+            raise ValueError(f"train.precision must be fp32 or bf16, got {cfg.train.precision!r}")
         if cfg.train.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg

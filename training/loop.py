@@ -71,7 +71,10 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def model_args(cfg: Config, channels: int, resolution: int) -> dict[str, Any]:
-    return {"arch": cfg.model.arch, "channels": channels, "resolution": resolution, **cfg.model.widths}
+    args = {"arch": cfg.model.arch, "channels": channels, "resolution": resolution, **cfg.model.widths}
+    if cfg.model.noise_scale != 1.0:  # absent = 1, so checkpoints from before the option still resume
+        args["noise_scale"] = cfg.model.noise_scale
+    return args
 
 
 def sample_grid_latents(spec: LatentSpec, n_cols: int = 10, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,22 +217,27 @@ class Trainer:
         order = torch.randperm(len(self.data), generator=g)[: self.steps_per_epoch * self.cfg.optim.batch_size]
         return order.view(self.steps_per_epoch, self.world, self.local_batch)[:, self.rank].to(self.device)
 
+    def _autocast(self):
+        """Forward passes in bf16 when train.precision = "bf16"; backward runs outside (PyTorch's AMP recipe)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.train.precision == "bf16")
+
     def train_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
         n = real.shape[0]
         z = self.spec.noise.sample(n, self.latent_gen, self.device)
         c = self.spec.encode(self.spec.sample_values(n, self.latent_gen, self.device))
-        fake = self.G_train(z, c)  # one G forward serves both phases
-        if self.cfg.train.channels_last:
-            fake = fake.contiguous(memory_format=torch.channels_last)
-
-        out_d = self.loss.discriminator_step(self.D_train, real, fake, c)
+        with self._autocast():
+            fake = self.G_train(z, c)  # one G forward serves both phases
+            if self.cfg.train.channels_last:
+                fake = fake.contiguous(memory_format=torch.channels_last)
+            out_d = self.loss.discriminator_step(self.D_train, real, fake, c)
         self.opt_D.zero_grad(set_to_none=True)
         out_d.loss.backward()
         self.opt_D.step()
 
         # G phase through the just-updated D; D's weights are frozen so no weight gradients are computed for it.
         self.D.requires_grad_(False)
-        out_g = self.loss.generator_step(self.D, fake, c)  # unwrapped D: no DDP sync needed for frozen weights
+        with self._autocast():
+            out_g = self.loss.generator_step(self.D, fake, c)  # unwrapped D: no DDP sync needed for frozen weights
         self.opt_G.zero_grad(set_to_none=True)
         out_g.loss.backward()
         self.opt_G.step()

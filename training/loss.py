@@ -51,6 +51,8 @@ class InfoGANLoss:
     def discriminator_step(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
         """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from."""
         (d_real, _), (d_fake, q_fake) = D(real, fake.detach())
+        # losses in fp32 whatever precision the networks ran in (bf16 autocast)
+        d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
         gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
             F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
         info, stats = self._info(c, q_fake, for_q=True)
@@ -61,6 +63,7 @@ class InfoGANLoss:
     def generator_step(self, D: Discriminator, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
         """G phase: fake = G(z, c) with its graph; D's parameters are frozen by the caller."""
         d_fake, q_fake = D(fake)
+        d_fake, q_fake = d_fake.float(), q_fake.float()
         # non-saturating generator loss (Goodfellow et al., 2014, Sec. 3)
         gan = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         info, _ = self._info(c, q_fake, for_q=False)

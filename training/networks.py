@@ -24,13 +24,16 @@ LRELU = 0.1  # leaky-ReLU slope in D (paper, Appendix C)
 
 
 class Generator(nn.Module):
-    def __init__(self, spec: LatentSpec, body: nn.Module):
+    def __init__(self, spec: LatentSpec, body: nn.Module, noise_scale: float = 1.0):
         super().__init__()
         self.spec = spec
         self.body = body
+        self.noise_scale = float(noise_scale)  # z is scaled inside G, so every caller still feeds the prior's z
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """z (N, noise.dim), c (N, c_dim) -> images (N, C, H, W) in [-1, 1]."""
+        if self.noise_scale != 1.0:
+            z = z * self.noise_scale
         return self.body(torch.cat([z, c], dim=1))
 
 
@@ -114,7 +117,8 @@ def _dcgan_nets(spec: LatentSpec, channels: int, resolution: int, ch: int = 64, 
 ARCHITECTURES = {"mnist": _mnist_nets, "dcgan": _dcgan_nets}
 
 
-def build_networks(spec: LatentSpec, *, arch: str, channels: int, resolution: int, **widths: Any) -> tuple[Generator, Discriminator]:
+def build_networks(spec: LatentSpec, *, arch: str, channels: int, resolution: int, noise_scale: float = 1.0,
+                   **widths: Any) -> tuple[Generator, Discriminator]:
     """Build (G, D) from the latent spec, the image shape and the architecture's keyword widths.
 
     A checkpoint stores exactly these arguments (``model_args``), so loading needs nothing else.
@@ -122,7 +126,7 @@ def build_networks(spec: LatentSpec, *, arch: str, channels: int, resolution: in
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
     body, d = ARCHITECTURES[arch](spec, channels, resolution, **widths)
-    g = Generator(spec, body)
+    g = Generator(spec, body, noise_scale)
     init_weights(g)
     init_weights(d)
     return g, d

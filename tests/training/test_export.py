@@ -13,10 +13,10 @@ from training.latent import mnist_spec
 from training.networks import build_networks
 
 
-def _nets(seed=0):
+def _nets(seed=0, noise_scale=1.0):
     torch.manual_seed(seed)
     spec = mnist_spec()
-    G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=64, ch=16)
+    G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=64, ch=16, noise_scale=noise_scale)
     # non-trivial BN statistics, as after training
     G.train(); D.train()
     with torch.no_grad():
@@ -25,10 +25,10 @@ def _nets(seed=0):
     return G.eval(), D.eval(), spec
 
 
-@pytest.mark.parametrize("weights", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("weights,noise_scale", [("fp32", 1.0), ("fp16", 1.0), ("int8", 1.0), ("fp32", 0.1)])
 @pytest.mark.parametrize("batch", [1, 64])
-def test_onnx_runtime_matches_pytorch(tmp_path, batch, weights):
-    G, D, spec = _nets()
+def test_onnx_runtime_matches_pytorch(tmp_path, batch, weights, noise_scale):
+    G, D, spec = _nets(noise_scale=noise_scale)
     info = export_networks(G, D, spec, tmp_path, weights=weights)  # rounds G, D in place to the stored grid
     gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
     rec = ort.InferenceSession(str(tmp_path / "recognizer.onnx"), providers=["CPUExecutionProvider"])

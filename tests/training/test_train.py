@@ -94,6 +94,36 @@ def test_non_finite_loss_stops_with_a_message(fake_mnist_dir, tmp_path, monkeypa
         t.run()
 
 
+def test_bf16_precision_runs_bf16_kernels_and_keeps_fp32_weights(fake_mnist_dir, tmp_path):
+    """train.precision = "bf16": the forward passes run in bfloat16 (autocast) while weights, optimizer state and
+    the logged losses stay fp32, and training still moves the weights."""
+    t = Trainer(tiny_config(fake_mnist_dir, precision="bf16"), tmp_path, progress=False)
+    seen = set()
+    hook = t.G.body[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    before = {k: v.clone() for k, v in t.G.state_dict().items()}
+    stats = t.train_step(t.data[:32])
+    hook.remove()
+    assert seen == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in [*t.G.parameters(), *t.D.parameters()])
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in stats.values())
+    assert not torch.equal(before["body.0.weight"], t.G.state_dict()["body.0.weight"])
+    with pytest.raises(ValueError, match="train.precision"):
+        load_config("mnist", ["train.precision='fp8'"])
+
+
+def test_noise_scale_is_applied_inside_G_and_travels_in_the_checkpoint(fake_mnist_dir, tmp_path):
+    cfg = tiny_config(fake_mnist_dir)
+    cfg.model.noise_scale = 0.25
+    ck = ckpt_io.load(train(cfg, runs_dir=tmp_path, progress=False, max_steps=2))
+    assert ck["model_args"]["noise_scale"] == 0.25
+    G, _, _ = ckpt_io.load_networks(ck)
+    G.eval()
+    z, c = G.spec.sample(4)
+    with torch.no_grad():
+        assert torch.allclose(G(z, c), G.body(torch.cat([0.25 * z, c], 1)))
+        assert not torch.allclose(G(z, c), G.body(torch.cat([z, c], 1)))
+
+
 def test_unknown_config_and_bad_values_fail_clearly(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config"):
         load_config("no-such-config")
