@@ -260,12 +260,12 @@ class Trainer:
         recalibrate_batchnorm(D, self.data[:10000])
         return D
 
-    def label_free_score(self) -> float:
+    def label_free_score(self, D=None) -> float:
         """I(category; x) in nats of Q's categorical codes on 10,000 real training images (no labels used),
-        on a copy of D whose BatchNorm statistics are re-estimated on those images."""
+        on a copy of D whose BatchNorm statistics are re-estimated on those images (``D``, if already made)."""
         from .evaluate import label_free_score, predict_codes
 
-        pred = predict_codes(self._calibrated_D(), self.data[:10000])
+        pred = predict_codes(D if D is not None else self._calibrated_D(), self.data[:10000])
         return sum(label_free_score(pred[c.name]["logits"]) for c in self.spec.codes if c.kind == "categorical")
 
     def select_start(self, metrics_f) -> None:
@@ -298,14 +298,15 @@ class Trainer:
                                                 "step": step + 1, "candidate": i}) + "\n")
                     acc = {}
             self.step = n
-            score = torch.tensor(self.label_free_score(), dtype=torch.float64)
+            calibrated = self._calibrated_D()
+            score = torch.tensor(self.label_free_score(calibrated), dtype=torch.float64)
             if self.distributed:  # every rank keeps rank 0's choice
                 dist.broadcast(score, 0)
             scores.append(float(score))
             row: dict[str, Any] = {"step": n, "candidate": i, "label_free": float(score),
                                    "seconds": round(time.perf_counter() - t0, 1)}
             if self.test is not None:  # for the record only; the choice never sees labels
-                row.update(self.evaluate_test())
+                row.update(self.evaluate_test(calibrated))
             if self.rank == 0:
                 print(f"start {i + 1}/{tc.candidates}: label-free score {float(score):.4f} nats after {n} steps "
                       f"({row['seconds']} s)", flush=True)
@@ -389,11 +390,12 @@ class Trainer:
                 metrics_f.close()
         return self.run_dir / "checkpoint.pt"
 
-    def evaluate_test(self) -> dict[str, float]:
-        """Test-split accuracy/NMI/label-free score per categorical code, on a copy of D with BN recalibrated."""
+    def evaluate_test(self, D=None) -> dict[str, float]:
+        """Test-split accuracy/NMI/label-free score per categorical code, on a copy of D with BN recalibrated
+        (``D``, if already made)."""
         from .evaluate import evaluate
 
-        D = self._calibrated_D()
+        D = D if D is not None else self._calibrated_D()
         G = self.G.eval()
         try:
             res = evaluate(G, D, self.test[0], self.test[1])

@@ -159,7 +159,7 @@ def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_pat
     scores = iter([0.1, 0.9, 0.4])
     kept_weights = {}
 
-    def fake_score(self):  # the scores are forced so the test knows which start must win
+    def fake_score(self, D=None):  # the scores are forced so the test knows which start must win
         s = next(scores)
         if s == 0.9:
             kept_weights.update({k: v.clone() for k, v in self.G.state_dict().items()})
