@@ -21,7 +21,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={json.dumps(val)}")
     try:
         if args.resume:
-            ck = train(None, resume=args.resume, progress=not args.no_progress)  # type: ignore[arg-type]
+            fixed = [name for name, val in (("a config", args.config), ("--seed", args.seed), ("--set", args.set),
+                                            ("--lambda", args.lambda_), ("--device", args.device),
+                                            ("--data-dir", args.data_dir)) if val]
+            if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
+                raise SystemExit(f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
+                                 "cannot be given with it (--epochs may, to train a run longer)")
+            ck = train(None, resume=args.resume, progress=not args.no_progress,  # type: ignore[arg-type]
+                       max_steps=args.max_steps, epochs=args.epochs)
         else:
             if not args.config:
                 raise SystemExit("infogan train: give a config (name in training/configs or a .toml path) or --resume RUN")
@@ -77,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
     t.add_argument("--runs-dir", default="runs")
-    t.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a killed run where it stopped")
+    t.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a killed run where it stopped (with --epochs: train a run longer)")
     t.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_cmd_train)

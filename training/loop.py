@@ -145,6 +145,7 @@ class Trainer:
         self.loss = InfoGANLoss(self.spec, lambda_categorical=cfg.loss.lambda_categorical,
                                 lambda_continuous=cfg.loss.lambda_continuous)
         self.selection: dict[str, Any] | None = None  # the label-free restart's scores, once it has run
+        self.commands = [command_line()]  # the command that started the run, then each resume's
         self._build(candidate=0)
         if resume is not None:
             self._restore(resume)
@@ -190,8 +191,8 @@ class Trainer:
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(),
             "selection": self.selection,
-            # the command line that started this process (a resumed run records the resume), for the manifest
-            "command": command_line(),
+            # the command line that started the run and those that resumed it, for the manifest
+            "command": self.commands[0], "resumed_by": self.commands[1:],
         }
 
     def _restore(self, ck: dict[str, Any]) -> None:
@@ -205,6 +206,7 @@ class Trainer:
         self.latent_gen.set_state(ck["latent_rng"])
         torch.set_rng_state(ck["torch_rng"])
         self.selection = ck.get("selection")
+        self.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
 
     def save_checkpoint(self) -> None:
         if self.rank == 0:
@@ -420,8 +422,11 @@ class Trainer:
 
 
 def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | None = None, progress: bool = True,
-          max_steps: int | None = None) -> Path:
-    """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path."""
+          max_steps: int | None = None, epochs: float | None = None) -> Path:
+    """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
+
+    ``epochs`` with ``resume`` sets a new length for the run, so a finished run can be trained on: the schedule has
+    no decay and the epoch order is a function of (seed, epoch), so 4 epochs then 6 more equals 10 in one go."""
     state = None
     if resume is not None:
         resume = Path(resume)
@@ -432,6 +437,10 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
             for p in ckpt_io.remove_stale_temps(ck_path):
                 print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
         cfg = Config.from_dict(state["config"])
+        if epochs is not None:
+            if epochs < state["epoch"] - 1e-9:
+                raise TrainingError(f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already trained")
+            cfg.train.epochs = float(epochs)
     elif int(os.environ.get("RANK", "0")) == 0:
         run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
     else:

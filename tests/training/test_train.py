@@ -52,6 +52,23 @@ def test_resume_continues_exactly(fake_mnist_dir, tmp_path):
         assert torch.equal(straight["G"][k], resumed["G"][k]), k
 
 
+def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp_path):
+    """--resume RUN --epochs 2 on a finished 1-epoch run gives bit-identical weights to a 2-epoch run, keeps the
+    command that started it, and refuses to shorten a run."""
+    straight = ckpt_io.load(train(tiny_config(fake_mnist_dir, epochs=2), runs_dir=tmp_path / "a", progress=False))
+    short = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "b", progress=False)
+    longer = ckpt_io.load(train(None, resume=short.parent, progress=False, epochs=2))
+    assert longer["step"] == straight["step"] == 32 and longer["config"]["train"]["epochs"] == 2
+    for k in straight["G"]:
+        assert torch.equal(straight["G"][k], longer["G"][k]), k
+    assert longer["command"] == straight["command"] and len(longer["resumed_by"]) == 1
+    with pytest.raises(TrainingError, match="shorter"):
+        train(None, resume=short.parent, progress=False, epochs=0.5)
+    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--seed", "3"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "--seed" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_kill_9_then_resume_finishes(fake_mnist_dir, tmp_path):
     cmd = [sys.executable, "-m", "training", "train", "mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir",
            str(tmp_path), "--no-progress", "--epochs", "6", "--set", "data.verify=false", "--set", "model.widths={ fc = 32, ch = 8 }",
