@@ -22,10 +22,10 @@ from training.config import load_config  # noqa: E402
 from training.loop import Trainer  # noqa: E402
 
 VARIANTS = {
-    "naive": ("mnist", []),
-    "paper-eager": ("mnist", []),
-    "paper-cl": ("mnist", ["train.channels_last=true"]),
-    "paper-compile": ("mnist", ["train.compile=true"]),
+    "naive": ("mnist", ["train.precision='fp32'"]),
+    "paper-eager": ("mnist", ["train.precision='fp32'"]),
+    "paper-cl": ("mnist", ["train.precision='fp32'", "train.channels_last=true"]),
+    "paper-compile": ("mnist", ["train.precision='fp32'", "train.compile=true"]),
     "paper-bf16": ("mnist", ["train.precision='bf16'"]),
     "narrow": ("fashion-mnist", []),
 }
