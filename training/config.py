@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .augment import NuisanceAugment
 from .latent import LatentSpec, mnist_spec
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -41,6 +42,9 @@ class ModelConfig:
 class LossConfig:
     lambda_categorical: float = 1.0
     lambda_continuous: float = 0.1
+    # Transform ranges under which Q must recover categorical codes, e.g. {rotate = 15, shear = 0.3, scale = 0.15,
+    # translate = 2} (degrees, x per y, relative, pixels); empty = the paper's loss. See training/augment.py.
+    invariance: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -116,6 +120,7 @@ class Config:
         if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):
             raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
                              "the latent spec has no categorical code")
+        NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
         if cfg.train.precision not in ("fp32", "bf16"):
             raise ValueError(f"train.precision must be fp32 or bf16, got {cfg.train.precision!r}")
         if cfg.train.device not in ("auto", "cpu", "cuda"):

@@ -23,6 +23,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from . import checkpoint as ckpt_io
+from .augment import NuisanceAugment
 from .config import Config, dumps
 from .data import load_dataset
 from .images import grid, save_png, to_unit
@@ -143,7 +144,8 @@ class Trainer:
             raise TrainingError(f"{len(self.data)} images is less than one batch of {oc.batch_size}")
         self.total_steps = max(1, int(round(cfg.train.epochs * self.steps_per_epoch)))
         self.loss = InfoGANLoss(self.spec, lambda_categorical=cfg.loss.lambda_categorical,
-                                lambda_continuous=cfg.loss.lambda_continuous)
+                                lambda_continuous=cfg.loss.lambda_continuous,
+                                invariance=NuisanceAugment.from_config(cfg.loss.invariance))
         self.selection: dict[str, Any] | None = None  # the label-free restart's scores, once it has run
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self._build(candidate=0)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .augment import NuisanceAugment
 from .latent import LatentSpec
 from .networks import Discriminator
 
@@ -31,40 +32,56 @@ class InfoGANLoss:
     ones so that lambda * L_I stays on the scale of the GAN loss (Sec. 6). lambda = 0 gives the plain-GAN
     baseline of Fig. 1, whose Q is still trained (on the detached fakes) to predict c, but G ignores it."""
 
-    def __init__(self, spec: LatentSpec, *, lambda_categorical: float = 1.0, lambda_continuous: float = 0.1):
+    def __init__(self, spec: LatentSpec, *, lambda_categorical: float = 1.0, lambda_continuous: float = 0.1,
+                 invariance: NuisanceAugment | None = None):
         self.spec = spec
         self.weights = {"categorical": float(lambda_categorical), "continuous": float(lambda_continuous)}
         self.q_weight_floor = 1.0 if max(self.weights.values()) == 0 else 0.0
+        # Optional (not in the paper): categorical codes are recovered from a transformed copy of the image, so a
+        # category cannot stand for a style such as slant (training/augment.py says why). None = the paper.
+        self.invariance = invariance
+        self.invariant_kinds = {"categorical"} if invariance is not None else set()
 
-    def _info(self, c: torch.Tensor, q: torch.Tensor, *, for_q: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Weighted -log Q(c|x) summed over codes, plus per-code L_I = H(c) - CE in nats for logging."""
+    def _fakes(self, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The batches Q reads: G's images, plus their transformed copy when categorical codes must be invariant."""
+        return (fake,) if self.invariance is None else (fake, self.invariance(fake).to(fake.dtype))
+
+    def _info(self, c: torch.Tensor, q: torch.Tensor, q_inv: torch.Tensor | None, *,
+              for_q: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Weighted -log Q(c|x) summed over codes, plus per-code L_I = H(c) - CE in nats for logging.
+
+        q: Q's output on G's images (N, q_dim); q_inv: on their transformed copy, used for the invariant kinds.
+        L_I is always logged on the untransformed images, the paper's bound."""
         nll = self.spec.info_losses(c, q)
+        nll_inv = self.spec.info_losses(c, q_inv) if q_inv is not None else nll
         total = q.new_zeros(())
         stats = {}
         for code in self.spec.codes:
             w = self.weights[code.kind]
+            term = nll_inv[code.name] if code.kind in self.invariant_kinds else nll[code.name]
             # lambda = 0: Q still learns to predict c in the D phase (weight 1) so L_I can be measured at all
-            total = total + (max(w, self.q_weight_floor) if for_q else w) * nll[code.name]
+            total = total + (max(w, self.q_weight_floor) if for_q else w) * term
             stats[f"L_I/{code.name}"] = (code.entropy() - nll[code.name]).detach()
         return total, stats
 
     def discriminator_step(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
         """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from."""
-        (d_real, _), (d_fake, q_fake) = D(real, fake.detach())
+        (d_real, _), (d_fake, q_fake), *inv = D(real, *self._fakes(fake.detach()))
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)
         d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
         gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
             F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
-        info, stats = self._info(c, q_fake, for_q=True)
+        info, stats = self._info(c, q_fake, inv[0][1].float() if inv else None, for_q=True)
         stats.update({"loss_D": gan.detach(), "D_real": torch.sigmoid(d_real).mean().detach(),
                       "D_fake": torch.sigmoid(d_fake).mean().detach()})
         return LossOutput(gan + info, stats)
 
     def generator_step(self, D: Discriminator, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
         """G phase: fake = G(z, c) with its graph; D's parameters are frozen by the caller."""
-        d_fake, q_fake = D(fake)
+        outs = D(*self._fakes(fake))
+        (d_fake, q_fake), inv = (outs, None) if self.invariance is None else (outs[0], outs[1][1].float())
         d_fake, q_fake = d_fake.float(), q_fake.float()
         # non-saturating generator loss (Goodfellow et al., 2014, Sec. 3)
         gan = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
-        info, _ = self._info(c, q_fake, for_q=False)
+        info, _ = self._info(c, q_fake, inv, for_q=False)
         return LossOutput(gan + info, {"loss_G": gan.detach()})
