@@ -134,7 +134,7 @@ def _on_int8_grid(arr) -> tuple | None:
     the large FC weights), else None: re-quantising must reproduce every value to within 1e-3 of a step."""
     if arr.ndim != 2:
         return None
-    w = torch.from_numpy(arr)
+    w = torch.from_numpy(arr.copy())  # onnx's numpy views are read-only; torch wants a writable buffer
     q, scale = int8_grid(w)
     if ((q.float() * scale - w).abs() > 1e-3 * scale).any():
         return None
