@@ -67,8 +67,9 @@ class TrainConfig:
     compile: bool = False
     channels_last: bool = False
     # "bf16": forward passes under torch.autocast(bfloat16) (convolutions and matmuls in bf16, weights, optimizer
-    # state, BatchNorm statistics and losses in fp32). 2.3x the images/s of fp32 on a 2-core CPU with AVX-512 BF16
-    # (benchmarks/train_throughput.py); "fp32" is exact fp32 everywhere.
+    # state, BatchNorm statistics and losses in fp32). 2.3x the images/s of fp32 on a 2-core CPU with AVX-512 BF16,
+    # but 20x *slower* on an AVX2-only CPU, where oneDNN emulates bf16 (benchmarks/train_throughput.py). "fp32" is
+    # exact fp32 everywhere; "auto" is bf16 where the hardware has it (CUDA with bf16, AVX-512 BF16 / AMX), else fp32.
     precision: str = "fp32"
     threads: int = 0              # torch CPU threads; 0 = torch's default
     eval_every_epoch: bool = True # log test-split accuracy at each epoch's end (labelled data sets)
@@ -121,8 +122,8 @@ class Config:
             raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
                              "the latent spec has no categorical code")
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
-        if cfg.train.precision not in ("fp32", "bf16"):
-            raise ValueError(f"train.precision must be fp32 or bf16, got {cfg.train.precision!r}")
+        if cfg.train.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"train.precision must be auto, fp32 or bf16, got {cfg.train.precision!r}")
         if cfg.train.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg

@@ -12,7 +12,8 @@ import torch
 
 from training import checkpoint as ckpt_io
 from training.config import Config, load_config
-from training.loop import Trainer, TrainingError, train
+from training import loop
+from training.loop import Trainer, TrainingError, cpu_has_native_bf16, resolve_precision, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -126,6 +127,34 @@ def test_bf16_precision_runs_bf16_kernels_and_keeps_fp32_weights(fake_mnist_dir,
     assert not torch.equal(before["body.0.weight"], t.G.state_dict()["body.0.weight"])
     with pytest.raises(ValueError, match="train.precision"):
         load_config("mnist", ["train.precision='fp8'"])
+
+
+def test_cpu_bf16_detection_reads_the_cpu_flags():
+    avx2 = "processor\t: 0\nflags\t\t: fpu sse sse2 avx f16c avx2 fma bmi2\n"
+    spr = "flags\t\t: fpu avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile\n"
+    skylake = "flags\t\t: fpu avx2 avx512f avx512bw avx512vl\n"  # AVX-512 without BF16: still emulated
+    assert not cpu_has_native_bf16(avx2)
+    assert cpu_has_native_bf16(spr)
+    assert not cpu_has_native_bf16(skylake)
+    assert not cpu_has_native_bf16("")
+
+
+def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_path, monkeypatch):
+    """precision = "auto" (the mnist default): fp32 on an AVX2 CPU, where bf16 autocast is ~20x slower, bf16 where
+    the CPU has it; explicit values are kept; the resolved value is in the checkpoint and the start-up line."""
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu)[0] == "fp32" and resolve_precision("bf16", cpu)[0] == "bf16"
+    assert load_config("mnist").train.precision == "auto"
+    for native, want in ((False, "fp32"), (True, "bf16")):
+        monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
+        assert resolve_precision("auto", cpu)[0] == want
+        t = Trainer(tiny_config(fake_mnist_dir, precision="auto"), tmp_path, progress=False)
+        assert t.precision == want and t.state()["precision"] == want
+        seen = set()
+        hook = t.G.body[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+        t.train_step(t.data[:32])
+        hook.remove()
+        assert seen == {torch.bfloat16 if want == "bf16" else torch.float32}
 
 
 def test_noise_scale_is_applied_inside_G_and_travels_in_the_checkpoint(fake_mnist_dir, tmp_path):
