@@ -1,6 +1,6 @@
 """Training throughput (images/second) of the InfoGAN step on this machine, for several variants in one run.
 
-    python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--steps 40] [--variants ...]
+    python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--fashion-dir DIR] [--steps 40] [--variants ...]
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-cl`` (channels_last),
 ``paper-compile`` (torch.compile), ``paper-bf16`` (bfloat16 autocast), ``default`` (the ``mnist`` config as it
@@ -50,10 +50,10 @@ def naive_step(t: Trainer, real: torch.Tensor) -> None:
     t.opt_G.step()
 
 
-def measure(name: str, data_dir: str | None, steps: int, chunk: int = 10) -> float:
+def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10) -> float:
     config, overrides = VARIANTS[name]
-    if data_dir:
-        overrides = overrides + [f"data.dir='{data_dir}'"]
+    if data_dirs.get(config):  # each config reads its own data set: MNIST or Fashion-MNIST
+        overrides = overrides + [f"data.dir='{data_dirs[config]}'"]
     t = Trainer(load_config(config, overrides), Path("/tmp/infogan-bench"), progress=False)
     step = (lambda x: naive_step(t, x)) if name == "naive" else t.train_step
     bs = t.cfg.optim.batch_size
@@ -71,14 +71,15 @@ def measure(name: str, data_dir: str | None, steps: int, chunk: int = 10) -> flo
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--data-dir", default=None, help="MNIST folder (the mnist variants)")
+    ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the narrow variant)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     results = {}
     for name in args.variants:
-        results[name] = measure(name, args.data_dir, args.steps)
+        results[name] = measure(name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir}, args.steps)
         print(f"{name:16s} {results[name]:8.0f} images/s", flush=True)
     if "naive" in results:
         for name, r in results.items():
