@@ -56,6 +56,53 @@ def test_lone_request_does_not_wait_and_errors_propagate():
     batcher.close()
 
 
+def test_lone_request_runs_in_its_own_thread():
+    """No hand-off to another thread for a request that finds no batch in flight (sequential latency)."""
+    ran_in = []
+    batcher = MicroBatcher(lambda z, c: ran_in.append(threading.get_ident()) or z, max_rows=8, wait_s=0.005)
+    for _ in range(3):
+        batcher(np.ones((1, 1)), np.ones((1, 1)))
+    assert ran_in == [threading.get_ident()] * 3
+
+
+def test_many_threads_all_served_after_a_failing_batch():
+    """A run() that fails hands the error to that batch's requests only; the batch slot passes on and every
+    other request is still served, with its own rows, in bounded batches."""
+    sizes, lock = [], threading.Lock()
+
+    def run(z, c):
+        with lock:
+            sizes.append(len(z))
+        time.sleep(0.002)
+        if (z < 0).any():
+            raise ValueError("bad row")
+        return z + c
+
+    batcher = MicroBatcher(run, max_rows=16, wait_s=0.002)
+    results = {}
+
+    def worker(i):
+        n = 1 + i % 4
+        z = np.full((n, 3), -1.0 if i == 7 else float(i), np.float32)
+        try:
+            results[i] = batcher(z, np.zeros((n, 3), np.float32))
+        except ValueError as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(64)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    failed = [i for i, r in results.items() if isinstance(r, ValueError)]
+    assert 7 in failed and len(results) == 64
+    for i, r in results.items():
+        if i not in failed:
+            assert r.shape == (1 + i % 4, 3) and (r == i).all()
+    assert max(sizes) <= 16 and len(sizes) < 64
+
+
 def test_batched_service_matches_unbatched(tiny_models_dir):
     """Concurrent /generate through the batcher gives the same images as batching off."""
     bodies = [{"n": 1 + i % 2, "seed": i, "codes": {"digit": i % 10}} for i in range(12)]
