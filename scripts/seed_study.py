@@ -1,6 +1,10 @@
 """Train one config under several seeds and tabulate test accuracy and the label-free score per seed.
 
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
+    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10]   # continue the seeds' runs
+
+``--resume`` continues each seed's newest run (``infogan train --resume``: exact, so a study on a slow CPU can be
+spread over several sittings); a seed without a checkpoint yet starts afresh.
 
 Each seed is an ordinary ``infogan train`` run (its own numbered run folder); the table is read back from the
 runs' ``metrics.jsonl`` (per-epoch test accuracy, logged by the loop) and written to ``--out`` as JSON. It also
@@ -50,6 +54,8 @@ def main() -> None:
     ap.add_argument("--data-dir")
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--out", default=None)
+    ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
+    ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
     ap.add_argument("--summarize-only", action="store_true",
                     help="train nothing; tabulate the newest run of each seed already under --runs-dir")
     args = ap.parse_args()
@@ -65,11 +71,16 @@ def main() -> None:
         while pending and len(procs) < args.parallel:
             seed = pending.pop(0)
             sub = runs_root / f"seed{seed}"
-            cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub),
-                   "--no-progress"] + [a for s in args.set for a in ("--set", s)]
-            if args.data_dir:
-                cmd += ["--data-dir", args.data_dir]
-            log = open(runs_root / f"seed{seed}.log", "w") if runs_root.mkdir(parents=True, exist_ok=True) is None else None
+            previous = sorted(sub.glob("*/checkpoint.pt")) if args.resume else []
+            if previous:  # the run's own config and data folder travel in its checkpoint
+                cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
+                cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+            else:
+                cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir",
+                       str(sub), "--no-progress"] + [a for s in args.set for a in ("--set", s)]
+                cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+            runs_root.mkdir(parents=True, exist_ok=True)
+            log = open(runs_root / f"seed{seed}.log", "a" if previous else "w")
             procs.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), sub))
         seed, p, sub = procs.pop(0)
         if p.wait() != 0:
