@@ -13,11 +13,13 @@ from ..core.registry import Model, Registry
 from ..schemas import InferRequest
 
 
-def get_settings(request: Request) -> Settings:
+# Async because they only read app state: FastAPI runs a sync dependency in the thread pool, one more thread hop
+# per request before the (sync) route's own.
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_registry(request: Request) -> Registry:
+async def get_registry(request: Request) -> Registry:
     return request.app.state.registry
 
 
