@@ -23,12 +23,13 @@ RunFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class _Request:
-    __slots__ = ("z", "c", "wake", "lead", "finished", "out", "exc")
+    __slots__ = ("z", "c", "wake", "finished", "out", "exc")
 
     def __init__(self, z: np.ndarray, c: np.ndarray):
         self.z, self.c = z, c
-        self.wake = threading.Event()  # set when the rows are ready, or when this request is to lead the next batch
-        self.lead = self.finished = False
+        # set when the rows are ready (finished), or, while not finished, when this request is to lead the next batch
+        self.wake = threading.Event()
+        self.finished = False
         self.out: np.ndarray | None = None
         self.exc: BaseException | None = None
 
@@ -39,9 +40,9 @@ class _Request:
 
 
 class MicroBatcher:
-    def __init__(self, run: RunFn, *, max_rows: int, wait_s: float, name: str = "generator",
+    def __init__(self, run: RunFn, *, max_rows: int, wait_s: float,
                  on_batch: Callable[[int, int], None] | None = None, gap_s: float = 0.0005):
-        self.run, self.max_rows, self.wait_s, self.gap_s, self.name = run, max_rows, wait_s, gap_s, name
+        self.run, self.max_rows, self.wait_s, self.gap_s = run, max_rows, wait_s, gap_s
         self.on_batch = on_batch  # (rows, requests) per run(), for the metrics
         self._cond = threading.Condition()
         self._pending: deque[_Request] = deque()
@@ -87,9 +88,7 @@ class MicroBatcher:
             with self._cond:
                 self._busy = len(batch) > 1
                 if self._pending:
-                    nxt = self._pending[0]
-                    nxt.lead = True
-                    nxt.wake.set()
+                    self._pending[0].wake.set()  # not finished, so it wakes to lead
                 else:
                     self._leading = False
 

@@ -187,7 +187,7 @@ def load_model(folder: Path, *, device: str, settings: Settings, metrics: Metric
                   metrics, rec_outputs=rec_outputs)
     if settings.batch_wait_ms > 0:
         model.batcher = MicroBatcher(model.run_generator, max_rows=settings.max_batch,
-                                     wait_s=settings.batch_wait_ms / 1000, name=model.id,
+                                     wait_s=settings.batch_wait_ms / 1000,
                                      on_batch=lambda rows, reqs: (metrics.batch_rows.labels(model.id).observe(rows),
                                                                   metrics.batch_requests.labels(model.id).observe(reqs)))
     return model

@@ -112,15 +112,21 @@ def test_non_finite_loss_stops_with_a_message(fake_mnist_dir, tmp_path, monkeypa
         t.run()
 
 
+def step_with_dtypes(t: Trainer) -> tuple[set, dict]:
+    """One training step: the dtypes G's first layer produced (bf16 under autocast, else fp32) and the step's stats."""
+    seen = set()
+    hook = t.G.body[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
+    stats = t.train_step(t.data[:32])
+    hook.remove()
+    return seen, stats
+
+
 def test_bf16_precision_runs_bf16_kernels_and_keeps_fp32_weights(fake_mnist_dir, tmp_path):
     """train.precision = "bf16": the forward passes run in bfloat16 (autocast) while weights, optimizer state and
     the logged losses stay fp32, and training still moves the weights."""
     t = Trainer(tiny_config(fake_mnist_dir, precision="bf16"), tmp_path, progress=False)
-    seen = set()
-    hook = t.G.body[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
     before = {k: v.clone() for k, v in t.G.state_dict().items()}
-    stats = t.train_step(t.data[:32])
-    hook.remove()
+    seen, stats = step_with_dtypes(t)
     assert seen == {torch.bfloat16}
     assert all(p.dtype == torch.float32 for p in [*t.G.parameters(), *t.D.parameters()])
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in stats.values())
@@ -150,11 +156,7 @@ def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_p
         assert resolve_precision("auto", cpu)[0] == want
         t = Trainer(tiny_config(fake_mnist_dir, precision="auto"), tmp_path, progress=False)
         assert t.precision == want and t.state()["precision"] == want
-        seen = set()
-        hook = t.G.body[0].register_forward_hook(lambda m, i, o: seen.add(o.dtype))
-        t.train_step(t.data[:32])
-        hook.remove()
-        assert seen == {torch.bfloat16 if want == "bf16" else torch.float32}
+        assert step_with_dtypes(t)[0] == {torch.bfloat16 if want == "bf16" else torch.float32}
 
 
 def test_noise_scale_is_applied_inside_G_and_travels_in_the_checkpoint(fake_mnist_dir, tmp_path):
