@@ -277,7 +277,7 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
         dataset=ck.get("dataset", dc["name"]), light_on_dark=dc["name"] in ("mnist", "fashion-mnist"),
         metrics=evaluation, category_to_class={k: v for k, v in cat_map.items() if v}, weights=weights,
         provenance={"command": command, "train_command": ck.get("command"), "resumed_by": ck.get("resumed_by", []),
-                    "selection": ck.get("selection"),
+                    "selection": ck.get("selection"), "precision": ck.get("precision"),  # "auto" resolved per machine
                     "config": cfg, "seed": cfg["train"]["seed"], "step": ck["step"],
                     "epoch": ck.get("epoch"), "commit": git_commit(), "model_args": ck["model_args"]})
 

@@ -157,6 +157,12 @@ def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_p
         t = Trainer(tiny_config(fake_mnist_dir, precision="auto"), tmp_path, progress=False)
         assert t.precision == want and t.state()["precision"] == want
         assert step_with_dtypes(t)[0] == {torch.bfloat16 if want == "bf16" else torch.float32}
+    # the precision a run really used reaches the exported manifest (the config only says "auto")
+    from training.export import export_checkpoint
+    ck = train(tiny_config(fake_mnist_dir, precision="auto"), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    folder = export_checkpoint(ck, "tiny", models_dir=tmp_path / "models")
+    manifest = json.loads((Path(folder) / "manifest.json").read_text())
+    assert manifest["provenance"]["precision"] == "bf16" and manifest["provenance"]["config"]["train"]["precision"] == "auto"
 
 
 def test_noise_scale_is_applied_inside_G_and_travels_in_the_checkpoint(fake_mnist_dir, tmp_path):
