@@ -17,11 +17,11 @@ class Settings(BaseSettings):
     models_dir: Path = Field(ROOT / "models", description="one folder per model: <id>/{generator,recognizer}.onnx, manifest.json")
     frontend_dir: Path = Field(ROOT / "frontend", description="index.html (a jinja2 template) and static/")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # intra-op threads per ONNX Runtime session; 0 = every core. One worker thread per model runs the batches, so
-    # the cores go to one run() at a time rather than being split between concurrent runs.
+    # intra-op threads per ONNX Runtime session; 0 = every core. The micro-batcher lets one run() per model go at a
+    # time, so the cores go to that run rather than being split between concurrent runs.
     ort_threads: int = Field(0, ge=0)
-    # micro-batching of concurrent /generate calls: the worker waits at most this long for more requests once it
-    # sees concurrent traffic (never for a lone request); 0 disables batching (each request calls run() itself).
+    # micro-batching of concurrent /generate calls: a batch's leader waits at most this long for more requests once
+    # it sees concurrent traffic (never for a lone request); 0 disables batching (each request calls run() itself).
     batch_wait_ms: float = Field(2.0, ge=0, le=100)
     max_batch: int = Field(256, ge=1, le=4096, description="rows per batched generator run()")
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1)

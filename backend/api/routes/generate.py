@@ -4,12 +4,13 @@ from __future__ import annotations
 import secrets
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ...core.images import png_base64
 from ...core.latent import LatentSpec
 from ...schemas import Error, GenerateRequest, GenerateResponse, TraverseRequest, TraverseResponse
 from ..deps import RegistryDep, resolve_model
+from ..responses import validated_json
 
 router = APIRouter(tags=["generate"])
 
@@ -33,7 +34,7 @@ def draw(spec: LatentSpec, n: int, seed: int, given: dict[str, float]) -> tuple[
 
 
 @router.post("/generate", response_model=GenerateResponse, responses=ERRORS)
-def generate(req: GenerateRequest, registry: RegistryDep) -> dict:
+def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
     """n images from the prior; `codes` fixes some codes for all of them, `z` fixes the noise."""
     model = resolve_model(registry, req.model)
     spec = model.spec
@@ -43,12 +44,12 @@ def generate(req: GenerateRequest, registry: RegistryDep) -> dict:
     if req.z is not None:
         z = spec.noise.check(req.z, req.n)
     images = model.generate(z, spec.encode(values))
-    return {"model": model.id, "seed": seed, "images": [png_base64(im) for im in images], "z": z.tolist(),
-            "codes": spec.rows(values)}
+    return validated_json(GenerateResponse, {"model": model.id, "seed": seed, "images": [png_base64(im) for im in images],
+                                             "z": z.tolist(), "codes": spec.rows(values)})
 
 
 @router.post("/traverse", response_model=TraverseResponse, responses=ERRORS)
-def traverse(req: TraverseRequest, registry: RegistryDep) -> dict:
+def traverse(req: TraverseRequest, registry: RegistryDep) -> Response:
     """A rows x cols grid: each row one prior sample, each column one value of `code` (all K for a categorical)."""
     model = resolve_model(registry, req.model)
     spec = model.spec
@@ -63,5 +64,6 @@ def traverse(req: TraverseRequest, registry: RegistryDep) -> dict:
     values = {name: np.repeat(v, cols) for name, v in values.items()}
     values[code.name] = np.tile(np.asarray(sweep, dtype=np.float64), req.rows)
     images = model.generate(z, spec.encode(values))
-    return {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
-            "values": [code.output(v) for v in sweep], "images": [png_base64(im) for im in images], "seed": seed}
+    return validated_json(TraverseResponse, {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
+                                             "values": [code.output(v) for v in sweep],
+                                             "images": [png_base64(im) for im in images], "seed": seed})

@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ...core.images import png_base64
-from ...schemas import Health, Ready
+from ...schemas import GenerateResponse, Health, Ready
 from ..deps import RegistryDep
+from ..responses import validated_json
 
 router = APIRouter(tags=["health"])
 
@@ -39,13 +40,14 @@ def metrics(request: Request) -> Response:
 
 
 @router.get("/_floor", include_in_schema=False)
-def floor(registry: RegistryDep) -> dict:
+def floor(registry: RegistryDep) -> Response:
     """Benchmark floor: the /generate response shape with a fixed PNG of the first model's size and no model run,
-    through the same stack (sync route, JSON, middleware). benchmarks/serve_latency.py compares against it."""
+    through the same stack (sync route, validated JSON, middleware). benchmarks/serve_latency.py compares against it."""
     first = next(iter(registry.models.values()), None)
     c, h, w = first.image_shape if first else (1, 28, 28)
     dim = first.spec.noise.dim if first else 62
     cached = getattr(registry, "_floor_png", None)
     if cached is None:
         cached = registry._floor_png = png_base64(np.full((c, h, w), 0.5, np.float32))
-    return {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim], "codes": [{}]}
+    return validated_json(GenerateResponse, {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim],
+                                             "codes": [{}]})

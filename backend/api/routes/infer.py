@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from ...core.images import decode_upload, png_base64, prepare
 from ...schemas import Error, InferRequest, InferResponse
 from ..deps import RegistryDep, SettingsDep, UploadDep, resolve_model
+from ..responses import validated_json
 
 router = APIRouter(tags=["infer"])
 
@@ -27,7 +28,7 @@ _JSON.pop("title", None)
     openapi_extra={"requestBody": {"required": True, "content": {
         "multipart/form-data": {"schema": _MULTIPART}, "application/json": {"schema": _JSON}}}},
 )
-def infer_codes(upload: UploadDep, registry: RegistryDep, settings: SettingsDep) -> dict:
+def infer_codes(upload: UploadDep, registry: RegistryDep, settings: SettingsDep) -> Response:
     """Q's posterior over every code for one image. Any size and mode: converted to the model's channels, fitted
     with padding, and a dark-on-light upload inverted for light-on-dark models (MNIST)."""
     model = resolve_model(registry, upload.model)
@@ -41,4 +42,4 @@ def infer_codes(upload: UploadDep, registry: RegistryDep, settings: SettingsDep)
     z = np.zeros((1, spec.noise.dim), np.float32)
     c_vec = spec.encode({name: np.array([v["value"]], np.float64) for name, v in codes.items()})
     recon = model.generate(z, c_vec)[0]
-    return {"model": model.id, "codes": codes, "reconstruction": png_base64(recon)}
+    return validated_json(InferResponse, {"model": model.id, "codes": codes, "reconstruction": png_base64(recon)})
