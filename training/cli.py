@@ -10,7 +10,7 @@ import sys
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import dumps, load_config
-    from .loop import TrainingError, train
+    from .loop import Interrupted, TrainingError, train
 
     overrides = list(args.set or [])
     if args.data_dir:
@@ -36,6 +36,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if int(os.environ.get("RANK", "0")) == 0:
                 print(dumps(cfg))
             ck = train(cfg, runs_dir=args.runs_dir, progress=not args.no_progress, max_steps=args.max_steps)
+    except Interrupted as e:
+        print(f"infogan train: {e}", file=sys.stderr)
+        return 128 + e.signum  # the shell's convention for "ended by a signal", so a script can tell a stop from a failure
     except (TrainingError, ValueError, FileNotFoundError) as e:
         print(f"infogan train: error: {e}", file=sys.stderr)
         return 1

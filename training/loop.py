@@ -7,12 +7,15 @@ DistributedDataParallel (gloo on CPU, NCCL on CUDA); rank 0 writes all files.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +42,39 @@ ADAM_KW = {"fused": True}
 
 class TrainingError(RuntimeError):
     pass
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM stopped the run after a whole step; its checkpoint holds that step."""
+
+    def __init__(self, signum: int, step: int, run_dir: Path):
+        self.signum, self.step, self.run_dir = signum, step, run_dir
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved; continue with: "
+                         f"infogan train --resume {run_dir}")
+
+
+@contextlib.contextmanager
+def stop_requests(enabled: bool):
+    """Signals received while training, checked by the loop after every step: a Ctrl-C or a scheduler's SIGTERM
+    then writes a checkpoint at that step and stops, losing nothing (a kill -9 still loses at most the steps since
+    the last periodic checkpoint, and never the file: checkpoints are written atomically). A second signal takes
+    its usual action at once. Off under torchrun (the ranks would stop at different steps and the next collective
+    would hang) and outside the main thread (Python delivers signals only there)."""
+    received: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+
+    def handler(signum, frame):
+        received.append(signum)
+        signal.signal(signum, previous[signum])
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 def command_line() -> str:
@@ -380,42 +416,46 @@ class Trainer:
             acc: dict[str, float] = {}
             n_acc = 0
             t0 = time.perf_counter()
-            while self.step < end:
-                epoch, pos = divmod(self.step, self.steps_per_epoch)
-                order = self._epoch_order(epoch)
-                for i in range(pos, self.steps_per_epoch):
-                    if self.step >= end:
-                        break
-                    stats = self.train_step(self.data[order[i]])
-                    self.step += 1
-                    for k, v in stats.items():
-                        acc[k] = acc.get(k, 0.0) + float(v)
-                    n_acc += 1
-                    if self.step % cfg.train.log_every == 0 or self.step == end:
-                        row = {k: v / n_acc for k, v in acc.items()}
-                        dt = time.perf_counter() - t0
-                        row.update(step=self.step, epoch=self.step / self.steps_per_epoch,
-                                   images_per_s=n_acc * cfg.optim.batch_size / dt)
-                        if metrics_f:
-                            metrics_f.write(json.dumps(row) + "\n")
-                            metrics_f.flush()
+            with stop_requests(not self.distributed) as received:
+                while self.step < end:
+                    epoch, pos = divmod(self.step, self.steps_per_epoch)
+                    order = self._epoch_order(epoch)
+                    for i in range(pos, self.steps_per_epoch):
+                        if self.step >= end:
+                            break
+                        if received:  # checked before a step, so an epoch's samples and test row are never skipped
+                            self.save_checkpoint()
+                            raise Interrupted(received[0], self.step, self.run_dir)
+                        stats = self.train_step(self.data[order[i]])
+                        self.step += 1
+                        for k, v in stats.items():
+                            acc[k] = acc.get(k, 0.0) + float(v)
+                        n_acc += 1
+                        if self.step % cfg.train.log_every == 0 or self.step == end:
+                            row = {k: v / n_acc for k, v in acc.items()}
+                            dt = time.perf_counter() - t0
+                            row.update(step=self.step, epoch=self.step / self.steps_per_epoch,
+                                       images_per_s=n_acc * cfg.optim.batch_size / dt)
+                            if metrics_f:
+                                metrics_f.write(json.dumps(row) + "\n")
+                                metrics_f.flush()
+                            if bar:
+                                bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
+                                                 if k.startswith(("L_I", "loss"))})
+                            acc, n_acc, t0 = {}, 0, time.perf_counter()
                         if bar:
-                            bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
-                                             if k.startswith(("L_I", "loss"))})
-                        acc, n_acc, t0 = {}, 0, time.perf_counter()
-                    if bar:
-                        bar.update(1)
-                    if self.step % cfg.train.checkpoint_every == 0:
-                        self.save_checkpoint()
-                if self.step % self.steps_per_epoch == 0 and self.rank == 0:
-                    self.save_samples(self.step // self.steps_per_epoch)
-                    if self.test is not None:
-                        row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
-                        if metrics_f:
-                            metrics_f.write(json.dumps(row) + "\n")
-                            metrics_f.flush()
-                        print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
-                                                                      if k.startswith("test")), flush=True)
+                            bar.update(1)
+                        if self.step % cfg.train.checkpoint_every == 0:
+                            self.save_checkpoint()
+                    if self.step % self.steps_per_epoch == 0 and self.rank == 0:
+                        self.save_samples(self.step // self.steps_per_epoch)
+                        if self.test is not None:
+                            row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
+                            if metrics_f:
+                                metrics_f.write(json.dumps(row) + "\n")
+                                metrics_f.flush()
+                            print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                                                          if k.startswith("test")), flush=True)
             self.save_checkpoint()
         finally:
             if bar:

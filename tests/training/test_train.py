@@ -70,12 +70,25 @@ def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp
     assert res.returncode != 0 and "--seed" in res.stderr and "Traceback" not in res.stderr
 
 
+def train_process(data_dir, runs_dir, *extra: str) -> subprocess.Popen:
+    """``infogan train`` of a tiny 6-epoch (96-step) run in a subprocess, to be killed or signalled."""
+    cmd = [sys.executable, "-m", "training", "train", "mnist", "--data-dir", str(data_dir), "--runs-dir",
+           str(runs_dir), "--no-progress", "--epochs", "6", "--set", "data.verify=false", "--set", "model.widths={ fc = 32, ch = 8 }",
+           "--set", "optim.batch_size=32", "--set", "train.threads=1", "--set", "train.candidates=1", *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def resume_to_end(run_dir: Path) -> None:
+    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(run_dir), "--no-progress"],
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert ckpt_io.load(run_dir / "checkpoint.pt")["step"] == 96  # 6 epochs x 16 steps
+
+
 def test_kill_9_then_resume_finishes(fake_mnist_dir, tmp_path):
-    cmd = [sys.executable, "-m", "training", "train", "mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir",
-           str(tmp_path), "--no-progress", "--epochs", "6", "--set", "data.verify=false", "--set", "model.widths={ fc = 32, ch = 8 }",
-           "--set", "optim.batch_size=32", "--set", "train.checkpoint_every=4", "--set", "train.threads=1", "--set", "train.candidates=1"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = train_process(fake_mnist_dir, tmp_path, "--set", "train.checkpoint_every=4")
     ck = None
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -89,11 +102,27 @@ def test_kill_9_then_resume_finishes(fake_mnist_dir, tmp_path):
     proc.wait()
     killed_at = ckpt_io.load(ck)["step"]  # the file is whole after kill -9, even one that hit a write
     assert killed_at < 96
-    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(ck.parent), "--no-progress"],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert ckpt_io.load(ck)["step"] == 96  # 6 epochs x 16 steps
+    resume_to_end(ck.parent)
     assert not list(ck.parent.glob("*.tmp"))  # a temp file from a write the kill interrupted is gone after resume
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_checkpoints_the_step_reached_then_resume_finishes(fake_mnist_dir, tmp_path, sig):
+    # no periodic checkpoint during the run: whatever is on disk after the stop was written because of the signal
+    proc = train_process(fake_mnist_dir, tmp_path, "--set", "train.checkpoint_every=1000", "--set", "train.log_every=1")
+    deadline = time.time() + 120
+    while time.time() < deadline and not any(
+            json.loads(line)["step"] >= 3 for m in tmp_path.glob("*/metrics.jsonl") for line in m.read_text().splitlines()):
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert f"stopped by {sig.name}" in err and "checkpoint saved" in err and "--resume" in err
+    (ck,) = tmp_path.glob("*/checkpoint.pt")
+    stopped_at = ckpt_io.load(ck)["step"]
+    logged = [json.loads(line)["step"] for line in (ck.parent / "metrics.jsonl").read_text().splitlines()]
+    assert 3 <= stopped_at < 96 and stopped_at == max(logged)  # the last step trained is the one saved
+    resume_to_end(ck.parent)
 
 
 def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_path):
