@@ -22,7 +22,9 @@ from pathlib import Path
 
 def read_epochs(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return [r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r]
+    by_step = {r["step"]: r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r}
+    # one row per epoch: a run resumed by an older version of the loop may have logged an epoch twice (same values)
+    return [by_step[k] for k in sorted(by_step)]
 
 
 def read_starts(run: Path) -> list[dict]:

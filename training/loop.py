@@ -77,6 +77,32 @@ def stop_requests(enabled: bool):
             signal.signal(s, h)
 
 
+def trim_metrics(path: Path, step: int) -> int:
+    """Drop the rows a killed run logged after its checkpoint's step, and a line the kill tore: the resumed run logs
+    those steps again (identically, as resume is exact), so the file keeps one row per step. Rewritten atomically;
+    returns the number of lines dropped."""
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step:
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, path)
+    return dropped
+
+
 def command_line() -> str:
     """This process's command line as a user would type it (``python -m training ...`` or ``infogan ...``)."""
     prog = ["python", "-m", "training"] if Path(sys.argv[0]).name == "__main__.py" else [Path(sys.argv[0]).name]
@@ -404,6 +430,11 @@ class Trainer:
                   f"{self.world} process(es); "
                   f"G {count_parameters(self.G):,} / D+Q {count_parameters(self.D):,} parameters; "
                   f"{self.total_steps} steps of {cfg.optim.batch_size} images", flush=True)
+        if self.rank == 0 and self.step > 0:
+            dropped = trim_metrics(self.run_dir / "metrics.jsonl", self.step)
+            if dropped:
+                print(f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {self.step}; "
+                      "those steps are logged again", flush=True)
         metrics_f = open(self.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
         bar = None
         try:

@@ -53,6 +53,20 @@ def test_resume_continues_exactly(fake_mnist_dir, tmp_path):
         assert torch.equal(straight["G"][k], resumed["G"][k]), k
 
 
+def test_resume_drops_metrics_rows_logged_after_the_checkpoint(fake_mnist_dir, tmp_path):
+    """A run killed after logging step 10 with its checkpoint at step 8 (and a line torn by the kill): the resumed
+    run logs steps 10 and 12 once each, with its own values."""
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=8)
+    metrics = part.parent / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write(json.dumps({"step": 10, "loss_D": 123.0}) + "\n" + '{"step": 12, "loss_')
+    train(None, resume=part.parent, progress=False, max_steps=12)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4, 6, 8, 10, 12]
+    assert rows[4]["loss_D"] != 123.0
+    assert not list(part.parent.glob("*.tmp"))
+
+
 def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp_path):
     """--resume RUN --epochs 2 on a finished 1-epoch run gives bit-identical weights to a 2-epoch run, keeps the
     command that started it, and refuses to shorten a run."""
