@@ -55,7 +55,7 @@ class Interrupted(Exception):
 
 @contextlib.contextmanager
 def stop_requests(enabled: bool):
-    """Signals received while training, checked by the loop after every step: a Ctrl-C or a scheduler's SIGTERM
+    """Signals received while training, checked by the loop between steps: a Ctrl-C or a scheduler's SIGTERM
     then writes a checkpoint at that step and stops, losing nothing (a kill -9 still loses at most the steps since
     the last periodic checkpoint, and never the file: checkpoints are written atomically). A second signal takes
     its usual action at once. Off under torchrun (the ranks would stop at different steps and the next collective
