@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -19,21 +20,26 @@ from .networks import Discriminator, Generator, build_networks
 FORMAT = "infogan-checkpoint/1"
 
 
-def save_atomic(obj: Any, path: str | Path) -> None:
-    """torch.save to a temp file in the same folder, fsync, then rename: a kill -9 at any point leaves either the
-    old complete file or the new complete file, never a torn one."""
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
+    """``write(f)`` to a temp file in the same folder, fsync, then rename: a kill -9 at any point leaves either the
+    old complete file or the new complete file, never a torn one (and at most a temp file, which
+    ``remove_stale_temps`` deletes)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    write_atomic(path, lambda f: torch.save(obj, f))
 
 
 def remove_stale_temps(path: str | Path) -> list[Path]:

@@ -81,6 +81,7 @@ def trim_metrics(path: Path, step: int) -> int:
     """Drop the rows a killed run logged after its checkpoint's step, and a line the kill tore: the resumed run logs
     those steps again (identically, as resume is exact), so the file keeps one row per step. Rewritten atomically;
     returns the number of lines dropped."""
+    ckpt_io.remove_stale_temps(path)  # from a trim a kill interrupted
     if not path.exists():
         return 0
     kept, dropped = [], 0
@@ -97,9 +98,8 @@ def trim_metrics(path: Path, step: int) -> int:
             continue
         kept.append(line)
     if dropped:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, path)
+        text = "".join(line + "\n" for line in kept).encode()
+        ckpt_io.write_atomic(path, lambda f: f.write(text))
     return dropped
 
 

@@ -13,6 +13,5 @@ from fastapi import Response
 from pydantic import BaseModel
 
 
-def validated_json(model: type[BaseModel], data: dict[str, Any], status_code: int = 200) -> Response:
-    return Response(model.model_validate(data).model_dump_json(), status_code=status_code,
-                    media_type="application/json")
+def validated_json(model: type[BaseModel], data: dict[str, Any]) -> Response:
+    return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
