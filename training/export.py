@@ -25,6 +25,7 @@ from torch import nn
 
 from . import checkpoint as ckpt_io
 from .data import load_dataset
+from .int8_path import add_int8_path
 from .latent import LatentSpec
 
 MANIFEST_VERSION = 1
@@ -183,6 +184,8 @@ def _onnx_export(module: nn.Module, args: tuple, path: Path, input_names: list[s
                       dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     model = onnx.load(str(path))
     store_weights(model, weights)
+    if weights == "int8":
+        add_int8_path(model)  # small batches through the int8 FC weights exactly (training/int8_path.py)
     entry = model.metadata_props.add()
     entry.key, entry.value = "infogan_spec", spec_json
     onnx.checker.check_model(model)

@@ -1,0 +1,108 @@
+"""The exact int8 path of an int8 generator (training/int8_path.py) against the plain fp32 Gemm, in one run.
+
+    python benchmarks/int8_path.py [--model mnist] [--models-dir models] [--repeats 300]
+
+Builds both variants from the model folder's generator.onnx: the file as exported (integer path up to its
+threshold) and the same graph with the threshold set to 0 (every batch through the fp32 Gemm), or, for a file
+exported before the path existed, the file itself and the file with the path added. Prints, per batch size, the
+median run() time back to back, after 2 ms of busy Python and after a 2 ms sleep (between requests a
+server does other work or idles, and the weights leave the cache), the speed-up, and how far the outputs differ (max |difference|, and 8-bit pixels that differ).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks.export_latency import latent_batch  # noqa: E402
+from training.int8_path import add_int8_path  # noqa: E402
+
+
+def variants(path: Path) -> tuple[bytes, bytes]:
+    """(fp32 Gemm only, with the integer path) as serialised models."""
+    model = onnx.load(str(path))
+    thresholds = [i for i in model.graph.initializer if i.name.endswith("__i8_max_rows")]
+    if not thresholds:
+        if not add_int8_path(model):
+            raise SystemExit(f"{path}: no int8 FC layer after a Relu (export with --weights int8)")
+        return path.read_bytes(), model.SerializeToString()
+    with_path = model.SerializeToString()
+    for init in thresholds:
+        init.CopyFrom(numpy_helper.from_array(np.array([0], np.int64), init.name))
+    return model.SerializeToString(), with_path
+
+
+def session(blob: bytes, threads: int) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the service runs it
+    return ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+
+
+def pause(kind: str, seconds: float = 0.002) -> None:
+    """Between runs: nothing, 2 ms idle (the cores may sleep), or 2 ms of busy Python (caches stay in use)."""
+    if kind == "sleep":
+        time.sleep(seconds)
+    elif kind == "busy":
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+
+def median_ms(sess: ort.InferenceSession, feed: dict, repeats: int, gap: str) -> float:
+    for _ in range(5):
+        sess.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        pause(gap)
+        t0 = time.perf_counter()
+        sess.run(None, feed)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) * 1e3
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="mnist")
+    ap.add_argument("--models-dir", default=str(ROOT / "models"))
+    ap.add_argument("--repeats", type=int, default=300)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    folder = Path(args.models_dir) / args.model
+    import json
+    spec = json.loads((folder / "manifest.json").read_text())["spec"]
+    plain, fast = (session(b, args.threads) for b in variants(folder / "generator.onnx"))
+    rng = np.random.default_rng(0)
+    worst, pixels, total = 0.0, 0, 0
+    for n in (1, 2, 3, 4, 5, 8, 64):
+        for _ in range(30 if n < 64 else 3):
+            feed = latent_batch(spec, n, rng)
+            a, b = plain.run(None, feed)[0], fast.run(None, feed)[0]
+            worst = max(worst, float(np.abs(a - b).max()))
+            pixels += int(((a * 255 + 0.5).astype(np.uint8) != (b * 255 + 0.5).astype(np.uint8)).sum())
+            total += a.size
+    print(f"{folder.name}: onnxruntime {ort.__version__}, {args.threads} threads; outputs differ by at most "
+          f"{worst:.1e}; 8-bit pixels that differ: {pixels} of {total}")
+    gaps = ("none", "busy", "sleep")
+    print("median run() ms, fp32 Gemm -> integer path (speed-up), with 2 ms between runs of: " + ", ".join(gaps))
+    for n in (1, 2, 4, 8, 16, 64):
+        feed = latent_batch(spec, n, rng)
+        reps = args.repeats if n <= 8 else max(20, args.repeats // 5)
+        cells = []
+        for gap in gaps:
+            p, f = median_ms(plain, feed, reps, gap), median_ms(fast, feed, reps, gap)
+            cells.append(f"{p:6.3f} -> {f:6.3f} (x{p / f:.2f})")
+        print(f"batch {n:3d} | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""An exact integer path for small batches through the large int8-stored FC layers of an exported ONNX graph.
+
+With ``--weights int8`` the export stores each large FC weight as int8 ``q`` (out, in) and a per-row fp32 scale
+``s`` and rebuilds ``W = q * s`` in fp32 with constant nodes, which ONNX Runtime folds at session start, so
+inference reads 4 bytes per weight. For one image that matrix-vector product is memory-bound: the paper's MNIST
+generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms, leaves the
+32 MB L3, and costs ~2 ms in a server where other work runs between images (the weights and the server's own code
+then come from DRAM). Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
+int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move by up to 0.016)
+or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
+
+So for inputs that are non-negative (the output of a Relu) this writes the activations as base-128 digits and
+multiplies the digits by ``q`` in exact integer arithmetic (standard ``MatMulInteger``):
+
+    x_m >= 0 (one input row), a_m = max(x_m) / 127, u = x_m / a_m in [0, 127]
+    u = d0 + d1 / 128 + d2 / 128^2 + d3 / 128^3 + r,  d_k = floor(128^k * frac) in 0..127,  r < 128^-3
+    y_m = a_m * s * sum_k 128^-k (d_k @ q^T) + bias
+
+Every step but the final fp32 combination is exact: floor, the fractional part and the multiplication by 128 are
+exact in fp32; ``d_k @ q^T`` accumulates in int32 (|sum| <= 127 * 127 * in < 2^24 for in <= 1040, so the int32 ->
+fp32 cast is exact too); the truncation r is 128^-3 / 127 < 4e-9 of the row's maximum, below fp32's 6e-8. The
+result agrees with the fp32 ``Gemm`` to fp32 rounding (tests/training/test_export.py; against an fp64 product, on
+64 random rows of a 6272 x 1024 layer, the largest error was 1.6e-5 here and 3.6e-5 for the fp32 ``Gemm``, on
+outputs up to 127). Digits are 7-bit because AVX2's u8 x s8 multiply-add (``vpmaddubsw``)
+saturates a pair sum at 32767: 2 * 127 * 127 = 32258 fits, 2 * 255 * 127 would not.
+
+The four digit rows of each image go through ``MatMulInteger`` together, so the int8 weights are read once per
+batch. That wins only for small batches (MLAS' u8 x s8 GEMM on AVX2 does no more multiply-adds per cycle than its
+fp32 GEMM, and this path does 4 rows per image): an ``If`` on the batch size takes the integer path up to
+``max_rows`` rows and the unchanged fp32 ``Gemm`` above. Measured on the 2-core AVX2 VM, paper MNIST generator,
+median of a whole ``run()``, nothing else running (``benchmarks/export_latency.py``): see the README.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+DIGITS = 4  # base-128 digits per activation: 28 bits, past fp32's 24-bit mantissa
+MAX_ROWS = 2  # batch sizes up to this take the integer path (on the AVX2 VM it wins at 1-2 rows, ties at 4)
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def add_int8_path(model, max_rows: int = MAX_ROWS) -> list[str]:
+    """Rewrite, in place, every ``Gemm(Relu(...), W)`` whose W is rebuilt from an int8 initializer (``<W>__int8``,
+    ``<W>__scale``, as ``export.store_weights`` writes them) into ``If(rows <= max_rows, integer path, Gemm)``.
+    Returns the rewritten weights' names (empty when nothing qualifies, e.g. the recognizer, whose FC inputs are
+    LeakyReLU outputs and can be negative)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    g = model.graph
+    producer = {o: n for n in g.node for o in n.output}
+    inits = {i.name: i for i in g.initializer}
+    nodes, added, done = [], [], []
+
+    def const(name: str, value) -> str:
+        added.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    for n in g.node:
+        at = _attrs(n)
+        if not (n.op_type == "Gemm" and len(n.input) == 3 and at.get("transB") == 1 and not at.get("transA", 0)
+                and at.get("alpha", 1.0) == 1.0 and at.get("beta", 1.0) == 1.0):
+            nodes.append(n)
+            continue
+        x, w, bias = n.input
+        src = producer.get(x)
+        if src is None or src.op_type != "Relu" or f"{w}__int8" not in inits or f"{w}__scale" not in inits:
+            nodes.append(n)
+            continue
+        out_dim, in_dim = (int(d) for d in inits[f"{w}__int8"].dims)
+        p = f"{w}__i8"
+        # outer graph (constant-folded once): q^T (in, out) for MatMulInteger, the scale as a row; the condition
+        nodes += [helper.make_node("Transpose", [f"{w}__int8"], [p + "_qT"], perm=[1, 0], name=p + "_qT"),
+                  helper.make_node("Transpose", [f"{w}__scale"], [p + "_s"], perm=[1, 0], name=p + "_s"),
+                  helper.make_node("Shape", [x], [p + "_rows"], start=0, end=1, name=p + "_rows"),
+                  helper.make_node("LessOrEqual", [p + "_rows", const(p + "_max_rows", np.array([max_rows], np.int64))],
+                                   [p + "_small"], name=p + "_small")]
+        c127 = const(p + "_127", np.float32(127.0))
+        c128 = const(p + "_128", np.float32(128.0))
+        tiny = const(p + "_tiny", np.float32(1e-30))  # an all-zero row: u = 0 rather than 0 / 0
+        place = const(p + "_place", (128.0 ** -np.arange(DIGITS, dtype=np.float64)).astype(np.float32)
+                      .reshape(1, DIGITS, 1))
+        rows_k = const(p + "_rows_k", np.array([-1, in_dim], np.int64))
+        rows_dn = const(p + "_rows_dn", np.array([-1, DIGITS, out_dim], np.int64))
+        axis1 = const(p + "_axis1", np.array([1], np.int64))
+        t = [helper.make_node("ReduceMax", [x], [p + "max0"], axes=[1], keepdims=1),
+             helper.make_node("Max", [p + "max0", tiny], [p + "max"]),
+             helper.make_node("Div", [p + "max", c127], [p + "a"]),                   # (M, 1) per-row step
+             helper.make_node("Div", [x, p + "a"], [p + "u_raw"]),
+             helper.make_node("Min", [p + "u_raw", c127], [p + "u0"])]                 # (M, in) in [0, 127]
+        for k in range(DIGITS):
+            t.append(helper.make_node("Floor", [p + f"u{k}"], [p + f"d{k}"]))
+            if k < DIGITS - 1:
+                t += [helper.make_node("Sub", [p + f"u{k}", p + f"d{k}"], [p + f"f{k}"]),
+                      helper.make_node("Mul", [p + f"f{k}", c128], [p + f"u{k + 1}"])]
+        t += [helper.make_node("Concat", [p + f"d{k}" for k in range(DIGITS)], [p + "digits"], axis=1),
+              helper.make_node("Reshape", [p + "digits", rows_k], [p + "digit_rows"]),  # row DIGITS*m + k = d_k(x_m)
+              helper.make_node("Cast", [p + "digit_rows"], [p + "A"], to=TensorProto.UINT8),
+              helper.make_node("MatMulInteger", [p + "A", p + "_qT"], [p + "acc"]),      # (DIGITS*M, out) int32
+              helper.make_node("Cast", [p + "acc"], [p + "acc_f"], to=TensorProto.FLOAT),
+              helper.make_node("Reshape", [p + "acc_f", rows_dn], [p + "acc_3"]),
+              helper.make_node("Mul", [p + "acc_3", place], [p + "acc_w"]),
+              helper.make_node("ReduceSum", [p + "acc_w", axis1], [p + "sum"], keepdims=0),
+              helper.make_node("Mul", [p + "sum", p + "a"], [p + "y_a"]),
+              helper.make_node("Mul", [p + "y_a", p + "_s"], [p + "y_as"]),
+              helper.make_node("Add", [p + "y_as", bias], [p + "y_int"])]
+        then_g = helper.make_graph(t, p + "_int", [], [helper.make_tensor_value_info(p + "y_int", TensorProto.FLOAT,
+                                                                                       None)])
+        gemm = helper.make_node("Gemm", [x, w, bias], [p + "y_fp32"], transB=1, name=p + "_gemm")
+        else_g = helper.make_graph([gemm], p + "_fp32", [], [helper.make_tensor_value_info(p + "y_fp32",
+                                                                                             TensorProto.FLOAT, None)])
+        nodes.append(helper.make_node("If", [p + "_small"], list(n.output), then_branch=then_g, else_branch=else_g,
+                                      name=p + "_if"))
+        done.append(w)
+    if done:
+        del g.node[:]
+        g.node.extend(nodes)
+        g.initializer.extend(added)
+    return done
