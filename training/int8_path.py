@@ -3,9 +3,9 @@
 With ``--weights int8`` the export stores each large FC weight as int8 ``q`` (out, in) and a per-row fp32 scale
 ``s`` and rebuilds ``W = q * s`` in fp32 with constant nodes, which ONNX Runtime folds at session start, so
 inference reads 4 bytes per weight. For one image that matrix-vector product is memory-bound: the paper's MNIST
-generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms, leaves the
-32 MB L3, and costs ~2 ms in a server where other work runs between images (the weights and the server's own code
-then come from DRAM). Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
+generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms back to back and ~2 ms
+inside the service (its own inference histogram), where other work runs between images and the weights do not
+stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
 int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move by up to 0.016)
 or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
 
@@ -27,8 +27,12 @@ saturates a pair sum at 32767: 2 * 127 * 127 = 32258 fits, 2 * 255 * 127 would n
 The four digit rows of each image go through ``MatMulInteger`` together, so the int8 weights are read once per
 batch. That wins only for small batches (MLAS' u8 x s8 GEMM on AVX2 does no more multiply-adds per cycle than its
 fp32 GEMM, and this path does 4 rows per image): an ``If`` on the batch size takes the integer path up to
-``max_rows`` rows and the unchanged fp32 ``Gemm`` above. Measured on the 2-core AVX2 VM, paper MNIST generator,
-median of a whole ``run()``, nothing else running (``benchmarks/export_latency.py``): see the README.
+``max_rows`` rows and the unchanged fp32 ``Gemm`` above. Measured on the 2-core AVX2 VM, the paper's MNIST
+generator, whole ``run()`` medians (``python benchmarks/int8_path.py``): one image 1.37-1.50 -> 0.78-0.86 ms back
+to back, 1.89-1.96 -> 1.33-1.36 ms after 2 ms of other work; two images x1.4-1.6; four x0.86-1.16, so the
+threshold is 2. In the service, sequential one-image /generate p50 went from 5.59 to 5.00 ms (two servers
+interleaved in one run). On a CUDA session ONNX Runtime's MatMulInteger kernel takes int8 x int8 only, so this
+uint8 x int8 node runs on the CPU there (4 x in bytes in, 4 x out int32 back per image); not measured (no GPU).
 """
 from __future__ import annotations
 
