@@ -1,8 +1,8 @@
-"""The exact int8 path of an int8 generator (training/int8_path.py) against the plain fp32 Gemm, in one run.
+"""The exact int8 path of an int8 model (training/int8_path.py) against the plain fp32 Gemm, in one run.
 
-    python benchmarks/int8_path.py [--model mnist] [--models-dir models] [--repeats 300]
+    python benchmarks/int8_path.py [--model mnist] [--network generator|recognizer] [--models-dir models] [--repeats 300]
 
-Builds both variants from the model folder's generator.onnx: the file as exported (integer path up to its
+Builds both variants from the model folder's generator.onnx (or recognizer.onnx): the file as exported (integer path up to its
 threshold) and the same graph with the threshold set to 0 (every batch through the fp32 Gemm), or, for a file
 exported before the path existed, the file itself and the file with the path added. Prints, per batch size, the
 median run() time back to back, after 2 ms of busy Python and after a 2 ms sleep (between requests a
@@ -11,6 +11,7 @@ server does other work or idles, and the weights leave the cache), the speed-up,
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -76,26 +77,33 @@ def main() -> None:
     ap.add_argument("--models-dir", default=str(ROOT / "models"))
     ap.add_argument("--repeats", type=int, default=300)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--network", choices=("generator", "recognizer"), default="generator")
     args = ap.parse_args()
     folder = Path(args.models_dir) / args.model
-    import json
-    spec = json.loads((folder / "manifest.json").read_text())["spec"]
-    plain, fast = (session(b, args.threads) for b in variants(folder / "generator.onnx"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    plain, fast = (session(b, args.threads) for b in variants(folder / f"{args.network}.onnx"))
     rng = np.random.default_rng(0)
+    shape = tuple(manifest["image"][k] for k in ("channels", "height", "width"))
+
+    def batch(n: int) -> dict[str, np.ndarray]:
+        if args.network == "generator":
+            return latent_batch(manifest["spec"], n, rng)
+        return {"images": rng.uniform(0, 1, (n, *shape)).astype(np.float32)}
     worst, pixels, total = 0.0, 0, 0
     for n in (1, 2, 3, 4, 5, 8, 64):
         for _ in range(30 if n < 64 else 3):
-            feed = latent_batch(spec, n, rng)
-            a, b = plain.run(None, feed)[0], fast.run(None, feed)[0]
-            worst = max(worst, float(np.abs(a - b).max()))
-            pixels += int(((a * 255 + 0.5).astype(np.uint8) != (b * 255 + 0.5).astype(np.uint8)).sum())
-            total += a.size
-    print(f"{folder.name}: onnxruntime {ort.__version__}, {args.threads} threads; outputs differ by at most "
-          f"{worst:.1e}; 8-bit pixels that differ: {pixels} of {total}")
+            feed = batch(n)
+            for a, b in zip(plain.run(None, feed), fast.run(None, feed)):
+                worst = max(worst, float(np.abs(a - b).max()))
+                if args.network == "generator":
+                    pixels += int(((a * 255 + 0.5).astype(np.uint8) != (b * 255 + 0.5).astype(np.uint8)).sum())
+                    total += a.size
+    print(f"{folder.name} {args.network}: onnxruntime {ort.__version__}, {args.threads} threads; outputs differ by "
+          f"at most {worst:.1e}" + (f"; 8-bit pixels that differ: {pixels} of {total}" if total else ""))
     gaps = ("none", "busy", "sleep")
     print("median run() ms, fp32 Gemm -> integer path (speed-up), with 2 ms between runs of: " + ", ".join(gaps))
     for n in (1, 2, 4, 8, 16, 64):
-        feed = latent_batch(spec, n, rng)
+        feed = batch(n)
         reps = args.repeats if n <= 8 else max(20, args.repeats // 5)
         cells = []
         for gap in gaps:

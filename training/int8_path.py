@@ -9,12 +9,15 @@ stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ON
 int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move by up to 0.016)
 or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
 
-So for inputs that are non-negative (the output of a Relu) this writes the activations as base-128 digits and
-multiplies the digits by ``q`` in exact integer arithmetic (standard ``MatMulInteger``):
+So this writes the activations as base-128 digits and multiplies the digits by ``q`` in exact integer arithmetic
+(standard ``MatMulInteger``). For a non-negative input (the output of a Relu: the generator's FC 1024 -> 7x7x128):
 
     x_m >= 0 (one input row), a_m = max(x_m) / 127, u = x_m / a_m in [0, 127]
     u = d0 + d1 / 128 + d2 / 128^2 + d3 / 128^3 + r,  d_k = floor(128^k * frac) in 0..127,  r < 128^-3
     y_m = a_m * s * sum_k 128^-k (d_k @ q^T) + bias
+
+Any other input (the recognizer's FC 7x7x128 -> 1024 reads a LeakyReLU) is split as x = relu(x) - relu(-x) and
+both parts are digitised: eight digit rows per image instead of four, still one read of the weights.
 
 Every step but the final fp32 combination is exact: floor, the fractional part and the multiplication by 128 are
 exact in fp32; ``d_k @ q^T`` accumulates in int32 (|sum| <= 127 * 127 * in < 2^24 for in <= 1040, so the int32 ->
@@ -40,6 +43,9 @@ import numpy as np
 
 DIGITS = 4  # base-128 digits per activation: 28 bits, past fp32's 24-bit mantissa
 MAX_ROWS = 2  # batch sizes up to this take the integer path (on the AVX2 VM it wins at 1-2 rows, ties at 4)
+# Smaller layers keep only the fp32 Gemm: their weights stay in cache (1M values = 4 MB in fp32), and the ~20 small
+# nodes of the digit path would cost more than they save (the paper's first FC, 74 x 1024, and Q's FC128).
+MIN_ELEMENTS = 1 << 20
 
 
 def _attrs(node) -> dict:
@@ -48,13 +54,15 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def add_int8_path(model, max_rows: int = MAX_ROWS) -> list[str]:
-    """Rewrite, in place, every ``Gemm(Relu(...), W)`` whose W is rebuilt from an int8 initializer (``<W>__int8``,
-    ``<W>__scale``, as ``export.store_weights`` writes them) into ``If(rows <= max_rows, integer path, Gemm)``.
-    Returns the rewritten weights' names (empty when nothing qualifies, e.g. the recognizer, whose FC inputs are
-    LeakyReLU outputs and can be negative)."""
+def add_int8_path(model, max_rows: int = MAX_ROWS, min_elements: int | None = None) -> list[str]:
+    """Rewrite, in place, every ``Gemm(x, W)`` whose W (at least ``min_elements`` values, default MIN_ELEMENTS) is
+    rebuilt from an int8 initializer (``<W>__int8``, ``<W>__scale``, as ``export.store_weights`` writes them) into
+    ``If(rows <= max_rows, integer path, Gemm)``. An x that comes from a Relu is digitised as it is; any other x
+    (the recognizer's LeakyReLU) as its positive and negative parts, ``x = relu(x) - relu(-x)``, twice the digit
+    rows through the same single read of the weights. Returns the rewritten weights' names."""
     from onnx import TensorProto, helper, numpy_helper
 
+    min_elements = MIN_ELEMENTS if min_elements is None else min_elements
     g = model.graph
     producer = {o: n for n in g.node for o in n.output}
     inits = {i.name: i for i in g.initializer}
@@ -66,16 +74,16 @@ def add_int8_path(model, max_rows: int = MAX_ROWS) -> list[str]:
 
     for n in g.node:
         at = _attrs(n)
-        if not (n.op_type == "Gemm" and len(n.input) == 3 and at.get("transB") == 1 and not at.get("transA", 0)
-                and at.get("alpha", 1.0) == 1.0 and at.get("beta", 1.0) == 1.0):
+        w = n.input[1] if len(n.input) == 3 else ""
+        q = inits.get(f"{w}__int8")
+        if not (n.op_type == "Gemm" and at.get("transB") == 1 and not at.get("transA", 0) and at.get("alpha", 1.0) == 1.0
+                and at.get("beta", 1.0) == 1.0 and q is not None and f"{w}__scale" in inits
+                and int(np.prod(q.dims)) >= min_elements):
             nodes.append(n)
             continue
-        x, w, bias = n.input
-        src = producer.get(x)
-        if src is None or src.op_type != "Relu" or f"{w}__int8" not in inits or f"{w}__scale" not in inits:
-            nodes.append(n)
-            continue
-        out_dim, in_dim = (int(d) for d in inits[f"{w}__int8"].dims)
+        x, _, bias = n.input
+        signed = getattr(producer.get(x), "op_type", None) != "Relu"
+        out_dim, in_dim = (int(d) for d in q.dims)
         p = f"{w}__i8"
         # outer graph (constant-folded once): q^T (in, out) for MatMulInteger, the scale as a row; the condition
         nodes += [helper.make_node("Transpose", [f"{w}__int8"], [p + "_qT"], perm=[1, 0], name=p + "_qT"),
@@ -91,27 +99,36 @@ def add_int8_path(model, max_rows: int = MAX_ROWS) -> list[str]:
         rows_k = const(p + "_rows_k", np.array([-1, in_dim], np.int64))
         rows_dn = const(p + "_rows_dn", np.array([-1, DIGITS, out_dim], np.int64))
         axis1 = const(p + "_axis1", np.array([1], np.int64))
-        t = [helper.make_node("ReduceMax", [x], [p + "max0"], axes=[1], keepdims=1),
-             helper.make_node("Max", [p + "max0", tiny], [p + "max"]),
-             helper.make_node("Div", [p + "max", c127], [p + "a"]),                   # (M, 1) per-row step
-             helper.make_node("Div", [x, p + "a"], [p + "u_raw"]),
-             helper.make_node("Min", [p + "u_raw", c127], [p + "u0"])]                 # (M, in) in [0, 127]
+        t, h = [], x
+        if signed:  # (2M, in): the positive parts of the M rows, then their negative parts
+            t += [helper.make_node("Relu", [x], [p + "pos"]), helper.make_node("Neg", [x], [p + "negx"]),
+                  helper.make_node("Relu", [p + "negx"], [p + "neg"]),
+                  helper.make_node("Concat", [p + "pos", p + "neg"], [p + "h"], axis=0)]
+            h = p + "h"
+        t += [helper.make_node("ReduceMax", [h], [p + "max0"], axes=[1], keepdims=1),
+              helper.make_node("Max", [p + "max0", tiny], [p + "max"]),
+              helper.make_node("Div", [p + "max", c127], [p + "a"]),                  # per-row step
+              helper.make_node("Div", [h, p + "a"], [p + "u_raw"]),
+              helper.make_node("Min", [p + "u_raw", c127], [p + "u0"])]                # in [0, 127]
         for k in range(DIGITS):
             t.append(helper.make_node("Floor", [p + f"u{k}"], [p + f"d{k}"]))
             if k < DIGITS - 1:
                 t += [helper.make_node("Sub", [p + f"u{k}", p + f"d{k}"], [p + f"f{k}"]),
                       helper.make_node("Mul", [p + f"f{k}", c128], [p + f"u{k + 1}"])]
         t += [helper.make_node("Concat", [p + f"d{k}" for k in range(DIGITS)], [p + "digits"], axis=1),
-              helper.make_node("Reshape", [p + "digits", rows_k], [p + "digit_rows"]),  # row DIGITS*m + k = d_k(x_m)
+              helper.make_node("Reshape", [p + "digits", rows_k], [p + "digit_rows"]),  # row DIGITS*m + k = d_k(h_m)
               helper.make_node("Cast", [p + "digit_rows"], [p + "A"], to=TensorProto.UINT8),
-              helper.make_node("MatMulInteger", [p + "A", p + "_qT"], [p + "acc"]),      # (DIGITS*M, out) int32
+              helper.make_node("MatMulInteger", [p + "A", p + "_qT"], [p + "acc"]),      # (DIGITS*rows, out) int32
               helper.make_node("Cast", [p + "acc"], [p + "acc_f"], to=TensorProto.FLOAT),
               helper.make_node("Reshape", [p + "acc_f", rows_dn], [p + "acc_3"]),
               helper.make_node("Mul", [p + "acc_3", place], [p + "acc_w"]),
               helper.make_node("ReduceSum", [p + "acc_w", axis1], [p + "sum"], keepdims=0),
-              helper.make_node("Mul", [p + "sum", p + "a"], [p + "y_a"]),
-              helper.make_node("Mul", [p + "y_a", p + "_s"], [p + "y_as"]),
-              helper.make_node("Add", [p + "y_as", bias], [p + "y_int"])]
+              helper.make_node("Mul", [p + "sum", p + "a"], [p + "hq"])]                 # h @ q^T
+        if signed:
+            t += [helper.make_node("Split", [p + "hq"], [p + "hq_pos", p + "hq_neg"], axis=0),
+                  helper.make_node("Sub", [p + "hq_pos", p + "hq_neg"], [p + "xq"])]
+        t += [helper.make_node("Mul", [p + ("xq" if signed else "hq"), p + "_s"], [p + "y_s"]),
+              helper.make_node("Add", [p + "y_s", bias], [p + "y_int"])]
         then_g = helper.make_graph(t, p + "_int", [], [helper.make_tensor_value_info(p + "y_int", TensorProto.FLOAT,
                                                                                        None)])
         gemm = helper.make_node("Gemm", [x, w, bias], [p + "y_fp32"], transB=1, name=p + "_gemm")

@@ -9,6 +9,7 @@ import torch
 
 from training.export import (ExportError, export_networks, int8_grid, recognizer_output_names, round_to_fp16,
                              round_weights, sha256_of, store_weights, write_model_folder)
+from training import int8_path
 from training.int8_path import MAX_ROWS, add_int8_path
 from training.latent import mnist_spec
 from training.networks import build_networks
@@ -28,7 +29,8 @@ def _nets(seed=0, noise_scale=1.0):
 
 @pytest.mark.parametrize("weights,noise_scale", [("fp32", 1.0), ("fp16", 1.0), ("int8", 1.0), ("fp32", 0.1)])
 @pytest.mark.parametrize("batch", [1, 64])
-def test_onnx_runtime_matches_pytorch(tmp_path, batch, weights, noise_scale):
+def test_onnx_runtime_matches_pytorch(tmp_path, monkeypatch, batch, weights, noise_scale):
+    monkeypatch.setattr(int8_path, "MIN_ELEMENTS", 10_000)  # int8: batch 1 takes the integer path of both networks
     G, D, spec = _nets(noise_scale=noise_scale)
     info = export_networks(G, D, spec, tmp_path, weights=weights)  # rounds G, D in place to the stored grid
     gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
@@ -116,37 +118,40 @@ def test_round_to_fp16_is_idempotent():
     assert all(torch.equal(a, b) for a, b in zip(before, G.parameters()))
 
 
-def _fc_graph(w: np.ndarray, bias: np.ndarray, weights: str, max_rows: int = MAX_ROWS):
-    """Relu -> Gemm(W) as the exporter writes it: W stored per `weights`, then the int8 path added."""
+def _fc_graph(w: np.ndarray, bias: np.ndarray, act: str):
+    """act -> Gemm(W) as the exporter writes it: W stored on the int8 grid, then the integer path added."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
-        [helper.make_node("Relu", ["x"], ["h"]), helper.make_node("Gemm", ["h", "W", "b"], ["y"], transB=1)], "fc",
+        [helper.make_node(act, ["x"], ["h"]), helper.make_node("Gemm", ["h", "W", "b"], ["y"], transB=1)], "fc",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", w.shape[1]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", w.shape[0]])],
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
-    store_weights(model, weights)
-    rewritten = add_int8_path(model, max_rows) if weights == "int8" else []
+    store_weights(model, "int8")
+    rewritten = add_int8_path(model, min_elements=0)
     onnx.checker.check_model(model)
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]), rewritten
 
 
-def test_int8_path_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold():
+@pytest.mark.parametrize("act", ["Relu", "Identity"])  # digits of x, and of relu(x) and relu(-x)
+def test_int8_path_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold(act):
     """Rows <= MAX_ROWS go through the base-128 digit / MatMulInteger path, larger batches through the fp32 Gemm:
-    both must agree with an fp64 product of the stored weights to a few fp32 ulps of the terms' size, including rows with a huge dynamic range, an all-zero row and a single non-zero value."""
+    both must agree with an fp64 product of the stored weights to a few fp32 ulps of the terms' size, including
+    rows with a huge dynamic range, an all-zero row and a single non-zero value."""
     rng = np.random.default_rng(0)
     q, scale = int8_grid(torch.randn(300, 1024) * torch.linspace(0.01, 1.0, 300)[:, None])
     w = (q.float() * scale).numpy()
     bias = rng.standard_normal(300).astype(np.float32)
-    sess, rewritten = _fc_graph(w, bias, "int8")
+    sess, rewritten = _fc_graph(w, bias, act)
     assert rewritten == ["W"]
     x = (rng.standard_normal((9, 1024)) * np.array([1e-6, 1e-3, 1, 10, 1e3, 1, 1, 1, 1])[:, None]).astype(np.float32)
     x[2, :512] *= 1e4  # one row spanning 4 decades
     x[3] = 0.0
-    x[4] = -1.0
-    x[4, 7] = 3.0  # after the Relu: one non-zero value
-    h = np.maximum(x, 0).astype(np.float64)
+    x[4] = -1e-3
+    x[4, 7] = 3.0  # one large value among small (after a Relu: the only non-zero one)
+    x[5] = -np.abs(x[5])  # no positive part
+    h = (np.maximum(x, 0) if act == "Relu" else x).astype(np.float64)
     want = h @ w.astype(np.float64).T + bias
     tol = 1e-6 * (np.abs(h) @ np.abs(w.astype(np.float64)).T + np.abs(bias))  # a few fp32 ulps of the terms' size
     batched = sess.run(None, {"x": x})[0]  # 9 rows > MAX_ROWS: fp32 Gemm
@@ -158,18 +163,19 @@ def test_int8_path_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold():
     assert np.all(np.abs(small - want[:MAX_ROWS]) <= tol[:MAX_ROWS])
 
 
-def test_int8_path_only_where_the_input_is_non_negative(tmp_path):
-    """The digits need x >= 0: the generator's second FC layer (after a Relu) is rewritten; the first (noise and
-    codes) and the recognizer's (after LeakyReLU) keep the fp32 Gemm; fp16 storage adds no integer path."""
+def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch):
+    """Only int8 files, and only FC layers of at least MIN_ELEMENTS weights: here (threshold lowered for the small
+    test nets) G's 64 -> 1568 layer and D's 1568 -> 64, not G's 74 -> 64 nor Q's head."""
+    monkeypatch.setattr(int8_path, "MIN_ELEMENTS", 10_000)
     G, D, spec = _nets()
     export_networks(G, D, spec, tmp_path / "int8", weights="int8")
     export_networks(G, D, spec, tmp_path / "fp16", weights="fp16")
 
-    def ops(path):
-        m = onnx.load(str(path))
-        return [n.op_type for n in m.graph.node], [n.op_type for n in m.graph.node if n.op_type == "If"
-                                                   for a in n.attribute for n in a.g.node]
-    top, branches = ops(tmp_path / "int8" / "generator.onnx")
-    assert top.count("If") == 1 and top.count("Gemm") == 1 and "MatMulInteger" in branches
-    for path in (tmp_path / "int8" / "recognizer.onnx", tmp_path / "fp16" / "generator.onnx"):
-        assert "If" not in ops(path)[0]
+    def ifs(path):
+        return [n for n in onnx.load(str(path)).graph.node if n.op_type == "If"]
+    for name in ("generator.onnx", "recognizer.onnx"):
+        (node,) = ifs(tmp_path / "int8" / name)
+        branch_ops = {b.name: [m.op_type for m in b.g.node] for b in node.attribute}
+        assert "MatMulInteger" in branch_ops["then_branch"] and branch_ops["else_branch"] == ["Gemm"]
+        assert ("Split" in branch_ops["then_branch"]) == (name == "recognizer.onnx")  # LeakyReLU input: signed
+        assert not ifs(tmp_path / "fp16" / name)
