@@ -121,7 +121,9 @@ async def concurrent(base: str, method: str, path: str, body: dict | None, clien
                      images_per_request: int = 1) -> float:
     """images/second from `clients` concurrent keep-alive connections for `seconds`."""
     done = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # drop idle connections before uvicorn does (its keep-alive timeout is 5 s, httpx's expiry also 5 s): a request
+    # sent on a connection the server is closing that instant fails with ReadError, which is the client's race
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         stop = time.perf_counter() + seconds
 
