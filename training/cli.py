@@ -108,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
     x.add_argument("--weights", choices=["fp32", "fp16", "int8"], default="fp32",
                    help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
-                        "them; results stay fp32-exact (one or two images take an exact integer path through the "
-                        "int8 weights) and the evaluation runs on the stored weights")
+                        "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
+                        "through the int8 weights) and the evaluation runs on the stored weights")
     x.set_defaults(fn=_cmd_export)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")

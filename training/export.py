@@ -145,7 +145,8 @@ def _on_int8_grid(arr) -> tuple | None:
 def store_weights(model, weights: str, min_elements: int = 1024) -> None:
     """Store large fp32 initializers compactly, each with plain nodes in front that rebuild the fp32 tensor:
     fp16 + Cast (half the bytes), or int8 + Cast + Mul by a per-row scale (a quarter) for tensors on the int8
-    grid. ONNX Runtime folds these constant nodes once at session start, so inference runs in fp32."""
+    grid. ONNX Runtime folds these constant nodes once at session start, so inference runs in fp32 (int8 files also
+    get an exact integer path for one or two images: int8_path.add_int8_path, called by _onnx_export)."""
     from onnx import TensorProto, helper, numpy_helper
 
     if weights == "fp32":
