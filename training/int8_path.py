@@ -35,7 +35,8 @@ generator, whole ``run()`` medians (``python benchmarks/int8_path.py``): one ima
 to back, 1.89-1.96 -> 1.33-1.36 ms after 2 ms of other work; two images x1.4-1.6; four x0.86-1.16, so the
 threshold is 2. In the service, sequential one-image /generate p50 went from 5.59 to 5.00 ms (two servers
 interleaved in one run). On a CUDA session ONNX Runtime's MatMulInteger kernel takes int8 x int8 only, so this
-uint8 x int8 node runs on the CPU there (4 x in bytes in, 4 x out int32 back per image); not measured (no GPU).
+uint8 x int8 node runs on the CPU there (4 or 8 digit rows in, as many int32 rows back per image); not measured
+(no GPU).
 """
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ import numpy as np
 
 DIGITS = 4  # base-128 digits per activation: 28 bits, past fp32's 24-bit mantissa
 MAX_ROWS = 2  # batch sizes up to this take the integer path (on the AVX2 VM it wins at 1-2 rows, ties at 4)
-# Smaller layers keep only the fp32 Gemm: their weights stay in cache (1M values = 4 MB in fp32), and the ~20 small
-# nodes of the digit path would cost more than they save (the paper's first FC, 74 x 1024, and Q's FC128).
+# Smaller layers keep only the fp32 Gemm (the paper's first FC, 74 x 1024, and Q's FC128): their fp32 weights (under
+# 4 MB) can stay in cache, leaving the ~20 small nodes of the digit path little to save (not measured separately).
 MIN_ELEMENTS = 1 << 20
 
 
