@@ -14,6 +14,13 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def client_limits(clients: int) -> httpx.Limits:
+    """Connection pool for ``clients`` concurrent keep-alive clients. Idle connections are dropped after 2 s, before
+    uvicorn closes them (its keep-alive timeout is 5 s, httpx's default expiry also 5 s): a request sent on a
+    connection the server is closing that instant fails with ReadError, which is the client's race."""
+    return httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

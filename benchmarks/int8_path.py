@@ -20,33 +20,28 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnxruntime as ort
-from onnx import numpy_helper
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.export_latency import latent_batch  # noqa: E402
-from training.int8_path import add_int8_path  # noqa: E402
+from backend.core.registry import session_options  # noqa: E402
+from training.int8_path import MIN_ELEMENTS, add_int8_path, rewritten_layers, set_max_rows  # noqa: E402
 
 
 def variants(path: Path) -> tuple[bytes, bytes]:
     """(fp32 Gemm only, with the integer path) as serialised models."""
     model = onnx.load(str(path))
-    thresholds = [i for i in model.graph.initializer if i.name.endswith("__i8_max_rows")]
-    if not thresholds:
+    if not rewritten_layers(model):  # exported before the path existed: add it
         if not add_int8_path(model):
-            raise SystemExit(f"{path}: no int8 FC layer after a Relu (export with --weights int8)")
+            raise SystemExit(f"{path}: no int8 FC layer of >= {MIN_ELEMENTS} weights (export with --weights int8)")
         return path.read_bytes(), model.SerializeToString()
     with_path = model.SerializeToString()
-    for init in thresholds:
-        init.CopyFrom(numpy_helper.from_array(np.array([0], np.int64), init.name))
+    set_max_rows(model, 0)
     return model.SerializeToString(), with_path
 
 
 def session(blob: bytes, threads: int) -> ort.InferenceSession:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the service runs it
-    return ort.InferenceSession(blob, so, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(blob, session_options(threads), providers=["CPUExecutionProvider"])  # as served
 
 
 def pause(kind: str, seconds: float = 0.002) -> None:

@@ -20,16 +20,14 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import model_info, rss_mib, server  # noqa: E402
+from benchmarks._server import client_limits, model_info, rss_mib, server  # noqa: E402
 
 
 async def run(base: str, pid: int | None, args) -> int:
     info = model_info(base, args.model)
     codes = info["codes"]
     m = info["id"]
-    # drop idle connections before uvicorn does (its keep-alive timeout is 5 s, httpx's expiry also 5 s): a request
-    # sent on a connection the server is closing that instant fails with ReadError, which is the client's race
-    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients, keepalive_expiry=2.0)
+    limits = client_limits(args.clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         sample = (await client.post("/generate", json={"model": m, "n": 4, "seed": 0})).json()["images"]
         pngs = [base64.b64decode(s) for s in sample]

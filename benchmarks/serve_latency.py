@@ -22,7 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import model_info, server  # noqa: E402
+from benchmarks._server import client_limits, model_info, server  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -46,24 +46,23 @@ def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
         return {"z": rng.uniform(-1, 1, (n, spec["noise"]["dim"])).astype(np.float32),
                 "c": rng.uniform(0, 1, (n, width)).astype(np.float32)}
 
+    def one_image(idle_s: float = 0.0) -> float:
+        f = feed(1)
+        if idle_s:
+            time.sleep(idle_s)
+        t = time.perf_counter()
+        sess.run(None, f)
+        return time.perf_counter() - t
+
     for _ in range(10):
-        sess.run(None, feed(1))
+        one_image()
     one = []
     end = time.perf_counter() + seconds / 2
     while time.perf_counter() < end or len(one) < 50:
-        f = feed(1)
-        t = time.perf_counter()
-        sess.run(None, f)
-        one.append(time.perf_counter() - t)
+        one.append(one_image())
     # diagnostic, not a limit: the same run with the process idle for 2 ms between runs (as between sequential
     # requests, while the response travels and the client sends the next), when weights and code leave the caches
-    paced = []
-    for _ in range(len(one) // 2 or 25):
-        f = feed(1)
-        time.sleep(0.002)
-        t = time.perf_counter()
-        sess.run(None, f)
-        paced.append(time.perf_counter() - t)
+    paced = [one_image(0.002) for _ in range(len(one) // 2 or 25)]
     n64, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds / 2 or n64 < 5:
         sess.run(None, feed(64))
@@ -121,9 +120,7 @@ async def concurrent(base: str, method: str, path: str, body: dict | None, clien
                      images_per_request: int = 1) -> float:
     """images/second from `clients` concurrent keep-alive connections for `seconds`."""
     done = 0
-    # drop idle connections before uvicorn does (its keep-alive timeout is 5 s, httpx's expiry also 5 s): a request
-    # sent on a connection the server is closing that instant fails with ReadError, which is the client's race
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=2.0)
+    limits = client_limits(clients)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
         stop = time.perf_counter() + seconds
 

@@ -49,6 +49,27 @@ MAX_ROWS = 2  # batch sizes up to this take the integer path (on the AVX2 VM it 
 MIN_ELEMENTS = 1 << 20
 
 
+def threshold_name(weight: str) -> str:
+    """The int64 initializer holding the batch-size threshold of ``weight``'s If (``set_max_rows`` rewrites it)."""
+    return f"{weight}__i8_max_rows"
+
+
+def set_max_rows(model, max_rows: int) -> int:
+    """Set every rewritten layer's threshold in place (0: every batch takes the fp32 Gemm); returns how many."""
+    from onnx import numpy_helper
+
+    names = {threshold_name(w) for w in rewritten_layers(model)}
+    for init in model.graph.initializer:
+        if init.name in names:
+            init.CopyFrom(numpy_helper.from_array(np.array([max_rows], np.int64), init.name))
+    return len(names)
+
+
+def rewritten_layers(model) -> list[str]:
+    """Weights whose Gemm ``add_int8_path`` replaced by an If (from the If nodes' names)."""
+    return [n.name[:-len("__i8_if")] for n in model.graph.node if n.op_type == "If" and n.name.endswith("__i8_if")]
+
+
 def _attrs(node) -> dict:
     from onnx import helper
 
@@ -90,7 +111,7 @@ def add_int8_path(model, max_rows: int = MAX_ROWS, min_elements: int | None = No
         nodes += [helper.make_node("Transpose", [f"{w}__int8"], [p + "_qT"], perm=[1, 0], name=p + "_qT"),
                   helper.make_node("Transpose", [f"{w}__scale"], [p + "_s"], perm=[1, 0], name=p + "_s"),
                   helper.make_node("Shape", [x], [p + "_rows"], start=0, end=1, name=p + "_rows"),
-                  helper.make_node("LessOrEqual", [p + "_rows", const(p + "_max_rows", np.array([max_rows], np.int64))],
+                  helper.make_node("LessOrEqual", [p + "_rows", const(threshold_name(w), np.array([max_rows], np.int64))],
                                    [p + "_small"], name=p + "_small")]
         c127 = const(p + "_127", np.float32(127.0))
         c128 = const(p + "_128", np.float32(128.0))

@@ -175,6 +175,7 @@ def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch)
         return [n for n in onnx.load(str(path)).graph.node if n.op_type == "If"]
     for name in ("generator.onnx", "recognizer.onnx"):
         (node,) = ifs(tmp_path / "int8" / name)
+        assert len(int8_path.rewritten_layers(onnx.load(str(tmp_path / "int8" / name)))) == 1
         branch_ops = {b.name: [m.op_type for m in b.g.node] for b in node.attribute}
         assert "MatMulInteger" in branch_ops["then_branch"] and branch_ops["else_branch"] == ["Gemm"]
         assert ("Split" in branch_ops["then_branch"]) == (name == "recognizer.onnx")  # LeakyReLU input: signed
