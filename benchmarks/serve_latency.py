@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from backend.core.registry import session_options  # noqa: E402
 from benchmarks._server import client_limits, model_info, server  # noqa: E402
 
 
@@ -35,10 +36,9 @@ def code_width(spec: dict) -> int:
 
 
 def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    sess = ort.InferenceSession(str(folder / "generator.onnx"), so, providers=["CPUExecutionProvider"])
+    # the service's own session options, so the limit runs the model as the server does
+    sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
+                                providers=["CPUExecutionProvider"])
     width = code_width(spec)
     rng = np.random.default_rng(0)
 

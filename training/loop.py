@@ -77,10 +77,13 @@ def stop_requests(enabled: bool):
             signal.signal(s, h)
 
 
-def trim_metrics(path: Path, step: int) -> int:
+def trim_metrics(path: Path, step: int, candidate: int | None = None) -> int:
     """Drop the rows a killed run logged after its checkpoint's step, and a line the kill tore: the resumed run logs
     those steps again (identically, as resume is exact), so the file keeps one row per step. Rewritten atomically;
-    returns the number of lines dropped."""
+    returns the number of lines dropped. ``candidate``: the checkpoint is inside the label-free restarts, at that
+    start's ``step``; rows are ordered by (start, step), the main run's after every start's."""
+    after_all = float("inf")
+    here = (after_all if candidate is None else candidate, step)
     ckpt_io.remove_stale_temps(path)  # from a trim a kill interrupted
     if not path.exists():
         return 0
@@ -93,7 +96,7 @@ def trim_metrics(path: Path, step: int) -> int:
         except json.JSONDecodeError:
             dropped += 1
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] > step:
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and (row.get("candidate", after_all), row["step"]) > here:
             dropped += 1
             continue
         kept.append(line)
@@ -235,6 +238,7 @@ class Trainer:
                                 lambda_continuous=cfg.loss.lambda_continuous,
                                 invariance=NuisanceAugment.from_config(cfg.loss.invariance))
         self.selection: dict[str, Any] | None = None  # the label-free restart's scores, once it has run
+        self.selecting: dict[str, Any] | None = None  # while it runs: the start in training, the scores so far
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self._build(candidate=0)
         if resume is not None:
@@ -280,7 +284,7 @@ class Trainer:
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
             "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(),
-            "selection": self.selection, "precision": self.precision,
+            "selection": self.selection, "selecting": self.selecting, "precision": self.precision,
             # the command line that started the run and those that resumed it, for the manifest
             "command": self.commands[0], "resumed_by": self.commands[1:],
         }
@@ -296,6 +300,7 @@ class Trainer:
         self.latent_gen.set_state(ck["latent_rng"])
         torch.set_rng_state(ck["torch_rng"])
         self.selection = ck.get("selection")
+        self.selecting = ck.get("selecting")
         if ck.get("precision", self.precision) != self.precision:
             print(f"note: the run so far trained in {ck['precision']}, this machine continues in {self.precision} "
                   f"({self.precision_reason}); set train.precision to keep one", flush=True)
@@ -363,36 +368,82 @@ class Trainer:
         pred = predict_codes(D if D is not None else self._calibrated_D(), self.data[:10000])
         return sum(label_free_score(pred[c.name]["logits"]) for c in self.spec.codes if c.kind == "categorical")
 
-    def select_start(self, metrics_f) -> None:
+    def _start_path(self, candidate: int) -> Path:
+        return self.run_dir / f"start-{candidate}.pt"
+
+    def _remove_start_files(self, keep: int | None = None) -> None:
+        if self.rank == 0:
+            for p in self.run_dir.glob("start-*.pt"):
+                if p != (self._start_path(keep) if keep is not None else None):
+                    p.unlink(missing_ok=True)
+
+    def select_start(self, metrics_f, received: list[int]) -> None:
         """Label-free restarts: train ``candidates`` differently seeded starts for ``candidate_steps`` steps each
         and continue from the one with the highest label-free score.
 
         Why: the failure that dominates InfoGAN's seed variance on MNIST is two digits sharing one category (and
-        one digit split over two), which forms in the first few hundred steps and persists; such a start's Q
-        separates real images less well, which the score sees without labels. Costs (candidates - 1) x
-        candidate_steps extra steps; the kept start's steps count towards the run's total.
+        one digit split over two), which forms in the first epochs and persists; such a start's Q separates real
+        images less well, which the score sees without labels. Costs (candidates - 1) x candidate_steps extra
+        steps; the kept start's steps count towards the run's total.
+
+        Crash-safe like the main loop: checkpoint.pt holds the start being trained (``selecting``: its index, the
+        finished starts' scores, the best so far), written every checkpoint_every steps and on SIGINT/SIGTERM; the
+        best finished start waits in start-<i>.pt until the choice is made. So a kill loses at most the steps since
+        the last checkpoint, here too, and a resume continues the same start at the same step.
         """
         import copy
 
         tc = self.cfg.train
         n = min(tc.candidate_steps, self.total_steps)
-        scores: list[float] = []
-        best: tuple[float, int, dict[str, Any]] | None = None
-        for i in range(tc.candidates):
-            self._build(candidate=i)
+        sel = self.selecting or {"candidate": 0, "scores": [], "best": None}
+        scores: list[float] = list(sel["scores"])
+        best_i: int | None = sel["best"]
+        best_state = ckpt_io.load(self._start_path(best_i)) if best_i is not None else None
+        first = sel["candidate"]
+        for i in range(first, tc.candidates):
+            if self.selecting is None:  # a fresh start (a resumed one already holds its networks and step)
+                self._build(candidate=i)
+                self.selecting = {"candidate": i, "scores": list(scores), "best": best_i}
+                if i > 0:
+                    self.save_checkpoint()
+                    self._remove_start_files(keep=best_i)
+            bar = None
+            if self.progress and self.rank == 0:
+                from tqdm import tqdm
+                bar = tqdm(total=n, initial=self.step, unit="step", dynamic_ncols=True,
+                           desc=f"start {i + 1}/{tc.candidates}")
             t0 = time.perf_counter()
             acc: dict[str, float] = {}
-            for step in range(n):
-                epoch, pos = divmod(step, self.steps_per_epoch)
-                if pos == 0:
-                    order = self._epoch_order(epoch)
-                for k, v in self.train_step(self.data[order[pos]]).items():
-                    acc[k] = acc.get(k, 0.0) + float(v)
-                if (step + 1) % self.cfg.train.log_every == 0 and metrics_f:  # the start's own losses and L_I
-                    metrics_f.write(json.dumps({**{k: v / self.cfg.train.log_every for k, v in acc.items()},
-                                                "step": step + 1, "candidate": i}) + "\n")
-                    acc = {}
-            self.step = n
+            n_acc = 0  # steps in acc: fewer than log_every in the first row after a resume at a signalled step
+            order_epoch = -1
+            try:
+                while self.step < n:
+                    if received:
+                        self.save_checkpoint()
+                        raise Interrupted(received[0], self.step, self.run_dir)
+                    epoch, pos = divmod(self.step, self.steps_per_epoch)
+                    if epoch != order_epoch:
+                        order, order_epoch = self._epoch_order(epoch), epoch
+                    for k, v in self.train_step(self.data[order[pos]]).items():
+                        acc[k] = acc.get(k, 0.0) + float(v)
+                    self.step += 1
+                    n_acc += 1
+                    if self.step % tc.log_every == 0:  # the start's own losses and L_I
+                        row = {k: v / n_acc for k, v in acc.items()}
+                        if metrics_f:
+                            metrics_f.write(json.dumps({**row, "step": self.step, "candidate": i}) + "\n")
+                            metrics_f.flush()
+                        if bar:
+                            bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
+                                             if k.startswith(("L_I", "loss"))})
+                        acc, n_acc = {}, 0
+                    if bar:
+                        bar.update(1)
+                    if self.step % tc.checkpoint_every == 0 and self.step < n:
+                        self.save_checkpoint()
+            finally:
+                if bar:
+                    bar.close()
             calibrated = self._calibrated_D()
             score = torch.tensor(self.label_free_score(calibrated), dtype=torch.float64)
             if self.distributed:  # every rank keeps rank 0's choice
@@ -404,22 +455,32 @@ class Trainer:
                 row.update(self.evaluate_test(calibrated))
             if self.rank == 0:
                 print(f"start {i + 1}/{tc.candidates}: label-free score {float(score):.4f} nats after {n} steps "
-                      f"({row['seconds']} s)", flush=True)
+                      f"({row['seconds']} s this sitting)", flush=True)
                 if metrics_f:
                     metrics_f.write(json.dumps(row) + "\n")
                     metrics_f.flush()
-            if best is None or float(score) > best[0]:
-                best = (float(score), i, copy.deepcopy(self.state()) if i < tc.candidates - 1 else {})
-        assert best is not None
-        if best[1] != tc.candidates - 1:
-            self._restore(best[2])
-        self.selection = {"candidates": tc.candidates, "steps": n, "scores": scores, "kept": best[1]}
+            if best_i is None or float(score) > scores[best_i]:
+                best_i = i
+                if i < tc.candidates - 1:  # the last start, if best, goes on in memory
+                    self.selecting = {"candidate": i, "scores": list(scores), "best": best_i}
+                    best_state = copy.deepcopy(self.state())
+                    if self.rank == 0:
+                        ckpt_io.save_atomic(best_state, self._start_path(i))
+            self.selecting = None
+        assert best_i is not None
+        if best_i != tc.candidates - 1:
+            commands = self.commands
+            self._restore(best_state)
+            self.commands = commands  # the run's command history, not the one saved with that start
+        self.selecting = None
+        self.selection = {"candidates": tc.candidates, "steps": n, "scores": scores, "kept": best_i}
         if self.rank == 0:
-            print(f"kept start {best[1] + 1} (label-free score {best[0]:.4f})", flush=True)
+            print(f"kept start {best_i + 1} (label-free score {scores[best_i]:.4f})", flush=True)
             if metrics_f:
-                metrics_f.write(json.dumps({"step": n, "kept": best[1]}) + "\n")
+                metrics_f.write(json.dumps({"step": n, "kept": best_i}) + "\n")
                 metrics_f.flush()
         self.save_checkpoint()
+        self._remove_start_files()
 
     def run(self) -> Path:
         cfg = self.cfg
@@ -430,24 +491,28 @@ class Trainer:
                   f"{self.world} process(es); "
                   f"G {count_parameters(self.G):,} / D+Q {count_parameters(self.D):,} parameters; "
                   f"{self.total_steps} steps of {cfg.optim.batch_size} images", flush=True)
-        if self.rank == 0 and self.step > 0:
-            dropped = trim_metrics(self.run_dir / "metrics.jsonl", self.step)
+        if self.rank == 0 and (self.step > 0 or self.selecting):  # a resume (a later start resumes at its step 0)
+            dropped = trim_metrics(self.run_dir / "metrics.jsonl", self.step,
+                                   self.selecting["candidate"] if self.selecting else None)
             if dropped:
                 print(f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {self.step}; "
                       "those steps are logged again", flush=True)
         metrics_f = open(self.run_dir / "metrics.jsonl", "a") if self.rank == 0 else None
+        if self.selection is not None:
+            self._remove_start_files()  # left by a kill between the choice's checkpoint and their removal
         bar = None
         try:
-            if self.step == 0 and cfg.train.candidates > 1 and self.selection is None:
-                self.select_start(metrics_f)
-            if self.progress and self.rank == 0:
-                from tqdm import tqdm
-                bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-            end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
-            acc: dict[str, float] = {}
-            n_acc = 0
-            t0 = time.perf_counter()
             with stop_requests(not self.distributed) as received:
+                # a checkpoint from before restarts existed has step > 0 and neither key: it is not restarted
+                if cfg.train.candidates > 1 and self.selection is None and (self.step == 0 or self.selecting):
+                    self.select_start(metrics_f, received)
+                if self.progress and self.rank == 0:
+                    from tqdm import tqdm
+                    bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+                end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
+                acc: dict[str, float] = {}
+                n_acc = 0
+                t0 = time.perf_counter()
                 while self.step < end:
                     epoch, pos = divmod(self.step, self.steps_per_epoch)
                     order = self._epoch_order(epoch)

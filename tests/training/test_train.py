@@ -282,6 +282,65 @@ def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_pat
     assert resumed["step"] == 16 and resumed["selection"]["kept"] == 1
 
 
+class Crash(Exception):
+    """Stands for a kill -9: nothing is saved on the way out."""
+
+
+# inside start 1, 2, 3 of 3 (6 steps each)
+@pytest.mark.parametrize("stop, at_call", [("kill", 5), ("kill", 9), ("kill", 17), ("sigterm", 9)])
+def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(fake_mnist_dir, tmp_path, monkeypatch, stop, at_call):
+    """A kill (or SIGTERM) while the label-free restarts train: the resume continues the same start from its last
+    checkpoint (or the signalled step), keeps the finished starts' scores and the best one's weights, and ends
+    bit-identical to a run never stopped, with one metrics row per (start, step) and no start-<i>.pt left."""
+    forced = {0: 0.5, 1: 0.9, 2: 0.4}  # start 2 must win, so its weights wait in start-1.pt while start 3 trains
+    monkeypatch.setattr(Trainer, "label_free_score", lambda self, D=None: forced[self.selecting["candidate"]])
+    cfg = lambda: tiny_config(fake_mnist_dir, candidates=3, candidate_steps=6)  # noqa: E731
+    straight = ckpt_io.load(train(cfg(), runs_dir=tmp_path / "a", progress=False))
+
+    real_step = Trainer.train_step
+    calls = [0]
+
+    def stopping_step(self, real):
+        calls[0] += 1
+        if calls[0] == at_call:
+            if stop == "kill":
+                raise Crash
+            os.kill(os.getpid(), signal.SIGTERM)  # seen by the loop before the next step
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", stopping_step)
+    with pytest.raises(Crash if stop == "kill" else loop.Interrupted):
+        train(cfg(), runs_dir=tmp_path / "b", progress=False)
+    (run,) = (tmp_path / "b").iterdir()
+    ck = ckpt_io.load(run / "checkpoint.pt")
+    start, step = divmod(at_call - 1, 6)
+    assert ck["selecting"]["candidate"] == start and ck["selection"] is None
+    assert ck["step"] == (step // 4 * 4 if stop == "kill" else step + 1)  # checkpoint_every=4, or the signalled step
+    assert [p.name for p in run.glob("start-*.pt")] == (["start-1.pt"] if start == 2 else
+                                                        ["start-0.pt"] if start == 1 else [])
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = ckpt_io.load(train(None, resume=run, progress=False))
+    assert resumed["selection"] == straight["selection"] == {"candidates": 3, "steps": 6, "scores": [0.5, 0.9, 0.4],
+                                                              "kept": 1}
+    assert resumed["selecting"] is None and resumed["step"] == straight["step"] == 16
+    for net in ("G", "D"):
+        for k in straight[net]:
+            assert torch.equal(straight[net][k], resumed[net][k]), (net, k)
+    assert not list(run.glob("start-*.pt"))
+
+    def rows(run):  # without the timings, which differ between any two runs
+        return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
+                for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    same = rows(next((tmp_path / "a").iterdir()))
+    if stop == "kill":  # the resume starts at a logged step: each row once, with the same values
+        assert rows(run) == same
+    else:  # the first row after the signalled step averages fewer steps
+        assert [(r.get("candidate"), r["step"], sorted(r)) for r in rows(run)] == \
+               [(r.get("candidate"), r["step"], sorted(r)) for r in same]
+    assert [r["candidate"] for r in rows(run) if "label_free" in r] == [0, 1, 2]
+
+
 def test_label_free_score_is_computed_without_labels(fake_mnist_dir, tmp_path):
     trainer = Trainer(tiny_config(fake_mnist_dir), tmp_path / "run", progress=False)
     score = trainer.label_free_score()
