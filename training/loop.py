@@ -276,14 +276,24 @@ class Trainer:
             self.D_train = torch.compile(self.D_train)
 
     # ---- state ---------------------------------------------------------------------------------------------
-    def state(self) -> dict[str, Any]:
+    def _rank_rngs(self) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Under torchrun, every rank's (latent, torch) generator states, gathered on all ranks (a collective: every
+        rank calls it at the same step). Each rank draws its own latents and augmentations, so a resume gives each
+        rank its own state back; rank 0's for all would make every rank repeat rank 0's draws."""
+        if not self.distributed:
+            return None
+        states: list[Any] = [None] * self.world
+        dist.all_gather_object(states, (self.latent_gen.get_state(), torch.get_rng_state()))
+        return states
+
+    def state(self, rank_rngs: list | None = None) -> dict[str, Any]:
         return {
             "format": ckpt_io.FORMAT, "step": self.step, "epoch": self.step / self.steps_per_epoch,
             "spec": self.spec.to_dict(), "model_args": self.model_args, "config": self.cfg.to_dict(),
             "dataset": self.dataset_name,
             "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(),
+            "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(), "rank_rngs": rank_rngs,
             "selection": self.selection, "selecting": self.selecting, "precision": self.precision,
             # the command line that started the run and those that resumed it, for the manifest
             "command": self.commands[0], "resumed_by": self.commands[1:],
@@ -299,6 +309,16 @@ class Trainer:
         self.step = int(ck["step"])
         self.latent_gen.set_state(ck["latent_rng"])
         torch.set_rng_state(ck["torch_rng"])
+        rank_rngs = ck.get("rank_rngs")
+        if self.distributed and rank_rngs and len(rank_rngs) == self.world:
+            self.latent_gen.set_state(rank_rngs[self.rank][0])
+            torch.set_rng_state(rank_rngs[self.rank][1])
+        elif self.distributed and self.rank > 0:
+            # saved under another number of processes (or by a version without per-rank states): fresh streams per
+            # rank, a function of (seed, rank, step), so the ranks do not repeat rank 0's draws
+            stream = self.cfg.train.seed * 7919 + self.rank + 7_777_777 * (int(ck["step"]) + 1)
+            self.latent_gen.manual_seed(stream)
+            torch.manual_seed(stream)
         self.selection = ck.get("selection")
         self.selecting = ck.get("selecting")
         if ck.get("precision", self.precision) != self.precision:
@@ -307,8 +327,9 @@ class Trainer:
         self.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
 
     def save_checkpoint(self) -> None:
+        rank_rngs = self._rank_rngs()
         if self.rank == 0:
-            ckpt_io.save_atomic(self.state(), self.run_dir / "checkpoint.pt")
+            ckpt_io.save_atomic(self.state(rank_rngs), self.run_dir / "checkpoint.pt")
 
     # ---- training ------------------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> torch.Tensor:
@@ -463,7 +484,7 @@ class Trainer:
                 best_i = i
                 if i < tc.candidates - 1:  # the last start, if best, goes on in memory
                     self.selecting = {"candidate": i, "scores": list(scores), "best": best_i}
-                    best_state = copy.deepcopy(self.state())
+                    best_state = copy.deepcopy(self.state(self._rank_rngs()))
                     if self.rank == 0:
                         ckpt_io.save_atomic(best_state, self._start_path(i))
             self.selecting = None

@@ -232,22 +232,39 @@ def test_unknown_config_and_bad_values_fail_clearly(tmp_path):
 
 
 def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
+    """2 gloo processes: half an epoch with the label-free restarts (2 starts x 4 steps), then --resume to 1 epoch.
+    Each rank gets its own latent/augmentation generators back: had both loaded rank 0's, their streams would be
+    equal after the resume (each rank draws the same amount per step)."""
     import socket
 
-    with socket.socket() as sock:  # torchrun's static rendezvous needs a concrete free port (0 hangs)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    torchrun = Path(sys.executable).parent / "torchrun"
-    cmd = [str(torchrun), "--nproc_per_node=2", f"--master_port={port}", "-m", "training", "train", "mnist", "--data-dir",
-           str(fake_mnist_dir), "--runs-dir", str(tmp_path), "--no-progress", "--set", "data.verify=false",
-           "--set", "model.widths={ fc = 32, ch = 8 }", "--set", "optim.batch_size=32", "--set", "train.threads=1",
-           "--set", "train.epochs=1", "--set", "train.device=\"cpu\""]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
-    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    assert "2 process(es)" in res.stdout
-    ck = ckpt_io.load(next(tmp_path.glob("*/checkpoint.pt")))
+    def torchrun(*args):
+        with socket.socket() as sock:  # torchrun's static rendezvous needs a concrete free port (0 hangs)
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node=2", f"--master_port={port}",
+               "-m", "training", "train", *args, "--no-progress"]
+        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        assert "2 process(es)" in res.stdout
+        return res
+
+    def ranks_differ(ck):
+        (lat0, tor0), (lat1, tor1) = ck["rank_rngs"]
+        return not torch.equal(lat0, lat1) and not torch.equal(tor0, tor1)
+
+    torchrun("mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir", str(tmp_path), "--set", "data.verify=false",
+             "--set", "model.widths={ fc = 32, ch = 8 }", "--set", "optim.batch_size=32", "--set", "train.threads=1",
+             "--set", "train.epochs=0.5", "--set", "train.device=\"cpu\"", "--set", "train.candidates=2",
+             "--set", "train.candidate_steps=4", "--set", "train.checkpoint_every=4")
+    (run,) = tmp_path.iterdir()
+    half = ckpt_io.load(run / "checkpoint.pt")
+    assert half["step"] == 8 and half["selection"]["candidates"] == 2 and ranks_differ(half)
+    assert not list(run.glob("start-*.pt"))
+    torchrun("--resume", str(run), "--epochs", "1")
+    ck = ckpt_io.load(run / "checkpoint.pt")
     assert ck["step"] == 16  # 512 images / global batch 32
+    assert ranks_differ(ck) and ck["selection"] == half["selection"]
 
 
 def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_path, monkeypatch):
