@@ -16,6 +16,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.data_dir:
         overrides.append(f"data.dir={json.dumps(args.data_dir)}")
     for key, val in (("train.seed", args.seed), ("train.epochs", args.epochs), ("train.device", args.device),
+                     ("train.threads", args.threads),
                      ("loss.lambda_categorical", args.lambda_), ("loss.lambda_continuous", args.lambda_)):
         if val is not None:
             overrides.append(f"{key}={json.dumps(val)}")
@@ -28,7 +29,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 raise SystemExit(f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
                                  "cannot be given with it (--epochs may, to train a run longer)")
             ck = train(None, resume=args.resume, progress=not args.no_progress,  # type: ignore[arg-type]
-                       max_steps=args.max_steps, epochs=args.epochs)
+                       max_steps=args.max_steps, epochs=args.epochs, threads=args.threads)
         else:
             if not args.config:
                 raise SystemExit("infogan train: give a config (name in training/configs or a .toml path) or --resume RUN")
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--epochs", type=float)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    t.add_argument("--threads", type=int, help="CPU threads for this process (0: torch's default); may change on --resume")
     t.add_argument("--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
     t.add_argument("--runs-dir", default="runs")

@@ -611,7 +611,7 @@ class Trainer:
 
 
 def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | None = None, progress: bool = True,
-          max_steps: int | None = None, epochs: float | None = None) -> Path:
+          max_steps: int | None = None, epochs: float | None = None, threads: int | None = None) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
     ``epochs`` with ``resume`` sets a new length for the run, so a finished run can be trained on: the schedule has
@@ -630,6 +630,10 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
             if epochs < state["epoch"] - 1e-9:
                 raise TrainingError(f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already trained")
             cfg.train.epochs = float(epochs)
+        if threads is not None:  # a setting of the machine, not of the recipe: a resume on other hardware may change it
+            if threads < 0:
+                raise TrainingError("--threads must be >= 0 (0: torch's default)")
+            cfg.train.threads = threads
     elif int(os.environ.get("RANK", "0")) == 0:
         run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
     else:

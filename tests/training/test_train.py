@@ -82,6 +82,14 @@ def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp
     res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--seed", "3"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0 and "--seed" in res.stderr and "Traceback" not in res.stderr
+    # the thread count is the machine's, not the recipe's: a resume may set it, and the checkpoint records it
+    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--threads", "2",
+                          "--epochs", "2.25", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert ckpt_io.load(short)["config"]["train"]["threads"] == 2
+    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--threads", "-1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert res.returncode != 0 and "--threads" in res.stderr and "Traceback" not in res.stderr
 
 
 def train_process(data_dir, runs_dir, *extra: str) -> subprocess.Popen:
