@@ -1,7 +1,7 @@
 """Train one config under several seeds and tabulate test accuracy and the label-free score per seed.
 
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
-    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10]   # continue the seeds' runs
+    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10] [--threads 2]   # continue the seeds' runs
 
 ``--resume`` continues each seed's newest run (``infogan train --resume``: exact, so a study on a slow CPU can be
 spread over several sittings); a seed without a checkpoint yet starts afresh.
@@ -23,6 +23,11 @@ from pathlib import Path
 def read_epochs(run: Path) -> list[dict]:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     by_step = {r["step"]: r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r}
+    # with label-free restarts the kept start's epochs before the choice are its score row's (the choice's step)
+    kept = next((r["kept"] for r in rows if "kept" in r), None)
+    for r in rows:
+        if kept is not None and r.get("candidate") == kept and "label_free" in r and any(k.startswith("test_acc") for k in r):
+            by_step.setdefault(r["step"], r)
     # one row per epoch: a run resumed by an older version of the loop may have logged an epoch twice (same values)
     return [by_step[k] for k in sorted(by_step)]
 
@@ -58,6 +63,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
     ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
+    ap.add_argument("--threads", type=int, help="with --resume: CPU threads per run (e.g. all cores for one run left)")
     ap.add_argument("--summarize-only", action="store_true",
                     help="train nothing; tabulate the newest run of each seed already under --runs-dir")
     args = ap.parse_args()
@@ -77,6 +83,7 @@ def main() -> None:
             if previous:  # the run's own config and data folder travel in its checkpoint
                 cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
                 cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+                cmd += ["--threads", str(args.threads)] if args.threads is not None else []
             else:
                 cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir",
                        str(sub), "--no-progress"] + [a for s in args.set for a in ("--set", s)]
