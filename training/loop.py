@@ -483,7 +483,6 @@ class Trainer:
             if best_i is None or float(score) > scores[best_i]:
                 best_i = i
                 if i < tc.candidates - 1:  # the last start, if best, goes on in memory
-                    self.selecting = {"candidate": i, "scores": list(scores), "best": best_i}
                     best_state = copy.deepcopy(self.state(self._rank_rngs()))
                     if self.rank == 0:
                         ckpt_io.save_atomic(best_state, self._start_path(i))
