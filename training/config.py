@@ -117,7 +117,7 @@ class Config:
         cfg = cls(**kwargs)
         cfg.spec  # validate the latent spec now, with its own messages
         if cfg.train.threads < 0:
-            raise ValueError("train.threads must be >= 0 (0: torch's default)")
+            raise ValueError("train.threads (--threads) must be >= 0 (0: torch's default)")
         if cfg.train.candidates < 1 or cfg.train.candidate_steps < 1:
             raise ValueError("train.candidates and train.candidate_steps must be >= 1")
         if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):

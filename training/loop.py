@@ -398,6 +398,59 @@ class Trainer:
                 if p != (self._start_path(keep) if keep is not None else None):
                     p.unlink(missing_ok=True)
 
+    def _train_steps(self, end: int, metrics_f, received: list[int], bar, row_extra, *, log_at_end: bool,
+                     checkpoint_at_end: bool, on_epoch_end=None) -> None:
+        """Train from ``self.step`` to ``end``: the step loop shared by the restarts and the main run.
+
+        Logs the mean of each stat every ``log_every`` steps (and at ``end`` if ``log_at_end``) with ``row_extra(
+        steps in the row, seconds)`` added, checkpoints every ``checkpoint_every`` steps, and checks for a stop signal
+        before each step, so an epoch's ``on_epoch_end`` (samples, test row) is never skipped by a stop."""
+        tc = self.cfg.train
+        acc: dict[str, float] = {}
+        n_acc = 0  # steps in acc: fewer than log_every in the first row after a resume at a signalled step
+        t0 = time.perf_counter()
+        order_epoch = -1
+        while self.step < end:
+            if received:
+                self.save_checkpoint()
+                raise Interrupted(received[0], self.step, self.run_dir)
+            epoch, pos = divmod(self.step, self.steps_per_epoch)
+            if epoch != order_epoch:
+                order, order_epoch = self._epoch_order(epoch), epoch
+            for k, v in self.train_step(self.data[order[pos]]).items():
+                acc[k] = acc.get(k, 0.0) + float(v)
+            self.step += 1
+            n_acc += 1
+            if self.step % tc.log_every == 0 or (log_at_end and self.step == end):
+                row = {k: v / n_acc for k, v in acc.items()}
+                row.update(step=self.step, **row_extra(n_acc, time.perf_counter() - t0))
+                if metrics_f:
+                    metrics_f.write(json.dumps(row) + "\n")
+                    metrics_f.flush()
+                if bar:
+                    bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
+                                     if k.startswith(("L_I", "loss"))})
+                acc, n_acc, t0 = {}, 0, time.perf_counter()
+            if bar:
+                bar.update(1)
+            if self.step % tc.checkpoint_every == 0 and (checkpoint_at_end or self.step < end):
+                self.save_checkpoint()
+            if on_epoch_end is not None and self.step % self.steps_per_epoch == 0:
+                on_epoch_end()
+
+    def _end_epoch(self, metrics_f) -> None:
+        """An epoch's sample grid and, with a test split, its test row (rank 0 only)."""
+        if self.rank != 0:
+            return
+        self.save_samples(self.step // self.steps_per_epoch)
+        if self.test is not None:
+            row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
+            if metrics_f:
+                metrics_f.write(json.dumps(row) + "\n")
+                metrics_f.flush()
+            print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                                          if k.startswith("test")), flush=True)
+
     def select_start(self, metrics_f, received: list[int]) -> None:
         """Label-free restarts: train ``candidates`` differently seeded starts for ``candidate_steps`` steps each
         and continue from the one with the highest label-free score.
@@ -434,34 +487,10 @@ class Trainer:
                 bar = tqdm(total=n, initial=self.step, unit="step", dynamic_ncols=True,
                            desc=f"start {i + 1}/{tc.candidates}")
             t0 = time.perf_counter()
-            acc: dict[str, float] = {}
-            n_acc = 0  # steps in acc: fewer than log_every in the first row after a resume at a signalled step
-            order_epoch = -1
             try:
-                while self.step < n:
-                    if received:
-                        self.save_checkpoint()
-                        raise Interrupted(received[0], self.step, self.run_dir)
-                    epoch, pos = divmod(self.step, self.steps_per_epoch)
-                    if epoch != order_epoch:
-                        order, order_epoch = self._epoch_order(epoch), epoch
-                    for k, v in self.train_step(self.data[order[pos]]).items():
-                        acc[k] = acc.get(k, 0.0) + float(v)
-                    self.step += 1
-                    n_acc += 1
-                    if self.step % tc.log_every == 0:  # the start's own losses and L_I
-                        row = {k: v / n_acc for k, v in acc.items()}
-                        if metrics_f:
-                            metrics_f.write(json.dumps({**row, "step": self.step, "candidate": i}) + "\n")
-                            metrics_f.flush()
-                        if bar:
-                            bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
-                                             if k.startswith(("L_I", "loss"))})
-                        acc, n_acc = {}, 0
-                    if bar:
-                        bar.update(1)
-                    if self.step % tc.checkpoint_every == 0 and self.step < n:
-                        self.save_checkpoint()
+                # the start's own losses and L_I; no checkpoint at its last step: the score and the choice follow
+                self._train_steps(n, metrics_f, received, bar, lambda n_acc, dt: {"candidate": i}, log_at_end=False,
+                                  checkpoint_at_end=False)
             finally:
                 if bar:
                     bar.close()
@@ -530,48 +559,13 @@ class Trainer:
                     from tqdm import tqdm
                     bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
                 end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
-                acc: dict[str, float] = {}
-                n_acc = 0
-                t0 = time.perf_counter()
-                while self.step < end:
-                    epoch, pos = divmod(self.step, self.steps_per_epoch)
-                    order = self._epoch_order(epoch)
-                    for i in range(pos, self.steps_per_epoch):
-                        if self.step >= end:
-                            break
-                        if received:  # checked before a step, so an epoch's samples and test row are never skipped
-                            self.save_checkpoint()
-                            raise Interrupted(received[0], self.step, self.run_dir)
-                        stats = self.train_step(self.data[order[i]])
-                        self.step += 1
-                        for k, v in stats.items():
-                            acc[k] = acc.get(k, 0.0) + float(v)
-                        n_acc += 1
-                        if self.step % cfg.train.log_every == 0 or self.step == end:
-                            row = {k: v / n_acc for k, v in acc.items()}
-                            dt = time.perf_counter() - t0
-                            row.update(step=self.step, epoch=self.step / self.steps_per_epoch,
-                                       images_per_s=n_acc * cfg.optim.batch_size / dt)
-                            if metrics_f:
-                                metrics_f.write(json.dumps(row) + "\n")
-                                metrics_f.flush()
-                            if bar:
-                                bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
-                                                 if k.startswith(("L_I", "loss"))})
-                            acc, n_acc, t0 = {}, 0, time.perf_counter()
-                        if bar:
-                            bar.update(1)
-                        if self.step % cfg.train.checkpoint_every == 0:
-                            self.save_checkpoint()
-                    if self.step % self.steps_per_epoch == 0 and self.rank == 0:
-                        self.save_samples(self.step // self.steps_per_epoch)
-                        if self.test is not None:
-                            row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
-                            if metrics_f:
-                                metrics_f.write(json.dumps(row) + "\n")
-                                metrics_f.flush()
-                            print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
-                                                                          if k.startswith("test")), flush=True)
+                bs = cfg.optim.batch_size
+
+                def row_extra(n_acc: int, seconds: float) -> dict[str, float]:
+                    return {"epoch": self.step / self.steps_per_epoch, "images_per_s": n_acc * bs / seconds}
+
+                self._train_steps(end, metrics_f, received, bar, row_extra, log_at_end=True, checkpoint_at_end=True,
+                                  on_epoch_end=lambda: self._end_epoch(metrics_f))
             self.save_checkpoint()
         finally:
             if bar:
@@ -624,15 +618,14 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
         if int(os.environ.get("RANK", "0")) == 0:
             for p in ckpt_io.remove_stale_temps(ck_path):
                 print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
-        cfg = Config.from_dict(state["config"])
+        conf = dict(state["config"])
+        if threads is not None:  # a setting of the machine, not of the recipe: a resume on other hardware may change it
+            conf["train"] = {**conf["train"], "threads": threads}
+        cfg = Config.from_dict(conf)  # validates it, threads included
         if epochs is not None:
             if epochs < state["epoch"] - 1e-9:
                 raise TrainingError(f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already trained")
             cfg.train.epochs = float(epochs)
-        if threads is not None:  # a setting of the machine, not of the recipe: a resume on other hardware may change it
-            if threads < 0:
-                raise TrainingError("--threads must be >= 0 (0: torch's default)")
-            cfg.train.threads = threads
     elif int(os.environ.get("RANK", "0")) == 0:
         run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
     else:
