@@ -2,6 +2,7 @@
 
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10] [--threads 2]   # continue the seeds' runs
+    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --summarize-only --runs-dir runs/a --same-as runs/b
 
 ``--resume`` continues each seed's newest run (``infogan train --resume``: exact, so a study on a slow CPU can be
 spread over several sittings); a seed without a checkpoint yet starts afresh.
@@ -9,6 +10,11 @@ spread over several sittings); a seed without a checkpoint yet starts afresh.
 Each seed is an ordinary ``infogan train`` run (its own numbered run folder); the table is read back from the
 runs' ``metrics.jsonl`` (per-epoch test accuracy, logged by the loop) and written to ``--out`` as JSON. It also
 reports how well the label-free score ranks the seeds against accuracy (Spearman rho).
+
+``--same-as OTHER``: a run stopped early whose every row after its label-free choice (test rows, and loss rows whose
+window lies after the choice) equals the same seed's run in study OTHER, bit for bit, is on that run's trajectory
+(training is deterministic on one machine), so its table row takes OTHER's later epochs, marked ``"from"``. This is
+how a restarts study skips re-training the seeds whose kept start is the run without restarts.
 """
 from __future__ import annotations
 
@@ -38,6 +44,35 @@ def read_starts(run: Path) -> list[dict]:
     return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "label_free" in r]
 
 
+def continuation(run: Path, other: Path) -> list[dict] | None:
+    """``other``'s test rows after ``run``'s last one, if ``run`` has followed ``other`` exactly since its choice of
+    start (at least one test row compared); else None."""
+    def rows(r: Path) -> list[dict]:
+        return [json.loads(line) for line in (r / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+    mine, theirs = rows(run), rows(other)
+    choice = next((r["step"] for r in mine if "kept" in r), None)
+    if choice is None:
+        return None
+    log_every = json.loads((run / "training_options.json").read_text())["train"]["log_every"]
+    strip = lambda r: {k: v for k, v in r.items() if k != "images_per_s"}  # noqa: E731  (wall-clock, not state)
+    by_step = {(r["step"], "loss_D" in r): strip(r) for r in theirs if "candidate" not in r and "kept" not in r}
+    compared_test = 0
+    for r in mine:
+        if "candidate" in r or "kept" in r or r["step"] <= choice:
+            continue
+        is_loss = "loss_D" in r
+        if is_loss and r["step"] - log_every < choice:  # its window mixes the start's steps with the run's
+            continue
+        if by_step.get((r["step"], is_loss)) != strip(r):
+            return None
+        compared_test += not is_loss
+    if not compared_test:
+        return None
+    last = max(r["step"] for r in mine)
+    return [{**r, "from": str(other)} for r in read_epochs(other) if r["step"] > last]
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     def ranks(x):
         order = sorted(range(len(x)), key=lambda i: x[i])
@@ -64,6 +99,7 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
     ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
     ap.add_argument("--threads", type=int, help="with --resume: CPU threads per run (e.g. all cores for one run left)")
+    ap.add_argument("--same-as", help="another study's runs dir: extend runs that follow its run of the same seed exactly")
     ap.add_argument("--summarize-only", action="store_true",
                     help="train nothing; tabulate the newest run of each seed already under --runs-dir")
     args = ap.parse_args()
@@ -101,17 +137,25 @@ def main() -> None:
         epochs = read_epochs(done[seed])
         if not epochs:
             continue
+        extended_from = None
+        if args.same_as and (Path(args.same_as) / f"seed{seed}").is_dir():
+            later = continuation(done[seed], sorted((Path(args.same_as) / f"seed{seed}").iterdir())[-1])
+            if later:
+                extended_from = {"measured_to_step": epochs[-1]["step"], "run": later[0]["from"]}
+                epochs += later
         key = next(k for k in epochs[-1] if k.startswith("test_acc"))
         lfs_key = key.replace("test_acc", "test_lfs")
         table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key], "label_free": epochs[-1][lfs_key],
-                      "curve": [round(e[key], 4) for e in epochs], "starts": read_starts(done[seed])})
+                      "curve": [round(e[key], 4) for e in epochs], "starts": read_starts(done[seed]),
+                      **({"continued_as": extended_from} if extended_from else {})})
     accs = [r["accuracy"] for r in table]
     summary = {"config": args.config, "overrides": args.set, "seeds": table,
                "mean": statistics.mean(accs) if accs else None,
                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                "spearman_label_free_vs_accuracy": spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None}
     for r in table:
-        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  curve {r['curve']}")
+        via = f"  (after step {r['continued_as']['measured_to_step']}: {r['continued_as']['run']})" if "continued_as" in r else ""
+        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  curve {r['curve']}{via}")
     if accs:
         print(f"mean {summary['mean']:.4f} +- {summary['std']:.4f} over {len(accs)} seeds; "
               f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}")

@@ -1,0 +1,62 @@
+"""scripts/seed_study.py's --same-as: a run is extended by another study's epochs only if it followed that run exactly."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("seed_study", ROOT / "scripts" / "seed_study.py")
+seed_study = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(seed_study)
+
+
+def write_run(path: Path, rows: list[dict], log_every: int = 50) -> Path:
+    path.mkdir(parents=True)
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (path / "training_options.json").write_text(json.dumps({"train": {"log_every": log_every}}))
+    return path
+
+
+def loss(step: int, v: float) -> dict:
+    return {"loss_D": v, "step": step, "epoch": step / 100, "images_per_s": 123.0 + step}  # speed differs: ignored
+
+
+def eval_row(step: int, acc: float) -> dict:
+    return {"step": step, "epoch": step / 100, "test_acc/d": acc, "test_lfs/d": 2.0}
+
+
+# the run without restarts: epochs of 100 steps, logged every 50
+OTHER = [loss(50, 1.0), loss(100, 1.1), eval_row(100, 0.5), loss(150, 1.2), loss(200, 1.3), eval_row(200, 0.8),
+         loss(250, 1.4), loss(300, 1.5), eval_row(300, 0.9)]
+# the restarts run: two starts of 100 steps; start 0 (OTHER's first 100 steps) was kept and goes on
+START_ROWS = [{"L_I": 2.0, "step": 50, "candidate": 0}, {"step": 100, "candidate": 0, "label_free": 2.1, "test_acc/d": 0.5,
+                                                         "test_lfs/d": 2.0},
+              {"step": 100, "candidate": 1, "label_free": 2.0, "test_acc/d": 0.4, "test_lfs/d": 2.0},
+              {"step": 100, "kept": 0}]
+
+
+def test_a_run_on_the_other_runs_trajectory_takes_its_later_epochs(tmp_path):
+    mine = write_run(tmp_path / "a", START_ROWS + [loss(150, 1.2), loss(200, 1.3), eval_row(200, 0.8)])
+    other = write_run(tmp_path / "b", OTHER)
+    later = seed_study.continuation(mine, other)
+    assert [r["step"] for r in later] == [300] and later[0]["test_acc/d"] == 0.9 and later[0]["from"] == str(other)
+
+
+@pytest.mark.parametrize("change", ["test row", "loss row"])
+def test_a_run_that_left_the_other_runs_trajectory_is_not_extended(tmp_path, change):
+    rows = START_ROWS + [loss(150, 1.2), loss(200, 1.3), eval_row(200, 0.8)]
+    rows[-1 if change == "test row" else -3] = eval_row(200, 0.81) if change == "test row" else loss(150, 1.2000001)
+    assert seed_study.continuation(write_run(tmp_path / "a", rows), write_run(tmp_path / "b", OTHER)) is None
+
+
+def test_a_run_without_a_test_row_after_its_choice_is_not_extended(tmp_path):
+    mine = write_run(tmp_path / "a", START_ROWS + [loss(150, 1.2)])
+    assert seed_study.continuation(mine, write_run(tmp_path / "b", OTHER)) is None
+
+
+def test_a_loss_row_whose_window_straddles_the_choice_is_not_compared(tmp_path):
+    # log_every 80: the row at 160 covers steps 81-160, 81-100 of them the start's, so it may differ from OTHER's
+    other = write_run(tmp_path / "b", OTHER + [loss(160, 9.0)], log_every=80)
+    mine = write_run(tmp_path / "a", START_ROWS + [loss(160, 1.25), eval_row(200, 0.8)], log_every=80)
+    assert [r["step"] for r in seed_study.continuation(mine, other)] == [300]
