@@ -11,8 +11,8 @@ Each seed is an ordinary ``infogan train`` run (its own numbered run folder); th
 runs' ``metrics.jsonl`` (per-epoch test accuracy, logged by the loop) and written to ``--out`` as JSON. It also
 reports how well the label-free score ranks the seeds against accuracy (Spearman rho).
 
-``--same-as OTHER``: a run stopped early whose every row after its label-free choice (test rows, and loss rows whose
-window lies after the choice) equals the same seed's run in study OTHER, bit for bit, is on that run's trajectory
+``--same-as OTHER``: a run stopped early whose every per-epoch test row after its label-free choice equals the same
+seed's run in study OTHER, bit for bit, is on that run's trajectory
 (training is deterministic on one machine), so its table row takes OTHER's later epochs, marked ``"from"``. This is
 how a restarts study skips re-training the seeds whose kept start is the run without restarts.
 """
@@ -45,32 +45,23 @@ def read_starts(run: Path) -> list[dict]:
 
 
 def continuation(run: Path, other: Path) -> list[dict] | None:
-    """``other``'s test rows after ``run``'s last one, if ``run`` has followed ``other`` exactly since its choice of
-    start (at least one test row compared); else None."""
+    """``other``'s test rows after ``run``'s last one, if ``run``'s test rows since its choice of start equal
+    ``other``'s at the same steps, bit for bit, and there is at least one; else None.
+
+    Only the per-epoch test rows are compared: they are functions of the whole state (accuracy, and NMI and the
+    label-free score to full float precision). Loss rows are means over a logging window, which differs legitimately
+    where a run stopped or resumed between two rows or its window straddles the choice."""
     def rows(r: Path) -> list[dict]:
         return [json.loads(line) for line in (r / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
-    mine, theirs = rows(run), rows(other)
-    choice = next((r["step"] for r in mine if "kept" in r), None)
+    choice = next((r["step"] for r in rows(run) if "kept" in r), None)
     if choice is None:
         return None
-    log_every = json.loads((run / "training_options.json").read_text())["train"]["log_every"]
-    strip = lambda r: {k: v for k, v in r.items() if k != "images_per_s"}  # noqa: E731  (wall-clock, not state)
-    by_step = {(r["step"], "loss_D" in r): strip(r) for r in theirs if "candidate" not in r and "kept" not in r}
-    compared_test = 0
-    for r in mine:
-        if "candidate" in r or "kept" in r or r["step"] <= choice:
-            continue
-        is_loss = "loss_D" in r
-        if is_loss and r["step"] - log_every < choice:  # its window mixes the start's steps with the run's
-            continue
-        if by_step.get((r["step"], is_loss)) != strip(r):
-            return None
-        compared_test += not is_loss
-    if not compared_test:
+    theirs = {r["step"]: r for r in read_epochs(other)}
+    mine = [r for r in read_epochs(run) if r["step"] > choice]
+    if not mine or any(theirs.get(r["step"]) != r for r in mine):
         return None
-    last = max(r["step"] for r in mine)
-    return [{**r, "from": str(other)} for r in read_epochs(other) if r["step"] > last]
+    return [{**r, "from": str(other)} for r in theirs.values() if r["step"] > mine[-1]["step"]]
 
 
 def spearman(a: list[float], b: list[float]) -> float:
