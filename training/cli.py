@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int)
     t.add_argument("--epochs", type=float)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--threads", type=int, help="CPU threads for this process (0: torch's default); may change on --resume")
+    t.add_argument("--threads", type=int, help="CPU threads for this process (0: torch's default); may change on --resume (then not bit-identical: sums run in another order)")
     t.add_argument("--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)")
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
     t.add_argument("--runs-dir", default="runs")

@@ -619,7 +619,9 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
             for p in ckpt_io.remove_stale_temps(ck_path):
                 print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
         conf = dict(state["config"])
-        if threads is not None:  # a setting of the machine, not of the recipe: a resume on other hardware may change it
+        # threads: a setting of the machine, not of the recipe, so a resume may change it; the run then goes on close to,
+        # not bit-identical with, the same run on the old count (another count sums in another order)
+        if threads is not None:
             conf["train"] = {**conf["train"], "threads": threads}
         cfg = Config.from_dict(conf)  # validates it, threads included
         if epochs is not None:
