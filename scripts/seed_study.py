@@ -26,8 +26,17 @@ import sys
 from pathlib import Path
 
 
+def read_rows(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+
+
+def newest_run(runs_root: Path, seed: int) -> Path:
+    """A seed's newest numbered run folder under a study's runs dir."""
+    return sorted((runs_root / f"seed{seed}").iterdir())[-1]
+
+
 def read_epochs(run: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(run)
     by_step = {r["step"]: r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r}
     # with label-free restarts the kept start's epochs before the choice are its score row's (the choice's step)
     kept = next((r["kept"] for r in rows if "kept" in r), None)
@@ -40,7 +49,7 @@ def read_epochs(run: Path) -> list[dict]:
 
 def read_starts(run: Path) -> list[dict]:
     """The label-free restarts' rows (train.candidates > 1): score, and test accuracy logged for the record."""
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_rows(run)
     return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "label_free" in r]
 
 
@@ -51,10 +60,7 @@ def continuation(run: Path, other: Path) -> list[dict] | None:
     Only the per-epoch test rows are compared: they are functions of the whole state (accuracy, and NMI and the
     label-free score to full float precision). Loss rows are means over a logging window, which differs legitimately
     where a run stopped or resumed between two rows or its window straddles the choice."""
-    def rows(r: Path) -> list[dict]:
-        return [json.loads(line) for line in (r / "metrics.jsonl").read_text().splitlines() if line.strip()]
-
-    choice = next((r["step"] for r in rows(run) if "kept" in r), None)
+    choice = next((r["step"] for r in read_rows(run) if "kept" in r), None)
     if choice is None:
         return None
     theirs = {r["step"]: r for r in read_epochs(other)}
@@ -96,11 +102,11 @@ def main() -> None:
     args = ap.parse_args()
 
     runs_root = Path(args.runs_dir)
-    procs: list[tuple[int, subprocess.Popen, Path]] = []
+    procs: list[tuple[int, subprocess.Popen]] = []
     pending = list(args.seeds)
     done: dict[int, Path] = {}
     if args.summarize_only:
-        done.update({seed: sorted((runs_root / f"seed{seed}").iterdir())[-1] for seed in pending})
+        done.update({seed: newest_run(runs_root, seed) for seed in pending})
         pending = []
     while pending or procs:
         while pending and len(procs) < args.parallel:
@@ -117,11 +123,11 @@ def main() -> None:
                 cmd += ["--data-dir", args.data_dir] if args.data_dir else []
             runs_root.mkdir(parents=True, exist_ok=True)
             log = open(runs_root / f"seed{seed}.log", "a" if previous else "w")
-            procs.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), sub))
-        seed, p, sub = procs.pop(0)
+            procs.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+        seed, p = procs.pop(0)
         if p.wait() != 0:
             print(f"seed {seed} failed; see {runs_root / f'seed{seed}.log'}", file=sys.stderr)
-        done[seed] = sorted(sub.iterdir())[-1]
+        done[seed] = newest_run(runs_root, seed)
 
     table = []
     for seed in args.seeds:
@@ -130,7 +136,7 @@ def main() -> None:
             continue
         extended_from = None
         if args.same_as and (Path(args.same_as) / f"seed{seed}").is_dir():
-            later = continuation(done[seed], sorted((Path(args.same_as) / f"seed{seed}").iterdir())[-1])
+            later = continuation(done[seed], newest_run(Path(args.same_as), seed))
             if later:
                 extended_from = {"measured_to_step": epochs[-1]["step"], "run": later[0]["from"]}
                 epochs += later
