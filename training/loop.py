@@ -399,12 +399,13 @@ class Trainer:
                     p.unlink(missing_ok=True)
 
     def _train_steps(self, end: int, metrics_f, received: list[int], bar, row_extra, *, log_at_end: bool,
-                     checkpoint_at_end: bool, on_epoch_end=None) -> None:
+                     on_epoch_end=None) -> None:
         """Train from ``self.step`` to ``end``: the step loop shared by the restarts and the main run.
 
         Logs the mean of each stat every ``log_every`` steps (and at ``end`` if ``log_at_end``) with ``row_extra(
-        steps in the row, seconds)`` added, checkpoints every ``checkpoint_every`` steps, and checks for a stop signal
-        before each step, so an epoch's ``on_epoch_end`` (samples, test row) is never skipped by a stop."""
+        steps in the row, seconds)`` added, checkpoints every ``checkpoint_every`` steps before ``end`` (both callers
+        write one after ``end``: the choice of start, the run's last), and checks for a stop signal before each step,
+        so an epoch's ``on_epoch_end`` (samples, test row) is never skipped by a stop."""
         tc = self.cfg.train
         acc: dict[str, float] = {}
         n_acc = 0  # steps in acc: fewer than log_every in the first row after a resume at a signalled step
@@ -433,7 +434,7 @@ class Trainer:
                 acc, n_acc, t0 = {}, 0, time.perf_counter()
             if bar:
                 bar.update(1)
-            if self.step % tc.checkpoint_every == 0 and (checkpoint_at_end or self.step < end):
+            if self.step % tc.checkpoint_every == 0 and self.step < end:
                 self.save_checkpoint()
             if on_epoch_end is not None and self.step % self.steps_per_epoch == 0:
                 on_epoch_end()
@@ -488,9 +489,8 @@ class Trainer:
                            desc=f"start {i + 1}/{tc.candidates}")
             t0 = time.perf_counter()
             try:
-                # the start's own losses and L_I; no checkpoint at its last step: the score and the choice follow
-                self._train_steps(n, metrics_f, received, bar, lambda n_acc, dt: {"candidate": i}, log_at_end=False,
-                                  checkpoint_at_end=False)
+                # the start's own losses and L_I
+                self._train_steps(n, metrics_f, received, bar, lambda n_acc, dt: {"candidate": i}, log_at_end=False)
             finally:
                 if bar:
                     bar.close()
@@ -564,7 +564,7 @@ class Trainer:
                 def row_extra(n_acc: int, seconds: float) -> dict[str, float]:
                     return {"epoch": self.step / self.steps_per_epoch, "images_per_s": n_acc * bs / seconds}
 
-                self._train_steps(end, metrics_f, received, bar, row_extra, log_at_end=True, checkpoint_at_end=True,
+                self._train_steps(end, metrics_f, received, bar, row_extra, log_at_end=True,
                                   on_epoch_end=lambda: self._end_epoch(metrics_f))
             self.save_checkpoint()
         finally:
