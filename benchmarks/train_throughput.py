@@ -4,10 +4,16 @@
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-cl`` (channels_last),
 ``paper-compile`` (torch.compile), ``paper-bf16`` (bfloat16 autocast), ``default`` (the ``mnist`` config as it
-is: bf16 plus Q reading the digit code from a transformed copy of each fake, ``loss.invariance``), the narrowed
-network (fc=384) shipped for Fashion-MNIST, and ``naive`` -- the textbook step most ports use (a second G forward
-for the G phase, D's weight gradients computed and thrown away) -- as the "before" reference. Figures are medians
+is: precision "auto", i.e. bf16 where the CPU computes it natively, plus Q reading the digit code from a
+transformed copy of each fake, ``loss.invariance``), the narrowed network (fc=384) shipped for Fashion-MNIST,
+and ``naive`` -- the textbook step most ports use (a second G forward for the G phase, D's weight gradients
+computed and thrown away) -- as the "before" reference. Figures are medians
 of per-chunk rates after warm-up.
+
+Each variant also gets its compute ceiling on this machine: the step's FLOPs per image, counted by
+``torch.utils.flop_counter`` (matrix products and convolutions, forward and backward), against the best rate of a
+large fp32 matrix product with the same threads (the fastest this CPU multiplies fp32 at all). No fp32 implementation
+of that step can beat peak / FLOPs; the last column says how much of it the step reaches.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.config import load_config  # noqa: E402
@@ -50,7 +57,21 @@ def naive_step(t: Trainer, real: torch.Tensor) -> None:
     t.opt_G.step()
 
 
-def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10) -> float:
+def sgemm_peak(size: int = 3072, repeats: int = 5) -> float:
+    """Best fp32 GFLOP/s of a size^3 matrix product with torch's threads: the CPU's practical fp32 peak."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(2):
+        a @ b
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0) / 1e9)
+    return best
+
+
+def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10) -> tuple[float, float, str]:
+    """(images/s, GFLOP per image of one step, the precision it ran in)."""
     config, overrides = VARIANTS[name]
     if data_dirs.get(config):  # each config reads its own data set: MNIST or Fashion-MNIST
         overrides = overrides + [f"data.dir='{data_dirs[config]}'"]
@@ -60,13 +81,16 @@ def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int 
     batches = [t.data[torch.randint(len(t.data), (bs,))] for _ in range(steps)]
     for x in batches[:5]:  # warm-up (and compilation)
         step(x)
+    with FlopCounterMode(display=False) as counter:
+        step(batches[0])
+    gflop = counter.get_total_flops() / bs / 1e9
     rates = []
     for i in range(0, steps, chunk):
         t0 = time.perf_counter()
         for x in batches[i:i + chunk]:
             step(x)
         rates.append(len(batches[i:i + chunk]) * bs / (time.perf_counter() - t0))
-    return statistics.median(rates)
+    return statistics.median(rates), gflop, t.precision
 
 
 def main() -> None:
@@ -76,11 +100,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    peak = sgemm_peak()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matrix-product peak {peak:.0f} GFLOP/s")
     results = {}
     for name in args.variants:
-        results[name] = measure(name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir}, args.steps)
-        print(f"{name:16s} {results[name]:8.0f} images/s", flush=True)
+        results[name], gflop, precision = measure(name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir},
+                                                  args.steps)
+        line = f"{name:16s} {results[name]:8.0f} images/s  {precision}  {gflop:.3f} GFLOP/image"
+        if precision == "fp32":  # bf16 multiplies at another peak: the fp32 one bounds only fp32 steps
+            ceiling = peak / gflop
+            line += f"  fp32 ceiling {ceiling:.0f} images/s ({results[name] / ceiling:.0%} of it)"
+        print(line, flush=True)
     if "naive" in results:
         for name, r in results.items():
             print(f"{name:16s} {r / results['naive']:.2f}x naive")
