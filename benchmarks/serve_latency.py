@@ -104,15 +104,19 @@ def inference_path(folder: Path, threads: int, spec: dict, seconds: float, clien
     return sum(done) / (time.perf_counter() - t0)
 
 
-def sequential(client: httpx.Client, method: str, path: str, body: dict | None, count: int) -> list[float]:
-    times = []
+def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]], count: int) -> list[list[float]]:
+    """Seconds per request, one list per entry of ``requests``: ``count`` rounds, each sending every request once,
+    one at a time. Interleaved, so /generate and its floor see the same machine (a VM's neighbours, its clock)
+    rather than two stretches of it a minute apart."""
+    times: list[list[float]] = [[] for _ in requests]
     for i in range(count + 20):
-        t = time.perf_counter()
-        r = client.request(method, path, json=body)
-        dt = time.perf_counter() - t
-        r.raise_for_status()
-        if i >= 20:  # warm-up
-            times.append(dt)
+        for k, (method, path, body) in enumerate(requests):
+            t = time.perf_counter()
+            r = client.request(method, path, json=body)
+            dt = time.perf_counter() - t
+            r.raise_for_status()
+            if i >= 20:  # warm-up
+                times[k].append(dt)
     return times
 
 
@@ -141,8 +145,7 @@ async def concurrent(base: str, method: str, path: str, body: dict | None, clien
 def measure(base: str, model: str, args) -> dict:
     one = {"model": model, "n": 1}
     with httpx.Client(base_url=base, timeout=60) as c:
-        gen = sequential(c, "POST", "/generate", one, args.requests)
-        floor = sequential(c, "GET", "/_floor", None, args.requests)
+        gen, floor = sequential(c, [("POST", "/generate", one), ("GET", "/_floor", None)], args.requests)
         t = time.perf_counter()
         k = 0
         while time.perf_counter() - t < args.seconds or k < 5:
