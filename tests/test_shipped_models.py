@@ -22,6 +22,18 @@ def test_models_are_shipped():
     assert {p.name for p in FOLDERS} >= {"mnist", "mnist-gan", "fashion-mnist"}
 
 
+def test_order_file_opens_on_mnist_and_names_only_shipped_folders():
+    """models/order.json picks the default model (the page opens on it); without it "fashion-mnist" sorts first."""
+    from backend.core.config import Settings
+    from backend.core.metrics import Metrics
+    from backend.core.registry import Registry
+
+    order = json.loads((ROOT / "models" / "order.json").read_text())
+    assert order[0] == "mnist" and set(order) <= {p.name for p in FOLDERS}
+    registry = Registry(Settings(models_dir=ROOT / "models", device="cpu"), Metrics())
+    assert [p.name for p in registry.folders()][:len(order)] == order and registry.errors == {}
+
+
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
 def test_folder_fits_the_budget_and_matches_its_manifest(folder: Path):
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())

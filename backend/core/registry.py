@@ -3,6 +3,10 @@
 A folder is ``models/<id>/{generator.onnx, recognizer.onnx, manifest.json}`` as written by training/export.py.
 Loading checks each file's sha256 and that the spec in its ONNX metadata equals the manifest's; a broken folder
 is logged and reported by name while the others are served.
+
+The folders are served in name order unless ``models/order.json`` (a JSON list of folder names) puts some of them
+first: the first model served is the default of every route and the page's first choice, so the shipped set can
+open on its flagship model rather than on whichever name sorts first.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from .metrics import Metrics
 log = logging.getLogger("backend.models")
 
 FILES = ("generator.onnx", "recognizer.onnx")
+ORDER_FILE = "order.json"
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
@@ -194,8 +199,8 @@ def load_model(folder: Path, *, device: str, settings: Settings, metrics: Metric
 
 
 class Registry:
-    """The served models by id, in folder-name order (the first is the default). Loads in a background thread so
-    /healthz answers at once and /readyz says 503 until every model is loaded and warmed up."""
+    """The served models by id, in folder order (order.json's, then by name; the first is the default). Loads in a
+    background thread so /healthz answers at once and /readyz says 503 until every model is loaded and warmed up."""
 
     def __init__(self, settings: Settings, metrics: Metrics):
         self.settings, self.metrics = settings, metrics
@@ -206,10 +211,32 @@ class Registry:
         self._thread: threading.Thread | None = None
 
     def folders(self) -> list[Path]:
+        """The model folders, those named in order.json first (in its order), then the rest by name."""
         root = self.settings.models_dir
         if not root.is_dir():
             return []
-        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        rank = {name: i for i, name in enumerate(self.read_order(root))}
+        found = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(found, key=lambda p: (rank.get(p.name, len(rank)), p.name))
+
+    def read_order(self, root: Path) -> list[str]:
+        """order.json's folder names; a malformed file is reported like a broken folder (by its name in /readyz's
+        errors) and the models are served in name order."""
+        path = root / ORDER_FILE
+        if not path.is_file():
+            return []
+        try:
+            order = json.loads(path.read_text())
+            if not isinstance(order, list) or not all(isinstance(name, str) for name in order):
+                raise ValueError("expected a JSON list of model folder names")
+        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+            self.errors[ORDER_FILE] = f"{ORDER_FILE}: {exc}; models are served in folder-name order"
+            log.error("%s", self.errors[ORDER_FILE])
+            return []
+        missing = [name for name in order if not (root / name).is_dir()]
+        if missing:
+            log.warning("%s names folders that are not in %s: %s", ORDER_FILE, root, missing)
+        return order
 
     def start(self) -> None:
         """Picks the device now (DEVICE=cuda fails the start-up), then loads the folders in the background."""

@@ -50,6 +50,29 @@ def test_broken_folders_reported_others_served(tmp_path, tiny_models_dir):
         assert c.post("/generate", json={"n": 2}).status_code == 200
 
 
+@pytest.mark.parametrize("order, expected, error", [
+    ('["tiny-gan", "not-here"]', ["tiny-gan", "tiny"], None),  # named first; a name with no folder is only logged
+    ('["tiny", "tiny-gan"]', ["tiny", "tiny-gan"], None),
+    ('{"order": ["tiny-gan"]}', ["tiny", "tiny-gan"], "JSON list"),  # malformed: name order, reported by file name
+    ("[tiny-gan", ["tiny", "tiny-gan"], "order.json"),
+])
+def test_order_file_sets_model_order_and_default(tmp_path, tiny_models_dir, order, expected, error):
+    root = tmp_path / "models"
+    root.mkdir()
+    for name in ("tiny", "tiny-gan"):
+        copy_model(tiny_models_dir / name, root / name)
+    (root / "order.json").write_text(order)
+    with make_client(root) as c:
+        wait_ready(c)
+        assert [m["id"] for m in c.get("/models").json()["models"]] == expected
+        assert c.post("/generate", json={"seed": 1}).json()["model"] == expected[0]  # the first is the default
+        errors = c.get("/readyz").json()["errors"]
+        if error is None:
+            assert errors == {}
+        else:
+            assert set(errors) == {"order.json"} and error in errors["order.json"]
+
+
 def test_device_selection(tiny_models_dir):
     probe = tiny_models_dir / "tiny" / "generator.onnx"
     assert resolve_device("cpu", probe, 1) == "cpu"
