@@ -7,6 +7,7 @@ rebuilds G and D from the file alone and ``--resume`` continues exactly.
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -60,7 +61,10 @@ def load(path: str | Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several types for torn or foreign files
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+        # torch's own words, first line, for a torn file ("failed finding central directory"); not for a file that
+        # is no torch archive at all, where torch talks for a page about the weights-only unpickler
+        first = "" if isinstance(e, pickle.UnpicklingError) else (str(e).strip().splitlines() or [""])[0]
+        raise ValueError(f"{path}: not a readable checkpoint" + (f" ({type(e).__name__}: {first})" if first else "")) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} file")
     return ckpt

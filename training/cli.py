@@ -10,7 +10,7 @@ import sys
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from .config import dumps, load_config
-    from .loop import Interrupted, TrainingError, train
+    from .loop import Interrupted, train
 
     overrides = list(args.set or [])
     if args.data_dir:
@@ -40,9 +40,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
     except Interrupted as e:
         print(f"infogan train: {e}", file=sys.stderr)
         return 128 + e.signum  # the shell's convention for "ended by a signal", so a script can tell a stop from a failure
-    except (TrainingError, ValueError, FileNotFoundError) as e:
-        print(f"infogan train: error: {e}", file=sys.stderr)
-        return 1
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ck}")
     return 0
@@ -123,8 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from .data import DataError
+    from .loop import TrainingError
+
     args = build_parser().parse_args(argv)
-    sys.exit(args.fn(args))
+    try:
+        code = args.fn(args)
+    except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
+        # the user's input or environment (a config value, a missing or foreign checkpoint, data that cannot be
+        # read or downloaded): one line naming it, no traceback
+        print(f"infogan {args.command}: error: {e}", file=sys.stderr)
+        code = 1
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,10 +110,15 @@ class Config:
             typ = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
                    "train": TrainConfig}.get(key)
             if typ is not None:
+                if not isinstance(value, dict):
+                    raise ValueError(f"[{key}] must be a table of settings, got {value!r}")
                 known = {f.name for f in dataclasses.fields(typ)}
                 bad = sorted(set(value) - known)
                 if bad:
                     raise ValueError(f"unknown keys in [{key}]: {bad}; expected {sorted(known)}")
+                hints = typing.get_type_hints(typ)
+                for name, v in value.items():
+                    check_type(f"{key}.{name}", v, hints[name])
                 value = typ(**value)
             kwargs[key] = value
         cfg = cls(**kwargs)
@@ -129,6 +136,43 @@ class Config:
         if cfg.train.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg
+
+
+def check_type(where: str, value: Any, hint: Any) -> None:
+    """A setting's value against its field's annotation, so ``--set train.epochs=ten`` fails here, naming the
+    setting, and not as a TypeError deep in the run. Integers pass where floats are expected (TOML writes 10 for
+    10.0); booleans never pass as numbers."""
+    if _fits(value, hint):
+        return
+    raise ValueError(f"{where} must be {_describe(hint)}, got {value!r}")
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, item) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is dict:
+        return f"a table of name = value pairs, each value {_describe(typing.get_args(hint)[1])}"
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a string",
+            type(None): "unset (null)"}.get(hint, str(hint))
 
 
 def load_config(path_or_name: str | Path, overrides: list[str] | None = None) -> Config:

@@ -234,9 +234,25 @@ def test_unknown_config_and_bad_values_fail_clearly(tmp_path):
         load_config("no-such-config")
     with pytest.raises(ValueError, match="unknown keys in \\[optim\\]"):
         load_config("mnist", ["optim.lr=1"])
+    # values of the wrong type fail at load time, naming the setting (not as a TypeError inside the run)
+    for override, words in (("train.epochs=ten", "train.epochs must be a number, got 'ten'"),
+                            ("train.seed=1.5", "train.seed must be an integer"),
+                            ("train.compile=1", "train.compile must be true or false"),
+                            ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
+                            ("optim=3", "[optim] must be a table")):
+        with pytest.raises(ValueError, match=words.replace("[", "\\[")):
+            load_config("mnist", [override])
+    assert load_config("mnist", ["train.epochs=3", "optim.lr_q=0.001"]).train.epochs == 3  # an integer is a number
     res = subprocess.run([sys.executable, "-m", "training", "train", "mnist", "--set", "train.device=\"tpu\""],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "train.device" in res.stderr and "Traceback" not in res.stderr
+    # evaluate and export say what is wrong with the checkpoint in one line too
+    (tmp_path / "notes.pt").write_text("not a checkpoint")
+    for cmd, words in ((["evaluate", str(tmp_path / "missing.pt")], "infogan evaluate: error: no checkpoint at"),
+                       (["export", str(tmp_path / "notes.pt"), "--id", "x"], "not a readable checkpoint")):
+        res = subprocess.run([sys.executable, "-m", "training", *cmd], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)
+        assert res.returncode == 1 and words in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
 
 
 def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
