@@ -237,6 +237,25 @@ def export_networks(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str | 
             "weights": weights}
 
 
+def parse_code_labels(spec: LatentSpec, items: list[str]) -> dict[str, str]:
+    """``--label c1=slant`` items -> {code: label} for continuous codes (a categorical code's labels come from
+    the class map of the evaluation)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ExportError(f"--label {item!r} must look like CODE=LABEL")
+        name, text = item.split("=", 1)
+        try:
+            code = spec.code(name)
+        except KeyError as e:
+            raise ExportError(f"--label {item!r}: {e.args[0]}") from None
+        if code.kind != "continuous":
+            raise ExportError(f"--label {item!r}: {name!r} is a categorical code; its category labels come from "
+                              "the evaluation's class map")
+        out[name] = text
+    return out
+
+
 def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str | Path = "models", title: str | None = None,
                       data_dir: str | None = None, labels: list[str] | None = None, command: str | None = None,
                       evaluation: dict[str, Any] | None = None, weights: str = "fp32") -> Path:
@@ -250,6 +269,7 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
     round_weights(G, weights)  # evaluate exactly the weights that ship
     round_weights(D, weights)
     spec = G.spec
+    code_labels = parse_code_labels(spec, labels or [])  # before the evaluation, which takes a while
     cfg = ck["config"]
     dc = cfg["data"]
     data_dir = data_dir or dc.get("dir")
@@ -266,12 +286,8 @@ def export_checkpoint(checkpoint: str | Path, model_id: str, *, models_dir: str 
     # human labels: categories from the class map, codes from --label name=text
     cat_map = {code.name: evaluation.get(code.name, {}).get("category_to_class") for code in spec.codes
                if code.kind == "categorical"}
-    for item in labels or []:
-        if "=" not in item:
-            raise ExportError(f"--label {item!r} must look like CODE=LABEL")
-        name, text = item.split("=", 1)
-        spec.code(name)  # raises for unknown codes
-        spec = spec.with_labels(name, label=text) if spec.code(name).kind == "continuous" else spec
+    for name, text in code_labels.items():
+        spec = spec.with_labels(name, label=text)
     for code in spec.codes:
         if code.kind == "categorical" and cat_map.get(code.name) and train.classes:
             spec = spec.with_labels(code.name, labels=list(train.classes))

@@ -7,8 +7,8 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.export import (ExportError, export_networks, int8_grid, recognizer_output_names, round_to_fp16,
-                             round_weights, sha256_of, store_weights, write_model_folder)
+from training.export import (ExportError, export_networks, int8_grid, parse_code_labels, recognizer_output_names,
+                             round_to_fp16, round_weights, sha256_of, store_weights, write_model_folder)
 from training import int8_path
 from training.int8_path import MAX_ROWS, add_int8_path
 from training.latent import mnist_spec
@@ -180,3 +180,12 @@ def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch)
         assert "MatMulInteger" in branch_ops["then_branch"] and branch_ops["else_branch"] == ["Gemm"]
         assert ("Split" in branch_ops["then_branch"]) == (name == "recognizer.onnx")  # LeakyReLU input: signed
         assert not ifs(tmp_path / "fp16" / name)
+
+
+def test_code_labels_are_checked_before_the_evaluation():
+    spec = mnist_spec()
+    assert parse_code_labels(spec, ["c1=width", "c2=slant = tilt"]) == {"c1": "width", "c2": "slant = tilt"}
+    for item, words in (("c9=foo", "unknown code 'c9'"), ("digit=foo", "categorical code"),
+                        ("width", "must look like CODE=LABEL")):
+        with pytest.raises(ExportError, match=words):
+            parse_code_labels(spec, [item])
