@@ -72,6 +72,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="infogan", description="Train, evaluate, export and serve InfoGAN models.")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
     t.add_argument("--runs-dir", default="runs")
     t.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a killed run where it stopped (with --epochs: train a run longer)")
-    t.add_argument("--max-steps", type=int, help="stop after this many steps (smoke tests)")
+    t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_cmd_train)
 

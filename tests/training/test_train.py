@@ -1,6 +1,7 @@
 """CPU smoke tests of the training loop on generated data: train, checkpoint, resume, kill -9, NaN, DDP."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -239,8 +240,13 @@ def test_unknown_config_and_bad_values_fail_clearly(tmp_path):
                             ("train.seed=1.5", "train.seed must be an integer"),
                             ("train.compile=1", "train.compile must be true or false"),
                             ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
-                            ("optim=3", "[optim] must be a table")):
-        with pytest.raises(ValueError, match=words.replace("[", "\\[")):
+                            ("optim=3", "[optim] must be a table"),
+                            # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
+                            ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
+                            ("optim.batch_size=0", "optim.batch_size must be >= 1"),
+                            ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
+                            ("data.channels=2", "data.channels must be 1 (grey) or 3")):
+        with pytest.raises(ValueError, match=re.escape(words)):
             load_config("mnist", [override])
     assert load_config("mnist", ["train.epochs=3", "optim.lr_q=0.001"]).train.epochs == 3  # an integer is a number
     res = subprocess.run([sys.executable, "-m", "training", "train", "mnist", "--set", "train.device=\"tpu\""],
