@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from .core.latent import EXTRAPOLATION
 
+def _not_bool(value: Any) -> Any:
+    # pydantic's lax mode reads JSON true/false as 1/0; a count or a seed given as a boolean is a client's mistake
+    if isinstance(value, bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
 # at most 2**53 - 1 so JavaScript numbers hold every seed exactly
-Seed = Annotated[int, Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated")]
+Seed = Annotated[int, Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
+                 BeforeValidator(_not_bool)]
 # checked against the model's spec in core/latent.py (bools and strings are refused there, by field name)
 CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
 CodeValues = Annotated[dict[str, CodeValue], Field(
@@ -71,7 +81,7 @@ class GenerateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelId | None = Field(None, description="default: the first model")
-    n: int = Field(1, ge=1, le=256, description="number of images")
+    n: Int = Field(1, ge=1, le=256, description="number of images")
     seed: Seed | None = None
     z: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = Field(
         None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)")
@@ -91,8 +101,8 @@ class TraverseRequest(BaseModel):
 
     model: ModelId | None = None
     code: str = Field(min_length=1, max_length=128, description="the code swept along the columns")
-    rows: int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
-    cols: int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
+    rows: Int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
+    cols: Int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
     low: Annotated[float, Field(allow_inf_nan=False)] = -2.0
     high: Annotated[float, Field(allow_inf_nan=False)] = 2.0
     seed: Seed | None = None

@@ -37,7 +37,8 @@ def resolve_model(registry: Registry, model_id: str | None, field: str = "model"
         return next(iter(registry.models.values()))
     model = registry.models.get(model_id)
     if model is None:
-        raise HTTPException(404, f"{field}: unknown model {model_id!r}; served: {sorted(registry.models)}")
+        shown = repr(model_id[:64]) + ("..." if len(model_id) > 64 else "")  # a path id has no length limit
+        raise HTTPException(404, f"{field}: unknown model {shown}; served: {list(registry.models)}")
     return model
 
 

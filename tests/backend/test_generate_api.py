@@ -74,7 +74,9 @@ def test_n_256_and_batching_matches_single(client):
     ({"n": 0}, 422, "n"),
     ({"n": 257}, 422, "n"),
     ({"n": 1.5}, 422, "n"),
+    ({"n": True}, 422, "n"),  # pydantic's lax mode would read true as 1
     ({"seed": -1}, 422, "seed"),
+    ({"seed": False}, 422, "seed"),
     ({"seed": 2**53}, 422, "seed"),
     ({"codes": {"nope": 1}}, 422, "codes.nope"),
     ({"codes": {"digit": 10}}, 422, "codes.digit"),
@@ -123,7 +125,7 @@ def test_traverse_categorical_sweeps_all(client):
 @pytest.mark.parametrize("body, status, field", [
     ({"code": "nope"}, 422, "code"), ({"code": "c1", "rows": 17}, 422, "rows"), ({"code": "c1", "cols": 1}, 422, "cols"),
     ({"code": "c1", "high": 3.5}, 422, "high"), ({"code": "c1", "codes": {"digit": 11}}, 422, "codes.digit"),
-    ({"code": "c1", "model": "nope"}, 404, "model"), ({}, 422, "code"),
+    ({"code": "c1", "model": "nope"}, 404, "model"), ({}, 422, "code"), ({"code": "c1", "rows": True}, 422, "rows"),
 ])
 def test_traverse_errors(client, body, status, field):
     r = client.post("/traverse", json=body)

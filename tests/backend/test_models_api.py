@@ -21,7 +21,9 @@ def test_list_models(client):
 def test_get_model_and_unknown(client):
     assert client.get("/models/tiny-gan").json()["title"] == "Tiny GAN baseline"
     r = client.get("/models/nope")
-    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    assert r.status_code == 404 and "nope" in r.json()["detail"] and "['tiny', 'tiny-gan']" in r.json()["detail"]
+    r = client.get("/models/" + "x" * 5000)  # the path has no length limit; the message quotes 64 characters of it
+    assert r.status_code == 404 and "x" * 64 + "'..." in r.json()["detail"] and len(r.json()["detail"]) < 200
 
 
 def test_categorical_labels_default():
