@@ -93,7 +93,12 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
   // drawing: light strokes on a dark ground, like MNIST (the service inverts dark-on-light uploads)
   const canvas = $("draw");
   const ctx = canvas.getContext("2d");
-  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); };
+  // an empty canvas shows a hint and cannot be sent (a black square has no codes worth reading)
+  const drawn = (yes) => {
+    canvas.parentElement.classList.toggle("drawn", yes);
+    $("draw-infer").disabled = !yes;
+  };
+  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); drawn(false); };
   clear();
   let last = null;
   const point = (e) => {
@@ -112,6 +117,7 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
     ctx.lineTo(...p);
     ctx.stroke();
     last = p;
+    drawn(true);
   });
   const end = () => { last = null; };
   canvas.addEventListener("pointerup", end);

@@ -156,6 +156,29 @@ def test_upload_sets_inferred_category(page, server, tmp_path):
     assert page.locator(".probs .prob").count() == 10
 
 
+def test_drawing_is_sent_at_model_size_and_read(page):
+    open_page(page, "model=tiny&seed=2&view=infer")
+    hint, send = page.locator("#draw-hint"), page.get_by_role("button", name="Infer from drawing")
+    assert hint.is_visible() and send.is_disabled()  # nothing drawn yet: nothing to send
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=12)  # a "1"
+    page.mouse.up()
+    assert not hint.is_visible() and send.is_enabled()
+    with page.expect_response(lambda r: r.url.endswith("/infer-codes")) as response:
+        send.click()
+    sent = response.value.request.post_data_json
+    assert sent["model"] == "tiny" and sent["image"].startswith("data:image/png;base64,")
+    png = base64.b64decode(sent["image"].split(",", 1)[1])
+    assert png[16:24] == (28).to_bytes(4, "big") * 2  # IHDR width and height: box-downscaled to the model's 28x28
+    assert response.value.status == 200
+    page.wait_for_selector("#infer-result:not([hidden])")
+    assert page.locator(".probs .prob").count() == 10
+    page.get_by_role("button", name="Clear").click()
+    assert hint.is_visible() and send.is_disabled()
+
+
 def test_traversal_grid_and_side_by_side(page):
     traversals = []
     page.on("request", lambda r: traversals.append(r) if r.url.endswith("/traverse") else None)
