@@ -191,7 +191,9 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
-        self.max_steps = max_steps  # stop early (tests, benchmarks); the schedule still follows cfg.train.epochs
+        # stop when the step reaches this (tests, benchmarks), inside a restart too; the schedule still follows
+        # cfg.train.epochs, and a resume goes on from there
+        self.max_steps = max_steps
         self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if self.distributed and not dist.is_initialized():
             dist.init_process_group("nccl" if cfg.train.device == "cuda" else "gloo")
@@ -452,7 +454,7 @@ class Trainer:
             print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
                                                           if k.startswith("test")), flush=True)
 
-    def select_start(self, metrics_f, received: list[int]) -> None:
+    def select_start(self, metrics_f, received: list[int]) -> bool:
         """Label-free restarts: train ``candidates`` differently seeded starts for ``candidate_steps`` steps each
         and continue from the one with the highest label-free score.
 
@@ -465,6 +467,9 @@ class Trainer:
         finished starts' scores, the best so far), written every checkpoint_every steps and on SIGINT/SIGTERM; the
         best finished start waits in start-<i>.pt until the choice is made. So a kill loses at most the steps since
         the last checkpoint, here too, and a resume continues the same start at the same step.
+
+        Returns False when ``max_steps`` stopped the start being trained (before its ``candidate_steps``): the run
+        ends there, as a signal would end it, and a resume continues that start.
         """
         import copy
 
@@ -490,10 +495,13 @@ class Trainer:
             t0 = time.perf_counter()
             try:
                 # the start's own losses and L_I
-                self._train_steps(n, metrics_f, received, bar, lambda n_acc, dt: {"candidate": i}, log_at_end=False)
+                stop = n if self.max_steps is None else min(n, self.max_steps)
+                self._train_steps(stop, metrics_f, received, bar, lambda n_acc, dt: {"candidate": i}, log_at_end=False)
             finally:
                 if bar:
                     bar.close()
+            if stop < n:
+                return False
             calibrated = self._calibrated_D()
             score = torch.tensor(self.label_free_score(calibrated), dtype=torch.float64)
             if self.distributed:  # every rank keeps rank 0's choice
@@ -530,6 +538,7 @@ class Trainer:
                 metrics_f.flush()
         self.save_checkpoint()
         self._remove_start_files()
+        return True
 
     def run(self) -> Path:
         cfg = self.cfg
@@ -553,19 +562,21 @@ class Trainer:
         try:
             with stop_requests(not self.distributed) as received:
                 # a checkpoint from before restarts existed has step > 0 and neither key: it is not restarted
+                selected = True
                 if cfg.train.candidates > 1 and self.selection is None and (self.step == 0 or self.selecting):
-                    self.select_start(metrics_f, received)
-                if self.progress and self.rank == 0:
-                    from tqdm import tqdm
-                    bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
-                end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
-                bs = cfg.optim.batch_size
+                    selected = self.select_start(metrics_f, received)
+                if selected:  # else --max-steps ended the run inside a start
+                    if self.progress and self.rank == 0:
+                        from tqdm import tqdm
+                        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+                    end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
+                    bs = cfg.optim.batch_size
 
-                def row_extra(n_acc: int, seconds: float) -> dict[str, float]:
-                    return {"epoch": self.step / self.steps_per_epoch, "images_per_s": n_acc * bs / seconds}
+                    def row_extra(n_acc: int, seconds: float) -> dict[str, float]:
+                        return {"epoch": self.step / self.steps_per_epoch, "images_per_s": n_acc * bs / seconds}
 
-                self._train_steps(end, metrics_f, received, bar, row_extra, log_at_end=True,
-                                  on_epoch_end=lambda: self._end_epoch(metrics_f))
+                    self._train_steps(end, metrics_f, received, bar, row_extra, log_at_end=True,
+                                      on_epoch_end=lambda: self._end_epoch(metrics_f))
             self.save_checkpoint()
         finally:
             if bar:

@@ -388,6 +388,21 @@ def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(fake_mnist_dir, 
     assert [r["candidate"] for r in rows(run) if "label_free" in r] == [0, 1, 2]
 
 
+def test_max_steps_stops_inside_the_restarts_and_the_resume_finishes_them(fake_mnist_dir, tmp_path):
+    """--max-steps below candidate_steps ends the run inside the first start (it used to train every start to the
+    end first: 2 x 936 steps for `--max-steps 1` with the mnist config), resumable there like a signalled stop."""
+    cfg = lambda: tiny_config(fake_mnist_dir, candidates=2, candidate_steps=6)  # noqa: E731
+    straight = ckpt_io.load(train(cfg(), runs_dir=tmp_path / "a", progress=False))
+    short = train(cfg(), runs_dir=tmp_path / "b", progress=False, max_steps=3)
+    ck = ckpt_io.load(short)
+    assert ck["step"] == 3 and ck["selecting"]["candidate"] == 0 and ck["selection"] is None
+    resumed = ckpt_io.load(train(None, resume=short.parent, progress=False))
+    assert resumed["selection"] == straight["selection"] and resumed["step"] == straight["step"] == 16
+    for net in ("G", "D"):
+        for k in straight[net]:
+            assert torch.equal(straight[net][k], resumed[net][k]), (net, k)
+
+
 def test_label_free_score_is_computed_without_labels(fake_mnist_dir, tmp_path):
     trainer = Trainer(tiny_config(fake_mnist_dir), tmp_path / "run", progress=False)
     score = trainer.label_free_score()
