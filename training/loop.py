@@ -141,6 +141,9 @@ def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
 
 def resolve_precision(requested: str, device: torch.device) -> tuple[str, str]:
     """train.precision ("auto" | "bf16" | "fp32") -> ("bf16" | "fp32", why), for the run's start-up line."""
+    if requested == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        # honoured, but said: oneDNN emulates bf16 here, ~20x slower than fp32 (benchmarks/train_throughput.py)
+        return "bf16", "as configured; this CPU has no native bf16, so it is emulated and much slower than fp32"
     if requested != "auto":
         return requested, "as configured"
     if device.type == "cuda":

@@ -206,6 +206,8 @@ def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_p
     for native, want in ((False, "fp32"), (True, "bf16")):
         monkeypatch.setattr(loop, "cpu_has_native_bf16", lambda native=native: native)
         assert resolve_precision("auto", cpu)[0] == want
+        # an explicit bf16 is kept; where it is emulated the start-up line says so
+        assert ("emulated" in resolve_precision("bf16", cpu)[1]) == (not native)
         t = Trainer(tiny_config(fake_mnist_dir, precision="auto"), tmp_path, progress=False)
         assert t.precision == want and t.state()["precision"] == want
         assert step_with_dtypes(t)[0] == {torch.bfloat16 if want == "bf16" else torch.float32}
