@@ -9,6 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from .core.latent import EXTRAPOLATION
 
+
 def _not_bool(value: Any) -> Any:
     # pydantic's lax mode reads JSON true/false as 1/0; a count or a seed given as a boolean is a client's mistake
     if isinstance(value, bool):
