@@ -46,10 +46,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .report import evaluate_checkpoint
+    from .report import evaluate_checkpoint, evaluation_dir, summary
 
     result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures)
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2) if args.json else summary(result, evaluation_dir(args.checkpoint, args.out)))
     return 0
 
 
@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir")
     e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
     e.add_argument("--no-figures", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the whole result (evaluation.json) instead of a summary")
     e.set_defaults(fn=_cmd_evaluate)
 
     x = sub.add_parser("export", help="write models/<id>/ (generator.onnx, recognizer.onnx, manifest.json)")

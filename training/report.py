@@ -14,13 +14,18 @@ from .data import DataError, load_dataset
 from .evaluate import evaluate, paper_figures, recalibrate_batchnorm, write_json
 
 
+def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Where ``evaluate_checkpoint`` writes evaluation.json and the figures: --out, else the checkpoint's folder."""
+    return Path(out_dir) if out_dir else Path(checkpoint).parent
+
+
 def evaluate_checkpoint(checkpoint: str | Path, *, data_dir: str | None = None, out_dir: str | Path | None = None,
                         figures: bool = True) -> dict[str, Any]:
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
     dc = ck["config"]["data"]
     data_dir = data_dir or dc.get("dir")
-    out = Path(out_dir) if out_dir else Path(checkpoint).parent
+    out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     kw = dict(resolution=dc["resolution"], channels=dc["channels"], allow_download=dc.get("download", True),
               verify=dc.get("verify", True))
@@ -38,6 +43,23 @@ def evaluate_checkpoint(checkpoint: str | Path, *, data_dir: str | None = None, 
         result["figures"] = [str(p) for p in paper_figures(G, out)]
     write_json(result, out / "evaluation.json")
     return result
+
+
+def summary(result: dict[str, Any], out: str | Path) -> str:
+    """A few lines for a person: the figures that matter from ``evaluate_checkpoint``'s result, and what it wrote."""
+    ck = result["checkpoint"]
+    epoch = f", epoch {ck['epoch']:.2f}" if ck.get("epoch") is not None else ""
+    lines = [f"{result['split']} split; checkpoint step {ck['step']}{epoch}"]
+    for name, r in result.items():
+        if isinstance(r, dict) and "label_free_score" in r:  # a categorical code
+            parts = [f"unsupervised accuracy {r['accuracy']:.4f}", f"NMI {r['nmi']:.3f}"] if "accuracy" in r else []
+            parts.append(f"label-free score {r['label_free_score']:.3f} nats (H = {r['H']:.3f})")
+            lines.append(f"{name}: " + ", ".join(parts))
+    lines.append("L_I, nats (H(c)): " + ", ".join(f"{name} {v['L_I']:.3f} ({v['H']:.3f})"
+                                                 for name, v in result["info"].items()))
+    written = [Path(out) / "evaluation.json", *map(Path, result.get("figures", []))]
+    lines.append("wrote " + ", ".join(str(p) for p in written))
+    return "\n".join(lines)
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:

@@ -439,3 +439,29 @@ def test_fig1_plots_the_kept_start_and_the_main_run(tmp_path, monkeypatch):
     monkeypatch.setattr(plt.Axes, "plot", spy)
     out = report.plot_info_curves({"InfoGAN": path}, "digit", tmp_path / "fig1.png")
     assert out.exists() and drawn == [([2, 4], [0.2, 0.3])]
+
+
+def test_evaluate_command_summarises_and_writes_everything(fake_mnist_dir, tmp_path, capsys):
+    """`infogan evaluate`: a few lines for a person (accuracy, NMI, L_I against H(c), what it wrote), the whole
+    result with --json, and evaluation.json plus one Fig. 2 traversal per code in the checkpoint's folder."""
+    from training.cli import main
+
+    ck = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
+    capsys.readouterr()  # the run's own output
+
+    def run(*extra):
+        with pytest.raises(SystemExit) as done:
+            main(["evaluate", str(ck), *extra])
+        assert done.value.code == 0
+        return capsys.readouterr().out
+
+    text = run()
+    assert text.startswith("test split; checkpoint step 2")
+    assert re.search(r"^digit: unsupervised accuracy 0\.\d{4}, NMI \d\.\d{3}, label-free score", text, re.M)
+    assert "L_I, nats (H(c)): digit " in text and "(2.303)" in text
+    written = ["evaluation.json", "traversal-digit.png", "traversal-c1.png", "traversal-c2.png"]
+    assert text.splitlines()[-1] == "wrote " + ", ".join(str(ck.parent / name) for name in written)
+    assert all((ck.parent / name).is_file() for name in written)
+    full = json.loads(run("--json", "--no-figures"))
+    assert full["split"] == "test" and full["checkpoint"]["step"] == 2 and 0 <= full["digit"]["accuracy"] <= 1
+    assert full == json.loads((ck.parent / "evaluation.json").read_text())
