@@ -427,15 +427,15 @@ class Trainer:
                 acc[k] = acc.get(k, 0.0) + float(v)
             self.step += 1
             n_acc += 1
+            if bar:  # live: the losses and L_I averaged since the last metrics row, redrawn with the bar
+                bar.set_postfix({k.replace("L_I/", "I_"): f"{v / n_acc:.3f}" for k, v in acc.items()
+                                 if k.startswith(("L_I", "loss"))}, refresh=False)
             if self.step % tc.log_every == 0 or (log_at_end and self.step == end):
                 row = {k: v / n_acc for k, v in acc.items()}
                 row.update(step=self.step, **row_extra(n_acc, time.perf_counter() - t0))
                 if metrics_f:
                     metrics_f.write(json.dumps(row) + "\n")
                     metrics_f.flush()
-                if bar:
-                    bar.set_postfix({k.replace("L_I/", "I_"): f"{v:.3f}" for k, v in row.items()
-                                     if k.startswith(("L_I", "loss"))})
                 acc, n_acc, t0 = {}, 0, time.perf_counter()
             if bar:
                 bar.update(1)
