@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -306,8 +309,44 @@ def write_model_folder(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str
                        dataset: str, light_on_dark: bool, metrics: dict[str, Any] | None = None,
                        provenance: dict[str, Any] | None = None,
                        category_to_class: dict[str, list[int]] | None = None, weights: str = "fp32") -> Path:
-    """Write both ONNX files and manifest.json for (G, D) into folder (also used by tests for tiny models)."""
+    """Write both ONNX files and manifest.json for (G, D) into folder (also used by tests for tiny models).
+
+    They are written into a hidden temporary folder beside it, which then replaces the folder (``replace_folder``),
+    so an export that fails or is killed half-way never leaves a served model with mixed files."""
     folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # hidden (leading dot): the service skips such folders, so a leftover of a kill is never served
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".tmp"))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # a plain folder's mode, not mkdtemp's owner-only 0700 (a service user reads it)
+    try:
+        _write_model_files(G, D, spec, tmp, model_id=model_id, title=title, dataset=dataset,
+                           light_on_dark=light_on_dark, metrics=metrics, provenance=provenance,
+                           category_to_class=category_to_class, weights=weights)
+        replace_folder(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return folder
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """``new`` becomes ``folder``. An existing folder is renamed aside first and deleted after, so at every moment
+    there is the old complete folder or the new one (between the two renames, the old one under a hidden name)."""
+    old = None
+    if folder.exists():
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        os.rename(folder, old)
+    os.rename(new, folder)
+    if old is not None:
+        shutil.rmtree(old)
+
+
+def _write_model_files(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: Path, *, model_id: str, title: str,
+                       dataset: str, light_on_dark: bool, metrics: dict[str, Any] | None,
+                       provenance: dict[str, Any] | None, category_to_class: dict[str, list[int]] | None,
+                       weights: str) -> None:
     info = export_networks(G, D, spec, folder, category_to_class, weights)
     files = {name: {"sha256": sha256_of(folder / name), "bytes": (folder / name).stat().st_size}
              for name in ("generator.onnx", "recognizer.onnx")}
@@ -323,4 +362,3 @@ def write_model_folder(G: nn.Module, D: nn.Module, spec: LatentSpec, folder: str
         "provenance": provenance or {},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=2, default=float))
-    return folder

@@ -1,5 +1,6 @@
 """ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 and int8 storage."""
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -189,3 +190,33 @@ def test_code_labels_are_checked_before_the_evaluation():
                         ("width", "must look like CODE=LABEL")):
         with pytest.raises(ExportError, match=words):
             parse_code_labels(spec, [item])
+
+
+def test_export_replaces_a_model_folder_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A re-export that fails half-way (here: the recognizer's ONNX export) leaves the old folder exactly as it
+    was; one that succeeds replaces it. Neither leaves a hidden temporary folder behind."""
+    from training import export
+
+    G, D, spec = _nets()
+    kw = dict(model_id="m", title="m", dataset="mnist", light_on_dark=True)
+    folder = write_model_folder(G, D, spec, tmp_path / "m", **kw)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert oct(folder.stat().st_mode & 0o777) != oct(0o700)  # readable by a service running as another user
+
+    real = export._onnx_export
+
+    def fail_on_recognizer(module, args, path, *rest, **kwargs):
+        if Path(path).name == "recognizer.onnx":
+            raise RuntimeError("killed")
+        return real(module, args, path, *rest, **kwargs)
+
+    monkeypatch.setattr(export, "_onnx_export", fail_on_recognizer)
+    G2, D2, _ = _nets(seed=1)
+    with pytest.raises(RuntimeError, match="killed"):
+        write_model_folder(G2, D2, spec, tmp_path / "m", **kw)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    monkeypatch.setattr(export, "_onnx_export", real)
+    write_model_folder(G2, D2, spec, tmp_path / "m", **kw)
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert set(after) == set(before) and after["generator.onnx"] != before["generator.onnx"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
