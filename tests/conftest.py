@@ -39,8 +39,9 @@ def fake_mnist_dir(tmp_path_factory) -> Path:
     return root
 
 
-def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None) -> Path:
-    """An untrained, tiny (fc=32, ch=8) MNIST-shaped InfoGAN exported through the real export path."""
+def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None, spec=None) -> Path:
+    """An untrained, tiny (fc=32, ch=8) MNIST-shaped InfoGAN exported through the real export path (``spec``:
+    another latent spec than MNIST's digit, c1 = slant, c2)."""
     import torch
 
     from training.export import write_model_folder
@@ -48,11 +49,18 @@ def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | No
     from training.networks import build_networks
 
     torch.manual_seed(seed)
-    spec = mnist_spec().with_labels("digit", labels=[str(i) for i in range(10)]).with_labels("c1", label="slant")
+    if spec is None:
+        spec = mnist_spec().with_labels("digit", labels=[str(i) for i in range(10)]).with_labels("c1", label="slant")
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
     return write_model_folder(G.eval(), D.eval(), spec, folder / model_id, model_id=model_id, title=title or model_id,
                               dataset="mnist", light_on_dark=True, metrics={"digit": {"accuracy": 0.1}},
                               provenance={"command": "tests/conftest.py build_tiny_model", "seed": seed})
+
+
+@pytest.fixture(scope="session", name="build_tiny_model")
+def build_tiny_model_fixture():
+    """build_tiny_model itself, for conftests below this one (importing it by module name is ambiguous there)."""
+    return build_tiny_model
 
 
 @pytest.fixture(scope="session")

@@ -164,7 +164,6 @@ function render(phase = "commit") {
     seq = gridLive.request();
   } else if (state.view === "compare") {
     seq = state.vs ? compareLive.request() : null;
-    if (!state.vs) showError(`No other model has the same codes as "${state.model}" to compare with.`);
   }
   return seq;
 }
@@ -237,6 +236,12 @@ function applyState(next, { fromUrl = false } = {}) {
   $("seed").value = String(state.seed);
   $("grid-code").value = state.grid ?? "";
   $("compare-model").value = state.vs ?? "";
+  // nothing to compare with is a fact about the served models, not an error: said in the view, frames hidden
+  $("compare-none").hidden = !!state.vs;
+  $("compare-none").textContent = state.vs ? "" : `No other served model has the same codes as "${state.model}": side by side ` +
+    "needs a model trained with the same latent spec (such as its λ = 0 baseline, exported beside it).";
+  $("compare-pair").hidden = !state.vs;
+  $("compare-model").disabled = !state.vs;
   const sweepCode = spec.codes.find((c) => c.name === state.grid);
   $("grid-rows").value = String(state.rows);
   $("grid-cols").value = String(sweepCode?.type === "categorical" ? sweepCode.categories : state.cols);

@@ -43,8 +43,11 @@ export const KINDS = {
           text: label, onclick: () => onChange(code.name, i, "commit"),
         }));
       group.append(...buttons);
-      // one row up to 6 categories, otherwise two even rows (10 digits: 2 × 5)
-      group.style.setProperty("--cat-cols", String(code.categories <= 6 ? code.categories : Math.ceil(code.categories / 2)));
+      // one row up to 6 short labels, otherwise two even rows (10 digits: 2 × 5); word labels ("T-shirt/top",
+      // "Ankle boot") get 3 columns, or 2 when long, so no label is cut off in the side panel
+      const longest = Math.max(...labels.map((l) => l.length));
+      const cols = longest > 12 ? 2 : longest > 3 ? 3 : code.categories <= 6 ? code.categories : Math.ceil(code.categories / 2);
+      group.style.setProperty("--cat-cols", String(Math.min(cols, code.categories)));
       const set = (v) => buttons.forEach((b, i) => b.setAttribute("aria-pressed", String(i === v)));
       set(value);
       const root = el("fieldset", { class: "code code-cat", "data-code": code.name },

@@ -26,8 +26,14 @@ def exported_models() -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory) -> Path:
+def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory, build_tiny_model) -> Path:
+    from training.latent import Categorical, Continuous, LatentSpec, Noise
+
     root = tmp_path_factory.mktemp("e2e-models")
+    # a model no other one can be compared with (its own spec), with word labels like Fashion-MNIST's
+    words = LatentSpec(Noise(62, "uniform"), (Categorical("item", 4, ("T-shirt/top", "Trouser", "Ankle boot", "Bag")),
+                                              Continuous("c1")))
+    build_tiny_model(root, "tiny-words", seed=2, title="Tiny, word labels", spec=words)
     for folder in [*sorted(tiny_models_dir.iterdir()), *exported_models()]:
         if folder.is_dir() and not (root / folder.name).exists():
             (root / folder.name).symlink_to(folder.resolve(), target_is_directory=True)

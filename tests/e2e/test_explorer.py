@@ -179,6 +179,29 @@ def test_drawing_is_sent_at_model_size_and_read(page):
     assert hint.is_visible() and send.is_disabled()
 
 
+def test_word_labels_fit_and_a_model_without_a_peer_says_so(page):
+    """'tiny-words' has its own spec and labels like Fashion-MNIST's: every category button shows its whole label,
+    and side by side says in the view that there is nothing to compare with (no error banner, no empty frames)."""
+    open_page(page, "model=tiny-words&seed=1")
+    buttons = page.get_by_role("group", name="item", exact=True).get_by_role("button")
+    assert buttons.all_inner_texts() == ["T-shirt/top", "Trouser", "Ankle boot", "Bag"]
+    assert buttons.evaluate_all("bs => bs.every((b) => b.scrollWidth <= b.clientWidth)")  # nothing cut off
+    # 3 columns for word labels (digits get 5 a row): each label on one line, none broken mid-word
+    group = page.get_by_role("group", name="item", exact=True)
+    assert group.evaluate("g => getComputedStyle(g).gridTemplateColumns.split(' ').length") == 3
+    assert buttons.evaluate_all("bs => bs.every((b) => b.getClientRects().length && "
+                                "b.scrollHeight < 2 * parseFloat(getComputedStyle(b).lineHeight) + 16)")
+    page.get_by_role("tab", name="Side by side").click()
+    settle(page)
+    note = page.locator("#compare-none")
+    assert note.is_visible() and '"tiny-words"' in note.inner_text()
+    assert page.locator("#error").is_hidden() and page.locator("#compare-pair").is_hidden()
+    assert page.get_by_label("compare with").is_disabled()
+    page.goto("/#model=tiny&view=compare")  # a model with a peer: the frames, not the note
+    settle(page)
+    assert note.is_hidden() and page.locator("#compare-pair").is_visible()
+
+
 def test_traversal_grid_and_side_by_side(page):
     traversals = []
     page.on("request", lambda r: traversals.append(r) if r.url.endswith("/traverse") else None)
