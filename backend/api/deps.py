@@ -27,10 +27,15 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RegistryDep = Annotated[Registry, Depends(get_registry)]
 
 
-def resolve_model(registry: Registry, model_id: str | None, field: str = "model") -> Model:
-    """A served model by id (None: the first one); 503 while loading, 404 for an unknown id."""
+def require_loaded(registry: Registry) -> None:
+    """503 (with Retry-After) until every model folder has been tried, so no answer lists a partial set."""
     if not registry.ready.is_set():
         raise HTTPException(503, "models are still loading; see /readyz", headers={"Retry-After": "1"})
+
+
+def resolve_model(registry: Registry, model_id: str | None, field: str = "model") -> Model:
+    """A served model by id (None: the first one); 503 while loading, 404 for an unknown id."""
+    require_loaded(registry)
     if model_id is None:
         if not registry.models:
             raise HTTPException(404, f"{field}: no model is served (MODELS_DIR has no loadable model folder)")

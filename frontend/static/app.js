@@ -370,7 +370,8 @@ async function loadModels() {
       showLatency(result.ms);
       return result.body.models;
     }
-    if (result && attempt >= 10) throw new ApiError("The server has no models loaded (GET /models returned an empty list).");
+    // the server answers 503 while it loads, so an empty list is final: nothing loadable in its MODELS_DIR
+    if (result) throw new ApiError("The server serves no models: its MODELS_DIR has no loadable model folder (see /readyz).");
     showError("Models are still loading on the server…");
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }

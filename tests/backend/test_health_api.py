@@ -20,6 +20,24 @@ def test_readyz_503_without_models(tmp_path):
         assert c.post("/generate", json={}).status_code == 404
 
 
+def test_models_503_until_every_folder_is_tried(tiny_models_dir, monkeypatch):
+    """GET /models never answers a partial list: 503 (Retry-After) while loading, even before the first model is
+    in, so a client can tell "loading" from "no models" (an empty list, only once loading is done)."""
+    import threading
+
+    from backend.core.registry import Registry
+
+    release = threading.Event()
+    real = Registry.load_all
+    monkeypatch.setattr(Registry, "load_all", lambda self, folders: (release.wait(30), real(self, folders)))
+    with make_client(tiny_models_dir) as c:
+        r = c.get("/models")
+        assert r.status_code == 503 and r.headers["retry-after"] == "1" and "loading" in r.json()["detail"]
+        release.set()
+        wait_ready(c)
+        assert [m["id"] for m in c.get("/models").json()["models"]] == ["tiny", "tiny-gan"]
+
+
 def test_metrics(client):
     client.post("/generate", json={"n": 3})
     client.get("/models/nope")

@@ -243,6 +243,15 @@ def test_server_errors_are_shown_as_text(page, server):
     assert not page.locator("figure.failed").count()
 
 
+def test_a_server_without_models_is_said_at_once(page):
+    """GET /models answers 503 while loading, so an empty list is final: the page says there are no models at once
+    rather than "still loading" for 10 s first."""
+    page.route("**/models", lambda route: route.fulfill(status=200, json={"models": []}))
+    page.goto("/")
+    page.wait_for_function("() => !document.getElementById('error').hidden", timeout=3_000)
+    assert "serves no models" in page.get_by_role("alert").inner_text()
+
+
 def test_screenshots(page, browser, server):
     """docs/screenshot.png (desktop) and docs/screenshot-phone.png (360 px wide)."""
     models = [m["id"] for m in httpx.get(f"{server.url}/models").json()["models"]]

@@ -4,16 +4,16 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ...schemas import Error, ModelInfo, ModelList
-from ..deps import ModelDep, RegistryDep, resolve_model
+from ..deps import ModelDep, RegistryDep, require_loaded
 
 router = APIRouter(tags=["models"])
 
 
 @router.get("/models", response_model=ModelList, responses={503: {"model": Error}})
 def list_models(registry: RegistryDep) -> dict:
-    """Every served model with its latent spec (the page builds its controls from this)."""
-    if registry.models:
-        resolve_model(registry, None)  # 503 while loading
+    """Every served model with its latent spec (the page builds its controls from this). 503 while loading; an
+    empty list once loaded means MODELS_DIR has no loadable model (the page says so at once)."""
+    require_loaded(registry)
     return {"models": [m.info() for m in registry.models.values()]}
 
 
