@@ -125,24 +125,10 @@ class Config:
         cfg.spec  # validate the latent spec now, with its own messages
         if cfg.train.threads < 0:
             raise ValueError("train.threads (--threads) must be >= 0 (0: torch's default)")
-        for where, value, ok, what in (
-                ("train.epochs (--epochs)", cfg.train.epochs, cfg.train.epochs > 0, "> 0"),
-                ("optim.batch_size", cfg.optim.batch_size, cfg.optim.batch_size >= 1, ">= 1"),
-                ("train.checkpoint_every", cfg.train.checkpoint_every, cfg.train.checkpoint_every >= 1, ">= 1"),
-                ("train.log_every", cfg.train.log_every, cfg.train.log_every >= 1, ">= 1"),
-                ("optim.lr_g", cfg.optim.lr_g, cfg.optim.lr_g > 0, "> 0"),
-                ("optim.lr_d", cfg.optim.lr_d, cfg.optim.lr_d > 0, "> 0"),
-                ("optim.lr_q", cfg.optim.lr_q, cfg.optim.lr_q is None or cfg.optim.lr_q > 0, "> 0 (or unset: lr_g)"),
-                ("optim.beta1", cfg.optim.beta1, 0 <= cfg.optim.beta1 < 1, "in [0, 1)"),
-                ("optim.beta2", cfg.optim.beta2, 0 <= cfg.optim.beta2 < 1, "in [0, 1)"),
-                ("loss.lambda_categorical (--lambda)", cfg.loss.lambda_categorical, cfg.loss.lambda_categorical >= 0,
-                 ">= 0"),
-                ("loss.lambda_continuous (--lambda)", cfg.loss.lambda_continuous, cfg.loss.lambda_continuous >= 0,
-                 ">= 0"),
-                ("model.noise_scale", cfg.model.noise_scale, cfg.model.noise_scale > 0, "> 0"),
-                ("data.channels", cfg.data.channels, cfg.data.channels in (1, 3), "1 (grey) or 3 (colour)"),
-                ("data.resolution", cfg.data.resolution, cfg.data.resolution >= 8, ">= 8 (pixels)")):
-            if not ok:
+        for where, ok, what in RANGES:
+            section, name = where.split()[0].split(".")
+            value = getattr(getattr(cfg, section), name)
+            if not ok(value):
                 raise ValueError(f"{where} must be {what}, got {value!r}")
         if cfg.train.candidates < 1 or cfg.train.candidate_steps < 1:
             raise ValueError("train.candidates and train.candidate_steps must be >= 1")
@@ -155,6 +141,26 @@ class Config:
         if cfg.train.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg
+
+
+# Values a run cannot use (batch 0 divides by zero, --epochs -1 trains nothing): (setting as the message names it,
+# test, what it must be). Checked once the types are known to be right.
+RANGES: tuple[tuple[str, Any, str], ...] = (
+    ("train.epochs (--epochs)", lambda v: v > 0, "> 0"),
+    ("optim.batch_size", lambda v: v >= 1, ">= 1"),
+    ("train.checkpoint_every", lambda v: v >= 1, ">= 1"),
+    ("train.log_every", lambda v: v >= 1, ">= 1"),
+    ("optim.lr_g", lambda v: v > 0, "> 0"),
+    ("optim.lr_d", lambda v: v > 0, "> 0"),
+    ("optim.lr_q", lambda v: v is None or v > 0, "> 0 (or unset: lr_g)"),
+    ("optim.beta1", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("optim.beta2", lambda v: 0 <= v < 1, "in [0, 1)"),
+    ("loss.lambda_categorical (--lambda)", lambda v: v >= 0, ">= 0"),
+    ("loss.lambda_continuous (--lambda)", lambda v: v >= 0, ">= 0"),
+    ("model.noise_scale", lambda v: v > 0, "> 0"),
+    ("data.channels", lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
+    ("data.resolution", lambda v: v >= 8, ">= 8 (pixels)"),
+)
 
 
 def check_type(where: str, value: Any, hint: Any) -> None:
