@@ -6,7 +6,7 @@ import secrets
 import numpy as np
 from fastapi import APIRouter, Response
 
-from ...core.images import png_base64
+from ...core.images import pngs_base64
 from ...core.latent import LatentSpec
 from ...schemas import Error, GenerateRequest, GenerateResponse, TraverseRequest, TraverseResponse
 from ..deps import RegistryDep, resolve_model
@@ -44,7 +44,7 @@ def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
     if req.z is not None:
         z = spec.noise.check(req.z, req.n)
     images = model.generate(z, spec.encode(values))
-    return validated_json(GenerateResponse, {"model": model.id, "seed": seed, "images": [png_base64(im) for im in images],
+    return validated_json(GenerateResponse, {"model": model.id, "seed": seed, "images": pngs_base64(images),
                                              "z": z.tolist(), "codes": spec.rows(values)})
 
 
@@ -66,4 +66,4 @@ def traverse(req: TraverseRequest, registry: RegistryDep) -> Response:
     images = model.generate(z, spec.encode(values))
     return validated_json(TraverseResponse, {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
                                              "values": [code.output(v) for v in sweep],
-                                             "images": [png_base64(im) for im in images], "seed": seed})
+                                             "images": pngs_base64(images), "seed": seed})
