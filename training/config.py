@@ -123,28 +123,20 @@ class Config:
             kwargs[key] = value
         cfg = cls(**kwargs)
         cfg.spec  # validate the latent spec now, with its own messages
-        if cfg.train.threads < 0:
-            raise ValueError("train.threads (--threads) must be >= 0 (0: torch's default)")
         for where, ok, what in RANGES:
             section, name = where.split()[0].split(".")
             value = getattr(getattr(cfg, section), name)
             if not ok(value):
                 raise ValueError(f"{where} must be {what}, got {value!r}")
-        if cfg.train.candidates < 1 or cfg.train.candidate_steps < 1:
-            raise ValueError("train.candidates and train.candidate_steps must be >= 1")
         if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):
             raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
                              "the latent spec has no categorical code")
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
-        if cfg.train.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"train.precision must be auto, fp32 or bf16, got {cfg.train.precision!r}")
-        if cfg.train.device not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"train.device must be auto, cpu or cuda, got {cfg.train.device!r}")
         return cfg
 
 
-# Values a run cannot use (batch 0 divides by zero, --epochs -1 trains nothing): (setting as the message names it,
-# test, what it must be). Checked once the types are known to be right.
+# Values a run cannot use (batch 0 divides by zero, --epochs -1 trains nothing) and settings with a fixed set of
+# choices: (setting as the message names it, test, what it must be). Checked once the types are known to be right.
 RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.epochs (--epochs)", lambda v: v > 0, "> 0"),
     ("optim.batch_size", lambda v: v >= 1, ">= 1"),
@@ -160,6 +152,11 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("model.noise_scale", lambda v: v > 0, "> 0"),
     ("data.channels", lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
     ("data.resolution", lambda v: v >= 8, ">= 8 (pixels)"),
+    ("train.threads (--threads)", lambda v: v >= 0, ">= 0 (0: torch's default)"),
+    ("train.candidates", lambda v: v >= 1, ">= 1"),
+    ("train.candidate_steps", lambda v: v >= 1, ">= 1"),
+    ("train.precision", lambda v: v in ("auto", "fp32", "bf16"), "auto, fp32 or bf16"),
+    ("train.device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
 )
 
 

@@ -247,7 +247,10 @@ def test_unknown_config_and_bad_values_fail_clearly(tmp_path):
                             ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
                             ("optim.batch_size=0", "optim.batch_size must be >= 1"),
                             ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
-                            ("data.channels=2", "data.channels must be 1 (grey) or 3")):
+                            ("data.channels=2", "data.channels must be 1 (grey) or 3"),
+                            ("train.threads=-1", "train.threads (--threads) must be >= 0"),
+                            ("train.candidate_steps=0", "train.candidate_steps must be >= 1"),
+                            ("train.precision='fp8'", "train.precision must be auto, fp32 or bf16, got 'fp8'")):
         with pytest.raises(ValueError, match=re.escape(words)):
             load_config("mnist", [override])
     assert load_config("mnist", ["train.epochs=3", "optim.lr_q=0.001"]).train.epochs == 3  # an integer is a number
