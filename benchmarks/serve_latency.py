@@ -55,9 +55,9 @@ class RawModel:
         return {"z": self.rng.uniform(-1, 1, (n, self.dim)).astype(np.float32),
                 "c": self.rng.uniform(0, 1, (n, self.width)).astype(np.float32)}
 
-    def one_image(self, idle_s: float = 0.0) -> float:
-        """Seconds of one run() for one image (after ``idle_s`` asleep)."""
-        f = self.feed(1)
+    def timed(self, n: int = 1, idle_s: float = 0.0) -> float:
+        """Seconds of one run() for ``n`` images (after ``idle_s`` asleep)."""
+        f = self.feed(n)
         if idle_s:
             time.sleep(idle_s)
         t = time.perf_counter()
@@ -67,42 +67,38 @@ class RawModel:
 
 def raw_onnx(raw: RawModel, seconds: float) -> dict:
     for _ in range(10):
-        raw.one_image()
+        raw.timed()
     one = []
     end = time.perf_counter() + seconds / 2
     while time.perf_counter() < end or len(one) < 50:
-        one.append(raw.one_image())
+        one.append(raw.timed())
     # diagnostic: the same run with the process idle for 2 ms between runs, when weights and code leave the caches
-    paced = [raw.one_image(0.002) for _ in range(len(one) // 2 or 25)]
+    paced = [raw.timed(idle_s=0.002) for _ in range(len(one) // 2 or 25)]
     n64, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds / 2 or n64 < 5:
-        raw.sess.run(None, raw.feed(64))
+        raw.timed(64)
         n64 += 1
     return {"p50": pct(one, 50), "p99": pct(one, 99), "p50_paced": pct(paced, 50),
             "batch64_ips": n64 * 64 / (time.perf_counter() - t0)}
 
 
-def inference_path(folder: Path, threads: int, spec: dict, seconds: float, clients: int, wait_ms: float) -> float:
+def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) -> float:
     """Images/s of one-image generate calls from ``clients`` threads through the service's own MicroBatcher and
     session options, without HTTP: what micro-batching does to the inference path itself (0 ms = off)."""
     import threading
 
     from backend.core.batching import MicroBatcher
-    from backend.core.registry import session_options
 
-    sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
-                                providers=["CPUExecutionProvider"])
-    width = code_width(spec)
-    run = lambda z, c: sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
+    run = lambda z, c: raw.sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
     batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
     done = [0] * clients
     stop = time.perf_counter() + seconds
 
     def worker(i: int) -> None:
-        rng = np.random.default_rng(i)
+        rng = np.random.default_rng(i)  # one per thread: a numpy Generator is not thread-safe
         while time.perf_counter() < stop:
-            batcher(rng.uniform(-1, 1, (1, spec["noise"]["dim"])).astype(np.float32),
-                    rng.uniform(0, 1, (1, width)).astype(np.float32))
+            batcher(rng.uniform(-1, 1, (1, raw.dim)).astype(np.float32),
+                    rng.uniform(0, 1, (1, raw.width)).astype(np.float32))
             done[i] += 1
 
     t0 = time.perf_counter()
@@ -132,7 +128,7 @@ def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]
             if i >= 20:  # warm-up
                 times[k].append(dt)
         if raw is not None:
-            dt = raw.one_image()
+            dt = raw.timed()
             if i >= 20:
                 times[-1].append(dt)
     return times
@@ -168,16 +164,13 @@ def measure(base: str, model: str, raw: RawModel, args) -> dict:
         # at the same pace as the server, so both find the weights (26 MB in fp32 above two images) as cold
         for _ in range(2):  # warm-up: the first batch of 64 allocates its buffers
             c.post("/generate", json={"model": model, "n": 64}).raise_for_status()
-            raw.sess.run(None, raw.feed(64))
+            raw.timed(64)
         http64, raw64 = [], []
         while sum(http64) + sum(raw64) < args.seconds or len(http64) < 5:
             t = time.perf_counter()
             c.post("/generate", json={"model": model, "n": 64}).raise_for_status()
             http64.append(time.perf_counter() - t)
-            feed = raw.feed(64)
-            t = time.perf_counter()
-            raw.sess.run(None, feed)
-            raw64.append(time.perf_counter() - t)
+            raw64.append(raw.timed(64))
     conc_gen = asyncio.run(concurrent(base, "POST", "/generate", one, args.clients, args.seconds))
     conc_floor = asyncio.run(concurrent(base, "GET", "/_floor", None, args.clients, args.seconds))
     return {"gen_p50": pct(gen, 50), "gen_p99": pct(gen, 99), "floor_p50": pct(floor, 50), "floor_p99": pct(floor, 99),
@@ -207,6 +200,7 @@ def report(label: str, m: dict, raw: dict) -> None:
     strict = m["n64_ips"] / raw["batch64_ips"]
     print(f"    with raw batched back to back instead ({raw['batch64_ips']:.0f} img/s): ratio {strict:.2f} "
           f"({'PASS' if strict >= 0.6 else 'FAIL'})")
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -239,9 +233,8 @@ if __name__ == "__main__":
                                      {"noise": info["noise"], "codes": info["codes"]})
                     raw = raw_onnx(model, args.seconds)
                 results.append((label, measure(base, info["id"], model, args)))
-    spec = {"noise": info["noise"], "codes": info["codes"]}
-    path_on = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 2.0)
-    path_off = inference_path(Path(args.models_dir) / info["id"], args.threads, spec, args.seconds, args.clients, 0.0)
+    path_on = inference_path(model, args.seconds, args.clients, 2.0)
+    path_off = inference_path(model, args.seconds, args.clients, 0.0)
     print(f"model {info['id']} ({info['image']['channels']}x{info['image']['height']}x{info['image']['width']}), "
           f"ORT threads {args.threads}, {os.cpu_count()} cores; raw ONNX Runtime n=1 p50 {raw['p50']:.3f} ms, "
           f"p99 {raw['p99']:.3f} ms, n=64 {raw['batch64_ips']:.0f} img/s; n=1 p50 with 2 ms idle between runs "
