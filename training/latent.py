@@ -1,55 +1,31 @@
-"""The latent spec: one ordered, named definition of the generator's input.
+"""The latent spec's torch extension: prior sampling in torch and the information loss, per part.
 
-InfoGAN (Chen et al., 2016, Sec. 4) splits the input into incompressible noise ``z`` and a structured code
-``c``. Each part here handles itself -- its sizes, prior sampling, information loss and JSON form -- so the
-networks, the loss, the export, the API and the page all derive from one ``LatentSpec`` and nobody branches
-on kinds (the design of openai/InfoGAN's ``Categorical``/``Uniform``, plus serialisation it lacked).
-
-Layout conventions (used by the ONNX export and the service too):
-- the generator takes ``z`` (N, noise.dim) and ``c`` (N, spec.c_dim), where ``c`` concatenates the codes in
-  spec order; a categorical code occupies K one-hot columns, a continuous code one column;
-- Q's raw output (N, spec.q_dim) concatenates per code: K logits for a categorical code, (mean, log-std) for a
-  continuous code.
+The parts themselves -- fields, validation, JSON form, layouts, request bounds, numpy sampling -- are defined once
+in ``spec/latent.py``; these subclasses add what training needs (the design of openai/InfoGAN's
+``Categorical``/``Uniform``), so the networks, the loss, the loop and the export never branch on a part's kind.
+``LatentSpec.from_dict`` here builds these subclasses.
 """
+
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-# Lower bound of Q's predicted log-std for continuous codes (std >= e^-2.5 ~ 0.08). Without a floor the Gaussian
+from spec import latent as base
+from spec.latent import SpecError, UnknownCode  # noqa: F401 - re-exported for training's callers
+
+# Bounds of Q's predicted log-std for continuous codes (std >= e^-2.5 ~ 0.08). Without a floor the Gaussian
 # likelihood can collapse the std and blow up L_I's gradient early in training.
 LOG_STD_MIN = -2.5
 LOG_STD_MAX = 2.0
 
 
-def _check_name(name: Any, what: str) -> str:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"{what} name must be an identifier-like string, got {name!r}")
-    return name
-
-
-@dataclass(frozen=True)
-class Noise:
-    """Incompressible noise z: ``dim`` i.i.d. values from ``uniform`` [-1, 1] or a standard ``normal``."""
-
-    dim: int = 62
-    distribution: str = "uniform"
-    name: str = "z"
-
-    DISTRIBUTIONS: ClassVar[tuple[str, ...]] = ("uniform", "normal")
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "noise")
-        if not isinstance(self.dim, int) or self.dim < 1:
-            raise ValueError(f"noise dim must be a positive integer, got {self.dim!r}")
-        if self.distribution not in self.DISTRIBUTIONS:
-            raise ValueError(f"unknown noise distribution {self.distribution!r}; expected one of {self.DISTRIBUTIONS}")
-
+class Noise(base.Noise):
     def sample(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> torch.Tensor:
+        """(n, dim) from the prior, drawn with ``generator`` (a checkpoint stores it, so resumes draw the same)."""
         if self.distribution == "uniform":
             return torch.rand(n, self.dim, generator=generator, device=device) * 2 - 1
         return torch.randn(n, self.dim, generator=generator, device=device)
@@ -57,40 +33,8 @@ class Noise:
     def centre(self, n: int) -> torch.Tensor:
         return torch.zeros(n, self.dim)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "dim": self.dim, "distribution": self.distribution}
 
-
-@dataclass(frozen=True)
-class Categorical:
-    """A K-way categorical code with a uniform prior; one-hot in G's input, softmax logits in Q's output."""
-
-    name: str
-    categories: int
-    labels: tuple[str, ...] | None = None
-    kind: ClassVar[str] = "categorical"
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "code")
-        if not isinstance(self.categories, int) or self.categories < 2:
-            raise ValueError(f"code {self.name!r}: categories must be an integer >= 2, got {self.categories!r}")
-        if self.labels is not None:
-            object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
-            if len(self.labels) != self.categories:
-                raise ValueError(f"code {self.name!r}: {len(self.labels)} labels for {self.categories} categories")
-
-    @property
-    def c_dim(self) -> int:
-        return self.categories
-
-    @property
-    def q_dim(self) -> int:
-        return self.categories
-
-    def entropy(self) -> float:
-        """H(c) in nats: the most L_I can reach for this code (ln K)."""
-        return math.log(self.categories)
-
+class Categorical(base.Categorical):
     def sample_values(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> torch.Tensor:
         return torch.randint(self.categories, (n,), generator=generator, device=device)
 
@@ -106,47 +50,15 @@ class Categorical:
         return F.cross_entropy(q, c.argmax(dim=1), reduction="none")
 
     def predict(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Q's raw columns (N, K) -> {"logits"}, the readings the recognizer exports (``<name>.logits``)."""
         return {"logits": q}
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.kind, "categories": self.categories}
-        if self.labels is not None:
-            d["labels"] = list(self.labels)
-        return d
+    def permute(self, q: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Q's raw columns reordered so exported index j reads checkpoint category order[j]."""
+        return q[:, order]
 
 
-@dataclass(frozen=True)
-class Continuous:
-    """A continuous code with a uniform [low, high] prior; Q models it as a factored Gaussian (paper, Sec. 5)."""
-
-    name: str
-    low: float = -1.0
-    high: float = 1.0
-    label: str | None = None
-    # Fixed sigma of Q's Gaussian (the reference implementation's MNIST codes use fix_std=True, sigma = 1, so the
-    # information term is 0.5 (c - mu)^2); None = a learned log-std with a floor.
-    std: float | None = None
-    kind: ClassVar[str] = "continuous"
-
-    def __post_init__(self) -> None:
-        _check_name(self.name, "code")
-        if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
-            raise ValueError(f"code {self.name!r}: need finite low < high, got [{self.low}, {self.high}]")
-        if self.std is not None and not (math.isfinite(self.std) and self.std > 0):
-            raise ValueError(f"code {self.name!r}: std must be a positive number or absent, got {self.std}")
-
-    @property
-    def c_dim(self) -> int:
-        return 1
-
-    @property
-    def q_dim(self) -> int:
-        return 2  # (mean, log-std)
-
-    def entropy(self) -> float:
-        """Differential entropy of the uniform prior, ln(high - low) nats (ln 2 ~ 0.69 for [-1, 1])."""
-        return math.log(self.high - self.low)
-
+class Continuous(base.Continuous):
     def sample_values(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> torch.Tensor:
         u = torch.rand(n, generator=generator, device=device)
         return self.low + (self.high - self.low) * u
@@ -168,72 +80,34 @@ class Continuous:
         return 0.5 * ((c[:, 0] - mean) / log_std.exp()) ** 2 + log_std + 0.5 * math.log(2 * math.pi)
 
     def predict(self, q: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Q's raw columns (N, 2) -> {"mean", "std"} (N,) each, exported as ``<name>.mean`` / ``<name>.std``."""
         mean, log_std = self._mean_logstd(q)
         return {"mean": mean, "std": log_std.exp()}
 
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"name": self.name, "type": self.kind, "low": self.low, "high": self.high}
-        if self.label is not None:
-            d["label"] = self.label
-        if self.std is not None:
-            d["std"] = self.std
-        return d
+    def permute(self, q: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        return q
 
 
 Code = Categorical | Continuous
-_CODE_TYPES: dict[str, type] = {"categorical": Categorical, "continuous": Continuous}
 
 
-@dataclass(frozen=True)
-class LatentSpec:
-    """Noise plus an ordered tuple of named codes. The single source of every latent size and range."""
+class LatentSpec(base.LatentSpec):
+    """The spec with torch parts: ``sample``, ``encode``, ``decode``, ``info_losses`` and ``predict`` in torch."""
 
-    noise: Noise = field(default_factory=Noise)
-    codes: tuple[Code, ...] = ()
+    NOISE = Noise
+    CODE_TYPES = {"categorical": Categorical, "continuous": Continuous}
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "codes", tuple(self.codes))
-        names = [self.noise.name] + [c.name for c in self.codes]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"latent part names must be unique, repeated: {dupes}")
+        super().__post_init__()
+        torch_parts = isinstance(self.noise, Noise) and all(isinstance(c, (Categorical, Continuous)) for c in self.codes)
+        if not torch_parts:  # parts of spec.latent given directly: rebuild them as torch parts
+            rebuilt = LatentSpec.from_dict(base.LatentSpec(self.noise, self.codes).to_dict())
+            object.__setattr__(self, "noise", rebuilt.noise)
+            object.__setattr__(self, "codes", rebuilt.codes)
 
-    # ---- sizes -------------------------------------------------------------------------------------------
-    @property
-    def c_dim(self) -> int:
-        return sum(code.c_dim for code in self.codes)
-
-    @property
-    def q_dim(self) -> int:
-        return sum(code.q_dim for code in self.codes)
-
-    @property
-    def input_dim(self) -> int:
-        """Size of G's input: noise dim + code vector dim (74 for the paper's MNIST setting)."""
-        return self.noise.dim + self.c_dim
-
-    def code(self, name: str) -> Code:
-        for code in self.codes:
-            if code.name == name:
-                return code
-        raise KeyError(f"unknown code {name!r}; this spec has {[c.name for c in self.codes]}")
-
-    def _slices(self, attr: str) -> list[tuple[Code, slice]]:
-        out, start = [], 0
-        for code in self.codes:
-            width = getattr(code, attr)
-            out.append((code, slice(start, start + width)))
-            start += width
-        return out
-
-    def c_slices(self) -> list[tuple[Code, slice]]:
-        return self._slices("c_dim")
-
-    def q_slices(self) -> list[tuple[Code, slice]]:
-        return self._slices("q_dim")
-
-    # ---- sampling and coding ------------------------------------------------------------------------------
-    def sample_values(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> dict[str, torch.Tensor]:
+    def sample_values(
+        self, n: int, generator: torch.Generator | None = None, device: Any = "cpu"
+    ) -> dict[str, torch.Tensor]:
         return {code.name: code.sample_values(n, generator, device) for code in self.codes}
 
     def encode(self, values: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -249,56 +123,22 @@ class LatentSpec:
     def decode(self, c: torch.Tensor) -> dict[str, torch.Tensor]:
         return {code.name: code.decode(c[:, s]) for code, s in self.c_slices()}
 
-    def sample(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, device: Any = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw (z (N, noise.dim), c (N, c_dim)) from the prior."""
         z = self.noise.sample(n, generator, device)
-        c = self.encode(self.sample_values(n, generator, device)).to(device) if self.codes else torch.zeros(n, 0, device=device)
-        return z, c
+        if not self.codes:
+            return z, torch.zeros(n, 0, device=device)
+        return z, self.encode(self.sample_values(n, generator, device)).to(device)
 
-    # ---- information loss ---------------------------------------------------------------------------------
     def info_losses(self, c: torch.Tensor, q: torch.Tensor) -> dict[str, torch.Tensor]:
         """Per-code mean -log Q(c_i|x) in nats; L_I for a code is H(c_i) minus this (paper, Eq. 4-5)."""
-        qs = dict((code.name, q[:, s]) for code, s in self.q_slices())
+        qs = {code.name: q[:, s] for code, s in self.q_slices()}
         return {code.name: code.info_loss(c[:, s], qs[code.name]).mean() for code, s in self.c_slices()}
 
     def predict(self, q: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         return {code.name: code.predict(q[:, s]) for code, s in self.q_slices()}
-
-    def categorical_entropy(self) -> float:
-        return sum(c.entropy() for c in self.codes if c.kind == "categorical")
-
-    # ---- serialisation ------------------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"noise": self.noise.to_dict(), "codes": [c.to_dict() for c in self.codes]}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LatentSpec":
-        if not isinstance(d, dict) or "noise" not in d or "codes" not in d:
-            raise ValueError("latent spec must be an object with 'noise' and 'codes'")
-        noise = Noise(**d["noise"])
-        codes = []
-        for i, cd in enumerate(d["codes"]):
-            cd = dict(cd)
-            kind = cd.pop("type", None)
-            if kind not in _CODE_TYPES:
-                raise ValueError(f"codes[{i}]: unknown code type {kind!r}; expected one of {sorted(_CODE_TYPES)}")
-            codes.append(_CODE_TYPES[kind](**cd))
-        return cls(noise=noise, codes=tuple(codes))
-
-    def with_labels(self, name: str, labels: list[str] | None = None, label: str | None = None) -> "LatentSpec":
-        """A copy with human labels on one code (categories' labels or a continuous code's label)."""
-        codes = []
-        for c in self.codes:
-            if c.name == name:
-                d = c.to_dict()
-                d.pop("type")
-                if labels is not None:
-                    d["labels"] = labels
-                if label is not None:
-                    d["label"] = label
-                c = type(c)(**d)
-            codes.append(c)
-        return LatentSpec(self.noise, tuple(codes))
 
 
 def mnist_spec() -> LatentSpec:

@@ -1,0 +1,176 @@
+"""The model folder's manifest: the one typed contract between ``infogan export`` (writer) and the service (reader).
+
+A model folder is ``models/<id>/`` with ``generator.onnx``, ``recognizer.onnx`` and ``manifest.json``. The manifest
+holds the latent spec in its JSON form (``LatentSpec.from_dict`` reads it as it is), the image shape, how a drawing
+of the data set looks, the model to compare it with, the exported category order, every file's sha256, the
+evaluation figures and the provenance (command, config, seed, machine). The spec is also stored in each ONNX file's
+metadata under ``SPEC_METADATA_KEY``; a reader checks that both agree.
+
+Version 1 manifests (before 2026-11) kept the category order inside the spec (``raw_index``), the drawing polarity as
+``light_on_dark`` and the ONNX output names; ``scripts/migrate_manifests.py`` rewrites such a folder once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .latent import LatentSpec, SpecError
+
+FORMAT = "infogan-model"
+VERSION = 2
+MANIFEST_FILE = "manifest.json"
+GENERATOR_FILE = "generator.onnx"
+RECOGNIZER_FILE = "recognizer.onnx"
+MODEL_FILES = (GENERATOR_FILE, RECOGNIZER_FILE)
+SPEC_METADATA_KEY = "infogan_spec"
+# ONNX tensor names of the two graphs (the recognizer's outputs come from the spec: LatentSpec.output_names)
+GENERATOR_INPUTS = ("z", "c")
+GENERATOR_OUTPUT = "images"
+RECOGNIZER_INPUT = "images"
+MODEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+WEIGHT_FORMATS = ("fp32", "fp16", "int8")
+# How a drawing of the data set looks: MNIST-like sets are light strokes on a dark ground. The service inverts an
+# upload of the other polarity, and the page's drawing canvas paints in this one.
+Polarity = Literal["light-on-dark", "dark-on-light"]
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read; the message names the folder and the fault."""
+
+
+def sha256_of(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class FileEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: int = Field(ge=0)
+
+
+class ImageShape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channels: Literal[1, 3]
+    height: int = Field(ge=1, le=4096)
+    width: int = Field(ge=1, le=4096)
+
+    def chw(self) -> tuple[int, int, int]:
+        return self.channels, self.height, self.width
+
+
+class Manifest(BaseModel):
+    """manifest.json, version 2."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["infogan-model"] = FORMAT
+    version: Literal[2] = VERSION
+    id: str = Field(pattern=MODEL_ID_PATTERN)
+    title: str
+    dataset: str
+    image: ImageShape
+    spec: dict[str, Any] = Field(description="LatentSpec.to_dict(); the same JSON as the ONNX metadata")
+    category_order: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="per categorical code: the checkpoint's category index of each exported index (exported index j "
+        "generates the class the evaluation mapped to j)",
+    )
+    drawing: Polarity = "dark-on-light"
+    compare_with: str | None = Field(None, description="id of the model to show beside this one (e.g. its λ = 0 baseline)")
+    weights: Literal["fp32", "fp16", "int8"] = "fp32"
+    files: dict[str, FileEntry]
+    metrics: dict[str, Any] = Field(default_factory=dict)
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("spec")
+    @classmethod
+    def _spec_reads(cls, v: dict[str, Any]) -> dict[str, Any]:
+        LatentSpec.from_dict(v)  # SpecError (a ValueError) becomes a validation error naming 'spec'
+        return v
+
+    @field_validator("files")
+    @classmethod
+    def _both_files(cls, v: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        missing = [name for name in MODEL_FILES if name not in v]
+        if missing:
+            raise ValueError(f"lacks entries for {missing}")
+        return v
+
+    @model_validator(mode="after")
+    def _orders_fit(self) -> Manifest:
+        categorical = {c.name: c.categories for c in self.latent().categorical_codes()}
+        for name, order in self.category_order.items():
+            if name not in categorical:
+                raise ValueError(f"category_order names {name!r}, which is not a categorical code of the spec")
+            if sorted(order) != list(range(categorical[name])):
+                raise ValueError(f"category_order[{name!r}] must be a permutation of 0..{categorical[name] - 1}")
+        return self
+
+    def latent(self, spec_class: type[LatentSpec] = LatentSpec) -> LatentSpec:
+        return spec_class.from_dict(self.spec)
+
+    # ---- files ----
+    @classmethod
+    def read(cls, folder: str | Path) -> Manifest:
+        """folder/manifest.json -> Manifest, or ManifestError naming the folder and what is wrong."""
+        folder = Path(folder)
+        path = folder / MANIFEST_FILE
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is missing") from None
+        except (OSError, ValueError) as exc:
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is not valid JSON ({exc})") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is not an {FORMAT!r} manifest")
+        if raw.get("version") != VERSION:
+            hint = " (run: python scripts/migrate_manifests.py " + str(folder) + ")" if raw.get("version") == 1 else ""
+            raise ManifestError(
+                f"{folder.name}: {MANIFEST_FILE} is version {raw.get('version')!r}; this service reads version "
+                f"{VERSION}{hint}"
+            )
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            errors = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in exc.errors()[:5]
+            )
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is invalid ({errors})") from None
+        except SpecError as exc:
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} has a bad spec ({exc})") from None
+
+    def write(self, folder: str | Path) -> Path:
+        path = Path(folder) / MANIFEST_FILE
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, default=float) + "\n")
+        return path
+
+    def verify_file(self, folder: str | Path, name: str) -> Path:
+        """folder/name exists and has the manifest's sha256, else ManifestError."""
+        folder = Path(folder)
+        path = folder / name
+        if not path.is_file():
+            raise ManifestError(f"{folder.name}: {name} is missing")
+        expected = self.files[name].sha256
+        actual = sha256_of(path)
+        if actual != expected:
+            raise ManifestError(
+                f"{folder.name}: {name} sha256 {actual[:12]}... does not match the manifest's {expected[:12]}..."
+            )
+        return path
+
+    @staticmethod
+    def file_entries(folder: str | Path) -> dict[str, FileEntry]:
+        """The files entries of a folder's ONNX files as they are on disk."""
+        folder = Path(folder)
+        return {n: FileEntry(sha256=sha256_of(folder / n), bytes=(folder / n).stat().st_size) for n in MODEL_FILES}
