@@ -1,0 +1,67 @@
+"""The manifest contract: what export writes is what the service reads, and bad manifests are refused by name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spec.latent import Categorical, Continuous, LatentSpec, Noise
+from spec.manifest import MANIFEST_FILE, MODEL_FILES, Manifest, ManifestError, sha256_of
+
+
+def folder_with(tmp_path, **over):
+    spec = LatentSpec(Noise(4), (Categorical("k", 3), Continuous("c")))
+    for name in MODEL_FILES:
+        (tmp_path / name).write_bytes(name.encode())
+    m = Manifest(id="tiny", title="Tiny", dataset="toy", image={"channels": 1, "height": 8, "width": 8},
+                 spec=spec.to_dict(), category_order={"k": [2, 0, 1]}, drawing="light-on-dark",
+                 files=Manifest.file_entries(tmp_path))
+    raw = m.model_dump(mode="json") | over
+    (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
+    return tmp_path
+
+
+def test_round_trip_and_file_checks(tmp_path):
+    folder = folder_with(tmp_path)
+    m = Manifest.read(folder)
+    assert m.latent() == LatentSpec.from_dict(m.spec) and m.image.chw() == (1, 8, 8)
+    assert m.files["generator.onnx"].sha256 == sha256_of(folder / "generator.onnx")
+    m.verify_file(folder, "generator.onnx")
+    (folder / "generator.onnx").write_bytes(b"changed")
+    with pytest.raises(ManifestError, match="generator.onnx sha256"):
+        m.verify_file(folder, "generator.onnx")
+    (folder / "recognizer.onnx").unlink()
+    with pytest.raises(ManifestError, match="recognizer.onnx is missing"):
+        m.verify_file(folder, "recognizer.onnx")
+
+
+@pytest.mark.parametrize(
+    "over, words",
+    [
+        ({"version": 1}, "scripts/migrate_manifests.py"),
+        ({"version": 3}, "version 3"),
+        ({"format": "other"}, "not an 'infogan-model'"),
+        ({"spec": {"noise": {"dim": 4}, "codes": [{"name": "k", "type": "categorical", "categories": 1}]}}, "spec"),
+        ({"category_order": {"k": [0, 0, 1]}}, "permutation"),
+        ({"category_order": {"c": [0]}}, "not a categorical code"),
+        ({"drawing": "sideways"}, "drawing"),
+        ({"image": {"channels": 2, "height": 8, "width": 8}}, "image.channels"),
+        ({"files": {}}, "files"),
+        ({"light_on_dark": True}, "light_on_dark"),
+        ({"id": "../x"}, "id"),
+    ],
+)
+def test_bad_manifests_are_refused_by_name(tmp_path, over, words):
+    folder = folder_with(tmp_path, **over)
+    with pytest.raises(ManifestError, match=words) as e:
+        Manifest.read(folder)
+    assert tmp_path.name in str(e.value)
+
+
+def test_unreadable_manifest(tmp_path):
+    with pytest.raises(ManifestError, match="missing"):
+        Manifest.read(tmp_path)
+    (tmp_path / MANIFEST_FILE).write_text("{not json")
+    with pytest.raises(ManifestError, match="not valid JSON"):
+        Manifest.read(tmp_path)
