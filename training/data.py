@@ -51,6 +51,38 @@ SVHN = {
     "md5": {"train": "e26dedcc434d2e4c54c9b2d4a06d8373", "test": "eb5a983be6a315427106f1b164d9cef3"},
 }
 
+
+@dataclass(frozen=True)
+class DataSetInfo:
+    """What the rest of the project needs to know about a data set besides its pixels.
+
+    ``drawing``: how a person's drawing of this data looks, for the page's canvas and the service's upload
+    inversion (the manifest's ``drawing``): MNIST and Fashion-MNIST are light strokes/objects on a black ground;
+    SVHN and CelebA are photographs, for which a drawing is dark ink on a light page (what a person sketches), as
+    for an arbitrary image folder. ``splits``: the splits the data set has; asking for another one is an error,
+    never a quiet substitute."""
+
+    name: str
+    drawing: str
+    splits: tuple[str, ...]
+    labelled: bool
+
+
+DATASETS = {
+    "mnist": DataSetInfo("mnist", "light-on-dark", ("train", "test"), labelled=True),
+    "fashion-mnist": DataSetInfo("fashion-mnist", "light-on-dark", ("train", "test"), labelled=True),
+    "svhn": DataSetInfo("svhn", "dark-on-light", ("train", "test"), labelled=True),
+    "celeba": DataSetInfo("celeba", "dark-on-light", ("train",), labelled=False),
+    "folder": DataSetInfo("folder", "dark-on-light", ("train",), labelled=False),
+}
+
+
+def dataset_info(name: str) -> DataSetInfo:
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
 # Where the data lives when --data-dir is not given: $INFOGAN_DATA, else ~/.cache/infogan/<name>.
 DEFAULT_ROOT = Path(os.environ.get("INFOGAN_DATA", Path.home() / ".cache" / "infogan"))
 
@@ -79,9 +111,9 @@ class ImageSet:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def as_float(self) -> torch.Tensor:
-        """All images as float32 in [-1, 1], the networks' image space (N, C, H, W)."""
-        return self.images.float().div_(127.5).sub_(1.0)
+    def as_float(self, n: int | None = None) -> torch.Tensor:
+        """The first ``n`` images (all if None) as float32 in [-1, 1], the networks' image space (N, C, H, W)."""
+        return self.images[:n].float().div_(127.5).sub_(1.0)
 
 
 # ---- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------------------------
@@ -240,7 +272,9 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
 
 def load_dataset(name: str, root: str | Path | None = None, split: str = "train", *, resolution: int = 28,
                  channels: int = 1, allow_download: bool = True, verify: bool = True) -> ImageSet:
-    """Dispatch on the data set name (the config's ``data.name``)."""
+    """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error."""
+    if split not in dataset_info(name).splits:
+        raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
     if name in IDX_SETS:
         return load_idx_set(name, root, split, allow_download, verify)
     if name == "svhn":
