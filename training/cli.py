@@ -57,8 +57,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
 
+    command = shlex.join(["infogan", *sys.argv[1:]])
     folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
-                               data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]),
+                               data_dir=args.data_dir, labels=args.label, command=command,
                                weights=args.weights, compare_with=args.compare_with, split=args.split)
     print(f"exported {folder}")
     return 0

@@ -25,7 +25,8 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 # MD5 of each decompressed IDX file (the canonical content).
 IDX_SETS = {
     "mnist": {
-        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+                    "https://storage.googleapis.com/cvdf-datasets/mnist/"],
         "md5": {
             "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
             "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -42,7 +43,8 @@ IDX_SETS = {
             "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
             "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
         },
-        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                    "Ankle boot"],
     },
 }
 
@@ -100,7 +102,8 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(f"{self.name}: images must be uint8 (N, C, H, W), "
+                            f"got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels is not None and len(self.labels) != len(self.images):
             raise DataError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images")
 
@@ -244,7 +247,8 @@ def load_svhn(root: str | Path | None = None, split: str = "train", allow_downlo
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
 
 
-def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str = "folder", limit: int | None = None) -> ImageSet:
+def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str = "folder",
+                limit: int | None = None) -> ImageSet:
     """Every image under root (recursively), centre-cropped to a square and resized to resolution^2."""
     from PIL import Image
 
@@ -283,4 +287,4 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
         if root is None:
             raise DataError(f"{name}: pass --data-dir (for CelebA, the img_align_celeba folder); it is not downloaded")
         return load_folder(root, resolution, channels, name)
-    raise DataError(f"unknown data set {name!r}; expected one of {sorted([*IDX_SETS, 'svhn', 'celeba', 'folder'])}")
+    raise DataError(f"data set {name!r} is defined in DATASETS but has no loader here")

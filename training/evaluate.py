@@ -220,7 +220,8 @@ def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *,
     return z, spec.encode(values)
 
 
-def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) the first categorical
     code swept over its categories, one row per noise sample; (c, d) any other code at its Fig. 2 values (a
     continuous one from -2 to 2), one row per category of the first categorical code (noise fixed per row). Other

@@ -98,10 +98,9 @@ def store_weights(model, weights: str, min_elements: int = INT8_MIN_ELEMENTS) ->
             q, scale = grid
             init.CopyFrom(numpy_helper.from_array(q, name + "__int8"))
             graph.initializer.append(numpy_helper.from_array(scale, name + "__scale"))
-            pre.append(
-                helper.make_node("Cast", [name + "__int8"], [name + "__deq"], to=TensorProto.FLOAT, name=name + "__cast")
-            )
-            pre.append(helper.make_node("Mul", [name + "__deq", name + "__scale"], [name], name=name + "__mul"))
+            deq = name + "__deq"
+            pre.append(helper.make_node("Cast", [name + "__int8"], [deq], to=TensorProto.FLOAT, name=name + "__cast"))
+            pre.append(helper.make_node("Mul", [deq, name + "__scale"], [name], name=name + "__mul"))
         else:
             init.CopyFrom(numpy_helper.from_array(arr.astype("float16"), name + "__fp16"))
             pre.append(helper.make_node("Cast", [name + "__fp16"], [name], to=TensorProto.FLOAT, name=name + "__cast"))

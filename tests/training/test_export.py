@@ -240,3 +240,43 @@ def test_export_replaces_a_model_folder_whole_or_not_at_all(tmp_path, monkeypatc
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(after) == set(before) and after["generator.onnx"] != before["generator.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_dir, tmp_path, monkeypatch):
+    """`infogan export --compare-with`: the manifest's drawing comes from the data set's definition (MNIST: light
+    on dark), its baseline from the option, every categorical code has a category_order (a permutation) and the
+    class names label the categories when the evaluation mapped them one-to-one; a split the data set lacks stops
+    the export instead of evaluating training images."""
+    from training import checkpoint as ckpt_io
+    from training.cli import main
+    from training.data import DATASETS, DataSetInfo
+
+    G, D, spec = _nets()
+    model_args = {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 64, "ch": 16}
+    data_cfg = {"name": "mnist", "dir": str(fake_mnist_dir), "resolution": 28, "channels": 1, "verify": False,
+                "download": False}
+    ck = tmp_path / "checkpoint.pt"
+    ckpt_io.save_atomic({"format": ckpt_io.FORMAT, "spec": spec.to_dict(), "model_args": model_args,
+                         "G": G.state_dict(), "D": D.state_dict(), "step": 7,
+                         "config": {"data": data_cfg, "train": {"seed": 5}}}, ck)
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ck), "--id", "m", "--models-dir", str(tmp_path / "models"), "--compare-with", "m-gan",
+              "--label", "c1=slant"])
+    assert done.value.code == 0
+    manifest = Manifest.read(tmp_path / "models" / "m")
+    assert (manifest.drawing, manifest.compare_with, manifest.dataset) == ("light-on-dark", "m-gan", "mnist")
+    assert sorted(manifest.category_order["digit"]) == list(range(10)) and set(manifest.category_order) == {"digit"}
+    exported = manifest.latent(LatentSpec)
+    assert exported.code("c1").label == "slant" and exported.code("digit").labels == tuple(str(i) for i in range(10))
+    assert manifest.provenance["evaluated_on"] == "test" and manifest.provenance["step"] == 7
+    assert manifest.metrics["digit"]["category_to_class"] is not None
+
+    # the drawing follows the data set's definition, not its name
+    monkeypatch.setitem(DATASETS, "mnist", DataSetInfo("mnist", "dark-on-light", ("train", "test"), labelled=True))
+    with pytest.raises(SystemExit):
+        main(["export", str(ck), "--id", "m2", "--models-dir", str(tmp_path / "models")])
+    assert Manifest.read(tmp_path / "models" / "m2").drawing == "dark-on-light"
+    monkeypatch.setitem(DATASETS, "mnist", DataSetInfo("mnist", "light-on-dark", ("train",), labelled=True))
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ck), "--id", "m3", "--models-dir", str(tmp_path / "models")])
+    assert done.value.code == 1 and not (tmp_path / "models" / "m3").exists()
