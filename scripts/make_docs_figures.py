@@ -7,17 +7,17 @@ so they show exactly what the service serves): (a) the categorical code, (c) c1 
 """
 from __future__ import annotations
 
-import json
 import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from spec.manifest import GENERATOR_FILE, Manifest  # noqa: E402
 from training.evaluate import figure_latents  # noqa: E402
+from training.evaluate_cmd import plot_info_curves  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
 from training.latent import LatentSpec  # noqa: E402
-from training.report import plot_info_curves  # noqa: E402
 
 
 def traversal(model: str, code: str, out: Path) -> None:
@@ -26,12 +26,9 @@ def traversal(model: str, code: str, out: Path) -> None:
     import torch
 
     folder = ROOT / "models" / model
-    manifest = json.loads((folder / "manifest.json").read_text())
-    # raw_index is export bookkeeping (the checkpoint's category order), not part of the latent spec
-    spec = LatentSpec.from_dict({"noise": manifest["spec"]["noise"],
-                                 "codes": [{k: v for k, v in c.items() if k != "raw_index"} for c in manifest["spec"]["codes"]]})
+    spec = Manifest.read(folder).latent(LatentSpec)
     z, c, rows = figure_latents(spec, code)
-    sess = ort.InferenceSession(str(folder / "generator.onnx"), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(folder / GENERATOR_FILE), providers=["CPUExecutionProvider"])
     x = sess.run(None, {"z": z.numpy(), "c": c.numpy()})[0]
     save_png(grid(torch.from_numpy(x), rows), out, scale=2)
 
@@ -42,9 +39,8 @@ def main() -> None:
                       "GAN (lambda = 0)": docs / "training/mnist-gan-metrics.jsonl"},
                      "digit", docs / "fig1-info-curves.png", entropy=math.log(10))
     for model in ("mnist", "mnist-gan", "fashion-mnist"):
-        manifest = json.loads((ROOT / "models" / model / "manifest.json").read_text())
-        for c in manifest["spec"]["codes"]:
-            traversal(model, c["name"], docs / f"fig2-{model}-{c['name']}.png")
+        for c in Manifest.read(ROOT / "models" / model).latent().codes:
+            traversal(model, c.name, docs / f"fig2-{model}-{c.name}.png")
     print("wrote", sorted(p.name for p in docs.glob("fig*.png")))
 
 

@@ -46,9 +46,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .report import evaluate_checkpoint, evaluation_dir, summary
+    from .evaluate_cmd import evaluate_checkpoint, evaluation_dir, summary
 
-    result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures)
+    result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures,
+                                 split=args.split)
     print(json.dumps(result, indent=2) if args.json else summary(result, evaluation_dir(args.checkpoint, args.out)))
     return 0
 
@@ -56,9 +57,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
 
+    command = shlex.join(["infogan", *sys.argv[1:]])
     folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
-                               data_dir=args.data_dir, labels=args.label, command=shlex.join(["infogan", *sys.argv[1:]]),
-                               weights=args.weights)
+                               data_dir=args.data_dir, labels=args.label, command=command,
+                               weights=args.weights, compare_with=args.compare_with, split=args.split)
     print(f"exported {folder}")
     return 0
 
@@ -79,7 +81,13 @@ def _positive_int(text: str) -> int:
     return n
 
 
+_SPLIT_HELP = ("split to evaluate on (default: test); a data set without it is an error, never a quiet fallback: "
+               "give --split train to evaluate on the training images")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from spec.manifest import WEIGHT_FORMATS
+
     ap = argparse.ArgumentParser(prog="infogan", description="Train, evaluate, export and serve InfoGAN models.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -102,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--data-dir")
     e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
+    e.add_argument("--split", default="test", help=_SPLIT_HELP)
     e.add_argument("--no-figures", action="store_true")
     e.add_argument("--json", action="store_true", help="print the whole result (evaluation.json) instead of a summary")
     e.set_defaults(fn=_cmd_evaluate)
@@ -113,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--title")
     x.add_argument("--data-dir")
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
-    x.add_argument("--weights", choices=["fp32", "fp16", "int8"], default="fp32",
+    x.add_argument("--compare-with", metavar="ID", help="id of the model the page shows beside this one (e.g. its "
+                   "lambda = 0 baseline)")
+    x.add_argument("--split", default="test", help=_SPLIT_HELP)
+    x.add_argument("--weights", choices=list(WEIGHT_FORMATS), default="fp32",
                    help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
                         "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
                         "through the int8 weights) and the evaluation runs on the stored weights")

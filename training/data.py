@@ -25,7 +25,8 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 # MD5 of each decompressed IDX file (the canonical content).
 IDX_SETS = {
     "mnist": {
-        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/", "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
+                    "https://storage.googleapis.com/cvdf-datasets/mnist/"],
         "md5": {
             "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
             "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -42,7 +43,8 @@ IDX_SETS = {
             "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
             "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
         },
-        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                    "Ankle boot"],
     },
 }
 
@@ -50,6 +52,38 @@ SVHN = {
     "url": "http://ufldl.stanford.edu/housenumbers/{split}_32x32.mat",
     "md5": {"train": "e26dedcc434d2e4c54c9b2d4a06d8373", "test": "eb5a983be6a315427106f1b164d9cef3"},
 }
+
+
+@dataclass(frozen=True)
+class DataSetInfo:
+    """What the rest of the project needs to know about a data set besides its pixels.
+
+    ``drawing``: how a person's drawing of this data looks, for the page's canvas and the service's upload
+    inversion (the manifest's ``drawing``): MNIST and Fashion-MNIST are light strokes/objects on a black ground;
+    SVHN and CelebA are photographs, for which a drawing is dark ink on a light page (what a person sketches), as
+    for an arbitrary image folder. ``splits``: the splits the data set has; asking for another one is an error,
+    never a quiet substitute."""
+
+    name: str
+    drawing: str
+    splits: tuple[str, ...]
+    labelled: bool
+
+
+DATASETS = {
+    "mnist": DataSetInfo("mnist", "light-on-dark", ("train", "test"), labelled=True),
+    "fashion-mnist": DataSetInfo("fashion-mnist", "light-on-dark", ("train", "test"), labelled=True),
+    "svhn": DataSetInfo("svhn", "dark-on-light", ("train", "test"), labelled=True),
+    "celeba": DataSetInfo("celeba", "dark-on-light", ("train",), labelled=False),
+    "folder": DataSetInfo("folder", "dark-on-light", ("train",), labelled=False),
+}
+
+
+def dataset_info(name: str) -> DataSetInfo:
+    if name not in DATASETS:
+        raise DataError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}")
+    return DATASETS[name]
+
 
 # Where the data lives when --data-dir is not given: $INFOGAN_DATA, else ~/.cache/infogan/<name>.
 DEFAULT_ROOT = Path(os.environ.get("INFOGAN_DATA", Path.home() / ".cache" / "infogan"))
@@ -68,7 +102,8 @@ class ImageSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(f"{self.name}: images must be uint8 (N, C, H, W), "
+                            f"got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels is not None and len(self.labels) != len(self.images):
             raise DataError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images")
 
@@ -79,9 +114,9 @@ class ImageSet:
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.images.shape[1:])  # type: ignore[return-value]
 
-    def as_float(self) -> torch.Tensor:
-        """All images as float32 in [-1, 1], the networks' image space (N, C, H, W)."""
-        return self.images.float().div_(127.5).sub_(1.0)
+    def as_float(self, n: int | None = None) -> torch.Tensor:
+        """The first ``n`` images (all if None) as float32 in [-1, 1], the networks' image space (N, C, H, W)."""
+        return self.images[:n].float().div_(127.5).sub_(1.0)
 
 
 # ---- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------------------------
@@ -212,7 +247,8 @@ def load_svhn(root: str | Path | None = None, split: str = "train", allow_downlo
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
 
 
-def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str = "folder", limit: int | None = None) -> ImageSet:
+def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str = "folder",
+                limit: int | None = None) -> ImageSet:
     """Every image under root (recursively), centre-cropped to a square and resized to resolution^2."""
     from PIL import Image
 
@@ -240,7 +276,9 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
 
 def load_dataset(name: str, root: str | Path | None = None, split: str = "train", *, resolution: int = 28,
                  channels: int = 1, allow_download: bool = True, verify: bool = True) -> ImageSet:
-    """Dispatch on the data set name (the config's ``data.name``)."""
+    """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error."""
+    if split not in dataset_info(name).splits:
+        raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
     if name in IDX_SETS:
         return load_idx_set(name, root, split, allow_download, verify)
     if name == "svhn":
@@ -249,4 +287,4 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
         if root is None:
             raise DataError(f"{name}: pass --data-dir (for CelebA, the img_align_celeba folder); it is not downloaded")
         return load_folder(root, resolution, channels, name)
-    raise DataError(f"unknown data set {name!r}; expected one of {sorted([*IDX_SETS, 'svhn', 'celeba', 'folder'])}")
+    raise DataError(f"data set {name!r} is defined in DATASETS but has no loader here")

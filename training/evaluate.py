@@ -9,10 +9,16 @@
   I(y; x) ~= H(E_x[p(y|x)]) - E_x[H(p(y|x))] (nats; ln K at best). A model whose code splits real data into K
   confident, balanced groups scores high, which needs no labels to pick the best of several seeds.
 - Traversal figures like the paper's Fig. 2.
+
+``evaluate_model`` is the one entry point (the training loop, ``infogan evaluate`` and ``infogan export`` call it):
+it owns the BatchNorm recalibration and its sample size (``BN_SAMPLES``); ``load_eval_data`` loads the images it
+needs and fails loudly (``EvaluationError``) when the split asked for does not exist.
 """
 from __future__ import annotations
 
+import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +26,73 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from .data import DataError, ImageSet, dataset_info, load_dataset
 from .images import grid, save_png, to_unit
 from .latent import LatentSpec
 from .networks import Discriminator, Generator
+
+# Real training images whose statistics D's BatchNorm layers get before Q reads real images (precise BN): 10,000
+# (a sixth of MNIST's training split) puts the running means within ~1 % of the full split's.
+BN_SAMPLES = 10_000
+
+
+class EvaluationError(ValueError):
+    """The evaluation cannot run as asked (a split the data set lacks, or whose files are missing)."""
+
+
+@dataclass
+class EvalData:
+    """The images an evaluation needs: ``train`` for BatchNorm recalibration, ``eval`` the split it scores."""
+
+    train: ImageSet
+    eval: ImageSet
+    split: str
+
+
+def load_eval_data(data_cfg: dict[str, Any], data_dir: str | None, split: str = "test", *,
+                   allow_download: bool | None = None) -> EvalData:
+    """The run's data set (``data_cfg``: the config's [data] table as a dict) for ``evaluate_model``.
+
+    ``split`` "train" evaluates on the training images themselves (say so explicitly: nothing falls back to them).
+    ``allow_download`` None: the config's ``download``."""
+    name = data_cfg["name"]
+    data_dir = data_dir or data_cfg.get("dir")
+    kw = dict(resolution=data_cfg["resolution"], channels=data_cfg["channels"], verify=data_cfg.get("verify", True),
+              allow_download=data_cfg.get("download", True) if allow_download is None else allow_download)
+    try:
+        splits = dataset_info(name).splits
+    except DataError as e:
+        raise EvaluationError(str(e)) from None
+    if split not in splits:
+        raise EvaluationError(f"{name} has no {split!r} split to evaluate on (it has: {', '.join(splits)}); "
+                              f"pass the split explicitly, e.g. --split train")
+    train = load_dataset(name, data_dir, "train", **kw)
+    if split == "train":
+        return EvalData(train, train, split)
+    try:
+        held_out = load_dataset(name, data_dir, split, **kw)
+    except DataError as e:
+        raise EvaluationError(f"cannot evaluate on {name}'s {split!r} split: {e}") from e
+    return EvalData(train, held_out, split)
+
+
+def calibrated_copy(D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPLES) -> Discriminator:
+    """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on the first
+    ``bn_samples`` training images."""
+    D = copy.deepcopy(D)
+    recalibrate_batchnorm(D, data.train.as_float(bn_samples))
+    return D.eval()
+
+
+def evaluate_model(G: Generator, D: Discriminator, data: EvalData, *, bn_samples: int = BN_SAMPLES) -> dict[str, Any]:
+    """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
+    (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were."""
+    was_training = G.training
+    try:
+        return evaluate(G, calibrated_copy(D, data, bn_samples), data.eval.as_float(), data.eval.labels,
+                        data.eval.classes)
+    finally:
+        G.train(was_training)
 
 
 @torch.no_grad()
@@ -34,12 +104,13 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
     """
     bns = [m for m in D.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     saved = [(m.momentum, m.training) for m in bns]
+    device = next(D.parameters()).device
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average over all batches
         m.train()
     for i in range(0, len(images), batch):
-        D(images[i:i + batch])
+        D(images[i:i + batch].to(device))
     for m, (mom, tr) in zip(bns, saved):
         m.momentum = mom
         m.train(tr)
@@ -49,7 +120,8 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
 def predict_codes(D: Discriminator, images: torch.Tensor, batch: int = 1000) -> dict[str, dict[str, torch.Tensor]]:
     """images (N, C, H, W) in [-1, 1] -> {code: {'logits' | 'mean','std': (N, ...)}} from Q in eval mode."""
     D.eval()
-    qs = torch.cat([D(images[i:i + batch])[1] for i in range(0, len(images), batch)])
+    device = next(D.parameters()).device
+    qs = torch.cat([D(images[i:i + batch].to(device))[1] for i in range(0, len(images), batch)])
     return D.spec.predict(qs)
 
 
@@ -113,9 +185,7 @@ def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_lab
     spec = G.spec
     result: dict[str, Any] = {"info": info_bound(G, D)}
     preds = predict_codes(D, test_images)
-    for code in spec.codes:
-        if code.kind != "categorical":
-            continue
+    for code in spec.categorical_codes():
         logits = preds[code.name]["logits"]
         pred = logits.argmax(1).cpu().numpy()
         entry: dict[str, Any] = {"label_free_score": label_free_score(logits), "H": code.entropy(),
@@ -133,13 +203,14 @@ def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_lab
 
 # ---- traversal figures (paper, Fig. 2) -------------------------------------------------------------------
 
-def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *, low: float = -2.0, high: float = 2.0,
-                      seed: int = 0, fixed: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *, span: float = 2.0, seed: int = 0,
+                      fixed: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows: independent samples (noise and other codes drawn from the prior, or ``fixed``); columns: ``code_name``
-    swept (all categories for a categorical code, ``cols`` values from low to high for a continuous one)."""
+    at its Fig. 2 values (``code.fig2_values``: every category, or ``cols`` values ``span`` half-ranges either
+    side of the prior's centre)."""
     code = spec.code(code_name)
     g = torch.Generator().manual_seed(seed)
-    sweep = torch.arange(code.categories).float() if code.kind == "categorical" else torch.linspace(low, high, cols)
+    sweep = torch.tensor(code.fig2_values(span, cols), dtype=torch.float32)
     cols = len(sweep)
     z = spec.noise.sample(rows, g).repeat_interleave(cols, 0)
     values = {k: v.repeat_interleave(cols) for k, v in spec.sample_values(rows, g).items()}
@@ -149,19 +220,21 @@ def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *,
     return z, spec.encode(values)
 
 
-def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) a categorical code
-    swept over its categories, one row per noise sample; (c, d) a continuous code from -2 to 2, one row per value of
-    the first categorical code (noise fixed per row). Other continuous codes stay at 0."""
-    code = spec.code(code_name)
-    cat = next((c for c in spec.codes if c.kind == "categorical"), None)
-    zero = {c.name: 0.0 for c in spec.codes if c.kind == "continuous" and c.name != code_name}
-    if code.kind == "categorical" or cat is None:
+def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) the first categorical
+    code swept over its categories, one row per noise sample; (c, d) any other code at its Fig. 2 values (a
+    continuous one from -2 to 2), one row per category of the first categorical code (noise fixed per row). Other
+    continuous codes stay at their prior's centre."""
+    cats = spec.categorical_codes()
+    centre = {c.name: c.default() for c in spec.continuous_codes() if c.name != code_name}
+    if not cats or cats[0].name == code_name:
         rows = 10
-        z, c = traversal_latents(spec, code_name, rows, cols, seed=seed, fixed=zero)
+        z, c = traversal_latents(spec, code_name, rows, cols, seed=seed, fixed=centre)
         return z, c, rows
+    cat = cats[0]
     rows = cat.categories
-    parts = [traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**zero, cat.name: float(r)})
+    parts = [traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**centre, cat.name: float(r)})
              for r in range(rows)]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), rows
 

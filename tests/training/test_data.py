@@ -63,3 +63,27 @@ def test_folder_loader_centre_crops_and_resizes(tmp_path):
     assert s.images.shape == (3, 3, 16, 16) and s.labels is None
     with pytest.raises(DataError, match="not a folder"):
         load_dataset("folder", tmp_path / "missing-is-not-a-dir")
+    with pytest.raises(DataError, match="has no 'test' split"):  # never the same images under another name
+        load_dataset("folder", tmp_path, "test", resolution=16, channels=3)
+
+
+def test_every_data_set_says_how_a_drawing_of_it_looks():
+    """The manifest's drawing comes from the data set's definition: MNIST-like sets are light on dark, and every
+    value is one the manifest accepts."""
+    from typing import get_args
+
+    from spec.manifest import Polarity
+
+    assert set(data.DATASETS) == {*data.IDX_SETS, "svhn", "celeba", "folder"}
+    assert {n: data.dataset_info(n).drawing for n in ("mnist", "fashion-mnist", "svhn")} == {
+        "mnist": "light-on-dark", "fashion-mnist": "light-on-dark", "svhn": "dark-on-light"}
+    assert all(info.drawing in get_args(Polarity) and "train" in info.splits for info in data.DATASETS.values())
+    with pytest.raises(DataError, match="unknown data set"):
+        data.dataset_info("no-such-set")
+
+
+def test_as_float_takes_the_first_n_images(fake_mnist_dir):
+    s = load_idx_set("mnist", fake_mnist_dir, "test", allow_download=False, verify=False)
+    assert s.as_float(10).shape == (10, 1, 28, 28) and s.as_float().shape == (256, 1, 28, 28)
+    before = s.images.clone()
+    assert s.as_float(10).equal(s.as_float()[:10]) and s.images.equal(before)  # the uint8 images stay as they were

@@ -1,5 +1,4 @@
 """ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 and int8 storage."""
-import json
 from pathlib import Path
 
 import numpy as np
@@ -8,12 +7,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from training.export import (ExportError, export_networks, int8_grid, parse_code_labels, recognizer_output_names,
-                             round_to_fp16, round_weights, sha256_of, store_weights, write_model_folder)
-from training import int8_path
-from training.int8_path import MAX_ROWS, add_int8_path
-from training.latent import mnist_spec
+from spec.manifest import GENERATOR_FILE, RECOGNIZER_FILE, Manifest, sha256_of
+from training import int8_matmul, onnx_graphs
+from training.export import ExportError, category_order, parse_code_labels, write_model_folder
+from training.int8_matmul import MAX_ROWS, add_int8_matmul
+from training.latent import LatentSpec, mnist_spec
 from training.networks import build_networks
+from training.onnx_graphs import export_networks, read_spec_metadata
+from training.weight_storage import WeightFormatError, int8_grid, round_to_fp16, round_weights, store_weights
 
 
 def _nets(seed=0, noise_scale=1.0):
@@ -31,9 +32,9 @@ def _nets(seed=0, noise_scale=1.0):
 @pytest.mark.parametrize("weights,noise_scale", [("fp32", 1.0), ("fp16", 1.0), ("int8", 1.0), ("fp32", 0.1)])
 @pytest.mark.parametrize("batch", [1, 64])
 def test_onnx_runtime_matches_pytorch(tmp_path, monkeypatch, batch, weights, noise_scale):
-    monkeypatch.setattr(int8_path, "MIN_ELEMENTS", 10_000)  # int8: batch 1 takes the integer path of both networks
+    monkeypatch.setattr(int8_matmul, "MIN_ELEMENTS", 10_000)  # int8: batch 1 takes the integer path of both networks
     G, D, spec = _nets(noise_scale=noise_scale)
-    info = export_networks(G, D, spec, tmp_path, weights=weights)  # rounds G, D in place to the stored grid
+    image = export_networks(G, D, spec, tmp_path, weights=weights)  # rounds G, D in place to the stored grid
     gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
     rec = ort.InferenceSession(str(tmp_path / "recognizer.onnx"), providers=["CPUExecutionProvider"])
     z, c = spec.sample(batch, torch.Generator().manual_seed(batch))
@@ -45,13 +46,14 @@ def test_onnx_runtime_matches_pytorch(tmp_path, monkeypatch, batch, weights, noi
     images = torch.rand(batch, 1, 28, 28)
     with torch.no_grad():
         d, q = D(images * 2 - 1)
-    outs = dict(zip(recognizer_output_names(spec), rec.run(None, {"images": images.numpy()})))
+    assert [o.name for o in rec.get_outputs()] == spec.output_names()
+    outs = dict(zip(spec.output_names(), rec.run(None, {"images": images.numpy()})))
     pred = spec.predict(q)
     assert np.abs(outs["digit.logits"] - pred["digit"]["logits"].numpy()).max() <= 1e-4
     assert np.abs(outs["c1.mean"] - pred["c1"]["mean"].numpy()).max() <= 1e-4
     assert np.abs(outs["c2.std"] - pred["c2"]["std"].numpy()).max() <= 1e-4
     assert np.abs(outs["d_logit"] - d.numpy()).max() <= 1e-4
-    assert info["weights"] == weights
+    assert image == {"channels": 1, "height": 28, "width": 28}
 
 
 def test_compact_storage_shrinks_the_files(tmp_path):
@@ -76,18 +78,23 @@ def test_int8_grid_is_per_row_and_close():
 
 def test_round_weights_rejects_unknown_formats():
     G, _, _ = _nets()
-    with pytest.raises(ExportError, match="int4"):
+    with pytest.raises(WeightFormatError, match="int4"):
         round_weights(G, "int4")
 
 
 def test_category_map_reorders_the_exported_code(tmp_path):
-    """With category_to_class, exported index j generates what raw category perm[j] generated."""
+    """With category_to_class, the manifest's category_order makes exported index j generate class j (what raw
+    category order[j] generated), and the recognizer reads class j's images as index j."""
     G, D, spec = _nets()
     mapping = [3, 0, 1, 2, 4, 5, 6, 7, 9, 8]  # raw category k shows class mapping[k]
-    info = export_networks(G, D, spec, tmp_path, {"digit": mapping})
-    raw_index = info["spec"]["codes"][0]["raw_index"]
+    folder = write_model_folder(G, D, spec, tmp_path / "m", model_id="m", title="M", dataset="mnist",
+                                drawing="light-on-dark", category_order=category_order(spec, {"digit": mapping}))
+    manifest = Manifest.read(folder)
+    raw_index = manifest.category_order["digit"]
     assert [mapping[r] for r in raw_index] == list(range(10))
-    gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
+    assert "raw_index" not in str(manifest.spec)  # the order is the manifest's, not the spec's
+    gen = ort.InferenceSession(str(folder / GENERATOR_FILE), providers=["CPUExecutionProvider"])
+    rec = ort.InferenceSession(str(folder / RECOGNIZER_FILE), providers=["CPUExecutionProvider"])
     z, _ = spec.sample(1)
     for j in (0, 3, 8):
         c_exported = spec.encode({"digit": torch.tensor([j]), "c1": torch.zeros(1), "c2": torch.zeros(1)})
@@ -95,20 +102,35 @@ def test_category_map_reorders_the_exported_code(tmp_path):
         got = gen.run(None, {"z": z.numpy(), "c": c_exported.numpy()})[0]
         with torch.no_grad():
             want = ((G(z, c_raw) + 1) / 2).numpy()
+            logits = spec.predict(D(torch.from_numpy(got) * 2 - 1)[1])["digit"]["logits"]
         assert np.abs(got - want).max() <= 1e-4
+        exported_logits = rec.run(["digit.logits"], {"images": got})[0]
+        assert np.abs(exported_logits - logits[:, raw_index].numpy()).max() <= 1e-4
+
+
+def test_category_order_keeps_codes_without_a_one_to_one_map():
+    spec = mnist_spec()
+    assert category_order(spec, None) == {"digit": list(range(10))}
+    assert category_order(spec, {"digit": [0, 0, 1, 2, 3, 4, 5, 6, 7, 8]}) == {"digit": list(range(10))}
+    assert category_order(spec, {"digit": [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]}) == {"digit": list(range(9, -1, -1))}
 
 
 def test_manifest_records_hashes_and_spec(tmp_path):
+    """The folder reads back as a version-2 Manifest: hashes of both files, the spec equal to both files' metadata
+    (and readable by LatentSpec.from_dict as it is), the image shape, drawing and baseline as given."""
     G, D, spec = _nets()
-    folder = write_model_folder(G, D, spec, tmp_path / "m", model_id="m", title="M", dataset="mnist", light_on_dark=True,
-                                provenance={"seed": 3})
-    manifest = json.loads((folder / "manifest.json").read_text())
-    for name in ("generator.onnx", "recognizer.onnx"):
-        assert manifest["files"][name]["sha256"] == sha256_of(folder / name)
-        meta = {p.key: p.value for p in onnx.load(str(folder / name)).metadata_props}
-        assert json.loads(meta["infogan_spec"]) == manifest["spec"]
-    assert manifest["image"] == {"channels": 1, "height": 28, "width": 28}
-    assert manifest["outputs"]["recognizer"] == ["digit.logits", "c1.mean", "c1.std", "c2.mean", "c2.std", "d_logit"]
+    spec = spec.with_text("c1", label="slant")
+    folder = write_model_folder(G, D, spec, tmp_path / "m", model_id="m", title="M", dataset="mnist",
+                                drawing="light-on-dark", compare_with="m-gan", provenance={"seed": 3}, weights="fp16")
+    manifest = Manifest.read(folder)
+    for name in (GENERATOR_FILE, RECOGNIZER_FILE):
+        assert manifest.files[name].sha256 == sha256_of(folder / name)
+        manifest.verify_file(folder, name)
+        assert read_spec_metadata(folder / name) == manifest.spec
+    assert manifest.latent(LatentSpec) == spec
+    assert manifest.image.chw() == (1, 28, 28)
+    assert (manifest.drawing, manifest.compare_with, manifest.weights) == ("light-on-dark", "m-gan", "fp16")
+    assert manifest.category_order == {} and manifest.provenance == {"seed": 3}
 
 
 def test_round_to_fp16_is_idempotent():
@@ -130,13 +152,13 @@ def _fc_graph(w: np.ndarray, bias: np.ndarray, act: str):
         [numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     store_weights(model, "int8")
-    rewritten = add_int8_path(model, min_elements=0)
+    rewritten = add_int8_matmul(model, min_elements=0)
     onnx.checker.check_model(model)
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]), rewritten
 
 
 @pytest.mark.parametrize("act", ["Relu", "Identity"])  # digits of x, and of relu(x) and relu(-x)
-def test_int8_path_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold(act):
+def test_int8_matmul_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold(act):
     """Rows <= MAX_ROWS go through the base-128 digit / MatMulInteger path, larger batches through the fp32 Gemm:
     both must agree with an fp64 product of the stored weights to a few fp32 ulps of the terms' size, including
     rows with a huge dynamic range, an all-zero row and a single non-zero value."""
@@ -164,10 +186,10 @@ def test_int8_path_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold(act)
     assert np.all(np.abs(small - want[:MAX_ROWS]) <= tol[:MAX_ROWS])
 
 
-def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch):
+def test_export_adds_the_int8_matmul_to_the_large_fc_layers(tmp_path, monkeypatch):
     """Only int8 files, and only FC layers of at least MIN_ELEMENTS weights: here (threshold lowered for the small
     test nets) G's 64 -> 1568 layer and D's 1568 -> 64, not G's 74 -> 64 nor Q's head."""
-    monkeypatch.setattr(int8_path, "MIN_ELEMENTS", 10_000)
+    monkeypatch.setattr(int8_matmul, "MIN_ELEMENTS", 10_000)
     G, D, spec = _nets()
     export_networks(G, D, spec, tmp_path / "int8", weights="int8")
     export_networks(G, D, spec, tmp_path / "fp16", weights="fp16")
@@ -176,7 +198,7 @@ def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch)
         return [n for n in onnx.load(str(path)).graph.node if n.op_type == "If"]
     for name in ("generator.onnx", "recognizer.onnx"):
         (node,) = ifs(tmp_path / "int8" / name)
-        assert len(int8_path.rewritten_layers(onnx.load(str(tmp_path / "int8" / name)))) == 1
+        assert len(int8_matmul.rewritten_layers(onnx.load(str(tmp_path / "int8" / name)))) == 1
         branch_ops = {b.name: [m.op_type for m in b.g.node] for b in node.attribute}
         assert "MatMulInteger" in branch_ops["then_branch"] and branch_ops["else_branch"] == ["Gemm"]
         assert ("Split" in branch_ops["then_branch"]) == (name == "recognizer.onnx")  # LeakyReLU input: signed
@@ -186,7 +208,7 @@ def test_export_adds_the_int8_path_to_the_large_fc_layers(tmp_path, monkeypatch)
 def test_code_labels_are_checked_before_the_evaluation():
     spec = mnist_spec()
     assert parse_code_labels(spec, ["c1=width", "c2=slant = tilt"]) == {"c1": "width", "c2": "slant = tilt"}
-    for item, words in (("c9=foo", "unknown code 'c9'"), ("digit=foo", "categorical code"),
+    for item, words in (("c9=foo", "unknown code 'c9'"), ("digit=foo", "is categorical"),
                         ("width", "must look like CODE=LABEL")):
         with pytest.raises(ExportError, match=words):
             parse_code_labels(spec, [item])
@@ -195,28 +217,66 @@ def test_code_labels_are_checked_before_the_evaluation():
 def test_export_replaces_a_model_folder_whole_or_not_at_all(tmp_path, monkeypatch):
     """A re-export that fails half-way (here: the recognizer's ONNX export) leaves the old folder exactly as it
     was; one that succeeds replaces it. Neither leaves a hidden temporary folder behind."""
-    from training import export
-
     G, D, spec = _nets()
-    kw = dict(model_id="m", title="m", dataset="mnist", light_on_dark=True)
+    kw = dict(model_id="m", title="m", dataset="mnist", drawing="light-on-dark")
     folder = write_model_folder(G, D, spec, tmp_path / "m", **kw)
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert oct(folder.stat().st_mode & 0o777) != oct(0o700)  # readable by a service running as another user
 
-    real = export._onnx_export
+    real = onnx_graphs.onnx_export
 
     def fail_on_recognizer(module, args, path, *rest, **kwargs):
         if Path(path).name == "recognizer.onnx":
             raise RuntimeError("killed")
         return real(module, args, path, *rest, **kwargs)
 
-    monkeypatch.setattr(export, "_onnx_export", fail_on_recognizer)
+    monkeypatch.setattr(onnx_graphs, "onnx_export", fail_on_recognizer)
     G2, D2, _ = _nets(seed=1)
     with pytest.raises(RuntimeError, match="killed"):
         write_model_folder(G2, D2, spec, tmp_path / "m", **kw)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    monkeypatch.setattr(export, "_onnx_export", real)
+    monkeypatch.setattr(onnx_graphs, "onnx_export", real)
     write_model_folder(G2, D2, spec, tmp_path / "m", **kw)
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(after) == set(before) and after["generator.onnx"] != before["generator.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_dir, tmp_path, monkeypatch):
+    """`infogan export --compare-with`: the manifest's drawing comes from the data set's definition (MNIST: light
+    on dark), its baseline from the option, every categorical code has a category_order (a permutation) and the
+    class names label the categories when the evaluation mapped them one-to-one; a split the data set lacks stops
+    the export instead of evaluating training images."""
+    from training import checkpoint as ckpt_io
+    from training.cli import main
+    from training.data import DATASETS, DataSetInfo
+
+    G, D, spec = _nets()
+    model_args = {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 64, "ch": 16}
+    data_cfg = {"name": "mnist", "dir": str(fake_mnist_dir), "resolution": 28, "channels": 1, "verify": False,
+                "download": False}
+    ck = tmp_path / "checkpoint.pt"
+    ckpt_io.save_atomic({"format": ckpt_io.FORMAT, "spec": spec.to_dict(), "model_args": model_args,
+                         "G": G.state_dict(), "D": D.state_dict(), "step": 7,
+                         "config": {"data": data_cfg, "train": {"seed": 5}}}, ck)
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ck), "--id", "m", "--models-dir", str(tmp_path / "models"), "--compare-with", "m-gan",
+              "--label", "c1=slant"])
+    assert done.value.code == 0
+    manifest = Manifest.read(tmp_path / "models" / "m")
+    assert (manifest.drawing, manifest.compare_with, manifest.dataset) == ("light-on-dark", "m-gan", "mnist")
+    assert sorted(manifest.category_order["digit"]) == list(range(10)) and set(manifest.category_order) == {"digit"}
+    exported = manifest.latent(LatentSpec)
+    assert exported.code("c1").label == "slant" and exported.code("digit").labels == tuple(str(i) for i in range(10))
+    assert manifest.provenance["evaluated_on"] == "test" and manifest.provenance["step"] == 7
+    assert manifest.metrics["digit"]["category_to_class"] is not None
+
+    # the drawing follows the data set's definition, not its name
+    monkeypatch.setitem(DATASETS, "mnist", DataSetInfo("mnist", "dark-on-light", ("train", "test"), labelled=True))
+    with pytest.raises(SystemExit):
+        main(["export", str(ck), "--id", "m2", "--models-dir", str(tmp_path / "models")])
+    assert Manifest.read(tmp_path / "models" / "m2").drawing == "dark-on-light"
+    monkeypatch.setitem(DATASETS, "mnist", DataSetInfo("mnist", "light-on-dark", ("train",), labelled=True))
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ck), "--id", "m3", "--models-dir", str(tmp_path / "models")])
+    assert done.value.code == 1 and not (tmp_path / "models" / "m3").exists()

@@ -426,7 +426,7 @@ def test_fig1_plots_the_kept_start_and_the_main_run(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from training import report
+    from training import evaluate_cmd as report
 
     rows = [{"step": 2, "candidate": 0, "L_I/digit": 0.1}, {"step": 2, "candidate": 1, "L_I/digit": 0.2},
             {"step": 2, "candidate": 0, "label_free": 1.0}, {"step": 2, "kept": 1}, {"step": 4, "L_I/digit": 0.3}]

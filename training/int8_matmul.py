@@ -1,4 +1,4 @@
-"""An exact integer path for small batches through the large int8-stored FC layers of an exported ONNX graph.
+"""An exact integer matrix product for small batches through the large int8-stored FC layers of an ONNX graph.
 
 With ``--weights int8`` the export stores each large FC weight as int8 ``q`` (out, in) and a per-row fp32 scale
 ``s`` and rebuilds ``W = q * s`` in fp32 with constant nodes, which ONNX Runtime folds at session start, so
@@ -31,7 +31,7 @@ The four digit rows of each image go through ``MatMulInteger`` together, so the 
 batch. That wins only for small batches (MLAS' u8 x s8 GEMM on AVX2 does no more multiply-adds per cycle than its
 fp32 GEMM, and this path does 4 rows per image): an ``If`` on the batch size takes the integer path up to
 ``max_rows`` rows and the unchanged fp32 ``Gemm`` above. Measured on the 2-core AVX2 VM, the paper's MNIST
-generator, whole ``run()`` medians (``python benchmarks/int8_path.py``): one image 1.37-1.50 -> 0.78-0.86 ms back
+generator, whole ``run()`` medians (``python benchmarks/int8_matmul.py``): one image 1.37-1.50 -> 0.78-0.86 ms back
 to back, 1.89-1.96 -> 1.33-1.36 ms after 2 ms of other work; two images x1.4-1.6; four x0.86-1.16, so the
 threshold is 2. In the service, sequential one-image /generate p50 went from 5.59 to 5.00 ms (two servers
 interleaved in one run). On a CUDA session ONNX Runtime's MatMulInteger kernel takes int8 x int8 only, so this
@@ -66,7 +66,7 @@ def set_max_rows(model, max_rows: int) -> int:
 
 
 def rewritten_layers(model) -> list[str]:
-    """Weights whose Gemm ``add_int8_path`` replaced by an If (from the If nodes' names)."""
+    """Weights whose Gemm ``add_int8_matmul`` replaced by an If (from the If nodes' names)."""
     return [n.name[:-len("__i8_if")] for n in model.graph.node if n.op_type == "If" and n.name.endswith("__i8_if")]
 
 
@@ -76,9 +76,9 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
-def add_int8_path(model, max_rows: int = MAX_ROWS, min_elements: int | None = None) -> list[str]:
+def add_int8_matmul(model, max_rows: int = MAX_ROWS, min_elements: int | None = None) -> list[str]:
     """Rewrite, in place, every ``Gemm(x, W)`` whose W (at least ``min_elements`` values, default MIN_ELEMENTS) is
-    rebuilt from an int8 initializer (``<W>__int8``, ``<W>__scale``, as ``export.store_weights`` writes them) into
+    rebuilt from an int8 initializer (``<W>__int8``, ``<W>__scale``, as ``weight_storage.store_weights`` writes them) into
     ``If(rows <= max_rows, integer path, Gemm)``. An x that comes from a Relu is digitised as it is; any other x
     (the recognizer's LeakyReLU) as its positive and negative parts, ``x = relu(x) - relu(-x)``, twice the digit
     rows through the same single read of the weights. Returns the rewritten weights' names."""

@@ -1,4 +1,5 @@
-"""``infogan evaluate``: load a checkpoint, evaluate on the test split, write evaluation.json and the figures.
+"""``infogan evaluate``: load a checkpoint, evaluate it (``evaluate.evaluate_model``) on a split, write
+evaluation.json and the Fig. 2 traversals, and summarise for a person.
 
 Also draws the paper's Fig. 1 (``plot_info_curves``): L_I over training for InfoGAN vs the lambda = 0 GAN, read
 from the runs' ``metrics.jsonl``.
@@ -10,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt_io
-from .data import DataError, load_dataset
-from .evaluate import evaluate, paper_figures, recalibrate_batchnorm, write_json
+from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
 
 
 def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -20,24 +20,14 @@ def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) ->
 
 
 def evaluate_checkpoint(checkpoint: str | Path, *, data_dir: str | None = None, out_dir: str | Path | None = None,
-                        figures: bool = True) -> dict[str, Any]:
+                        figures: bool = True, split: str = "test") -> dict[str, Any]:
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
-    dc = ck["config"]["data"]
-    data_dir = data_dir or dc.get("dir")
+    data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    kw = dict(resolution=dc["resolution"], channels=dc["channels"], allow_download=dc.get("download", True),
-              verify=dc.get("verify", True))
-    train = load_dataset(dc["name"], data_dir, "train", **kw)
-    recalibrate_batchnorm(D, train.as_float()[:10000])
-    try:
-        test = load_dataset(dc["name"], data_dir, "test", **kw)
-        result = evaluate(G, D, test.as_float(), test.labels, test.classes)
-        result["split"] = "test"
-    except DataError:
-        result = evaluate(G, D, train.as_float()[:10000], None)
-        result["split"] = "train (no labelled test split)"
+    result = evaluate_model(G, D, data)
+    result["split"] = data.split
     result["checkpoint"] = {"path": str(checkpoint), "step": ck["step"], "epoch": ck.get("epoch")}
     if figures:
         result["figures"] = [str(p) for p in paper_figures(G, out)]

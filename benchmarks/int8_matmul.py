@@ -1,6 +1,6 @@
-"""The exact int8 path of an int8 model (training/int8_path.py) against the plain fp32 Gemm, in one run.
+"""The exact int8 matrix product of an int8 model (training/int8_matmul.py) against the plain fp32 Gemm, in one run.
 
-    python benchmarks/int8_path.py [--model mnist] [--network generator|recognizer] [--models-dir models] [--repeats 300]
+    python benchmarks/int8_matmul.py [--model mnist] [--network generator|recognizer] [--models-dir models] [--repeats 300]
 
 Builds both variants from the model folder's generator.onnx (or recognizer.onnx): the file as exported (integer path up to its
 threshold) and the same graph with the threshold set to 0 (every batch through the fp32 Gemm), or, for a file
@@ -25,14 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.export_latency import latent_batch  # noqa: E402
 from backend.core.registry import session_options  # noqa: E402
-from training.int8_path import MIN_ELEMENTS, add_int8_path, rewritten_layers, set_max_rows  # noqa: E402
+from training.int8_matmul import MIN_ELEMENTS, add_int8_matmul, rewritten_layers, set_max_rows  # noqa: E402
 
 
 def variants(path: Path) -> tuple[bytes, bytes]:
     """(fp32 Gemm only, with the integer path) as serialised models."""
     model = onnx.load(str(path))
     if not rewritten_layers(model):  # exported before the path existed: add it
-        if not add_int8_path(model):
+        if not add_int8_matmul(model):
             raise SystemExit(f"{path}: no int8 FC layer of >= {MIN_ELEMENTS} weights (export with --weights int8)")
         return path.read_bytes(), model.SerializeToString()
     with_path = model.SerializeToString()
