@@ -1,22 +1,27 @@
-# make install: .venv with training, service (onnxruntime-gpu on Linux x86-64, CPU fallback) and test tools.
+# make install: .venv with training, service and test tools. ONNX Runtime: onnxruntime-gpu on Linux x86-64 with an
+#               NVIDIA GPU (/dev/nvidia0 or nvidia-smi), else the CPU build; force with `make install ORT=cpu|gpu`.
 # make serve:   set up, then serve the explorer on the shipped models at http://127.0.0.1:8000
 # make test:    set up, then run the whole test suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-ORT := $(shell $(PY) -c "import platform; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' else 'cpu')")
+ORT ?= $(shell $(PY) -c "import os, platform, shutil; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' and (os.path.exists('/dev/nvidia0') or shutil.which('nvidia-smi')) else 'cpu')")
+OTHER_ORT := $(if $(filter cpu,$(ORT)),onnxruntime-gpu,onnxruntime)
 
 .PHONY: install serve test bench bench-serve figures clean
 
-$(BIN)/.installed: requirements/*.txt pyproject.toml
+# one stamp per ORT build, so switching builds reinstalls (and removes the other build: both install one module)
+$(BIN)/.installed-$(ORT): requirements/*.txt pyproject.toml
 	$(PY) -m venv $(VENV)
+	rm -f $(BIN)/.installed-*
+	-$(BIN)/pip uninstall -q -y $(OTHER_ORT) 2>/dev/null
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/train.txt -r requirements/serve.txt \
 		-r requirements/ort-$(ORT).txt -r requirements/test.txt
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-install: $(BIN)/.installed
+install: $(BIN)/.installed-$(ORT)
 
 serve: install
 	$(BIN)/infogan serve --host 127.0.0.1 --port 8000

@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from .api.docs import install_docs
+from .api.limits import BodyLimitMiddleware
 from .api.routes import frontend, generate, health, infer, models
 from .core.config import Settings
 from .core.images import UploadError
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     "code, and infer the codes of an uploaded image. Errors are JSON {\"detail\": ...} naming the "
                     "field.",
         lifespan=lifespan,
+        docs_url=None,  # install_docs: Swagger UI from the installed package, not a CDN
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -87,12 +90,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(UploadError)
     async def _upload(request: Request, exc: UploadError):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
     for module in (models, generate, infer, health, frontend):
         app.include_router(module.router)
     app.mount("/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False),
               name="static")
+    install_docs(app)
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

@@ -65,13 +65,62 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_checks(args: argparse.Namespace) -> None:
+    """Everything that would otherwise fail as a traceback inside uvicorn, or after models load: one line each."""
+    import socket
+
+    if args.models_dir:
+        if os.path.exists(args.models_dir) and not os.path.isdir(args.models_dir):
+            raise SystemExit(f"infogan serve: error: --models-dir {args.models_dir} is a file, not a folder of models")
+        os.environ["MODELS_DIR"] = args.models_dir
+    try:
+        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SystemExit(f"infogan serve: error: --host {args.host!r} is not an address or a known host name "
+                         f"({exc})") from None
+    from pydantic import ValidationError
+
+    from backend.core.config import Settings
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SystemExit(f"infogan serve: error: setting {'.'.join(map(str, first['loc'])).upper()}: "
+                         f"{first['msg']}") from None
+    if settings.models_dir.exists() and not settings.models_dir.is_dir():
+        raise SystemExit(f"infogan serve: error: MODELS_DIR {settings.models_dir} is a file, not a folder of models")
+    if settings.device == "cuda":
+        from backend.core.cuda_probe import probe_cuda
+
+        probe = next(iter(sorted(settings.models_dir.glob("*/generator.onnx"))), None) \
+            if settings.models_dir.is_dir() else None
+        ok, reason = probe_cuda(probe)
+        if not ok:
+            raise SystemExit(f"infogan serve: error: DEVICE=cuda but {reason} (DEVICE=auto falls back to CPU)")
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.models_dir:
-        os.environ["MODELS_DIR"] = args.models_dir
-    uvicorn.run("backend.main:app", host=args.host, port=args.port)
+    from backend.api.limits import header_timeout_protocol
+
+    _serve_checks(args)
+    # keep-alive 5 s (uvicorn's default, stated); connections stalled in their headers are closed after
+    # HEADER_TIMEOUT_S by the protocol class, stalled bodies by BodyLimitMiddleware; h11's buffer for one
+    # incomplete event is bounded at 64 KiB (headers) when h11 is the parser
+    uvicorn.run("backend.main:app", host=args.host, port=args.port, http=header_timeout_protocol(),
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
     return 0
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number 1..65535, got {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 1..65535, got {n}")
+    return n
 
 
 def _positive_int(text: str) -> int:
@@ -133,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")
     s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--port", type=_port, default=8000)
     s.add_argument("--models-dir")
     s.set_defaults(fn=_cmd_serve)
     return ap

@@ -10,15 +10,16 @@ import zlib
 import numpy as np
 from PIL import Image, ImageOps
 
-ACCEPTED_FORMATS = {"PNG", "JPEG", "WEBP", "GIF", "BMP"}
+# MPO: the JPEG-based multi-picture format many phone cameras write (its first frame is a plain JPEG)
+ACCEPTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "GIF", "BMP"}
 
 
 class UploadError(ValueError):
-    """status: 413 (too large), 415 (not an image / unsupported), 422 (truncated or corrupt)."""
+    """status: 413 (too large), 415 (not an image / unsupported), 422 (truncated or corrupt), 503 (decoders busy)."""
 
-    def __init__(self, status: int, detail: str):
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
         super().__init__(detail)
-        self.status, self.detail = status, detail
+        self.status, self.detail, self.headers = status, detail, headers
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:
@@ -46,8 +47,71 @@ def png_base64(image: np.ndarray) -> str:
     return pngs_base64(image[None])[0]
 
 
+# Long side an upload is reduced to while (JPEG: draft) or right after decoding, before any float copy: 8x the
+# largest model side (64 px) leaves prepare()'s Lanczos fit enough pixels, and bounds its kernel (a 1 x 16.7M image
+# fitted straight to 28 px costs a Lanczos support of millions of taps per output pixel).
+REDUCE_TO = 512
+# Decoded bytes allowed per pixel of MAX_UPLOAD_PIXELS: 4 = 8-bit RGBA, so 4096^2 8-bit RGBA (64 MiB) is accepted and
+# 4096^2 16-bit RGBA (128 MiB, a 130 KB PNG) is refused from its header.
+BYTES_PER_PIXEL = 4
+# EXIF orientation (tag 0x0112) -> the transpose that shows the picture upright (as ImageOps.exif_transpose)
+_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+           8: Image.Transpose.ROTATE_90}
+_FORMATS = "PNG, JPEG (incl. MPO), WebP, GIF, BMP"
+
+
+def _bits_per_sample(im: Image.Image, data: bytes) -> int:
+    """From the header: PNG's IHDR bit depth (PIL reports a 16-bit RGBA PNG as mode RGBA), else the mode's."""
+    if im.format == "PNG" and data[12:16] == b"IHDR" and len(data) > 24:
+        return max(8, data[24])
+    return {"I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(im.mode, 8)
+
+
+def decoded_bytes(im: Image.Image, data: bytes) -> int:
+    """What decoding will hold: pixels x channels x bytes per sample, known before decoding."""
+    w, h = im.size
+    return w * h * len(im.getbands()) * (_bits_per_sample(im, data) // 8)
+
+
+def _orientation(im: Image.Image) -> int | None:
+    try:
+        return im.getexif().get(0x0112)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block: use the pixels as stored
+        return None
+
+
+def _reduce(im: Image.Image) -> Image.Image:
+    """Box-reduce (cost linear in pixels) so the long side is <= REDUCE_TO, in 8-bit modes reduce() supports."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: keep the top 8 bits rather than clip at 255
+        arr = np.asarray(im).astype(np.uint32)
+        shift = 8 if arr.max(initial=0) > 255 else 0
+        im = Image.fromarray((arr >> shift).astype(np.uint8), "L")
+    elif im.mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+    elif im.mode not in ("L", "LA", "RGB", "RGBA", "La", "RGBa"):
+        im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    factor = -(-max(im.size) // REDUCE_TO)
+    return im.reduce(factor) if factor > 1 else im
+
+
 def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image.Image:
-    """Bytes -> a fully decoded PIL image (first frame), after checking format and pixel count from the header."""
+    """Bytes -> the upload's first frame, upright (EXIF orientation applied), long side <= REDUCE_TO.
+
+    Cost is bounded before decoding: format, pixel count and decoded bytes come from the header; JPEGs decode at a
+    reduced scale (draft, 1/2..1/8); decoding runs under the decode gate (backend/core/decode.py), apart from
+    generation."""
+    from .decode import GATE, GateBusy
+
+    try:
+        with GATE.slot():
+            return _decode(data, max_pixels=max_pixels, field=field)
+    except GateBusy as exc:
+        raise UploadError(503, f"{field}: the server is decoding other uploads ({exc}); retry shortly",
+                          headers={"Retry-After": "1"}) from None
+
+
+def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -55,22 +119,31 @@ def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image
     except Image.DecompressionBombError:
         raise UploadError(413, f"{field}: image has too many pixels (limit {max_pixels})") from None
     except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError and others for non-images
-        raise UploadError(415, f"{field}: not an image in a supported format (PNG, JPEG, WebP, GIF, BMP)") from None
+        raise UploadError(415, f"{field}: not an image in a supported format ({_FORMATS})") from None
     if im.format not in ACCEPTED_FORMATS:
-        raise UploadError(415, f"{field}: image format {im.format} is not supported (PNG, JPEG, WebP, GIF, BMP)")
+        raise UploadError(415, f"{field}: image format {im.format} is not supported ({_FORMATS})")
     w, h = im.size
     if w * h > max_pixels:
         raise UploadError(413, f"{field}: image is {w}x{h} pixels, over the limit of {max_pixels}")
     if w < 1 or h < 1:
         raise UploadError(422, f"{field}: image has no pixels")
+    if im.format in ("JPEG", "MPO"):
+        im.draft(im.mode, (REDUCE_TO, REDUCE_TO))  # DCT scaling while decoding: size stays >= REDUCE_TO
+    cost, budget = decoded_bytes(im, data), max_pixels * BYTES_PER_PIXEL
+    if cost > budget:
+        w, h = im.size
+        raise UploadError(413, f"{field}: image is {w}x{h} pixels x {len(im.getbands())} channels x "
+                               f"{_bits_per_sample(im, data)} bits = {cost} bytes decoded, over the limit of {budget}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             im.seek(0)
             im.load()
+            orientation = _orientation(im)  # after load: a PNG's eXIf chunk may follow its pixels
+            im = _reduce(im)
     except Exception:  # noqa: BLE001 - truncated/corrupt streams raise OSError, SyntaxError, ValueError, ...
         raise UploadError(422, f"{field}: the image data is truncated or corrupt") from None
-    return im
+    return im.transpose(_ORIENT[orientation]) if orientation in _ORIENT else im
 
 
 def _flatten_alpha(im: Image.Image) -> Image.Image:

@@ -1,0 +1,153 @@
+"""Request limits below the routes: body size, body time, content type (ASGI middleware), and a header timeout for
+connections (uvicorn protocol classes, used by ``infogan serve``).
+
+* Body size: a JSON route refuses a body over ``MAX_JSON_BYTES`` (1 MiB: 256 noise rows of 62 floats are ~0.35 MB)
+  with 413 from ``Content-Length`` before reading, and by counting bytes as they stream when the header is absent
+  (chunked) or lies. /infer-codes counts its own, larger limit (backend/api/deps.py) and is left to it.
+* Body time: the whole body must arrive within ``BODY_TIMEOUT_S`` of the first read, else 408 (a client that sends
+  headers and then a byte a minute holds no worker).
+* Content type: a JSON route answers 415 for any other declared type, with the upload route's wording.
+* Headers: uvicorn only times out idle keep-alive connections; one that connects and sends nothing, or half its
+  headers, stays open. ``HeaderTimeout*`` close such a connection ``HEADER_TIMEOUT_S`` after it went quiet.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+
+import anyio
+from starlette.exceptions import HTTPException
+
+MAX_JSON_BYTES = 1024 * 1024
+BODY_TIMEOUT_S = 20.0
+HEADER_TIMEOUT_S = 10.0
+OWN_BODY_PATHS = frozenset({"/infer-codes"})  # routes that read and bound their own body (multipart uploads)
+_CLOSE = {"Connection": "close"}  # the rest of the body stays unread: the connection cannot be reused
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+# HTTPExceptions, so that FastAPI's body parsing (which turns other errors while reading into 400) lets them
+# through to the app's handler; one that escapes the app is answered here.
+class _TooLarge(HTTPException):
+    pass
+
+
+class _TooSlow(HTTPException):
+    pass
+
+
+def _json_type(ctype: str) -> bool:
+    main = ctype.split(";")[0].strip().lower()
+    return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+        (b"connection", b"close")]})  # the rest of the body is not read: the connection cannot be reused
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyLimitMiddleware:
+    def __init__(self, app, max_bytes: int = MAX_JSON_BYTES, timeout_s: float = BODY_TIMEOUT_S,
+                 own_body_paths: frozenset[str] = OWN_BODY_PATHS):
+        self.app, self.max_bytes, self.timeout_s, self.own = app, max_bytes, timeout_s, own_body_paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        deadline = math.inf
+        own = scope["path"] in self.own
+        if not own:
+            ctype = headers.get("content-type", "")
+            if not _json_type(ctype):
+                return await _answer(send, 415, f"content-type: expected application/json, got {ctype or 'none'!r}")
+            declared = headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                return await _answer(send, 413, f"body: {declared} bytes, over the limit of {self.max_bytes}")
+        size, started = 0, False
+
+        async def limited_receive():
+            nonlocal size, deadline
+            if deadline == math.inf:
+                deadline = anyio.current_time() + self.timeout_s
+            try:
+                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
+                    message = await receive()
+            except TimeoutError:
+                raise _TooSlow(408, f"body: not received within {self.timeout_s:g} s", headers=_CLOSE) from None
+            if message["type"] == "http.request" and not own:
+                size += len(message.get("body", b""))
+                if size > self.max_bytes:  # Content-Length absent (chunked) or lying
+                    raise _TooLarge(413, f"body: over the limit of {self.max_bytes} bytes", headers=_CLOSE)
+            return message
+
+        async def tracked_send(message):
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except (_TooLarge, _TooSlow) as exc:
+            if not started:
+                await _answer(send, exc.status_code, str(exc.detail))
+
+
+class _HeaderTimeoutMixin:
+    """Close a connection that has sent nothing, or part of a request's headers, for HEADER_TIMEOUT_S. A request
+    whose headers are complete is the app's (and BodyLimitMiddleware's body timeout) to time."""
+
+    header_timeout_s = HEADER_TIMEOUT_S
+    _header_timer: asyncio.TimerHandle | None = None
+    _seen_cycle = None
+
+    def _waiting_for_headers(self) -> bool:
+        cycle = getattr(self, "cycle", None)
+        return cycle is None or cycle.response_complete
+
+    def _arm(self) -> None:
+        if self._header_timer is None and self._waiting_for_headers():
+            self._header_timer = asyncio.get_event_loop().call_later(self.header_timeout_s, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        transport = getattr(self, "transport", None)
+        if self._waiting_for_headers() and transport is not None and not transport.is_closing():
+            transport.close()
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)  # type: ignore[misc]
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        self._arm()
+        super().data_received(data)  # type: ignore[misc]
+        cycle = getattr(self, "cycle", None)
+        if cycle is not None and cycle is not self._seen_cycle:  # a request's headers completed
+            self._seen_cycle = cycle
+            self._disarm()
+            if cycle.response_complete:  # answered at once (e.g. 413 from Content-Length): time what follows
+                self._arm()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+def header_timeout_protocol() -> type:
+    """uvicorn's HTTP protocol (httptools when installed, else h11) with the header timeout."""
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # httptools missing
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base
+    return type("HeaderTimeout" + Base.__name__, (_HeaderTimeoutMixin, Base), {})

@@ -1,0 +1,150 @@
+"""Body size, body time, content type and header timeout (issue 23 items 2-4, 6) on a real uvicorn server."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from backend.api.docs import install_docs
+from backend.api.limits import BodyLimitMiddleware, header_timeout_protocol
+
+
+class Req(BaseModel):
+    n: int = 1
+    z: list[float] | None = None
+
+
+def tiny_app() -> FastAPI:
+    app = FastAPI(docs_url=None)
+
+    @app.post("/generate")
+    def gen(req: Req) -> dict:
+        return {"n": req.n}
+
+    @app.get("/ping")
+    def ping() -> dict:
+        return {"ok": True}
+    install_docs(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024, timeout_s=1.0)
+    return app
+
+
+@contextlib.contextmanager
+def running(app):
+    proto = type("P", (header_timeout_protocol(),), {"header_timeout_s": 0.5})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=proto, log_level="warning",
+                                           lifespan="off"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        t.join(10)
+
+
+@pytest.fixture(scope="module")
+def port():
+    with running(tiny_app()) as p:
+        yield p
+
+
+def raw(port: int, data: bytes, read_s: float = 5.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(data)
+        s.settimeout(read_s)
+        out = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                out += chunk
+        return out
+
+
+def test_declared_oversize_body_refused_unread(port):
+    head = b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 44040192\r\n\r\n"
+    t = time.perf_counter()
+    out = raw(port, head + b"{", read_s=3)  # the 42 MB never follow
+    assert out.startswith(b"HTTP/1.1 413") and b"over the limit" in out
+    assert time.perf_counter() - t < 2
+
+
+@pytest.mark.parametrize("size", [64 * 1024 + 1, 3 * 1024 * 1024])
+def test_chunked_body_counted_while_streaming(port, size):
+    def chunks():
+        sent = 0
+        while sent < size:
+            part = min(8192, size - sent)
+            sent += part
+            yield b" " * part
+    r = httpx.post(f"http://127.0.0.1:{port}/generate", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, r.text
+
+
+def test_body_just_under_the_limit_passes(port):
+    body = b'{"n": 2}' + b" " * (64 * 1024 - 8)
+    r = httpx.post(f"http://127.0.0.1:{port}/generate", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json() == {"n": 2}
+
+
+@pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
+def test_json_route_wrong_content_type_is_415(port, ctype):
+    headers = {"content-type": ctype} if ctype else {}
+    r = httpx.post(f"http://127.0.0.1:{port}/generate", content=b'{"n": 1}', headers=headers)
+    assert r.status_code == 415 and r.json()["detail"].startswith("content-type: expected application/json")
+
+
+def test_json_with_charset_accepted(port):
+    r = httpx.post(f"http://127.0.0.1:{port}/generate", content=b'{"n": 3}',
+                   headers={"content-type": "application/json; charset=utf-8"})
+    assert r.status_code == 200
+
+
+def test_stalled_clients_time_out_and_cost_others_nothing(port):
+    heads = [b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+             b"POST /generate HTTP/1.1\r\nHost: x\r\nConte", b""]  # half a body, half the headers, nothing
+    socks = []
+    for i in range(60):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(heads[i % 3])
+        socks.append(s)
+    t = time.perf_counter()
+    lat = []
+    with httpx.Client() as c:
+        for _ in range(20):
+            t0 = time.perf_counter()
+            assert c.get(f"http://127.0.0.1:{port}/ping").status_code == 200
+            lat.append(time.perf_counter() - t0)
+    assert sorted(lat)[len(lat) // 2] < 0.1
+    closed = 0
+    for s in socks:
+        s.settimeout(max(0.1, 4 - (time.perf_counter() - t)))
+        try:
+            data = s.recv(65536)
+            while data and b"408" in data[:12] and (more := s.recv(65536)):
+                data = more
+            closed += 1  # EOF or a 408 then EOF
+        except OSError:
+            pass
+        s.close()
+    assert closed == len(socks)
+
+
+def test_docs_served_offline(port):
+    page = httpx.get(f"http://127.0.0.1:{port}/docs").text
+    assert "cdn" not in page.lower() and "/docs-assets/swagger-ui-bundle.js" in page
+    js = httpx.get(f"http://127.0.0.1:{port}/docs-assets/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
