@@ -84,7 +84,8 @@ def contract_models(models: list[dict]) -> list[dict]:
     for m in models:
         latent = LatentSpec.from_dict({"noise": {k: m["noise"][k] for k in ("dim", "distribution")},
                                        "codes": [{k: v for k, v in c.items() if v is not None} for c in m["codes"]]})
-        codes = [{**c, "control": code.control(), "caption": code.describe()} for c, code in zip(m["codes"], latent.codes)]
+        codes = [{**c, "control": code.control(), "caption": code.describe()}
+                 for c, code in zip(m["codes"], latent.codes, strict=True)]
         out.append({"compare_with": BASELINES.get(m["id"]), "drawing": "light-on-dark", **m, "codes": codes})
     return out
 

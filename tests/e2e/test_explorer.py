@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import re
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,7 +20,8 @@ def open_page(page, hash_: str) -> None:
 def settle(page) -> None:
     """Wait until the page has its models and no request is queued or in flight."""
     page.wait_for_function("() => document.body.classList.contains('ready') && window.explorer.idle()"
-                           " && (document.body.dataset.view !== 'explore' || !!document.getElementById('main-image').src)"
+                           " && (document.body.dataset.view !== 'explore'"
+                           "     || !!document.getElementById('main-image').src)"
                            " || !document.getElementById('error').hidden", timeout=15_000)
     page.wait_for_function("() => window.explorer.idle()", timeout=15_000)
 

@@ -73,7 +73,8 @@ def test_drawing_canvas_paints_in_the_served_polarity(page, server, drawing, gro
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=8)
     page.mouse.up()
-    pixel = "([x, y]) => [...document.getElementById('draw').getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3)]"
+    pixel = ("([x, y]) => [...document.getElementById('draw').getContext('2d')"
+             ".getImageData(x, y, 1, 1).data.slice(0, 3)]")
     assert page.evaluate(pixel, [5, 5]) == [ground] * 3
     assert page.evaluate(pixel, [140, 140]) == [ink] * 3
 
