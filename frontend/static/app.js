@@ -1,6 +1,6 @@
 // The explorer page: everything is built from GET /models; the URL hash holds the state.
 import { api, ApiError, pngSrc } from "./api.js";
-import { buildControls, continuousRange, el, kindOf, normalizeCodes, sameCodeSpec } from "./controls.js";
+import { buildControls, el, formatValue, normalizeCodes, sameCodeSpec, widgetOf } from "./controls.js";
 import { LiveRenderer } from "./live.js";
 import { defaultState, parseHash, toHash, VIEWS } from "./state.js";
 import { setupInfer } from "./infer.js";
@@ -12,6 +12,7 @@ const GALLERY_SIZE = 8;
 let models = [];
 let state = defaultState();
 let controls = {};
+let infer = null; // setupInfer's handle: reset(model) on a model switch
 // Inputs not yet reflected on screen, for the input→paint latency figures (benchmarks/browser_latency.py)
 const unpainted = [];
 const debug = { inputToPaint: [], requests: 0, state: () => state, idle: () => idle() };
@@ -20,6 +21,18 @@ window.explorer = debug;
 const modelById = (id) => models.find((m) => m.id === id);
 const currentModel = () => modelById(state.model) ?? models[0];
 const randomSeed = () => crypto.getRandomValues(new Uint32Array(1))[0] % 2 ** 31;
+// a seed is a whole number the API takes (0 .. 2**53 - 1, what a JavaScript number holds exactly); anything else
+// ("1e20", "-3", "1.5", a 17-digit number that rounds) is refused here rather than sent or silently changed
+const parseSeed = (text) => {
+  const t = String(text).trim();
+  return /^\d{1,16}$/.test(t) && Number(t) <= Number.MAX_SAFE_INTEGER ? Number(t) : null;
+};
+// a count typed into a number field, clamped to the field's own min/max (the API's limits, in index.html)
+const parseCount = (input) => {
+  const v = Number(String(input.value).trim());
+  if (!Number.isFinite(v) || String(input.value).trim() === "") return null;
+  return Math.min(Number(input.max), Math.max(Number(input.min), Math.round(v)));
+};
 
 // ---------------------------------------------------------------- errors and status
 function showError(err) {
@@ -56,9 +69,7 @@ async function setImage(img, b64, alt) {
 function codeSummary(codes) {
   const model = currentModel();
   return model.codes.map((code) => {
-    const v = codes[code.name];
-    const shown = code.type === "categorical" ? (code.labels?.[v] ?? String(v)) : Number(v).toFixed(2);
-    return `${code.name}=${shown}`;
+    return `${code.name}=${formatValue(code, codes[code.name])}`;
   }).join(", ");
 }
 
@@ -135,21 +146,20 @@ function failFigure(img) {
 function traversePayload() {
   const model = currentModel();
   const code = model.codes.find((c) => c.name === state.grid) ?? model.codes[0];
-  const sweep = kindOf(code).sweep(code);
+  const sweep = widgetOf(code).sweep(code.control);
   return { model: state.model, code: code.name, rows: state.rows, cols: sweep.cols ?? state.cols,
     ...(sweep.low !== undefined ? { low: sweep.low, high: sweep.high } : {}), seed: state.seed, codes: { ...state.codes } };
 }
 
 function renderGrid(body) {
   const code = currentModel().codes.find((c) => c.name === body.code);
-  const head = body.values.map((v) => el("div", { class: "grid-head",
-    text: code?.type === "categorical" ? (code.labels?.[v] ?? String(v)) : Number(v).toFixed(2) }));
+  const head = body.values.map((v) => el("div", { class: "grid-head", text: code ? formatValue(code, v) : String(v) }));
   const cells = body.images.map((b64, i) => el("img", { class: "pixel", src: pngSrc(b64),
     alt: `sample ${Math.floor(i / body.cols) + 1}, ${body.code} = ${body.values[i % body.cols]}` }));
   const grid = $("grid");
   grid.style.setProperty("--cols", String(body.cols));
   grid.replaceChildren(...head, ...cells);
-  const sweep = code?.type === "categorical" ? `every ${body.code} category` : `${body.code} from ${head[0].textContent} to ${head.at(-1).textContent}`;
+  const sweep = code ? widgetOf(code).sweepCaption(body.code, head[0].textContent, head.at(-1).textContent) : body.code;
   $("grid-note").textContent = `Rows: ${body.rows} samples (seed ${body.seed}). Columns: ${sweep}.`;
 }
 
@@ -181,6 +191,10 @@ function commitUrl({ replace = false } = {}) {
 }
 
 function onCodeChange(name, value, phase) {
+  if (value === null) { // nothing usable typed: the field shows the value in use again
+    controls[name]?.set(state.codes[name]);
+    return;
+  }
   state.codes[name] = value;
   controls[name]?.set(value);
   if (phase === "input") {
@@ -198,8 +212,8 @@ function comparableModels(model) {
 
 function defaultComparison(model) {
   const others = comparableModels(model);
-  // prefer the λ=0 baseline trained alongside (ids like "mnist" / "mnist-gan")
-  return (others.find((m) => m.id === `${model.id}-gan`) ?? others.find((m) => /gan/i.test(m.id)) ?? others[0])?.id ?? null;
+  // the model's own baseline (its manifest's compare_with) when it is served, else any model with the same codes
+  return (others.find((m) => m.id === model.compare_with) ?? others[0])?.id ?? null;
 }
 
 /** Bring the page in line with `next` (from the URL or a model switch) and rebuild what changed. */
@@ -213,13 +227,18 @@ function applyState(next, { fromUrl = false } = {}) {
     // keep the unknown id so the server says what is wrong with it, in its own words
     showError(`Unknown model "${requested}" in the link; available: ${models.map((m) => m.id).join(", ")}.`);
   }
-  if (state.seed === null || state.seed === undefined) state.seed = randomSeed();
   state.codes = normalizeCodes(spec.codes, state.codes);
-  if (!spec.codes.some((c) => c.name === state.grid)) state.grid = (spec.codes.find((c) => c.type === "continuous") ?? spec.codes[0])?.name ?? null;
+  // the traversal starts on a code whose sweep has free columns (a range), else the first code
+  const freeSweep = (c) => widgetOf(c).sweep(c.control).cols === undefined;
+  if (!spec.codes.some((c) => c.name === state.grid)) state.grid = (spec.codes.find(freeSweep) ?? spec.codes[0])?.name ?? null;
   const comparable = comparableModels(spec);
   if (!comparable.some((m) => m.id === state.vs)) state.vs = defaultComparison(spec);
-  state.rows = Math.min(16, Math.max(1, state.rows || 6));
-  state.cols = Math.min(16, Math.max(2, state.cols || 7));
+  state.seed = parseSeed(state.seed) ?? randomSeed();
+  for (const key of ["rows", "cols"]) {
+    const input = $(`grid-${key}`);
+    state[key] = Number.isFinite(state[key]) ? Math.min(Number(input.max), Math.max(Number(input.min), state[key]))
+      : defaultState()[key];
+  }
 
   if (prevModel !== state.model || !Object.keys(controls).length) {
     controls = buildControls($("codes"), spec.codes, state.codes, onCodeChange);
@@ -229,6 +248,7 @@ function applyState(next, { fromUrl = false } = {}) {
     fillSelect($("grid-code"), spec.codes.map((c) => [c.name, c.label ? `${c.name} (${c.label})` : c.name]));
     fillSelect($("compare-model"), comparable.map((m) => [m.id, m.title ?? m.id]));
     $("gallery").replaceChildren();
+    infer.reset(spec); // results and drawings belong to the model they were made for
     document.documentElement.style.setProperty("--img-aspect", `${spec.image.width} / ${spec.image.height}`);
   } else {
     for (const [name, value] of Object.entries(state.codes)) controls[name]?.set(value);
@@ -243,9 +263,10 @@ function applyState(next, { fromUrl = false } = {}) {
   $("compare-pair").hidden = !state.vs;
   $("compare-model").disabled = !state.vs;
   const sweepCode = spec.codes.find((c) => c.name === state.grid);
+  const fixedCols = sweepCode ? widgetOf(sweepCode).sweep(sweepCode.control).cols : undefined;
   $("grid-rows").value = String(state.rows);
-  $("grid-cols").value = String(sweepCode?.type === "categorical" ? sweepCode.categories : state.cols);
-  $("grid-cols").disabled = sweepCode?.type === "categorical";
+  $("grid-cols").value = String(fixedCols ?? state.cols);
+  $("grid-cols").disabled = fixedCols !== undefined;
   showView(state.view);
   if (!fromUrl) commitUrl();
   else commitUrl({ replace: true }); // normalised form of the link (defaults filled in)
@@ -293,14 +314,19 @@ function wire() {
   $("model").addEventListener("change", (e) => update({ model: e.target.value }));
   $("new-sample").addEventListener("click", () => update({ seed: randomSeed() }));
   $("seed").addEventListener("change", (e) => {
-    const seed = Number.parseInt(e.target.value, 10);
-    if (Number.isFinite(seed) && seed >= 0) update({ seed });
-    else e.target.value = String(state.seed);
+    const seed = parseSeed(e.target.value);
+    if (seed !== null) update({ seed });
+    e.target.value = String(state.seed); // the field shows the seed in use, never what was refused
   });
   for (const tab of document.querySelectorAll("[role=tab]")) tab.addEventListener("click", () => update({ view: tab.dataset.view }));
   $("grid-code").addEventListener("change", (e) => update({ grid: e.target.value }));
-  $("grid-rows").addEventListener("change", (e) => update({ rows: Number.parseInt(e.target.value, 10) || 6 }));
-  $("grid-cols").addEventListener("change", (e) => update({ cols: Number.parseInt(e.target.value, 10) || 7 }));
+  for (const key of ["rows", "cols"]) {
+    $(`grid-${key}`).addEventListener("change", (e) => {
+      const v = parseCount(e.target);
+      if (v !== null) update({ [key]: v });
+      e.target.value = String(state[key]);
+    });
+  }
   $("compare-model").addEventListener("change", (e) => update({ vs: e.target.value }));
   $("download-image").addEventListener("click", () => {
     const img = $("main-image");
@@ -320,7 +346,7 @@ function wire() {
     update({ view });
     $(`tab-${view}`).focus();
   });
-  setupInfer({
+  infer = setupInfer({
     model: () => state.model,
     spec: () => currentModel(),
     onCodes: (codes) => {
@@ -338,7 +364,7 @@ function fromUrl() {
 }
 
 function onKey(e) {
-  if (e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.ctrlKey || e.metaKey || e.altKey || !models.length) return;
   const t = e.target;
   const typing = t instanceof HTMLInputElement && t.type !== "range" && t.type !== "file" || t instanceof HTMLTextAreaElement || t instanceof HTMLSelectElement;
   if (typing) return;
@@ -348,11 +374,12 @@ function onKey(e) {
   } else if (/^[0-9]$/.test(e.key)) {
     const model = currentModel();
     const focusedGroup = t.closest?.("[data-code]")?.dataset.code;
-    const code = model.codes.find((c) => c.name === focusedGroup && c.type === "categorical") ?? model.codes.find((c) => c.type === "categorical");
-    const index = Number(e.key);
-    if (code && index < code.categories) {
+    // the focused code if a digit means something to it, else the first code a digit means something to
+    const pick = (c) => widgetOf(c).digit(c.control, Number(e.key));
+    const code = model.codes.find((c) => c.name === focusedGroup && pick(c) !== null) ?? model.codes.find((c) => pick(c) !== null);
+    if (code) {
       e.preventDefault();
-      onCodeChange(code.name, index, "commit");
+      onCodeChange(code.name, pick(code), "commit");
     }
   }
 }
@@ -383,9 +410,14 @@ async function main() {
     models = await loadModels();
   } catch (err) {
     showError(err);
+    // nothing to drive: every control says so (main stays inert, and each control is disabled to look it)
+    for (const node of document.querySelectorAll("main button, main input, main select")) node.disabled = true;
+    $("model").disabled = true;
+    $("new-sample").title = "no model is served";
     return;
   }
   clearError();
+  document.querySelector("main").inert = false;
   fillSelect($("model"), models.map((m) => [m.id, m.title ? `${m.title}` : m.id]));
   applyState(parseHash(location.hash), { fromUrl: true });
   document.body.classList.add("ready");

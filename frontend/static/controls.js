@@ -1,6 +1,7 @@
-// One control per latent code, built from the model's spec (GET /models). Each code kind knows how
-// to build its control, its default value and how to read a value from a URL; the page never
-// branches on kinds elsewhere.
+// One control per latent code, built from what GET /models says about it: `code.control` (the widget and its
+// numbers: choices, slider bounds, step, default) and `code.caption`. The page derives nothing: every behaviour
+// that differs between codes (building, coercing, formatting, sweeping, digit keys, reading inferred codes) is a
+// function of the WIDGETS table below, looked up by `control.widget`.
 
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
@@ -15,122 +16,162 @@ const el = (tag, attrs = {}, ...children) => {
 };
 export { el };
 
-const fmt = (v) => (Math.round(v * 100) / 100).toFixed(2);
 let uid = 0;
+// decimals enough to show one slider step (1 for a step of 0.1, 2 for 0.05, …), and never fewer than 2: a value from
+// a link or a typed one (-1.25) need not lie on the slider's steps and is shown as it is used
+const decimals = (step) => Math.min(6, Math.max(2, Math.ceil(-Math.log10(step) - 1e-9)));
+const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+const pct = (v, c) => `${(((clamp(v, c.min, c.max) - c.min) / (c.max - c.min)) * 100).toFixed(2)}%`;
 
-/** Slider range: the prior [low, high] widened to twice its half-width (±2 for a [-1, 1] prior). */
-export function continuousRange(code) {
-  const low = code.low ?? -1;
-  const high = code.high ?? 1;
-  const mid = (low + high) / 2;
-  const half = (high - low) / 2;
-  // the service accepts up to three half-widths (±3 for [-1, 1]); the typed field may go there
-  return { low, high, min: mid - 2 * half, max: mid + 2 * half, hardMin: mid - 3 * half, hardMax: mid + 3 * half, mid };
-}
-
-export const KINDS = {
-  categorical: {
-    defaultValue: () => 0,
-    coerce: (code, v) => Math.min(code.categories - 1, Math.max(0, Math.round(v))),
-    sweep: (code) => ({ cols: code.categories }),
-    build(code, value, onChange) {
-      const labels = code.labels && code.labels.length === code.categories ? code.labels : Array.from({ length: code.categories }, (_, i) => String(i));
-      const id = `code-${++uid}`;
-      const group = el("div", { class: "cat-group", role: "group", "aria-label": code.name, id });
-      const buttons = labels.map((label, i) =>
-        el("button", {
-          type: "button", class: "cat", "aria-pressed": "false", "data-index": String(i), title: `${code.name} = ${label}`,
-          text: label, onclick: () => onChange(code.name, i, "commit"),
-        }));
-      group.append(...buttons);
-      // one row up to 6 short labels, otherwise two even rows (10 digits: 2 × 5); word labels ("T-shirt/top",
-      // "Ankle boot") get 3 columns, or 2 when long, so no label is cut off in the side panel
-      const longest = Math.max(...labels.map((l) => l.length));
-      const cols = longest > 12 ? 2 : longest > 3 ? 3 : code.categories <= 6 ? code.categories : Math.ceil(code.categories / 2);
-      group.style.setProperty("--cat-cols", String(Math.min(cols, code.categories)));
-      const set = (v) => buttons.forEach((b, i) => b.setAttribute("aria-pressed", String(i === v)));
-      set(value);
-      const root = el("fieldset", { class: "code code-cat", "data-code": code.name },
-        el("legend", {}, el("span", { class: "code-name", text: code.name }),
-          el("span", { class: "code-meta", text: `${code.categories} categories` })),
-        group);
-      return { root, set, focusTarget: group };
-    },
+/** A control for a code with a few named values: one toggle button per choice, one tab stop for the group. */
+const choice = {
+  coerce: (c, v) => clamp(Math.round(v), 0, c.choices.length - 1),
+  format: (c, v) => c.choices[v] ?? String(v),
+  // a traversal sweeps every choice: the column count is fixed, no bounds are sent
+  sweep: (c) => ({ cols: c.choices.length }),
+  sweepCaption: (name) => `every ${name} value`,
+  shape: (c) => ["choice", c.choices.length],
+  digit: (c, d) => (d < c.choices.length ? d : null),
+  inferred(code, info) {
+    const labels = code.control.choices;
+    const bars = info.probabilities.map((p, i) => el("div", { class: `prob${i === info.value ? " best" : ""}`,
+      title: `${labels[i]}: ${(p * 100).toFixed(1)}%` },
+    el("span", { class: "prob-label", text: labels[i] }),
+    el("span", { class: "prob-bar", style: `--p:${(p * 100).toFixed(1)}%` }),
+    el("span", { class: "prob-val", text: `${(p * 100).toFixed(0)}%` })));
+    return [el("h4", { text: `${code.name}: ${labels[info.value]}` }),
+      el("div", { class: "probs", role: "list", "aria-label": `${code.name} probabilities` }, ...bars)];
   },
-  continuous: {
-    defaultValue: (code) => continuousRange(code).mid,
-    coerce: (code, v) => {
-      const r = continuousRange(code);
-      return Math.min(r.hardMax, Math.max(r.hardMin, v));
-    },
-    sweep: (code) => {
-      const r = continuousRange(code);
-      return { low: r.min, high: r.max };
-    },
-    build(code, value, onChange) {
-      const r = continuousRange(code);
-      const id = `code-${++uid}`;
-      const pct = (v) => `${(((v - r.min) / (r.max - r.min)) * 100).toFixed(2)}%`;
-      const caption = el("span", { class: "code-meta", id: `${id}-desc`,
-        text: `${code.label ? `${code.label} · ` : ""}prior [${r.low}, ${r.high}]` });
-      const slider = el("input", {
-        type: "range", id, min: String(r.min), max: String(r.max), step: "0.01", value: String(value),
-        "aria-label": code.name, "aria-describedby": `${id}-desc`, class: "slider",
-      });
-      slider.style.setProperty("--prior-from", pct(r.low));
-      slider.style.setProperty("--prior-to", pct(r.high));
-      const number = el("input", {
-        type: "number", class: "num", min: String(r.hardMin), max: String(r.hardMax), step: "0.05",
-        value: fmt(value), "aria-label": `${code.name} value`, inputmode: "decimal",
-      });
-      const setFill = (v) => slider.style.setProperty("--value", pct(Math.min(r.max, Math.max(r.min, v))));
-      slider.addEventListener("input", () => {
-        number.value = fmt(slider.valueAsNumber);
-        setFill(slider.valueAsNumber);
-        onChange(code.name, slider.valueAsNumber, "input");
-      });
-      slider.addEventListener("change", () => onChange(code.name, slider.valueAsNumber, "commit"));
-      number.addEventListener("change", () => {
-        const v = Number.parseFloat(number.value);
-        if (!Number.isFinite(v)) return;
-        onChange(code.name, KINDS.continuous.coerce(code, v), "commit");
-      });
-      const set = (v) => {
-        slider.value = String(v);
-        if (document.activeElement !== number) number.value = fmt(v);
-        setFill(v);
-      };
-      set(value);
-      const root = el("div", { class: "code code-cont", "data-code": code.name },
-        el("div", { class: "code-head" },
-          el("label", { for: id }, el("span", { class: "code-name", text: code.name })), caption, number),
-        el("div", { class: "track" }, slider,
-          el("div", { class: "ticks", "aria-hidden": "true" },
-            el("span", { text: String(r.min) }), el("span", { text: String(r.mid) }), el("span", { text: String(r.max) }))));
-      return { root, set, focusTarget: slider };
-    },
+  build(code, value, onChange) {
+    const c = code.control;
+    const labels = c.choices;
+    const group = el("div", { class: "cat-group", role: "group", "aria-label": code.name, id: `code-${++uid}` });
+    const buttons = labels.map((label, i) => el("button", {
+      type: "button", class: "cat", "aria-pressed": "false", "data-index": String(i), title: `${code.name} = ${label}`,
+      text: label, tabindex: "-1", onclick: () => onChange(code.name, i, "commit"),
+    }));
+    group.append(...buttons);
+    // roving tabindex (WAI-ARIA toolbar pattern): the group is one tab stop, the arrow keys move within it
+    group.addEventListener("keydown", (e) => {
+      const i = buttons.indexOf(document.activeElement);
+      if (i < 0) return;
+      const cols = Number(group.style.getPropertyValue("--cat-cols")) || labels.length;
+      const moves = { ArrowRight: 1, ArrowDown: cols, ArrowLeft: -1, ArrowUp: -cols, Home: -i, End: labels.length - 1 - i };
+      if (!(e.key in moves)) return;
+      e.preventDefault();
+      const next = clamp(i + moves[e.key], 0, labels.length - 1);
+      buttons.forEach((b, k) => { b.tabIndex = k === next ? 0 : -1; });
+      buttons[next].focus();
+    });
+    // one row up to 6 short labels, otherwise two even rows (10 digits: 2 x 5); word labels ("T-shirt/top",
+    // "Ankle boot") get 3 columns, or 2 when long, so no label is cut off in the side panel
+    const longest = Math.max(...labels.map((l) => l.length));
+    const n = labels.length;
+    const cols = longest > 12 ? 2 : longest > 3 ? 3 : n <= 6 ? n : Math.ceil(n / 2);
+    group.style.setProperty("--cat-cols", String(Math.min(cols, n)));
+    const set = (v) => buttons.forEach((b, i) => {
+      b.setAttribute("aria-pressed", String(i === v));
+      // the tab stop follows the chosen value unless focus is inside the group (then the arrows own it)
+      if (!group.contains(document.activeElement)) b.tabIndex = i === v ? 0 : -1;
+    });
+    set(value);
+    const root = el("fieldset", { class: "code code-choice", "data-code": code.name },
+      el("legend", {}, el("span", { class: "code-name", text: code.name }),
+        el("span", { class: "code-meta", text: code.caption ?? "" })),
+      group);
+    return { root, set, focusTarget: group };
   },
 };
 
-export function kindOf(code) {
-  const kind = KINDS[code.type];
-  if (!kind) throw new Error(`unknown code type "${code.type}" for code "${code.name}"`);
-  return kind;
+/** A control for a code on a continuous range: a slider over [min, max] and a typed field up to the hard bounds. */
+const range = {
+  coerce: (c, v) => clamp(v, c.hard_min, c.hard_max),
+  format: (c, v) => Number(v).toFixed(decimals(c.step)),
+  sweep: (c) => ({ low: c.min, high: c.max }),
+  sweepCaption: (name, first, last) => `${name} from ${first} to ${last}`,
+  shape: (c) => ["range", c.min, c.max],
+  digit: () => null,
+  inferred(code, info) {
+    const f = (v) => range.format(code.control, v);
+    return [el("h4", { text: `${code.name}${code.label ? ` (${code.label})` : ""}: ${f(info.value)}` }),
+      el("p", { class: "hint", text: `mean ${f(info.mean)} ± ${f(info.std)}` })];
+  },
+  build(code, value, onChange) {
+    const c = code.control;
+    const f = (v) => range.format(c, v);
+    const id = `code-${++uid}`;
+    const caption = el("span", { class: "code-meta", id: `${id}-desc`, text: code.caption ?? "" });
+    // step = control.step: the arrow keys move by it (~40 presses end to end), PageUp/PageDown by 10 of it
+    const slider = el("input", {
+      type: "range", id, min: String(c.min), max: String(c.max), step: String(c.step), value: String(value),
+      "aria-label": code.name, "aria-describedby": `${id}-desc`, class: "slider",
+    });
+    slider.style.setProperty("--prior-from", pct(c.prior[0], c));
+    slider.style.setProperty("--prior-to", pct(c.prior[1], c));
+    const number = el("input", {
+      type: "number", class: "num", min: String(c.hard_min), max: String(c.hard_max), step: String(c.step),
+      value: f(value), "aria-label": `${code.name} value`, inputmode: "decimal",
+    });
+    const setFill = (v) => slider.style.setProperty("--value", pct(v, c));
+    slider.addEventListener("input", () => {
+      number.value = f(slider.valueAsNumber);
+      setFill(slider.valueAsNumber);
+      onChange(code.name, slider.valueAsNumber, "input");
+    });
+    slider.addEventListener("change", () => onChange(code.name, slider.valueAsNumber, "commit"));
+    slider.addEventListener("keydown", (e) => {
+      // Chromium moves a range input by max(step, span/10) on PageUp/PageDown; ask for 10 steps on every browser
+      const dir = { PageUp: 1, PageDown: -1 }[e.key];
+      if (!dir) return;
+      e.preventDefault();
+      const v = clamp(slider.valueAsNumber + dir * 10 * c.step, c.min, c.max);
+      onChange(code.name, v, "commit");
+    });
+    number.addEventListener("change", () => {
+      const v = Number.parseFloat(number.value);
+      // the field always ends up showing the value in use: a clamped one, or the previous one for junk
+      onChange(code.name, Number.isFinite(v) ? range.coerce(c, v) : null, "commit");
+    });
+    const set = (v) => {
+      slider.value = String(v);
+      number.value = f(v);
+      setFill(v);
+    };
+    set(value);
+    const root = el("div", { class: "code code-range", "data-code": code.name },
+      el("div", { class: "code-head" },
+        el("label", { for: id }, el("span", { class: "code-name", text: code.name })), caption, number),
+      el("div", { class: "track" }, slider,
+        el("div", { class: "ticks", "aria-hidden": "true" },
+          el("span", { text: f(c.min) }), el("span", { text: f((c.min + c.max) / 2) }), el("span", { text: f(c.max) }))));
+    return { root, set, focusTarget: slider };
+  },
+};
+
+export const WIDGETS = { choice, range };
+
+export function widgetOf(code) {
+  const widget = WIDGETS[code.control?.widget];
+  if (!widget) throw new Error(`code "${code.name}": the server sent no control this page can show (${JSON.stringify(code.control)})`);
+  return widget;
 }
+
+/** A code's value as text (a choice's label, a number to the slider's step). */
+export const formatValue = (code, v) => widgetOf(code).format(code.control, v);
 
 /** The spec's codes with defaults filled in and URL values coerced into range. */
 export function normalizeCodes(codes, values) {
   const out = {};
   for (const code of codes) {
-    const kind = kindOf(code);
-    out[code.name] = code.name in values ? kind.coerce(code, values[code.name]) : kind.defaultValue(code);
+    const v = values[code.name];
+    out[code.name] = Number.isFinite(v) ? widgetOf(code).coerce(code.control, v) : code.control.default;
   }
   return out;
 }
 
-/** Two models can be compared when their codes are the same list of names, kinds and sizes. */
+/** Two models can be compared when their codes are the same list of names and widget shapes, on the same noise. */
 export function sameCodeSpec(a, b) {
-  const key = (m) => JSON.stringify(m.codes.map((c) => [c.name, c.type, c.categories ?? null, c.low ?? null, c.high ?? null]));
+  const key = (m) => JSON.stringify(m.codes.map((c) => [c.name, ...widgetOf(c).shape(c.control)]));
   return key(a) === key(b) && a.noise?.dim === b.noise?.dim;
 }
 
@@ -138,7 +179,7 @@ export function buildControls(container, codes, values, onChange) {
   container.replaceChildren();
   const controls = {};
   for (const code of codes) {
-    const control = kindOf(code).build(code, values[code.name], onChange);
+    const control = widgetOf(code).build(code, values[code.name], onChange);
     container.append(control.root);
     controls[code.name] = control;
   }

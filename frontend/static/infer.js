@@ -1,9 +1,14 @@
-// Infer codes from an image: a file (picker or drag and drop) or a drawing. The recognizer's
-// answer moves the controls, and its reconstruction is shown beside the input.
+// Infer codes from an image: a file (picker or drag and drop) or a drawing (pointer or keyboard). The recognizer's
+// answer moves the controls, and its reconstruction is shown beside the input. A result belongs to the model and
+// the request it came from: a model switch clears it, and an answer to an older request is dropped.
 import { api, pngSrc } from "./api.js";
-import { el } from "./controls.js";
+import { el, widgetOf } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
+// the drawing canvas paints like the model's training images (GET /models: `drawing`)
+const POLARITY = { "light-on-dark": { ground: "#000", ink: "#fff" }, "dark-on-light": { ground: "#fff", ink: "#000" } };
+// keyboard pen: one arrow press moves it 1/28 of the canvas (one pixel of a 28x28 model), Shift+arrow 4x that
+const PEN_STEPS = 28;
 
 function readAsDataUrl(file) {
   return new Promise((resolve, reject) => {
@@ -27,34 +32,22 @@ function drawingDataUrl(canvas, spec) {
 }
 
 function renderCodes(spec, codes) {
-  const rows = [];
-  for (const code of spec.codes) {
-    const info = codes[code.name];
-    if (!info) continue;
-    if (info.type === "categorical") {
-      const labels = code.labels ?? info.probabilities.map((_, i) => String(i));
-      const bars = info.probabilities.map((p, i) => el("div", { class: `prob${i === info.value ? " best" : ""}`, title: `${labels[i]}: ${(p * 100).toFixed(1)}%` },
-        el("span", { class: "prob-label", text: labels[i] }),
-        el("span", { class: "prob-bar", style: `--p:${(p * 100).toFixed(1)}%` }),
-        el("span", { class: "prob-val", text: `${(p * 100).toFixed(0)}%` })));
-      rows.push(el("div", { class: "infer-code", "data-code": code.name },
-        el("h4", { text: `${code.name}: ${labels[info.value]}` }), el("div", { class: "probs", role: "list", "aria-label": `${code.name} probabilities` }, ...bars)));
-    } else {
-      rows.push(el("div", { class: "infer-code", "data-code": code.name },
-        el("h4", { text: `${code.name}${code.label ? ` (${code.label})` : ""}: ${Number(info.value).toFixed(2)}` }),
-        el("p", { class: "hint", text: `mean ${Number(info.mean).toFixed(2)} ± ${Number(info.std).toFixed(2)}` })));
-    }
-  }
+  const rows = spec.codes.filter((code) => codes[code.name]).map((code) =>
+    el("div", { class: "infer-code", "data-code": code.name }, ...widgetOf(code).inferred(code, codes[code.name])));
   $("infer-codes").replaceChildren(...rows);
 }
 
 export function setupInfer({ model, spec, onCodes, showError, clearError, showLatency }) {
   const zone = $("dropzone");
+  let ticket = 0; // the newest request's number: an answer carrying an older one is stale
 
   async function infer(dataUrl) {
+    const mine = ++ticket;
+    const forModel = model();
     zone.classList.add("busy");
     try {
-      const { body, ms } = await api.inferCodes({ image: dataUrl, model: model() });
+      const { body, ms } = await api.inferCodes({ image: dataUrl, model: forModel });
+      if (mine !== ticket || forModel !== model()) return; // a newer request or another model took over
       showLatency(ms);
       clearError();
       $("infer-input").src = dataUrl;
@@ -63,9 +56,9 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
       renderCodes(spec(), body.codes);
       onCodes(body.codes);
     } catch (err) {
-      showError(err);
+      if (mine === ticket) showError(err);
     } finally {
-      zone.classList.remove("busy");
+      if (mine === ticket) zone.classList.remove("busy");
     }
   }
 
@@ -78,7 +71,10 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
     infer(await readAsDataUrl(file));
   }
 
-  $("file").addEventListener("change", (e) => fromFile(e.target.files[0]));
+  $("file").addEventListener("change", (e) => {
+    fromFile(e.target.files[0]);
+    e.target.value = ""; // choosing the same file again is a change too: it runs again
+  });
   zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", (e) => {
@@ -90,15 +86,30 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); }
   });
 
-  // drawing: light strokes on a dark ground, like MNIST (the service inverts dark-on-light uploads)
+  // drawing: strokes in the polarity of the model's images; an empty canvas shows a hint and cannot be sent
   const canvas = $("draw");
   const ctx = canvas.getContext("2d");
-  // an empty canvas shows a hint and cannot be sent (a black square has no codes worth reading)
+  let colours = POLARITY["light-on-dark"];
   const drawn = (yes) => {
     canvas.parentElement.classList.toggle("drawn", yes);
     $("draw-infer").disabled = !yes;
   };
-  const clear = () => { ctx.fillStyle = "#000"; ctx.fillRect(0, 0, canvas.width, canvas.height); drawn(false); };
+  const clear = () => {
+    ctx.fillStyle = colours.ground;
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    canvas.style.background = colours.ground;
+    drawn(false);
+  };
+  const stroke = (from, to) => {
+    ctx.strokeStyle = colours.ink;
+    ctx.lineWidth = canvas.width / 12;
+    ctx.lineCap = "round";
+    ctx.beginPath();
+    ctx.moveTo(...from);
+    ctx.lineTo(...to);
+    ctx.stroke();
+    drawn(true);
+  };
   clear();
   let last = null;
   const point = (e) => {
@@ -109,19 +120,55 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
   canvas.addEventListener("pointermove", (e) => {
     if (!last) return;
     const p = point(e);
-    ctx.strokeStyle = "#fff";
-    ctx.lineWidth = canvas.width / 12;
-    ctx.lineCap = "round";
-    ctx.beginPath();
-    ctx.moveTo(...last);
-    ctx.lineTo(...p);
-    ctx.stroke();
+    stroke(last, p);
     last = p;
-    drawn(true);
   });
   const end = () => { last = null; };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
+
+  // keyboard drawing: arrows move a pen (shown as a ring over the canvas), Space lifts or lowers it
+  const pen = { x: canvas.width / 2, y: canvas.height / 2, down: false };
+  const cursor = $("pen-cursor");
+  const showPen = () => {
+    cursor.style.left = `${(pen.x / canvas.width) * 100}%`;
+    cursor.style.top = `${(pen.y / canvas.height) * 100}%`;
+    cursor.classList.toggle("down", pen.down);
+    $("pen-state").textContent = pen.down ? "pen down: arrows draw" : "pen up: arrows move, Space puts it down";
+  };
+  canvas.addEventListener("keydown", (e) => {
+    const unit = (canvas.width / PEN_STEPS) * (e.shiftKey ? 4 : 1);
+    const moves = { ArrowLeft: [-unit, 0], ArrowRight: [unit, 0], ArrowUp: [0, -unit], ArrowDown: [0, unit] };
+    if (e.key === " ") {
+      pen.down = !pen.down;
+      if (pen.down) stroke([pen.x, pen.y], [pen.x, pen.y]); // a dot where it lands
+    } else if (e.key in moves) {
+      const from = [pen.x, pen.y];
+      pen.x = Math.min(canvas.width, Math.max(0, pen.x + moves[e.key][0]));
+      pen.y = Math.min(canvas.height, Math.max(0, pen.y + moves[e.key][1]));
+      if (pen.down) stroke(from, [pen.x, pen.y]);
+    } else if (e.key === "Enter") {
+      if (!$("draw-infer").disabled) $("draw-infer").click();
+    } else return;
+    e.preventDefault();
+    showPen();
+  });
+  canvas.addEventListener("focus", showPen);
   $("draw-clear").addEventListener("click", clear);
   $("draw-infer").addEventListener("click", () => infer(drawingDataUrl(canvas, spec())));
+
+  return {
+    /** A model switch: no result, request or drawing of the previous model stays; the canvas takes its polarity. */
+    reset(next) {
+      ticket++;
+      zone.classList.remove("busy");
+      $("infer-result").hidden = true;
+      $("infer-codes").replaceChildren();
+      $("infer-input").removeAttribute("src");
+      $("infer-recon").removeAttribute("src");
+      colours = POLARITY[next.drawing] ?? POLARITY["light-on-dark"];
+      pen.down = false;
+      clear();
+    },
+  };
 }

@@ -16,8 +16,8 @@ export function parseHash(hash) {
       const value = Number(raw);
       if (raw !== "" && Number.isFinite(value)) state.codes[key.slice(2)] = value;
     } else if (key === "seed" || key === "rows" || key === "cols") {
-      const value = Number.parseInt(raw, 10);
-      if (Number.isFinite(value)) state[key] = value;
+      // whole numbers only ("1e20" is not read as 1); the page checks the bounds against what the API takes
+      if (/^\d{1,16}$/.test(raw)) state[key] = Number(raw);
     } else if (key === "view") {
       if (VIEWS.includes(raw)) state.view = raw;
     } else if (key === "model" || key === "grid" || key === "vs") {

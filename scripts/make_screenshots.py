@@ -1,0 +1,99 @@
+"""Screenshots of the explorer for the docs (run by `make figures`, never by the tests): the service on the shipped
+models, Chromium at desktop (1280x860) and phone (390x844, 2x) size, every view.
+
+Writes docs/screenshot.png and docs/screenshot-phone.png (the explore view), and docs/screenshot-<view>.png /
+docs/screenshot-<view>-phone.png for the traversal grid, side by side and infer-codes views.
+
+    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--out docs]
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._server import Server  # noqa: E402  (the tests' and benchmarks' server helper)
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+DESKTOP = {"viewport": {"width": 1280, "height": 860}}
+# an iPhone 12-15 class screen (the size issue 23 names), at its pixel density
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+# one picture per view; the codes are the Fig. 2 look of the shipped MNIST model (a 3, slightly wide and slanted)
+VIEWS = {"explore": "", "traverse": "&grid=c1&rows=5", "compare": "", "infer": ""}
+SETTLED = ("() => document.body.classList.contains('ready') && window.explorer.idle()"
+           " && [...document.querySelectorAll('.view:not([hidden]) img')].every((i) => !i.src || i.complete)")
+
+
+def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool) -> None:
+    page.goto(f"/#model={model}&seed=7&view={view}&c.digit=3&c.c1=0.6&c.c2=-0.4{VIEWS[view]}")
+    page.wait_for_function(SETTLED, timeout=30_000)
+    if view == "infer":  # a result to show: one of the model's own digits, read back by the recognizer
+        digit = httpx.post(f"{url}/generate", json={"model": model, "seed": 21, "codes": {"digit": 4}}, timeout=30)
+        png = path.with_suffix(".input.png")
+        png.write_bytes(base64.b64decode(digit.json()["images"][0]))
+        page.locator("#file").set_input_files(str(png))
+        page.wait_for_selector("#infer-result:not([hidden])", timeout=30_000)
+        png.unlink()
+    if view == "explore":
+        page.wait_for_function("() => document.querySelectorAll('#gallery img').length > 0", timeout=30_000)
+    page.wait_for_function(SETTLED, timeout=30_000)
+    errors = page.locator("#error")
+    if errors.is_visible():
+        raise SystemExit(f"the page shows an error for {view}: {errors.inner_text()}")
+    page.screenshot(path=str(path), full_page=full_page)
+
+
+def make_screenshots(models_dir: Path, out: Path, model: str = "mnist") -> list[Path]:
+    """Start the service on models_dir, write every view's desktop and phone screenshot into out; return the paths."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)")
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(models_dir, Path(tmp) / "uvicorn.log", DEVICE="cpu")
+        try:
+            server.wait_ready()
+            served = [m["id"] for m in httpx.get(f"{server.url}/models", timeout=30).json()["models"]]
+            if model not in served:
+                raise SystemExit(f"model {model!r} is not served from {models_dir} (served: {', '.join(served)})")
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+                for suffix, context_args, full_page in (("", DESKTOP, False), ("-phone", PHONE, True)):
+                    context = browser.new_context(base_url=server.url, **context_args)
+                    page = context.new_page()
+                    for view in VIEWS:
+                        name = "screenshot" if view == "explore" else f"screenshot-{view}"
+                        path = out / f"{name}{suffix}.png"
+                        shoot(page, server.url, model, view, path, full_page)
+                        written.append(path)
+                    context.close()
+                browser.close()
+        finally:
+            server.stop()
+    return written
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    ap.add_argument("--model", default="mnist", help="the model shown (its compare_with is the side-by-side peer)")
+    ap.add_argument("--out", type=Path, default=ROOT / "docs")
+    args = ap.parse_args()
+    for path in make_screenshots(args.models_dir, args.out, args.model):
+        print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
+
+
+if __name__ == "__main__":
+    main()
