@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     from .loop import Trainer
 
 
-def _from_old_checkpoint(ck: dict[str, Any]) -> tuple[dict | None, dict | None]:
+def read_state(ck: dict[str, Any]) -> tuple[dict | None, dict | None]:
     """(record, progress) from a checkpoint, also one written before the rename (fields "selection" with
-    "candidates", "selecting" with "candidate"), so such runs resume."""
+    "candidates", "selecting" with "candidate"), so such runs resume; export reads the record through it too."""
     record, progress = ck.get("restarts"), ck.get("restarting")
     if record is None and ck.get("selection") is not None:
         old = dict(ck["selection"])
@@ -56,7 +56,7 @@ class Restarts:
         return {"restarts": self.record, "restarting": self.progress}
 
     def load_state_dict(self, ck: dict[str, Any]) -> None:
-        self.record, self.progress = _from_old_checkpoint(ck)
+        self.record, self.progress = read_state(ck)
 
     def pending(self, step: int) -> bool:
         """Whether the run must (still) train restarts; a checkpoint from before restarts existed has step > 0
