@@ -1,7 +1,7 @@
 """Train one config under several seeds and tabulate test accuracy and the label-free score per seed.
 
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
-    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10] [--threads 2]   # continue the seeds' runs
+    python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10] [--threads 2]  # continue the runs
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --summarize-only --runs-dir runs/a --same-as runs/b
 
 ``--resume`` continues each seed's newest run (``infogan train --resume``: exact, so a study on a slow CPU can be
@@ -14,7 +14,10 @@ reports how well the label-free score ranks the seeds against accuracy (Spearman
 ``--same-as OTHER``: a run stopped early whose every per-epoch test row after its label-free choice equals the same
 seed's run in study OTHER, bit for bit, is on that run's trajectory
 (training is deterministic on one machine), so its table row takes OTHER's later epochs, marked ``"from"``. This is
-how a restarts study skips re-training the seeds whose kept start is the run without restarts.
+how a restarts study skips re-training the seeds whose kept restart is the run without restarts.
+
+metrics.jsonl marks a restart's rows with ``"candidate": <index>`` (``training.run_dir.RESTART_ROW_KEY``) and
+the choice with ``"kept"``.
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+
+RESTART = "candidate"  # training/run_dir.py's RESTART_ROW_KEY (this script imports no torch)
 
 
 def read_rows(run: Path) -> list[dict]:
@@ -37,24 +43,25 @@ def newest_run(runs_root: Path, seed: int) -> Path:
 
 def read_epochs(run: Path) -> list[dict]:
     rows = read_rows(run)
-    by_step = {r["step"]: r for r in rows if any(k.startswith("test_acc") for k in r) and "candidate" not in r}
-    # with label-free restarts the kept start's epochs before the choice are its score row's (the choice's step)
+    by_step = {r["step"]: r for r in rows if any(k.startswith("test_acc") for k in r) and RESTART not in r}
+    # with label-free restarts the kept restart's epochs before the choice are its score row's (the choice's step)
     kept = next((r["kept"] for r in rows if "kept" in r), None)
     for r in rows:
-        if kept is not None and r.get("candidate") == kept and "label_free" in r and any(k.startswith("test_acc") for k in r):
+        tested = any(k.startswith("test_acc") for k in r)
+        if kept is not None and r.get(RESTART) == kept and "label_free" in r and tested:
             by_step.setdefault(r["step"], r)
     # one row per epoch: a run resumed by an older version of the loop may have logged an epoch twice (same values)
     return [by_step[k] for k in sorted(by_step)]
 
 
-def read_starts(run: Path) -> list[dict]:
-    """The label-free restarts' rows (train.candidates > 1): score, and test accuracy logged for the record."""
+def read_restarts(run: Path) -> list[dict]:
+    """The label-free restarts' rows (train.restarts > 1): score, and test accuracy logged for the record."""
     rows = read_rows(run)
     return [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()} for r in rows if "label_free" in r]
 
 
 def continuation(run: Path, other: Path) -> list[dict] | None:
-    """``other``'s test rows after ``run``'s last one, if ``run``'s test rows since its choice of start equal
+    """``other``'s test rows after ``run``'s last one, if ``run``'s test rows since its choice of restart equal
     ``other``'s at the same steps, bit for bit, and there is at least one; else None.
 
     Only the per-epoch test rows are compared: they are functions of the whole state (accuracy, and NMI and the
@@ -96,7 +103,8 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
     ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
     ap.add_argument("--threads", type=int, help="with --resume: CPU threads per run (e.g. all cores for one run left)")
-    ap.add_argument("--same-as", help="another study's runs dir: extend runs that follow its run of the same seed exactly")
+    ap.add_argument("--same-as",
+                    help="another study's runs dir: extend runs that follow its run of the same seed exactly")
     ap.add_argument("--summarize-only", action="store_true",
                     help="train nothing; tabulate the newest run of each seed already under --runs-dir")
     args = ap.parse_args()
@@ -142,17 +150,22 @@ def main() -> None:
                 epochs += later
         key = next(k for k in epochs[-1] if k.startswith("test_acc"))
         lfs_key = key.replace("test_acc", "test_lfs")
-        table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key], "label_free": epochs[-1][lfs_key],
-                      "curve": [round(e[key], 4) for e in epochs], "starts": read_starts(done[seed]),
+        table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key],
+                      "label_free": epochs[-1][lfs_key],
+                      "curve": [round(e[key], 4) for e in epochs], "restarts": read_restarts(done[seed]),
                       **({"continued_as": extended_from} if extended_from else {})})
     accs = [r["accuracy"] for r in table]
     summary = {"config": args.config, "overrides": args.set, "seeds": table,
                "mean": statistics.mean(accs) if accs else None,
                "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-               "spearman_label_free_vs_accuracy": spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None}
+               "spearman_label_free_vs_accuracy":
+                   spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None}
     for r in table:
-        via = f"  (after step {r['continued_as']['measured_to_step']}: {r['continued_as']['run']})" if "continued_as" in r else ""
-        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  curve {r['curve']}{via}")
+        via = ""
+        if "continued_as" in r:
+            via = f"  (after step {r['continued_as']['measured_to_step']}: {r['continued_as']['run']})"
+        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  "
+              f"curve {r['curve']}{via}")
     if accs:
         print(f"mean {summary['mean']:.4f} +- {summary['std']:.4f} over {len(accs)} seeds; "
               f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import tomllib
 import types
 import typing
@@ -66,8 +67,6 @@ class TrainConfig:
     checkpoint_every: int = 500   # steps between atomic checkpoints
     log_every: int = 50           # steps between metrics.jsonl lines
     device: str = "auto"          # auto | cpu | cuda
-    compile: bool = False
-    channels_last: bool = False
     # "bf16": forward passes under torch.autocast(bfloat16) (convolutions and matmuls in bf16, weights, optimizer
     # state, BatchNorm statistics and losses in fp32). 2.3x the images/s of fp32 on a 2-core CPU with AVX-512 BF16,
     # but 20x *slower* on an AVX2-only CPU, where oneDNN emulates bf16 (benchmarks/train_throughput.py). "fp32" is
@@ -75,10 +74,43 @@ class TrainConfig:
     precision: str = "fp32"
     threads: int = 0              # torch CPU threads; 0 = torch's default
     eval_every_epoch: bool = True # log test-split accuracy at each epoch's end (labelled data sets)
-    # Label-free restarts: train this many differently seeded starts for candidate_steps steps each and keep
-    # the one whose Q best separates *real* images (the label-free score, I(category; x)), then train it on.
-    candidates: int = 1
-    candidate_steps: int = 300
+    # Label-free restarts (training/restarts.py): train this many differently seeded starts for restart_steps steps
+    # each and keep the one whose Q best separates *real* images (the label-free score, I(category; x)), then train
+    # it on. 1 = no restarts.
+    restarts: int = 1
+    restart_steps: int = 300
+
+
+# Settings renamed: old name -> new name, read from TOML files, --set and old checkpoints so commands keep working.
+RENAMED = {"train.candidates": "train.restarts", "train.candidate_steps": "train.restart_steps"}
+# Settings removed, read and ignored so old configs and checkpoints still load: why, for the note.
+REMOVED = {
+    "train.compile": "torch.compile gained 2-6 % on a 2-core CPU for a C++ toolchain and a minute of compiling; README",
+    "train.channels_last": "channels_last was slower than the default layout, 219 against 235 images/s; README",
+}
+
+
+def note(text: str) -> None:
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def _upgrade(section: str, table: dict[str, Any]) -> dict[str, Any]:
+    """A config section with renamed keys under their new names and removed keys dropped, each with a note (a
+    removed key only when it asked for something other than the old default, false: then nothing changes)."""
+    table = dict(table)
+    for key in list(table):
+        where = f"{section}.{key}"
+        if where in RENAMED:
+            new = RENAMED[where].split(".")[1]
+            if new in table:
+                raise ValueError(f"{where} and {RENAMED[where]} are the same setting; give only {RENAMED[where]}")
+            table[new] = table.pop(key)
+            note(f"{where} is now called {RENAMED[where]}; read as that")
+        elif where in REMOVED:
+            value = table.pop(key)
+            if value is not False:
+                note(f"{where} = {json.dumps(value)} is ignored: the setting was removed ({REMOVED[where]})")
+    return table
 
 
 @dataclass
@@ -112,6 +144,7 @@ class Config:
             if typ is not None:
                 if not isinstance(value, dict):
                     raise ValueError(f"[{key}] must be a table of settings, got {value!r}")
+                value = _upgrade(key, value)
                 known = {f.name for f in dataclasses.fields(typ)}
                 bad = sorted(set(value) - known)
                 if bad:
@@ -128,8 +161,8 @@ class Config:
             value = getattr(getattr(cfg, section), name)
             if not ok(value):
                 raise ValueError(f"{where} must be {what}, got {value!r}")
-        if cfg.train.candidates > 1 and not any(c.kind == "categorical" for c in cfg.spec.codes):
-            raise ValueError("train.candidates > 1 ranks starts by a categorical code's label-free score; "
+        if cfg.train.restarts > 1 and not cfg.spec.categorical_codes():
+            raise ValueError("train.restarts > 1 ranks restarts by a categorical code's label-free score; "
                              "the latent spec has no categorical code")
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
         return cfg
@@ -153,8 +186,8 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("data.channels", lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
     ("data.resolution", lambda v: v >= 8, ">= 8 (pixels)"),
     ("train.threads (--threads)", lambda v: v >= 0, ">= 0 (0: torch's default)"),
-    ("train.candidates", lambda v: v >= 1, ">= 1"),
-    ("train.candidate_steps", lambda v: v >= 1, ">= 1"),
+    ("train.restarts", lambda v: v >= 1, ">= 1 (1: no restarts)"),
+    ("train.restart_steps", lambda v: v >= 1, ">= 1"),
     ("train.precision", lambda v: v in ("auto", "fp32", "bf16"), "auto, fp32 or bf16"),
     ("train.device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
 )
@@ -221,7 +254,11 @@ def apply_override(d: dict[str, Any], item: str) -> None:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
-    parts = key.strip().split(".")
+    key = key.strip()
+    if key in RENAMED:  # so --set of the old name overrides a file's new one, as it overrode the old one
+        note(f"{key} is now called {RENAMED[key]}; read as that")
+        key = RENAMED[key]
+    parts = key.split(".")
     node = d
     for p in parts[:-1]:
         node = node.setdefault(p, {})

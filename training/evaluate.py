@@ -256,3 +256,42 @@ def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[P
 def write_json(obj: Any, path: str | Path) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, default=float))
 
+
+
+# ---- TEMP shim of the evaluation entry point (COMMON.md contract); the evaluate helper's branch replaces it -----
+
+BN_SAMPLES = 10_000
+
+
+class EvaluationError(ValueError):
+    pass
+
+
+@dataclass
+class EvalData:
+    train: Any  # ImageSet: BatchNorm recalibration
+    eval: Any  # ImageSet: the split evaluated
+    split: str
+
+
+def load_eval_data(data_cfg: dict, data_dir: str | None, split: str = "test") -> EvalData:
+    from .data import DataError, load_dataset
+
+    kw = dict(resolution=data_cfg.get("resolution", 28), channels=data_cfg.get("channels", 1),
+              allow_download=data_cfg.get("download", True), verify=data_cfg.get("verify", True))
+    root = data_dir if data_dir is not None else data_cfg.get("dir")
+    train = load_dataset(data_cfg["name"], root, "train", **kw)
+    try:
+        ev = load_dataset(data_cfg["name"], root, split, **kw)
+    except (DataError, FileNotFoundError) as e:
+        raise EvaluationError(f"{data_cfg['name']}: no {split} split ({e})") from e
+    return EvalData(train, ev, split)
+
+
+def evaluate_model(G: Generator, D: Discriminator, data: EvalData, *, bn_samples: int = BN_SAMPLES) -> dict:
+    import copy
+
+    device = next(G.parameters()).device
+    D = copy.deepcopy(D)
+    recalibrate_batchnorm(D, data.train.as_float()[:bn_samples].to(device))
+    return evaluate(G, D, data.eval.as_float().to(device), data.eval.labels, data.eval.classes)

@@ -9,7 +9,7 @@ in ``spec/latent.py``; these subclasses add what training needs (the design of o
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,12 @@ class Noise(base.Noise):
 
 
 class Categorical(base.Categorical):
+    # The loss.* setting weighting this code's information term (the paper's lambda for discrete codes, 1).
+    lambda_setting: ClassVar[str] = "lambda_categorical"
+    # Recovered from a nuisance-transformed copy of G's image when loss.invariance is set: a category stands for a
+    # class, which rotation, shear, scale and shift must not change (training/augment.py says why).
+    nuisance_invariant: ClassVar[bool] = True
+
     def sample_values(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> torch.Tensor:
         return torch.randint(self.categories, (n,), generator=generator, device=device)
 
@@ -59,6 +65,11 @@ class Categorical(base.Categorical):
 
 
 class Continuous(base.Continuous):
+    lambda_setting: ClassVar[str] = "lambda_continuous"  # the paper's smaller lambda for continuous codes (Sec. 6)
+    # Read from the untransformed image: continuous codes should capture style (slant, width), which the transforms
+    # change.
+    nuisance_invariant: ClassVar[bool] = False
+
     def sample_values(self, n: int, generator: torch.Generator | None = None, device: Any = "cpu") -> torch.Tensor:
         u = torch.rand(n, generator=generator, device=device)
         return self.low + (self.high - self.low) * u
@@ -99,7 +110,8 @@ class LatentSpec(base.LatentSpec):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        torch_parts = isinstance(self.noise, Noise) and all(isinstance(c, (Categorical, Continuous)) for c in self.codes)
+        torch_parts = isinstance(self.noise, Noise) and all(
+            isinstance(c, (Categorical, Continuous)) for c in self.codes)
         if not torch_parts:  # parts of spec.latent given directly: rebuild them as torch parts
             rebuilt = LatentSpec.from_dict(base.LatentSpec(self.noise, self.codes).to_dict())
             object.__setattr__(self, "noise", rebuilt.noise)

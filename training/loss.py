@@ -28,43 +28,47 @@ class LossOutput:
 
 
 class InfoGANLoss:
-    """lambda weights per code kind: the paper uses 1 for categorical codes and a smaller value for continuous
-    ones so that lambda * L_I stays on the scale of the GAN loss (Sec. 6). lambda = 0 gives the plain-GAN
-    baseline of Fig. 1, whose Q is still trained (on the detached fakes) to predict c, but G ignores it."""
+    """lambda per code, from the loss setting its part names (``lambda_setting``): the paper uses 1 for categorical
+    codes and a smaller value for continuous ones so that lambda * L_I stays on the scale of the GAN loss (Sec. 6).
+    lambda = 0 gives the plain-GAN baseline of Fig. 1, whose Q is still trained (on the detached fakes) to predict c,
+    but G ignores it."""
 
     def __init__(self, spec: LatentSpec, *, lambda_categorical: float = 1.0, lambda_continuous: float = 0.1,
                  invariance: NuisanceAugment | None = None):
         self.spec = spec
-        self.weights = {"categorical": float(lambda_categorical), "continuous": float(lambda_continuous)}
-        self.q_weight_floor = 1.0 if max(self.weights.values()) == 0 else 0.0
-        # Optional (not in the paper): categorical codes are recovered from a transformed copy of the image, so a
-        # category cannot stand for a style such as slant (training/augment.py says why). None = the paper.
+        settings = {"lambda_categorical": float(lambda_categorical), "lambda_continuous": float(lambda_continuous)}
+        self.weights = {code.name: settings[code.lambda_setting] for code in spec.codes}
+        self.q_weight_floor = 1.0 if max(settings.values()) == 0 else 0.0
+        # Optional (not in the paper): codes whose part is ``nuisance_invariant`` are recovered from a transformed
+        # copy of the image, so a category cannot stand for a style such as slant (training/augment.py says why).
+        # None = the paper.
         self.invariance = invariance
-        self.invariant_kinds = {"categorical"} if invariance is not None else set()
+        self.invariant = {c.name for c in spec.codes if c.nuisance_invariant} if invariance is not None else set()
 
     def _fakes(self, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The batches Q reads: G's images, plus their transformed copy when categorical codes must be invariant."""
+        """The batches Q reads: G's images, plus their transformed copy when some codes must be invariant."""
         return (fake,) if self.invariance is None else (fake, self.invariance(fake).to(fake.dtype))
 
     def _info(self, c: torch.Tensor, q: torch.Tensor, q_inv: torch.Tensor | None, *,
               for_q: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted -log Q(c|x) summed over codes, plus per-code L_I = H(c) - CE in nats for logging.
 
-        q: Q's output on G's images (N, q_dim); q_inv: on their transformed copy, used for the invariant kinds.
+        q: Q's output on G's images (N, q_dim); q_inv: on their transformed copy, used for the invariant codes.
         L_I is always logged on the untransformed images, the paper's bound."""
         nll = self.spec.info_losses(c, q)
         nll_inv = self.spec.info_losses(c, q_inv) if q_inv is not None else nll
         total = q.new_zeros(())
         stats = {}
         for code in self.spec.codes:
-            w = self.weights[code.kind]
-            term = nll_inv[code.name] if code.kind in self.invariant_kinds else nll[code.name]
+            w = self.weights[code.name]
+            term = nll_inv[code.name] if code.name in self.invariant else nll[code.name]
             # lambda = 0: Q still learns to predict c in the D phase (weight 1) so L_I can be measured at all
             total = total + (max(w, self.q_weight_floor) if for_q else w) * term
             stats[f"L_I/{code.name}"] = (code.entropy() - nll[code.name]).detach()
         return total, stats
 
-    def discriminator_step(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
+    def discriminator_step(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor,
+                           c: torch.Tensor) -> LossOutput:
         """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from."""
         (d_real, _), (d_fake, q_fake), *inv = D(real, *self._fakes(fake.detach()))
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)

@@ -1,3 +1,6 @@
+"""training/latent.py: the parts' torch behaviour (sampling, one-hot encoding, decoding, information loss).
+
+The torch-free parts (sizes, validation, JSON) are tested in tests/spec/test_latent_parts.py."""
 import math
 
 import pytest
@@ -8,40 +11,12 @@ from hypothesis import strategies as st
 from training.latent import Categorical, Continuous, LatentSpec, Noise, mnist_spec
 
 
-def test_mnist_spec_sizes_match_the_paper():
-    spec = mnist_spec()
-    assert spec.noise.dim == 62
-    assert spec.c_dim == 12  # 10 one-hot + 2 continuous
-    assert spec.input_dim == 74
-    assert spec.q_dim == 14  # 10 logits + 2 x (mean, log-std)
-
-
-def test_json_round_trip_keeps_labels():
-    spec = mnist_spec().with_labels("digit", labels=list("abcdefghij")).with_labels("c1", label="slant")
-    again = LatentSpec.from_dict(spec.to_dict())
-    assert again == spec
-    assert again.code("digit").labels[0] == "a" and again.code("c1").label == "slant"
-
-
-@pytest.mark.parametrize("bad, message", [
-    ({"noise": {"dim": 0}, "codes": []}, "noise dim"),
-    ({"noise": {"dim": 4, "distribution": "cauchy"}, "codes": []}, "unknown noise distribution"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "ordinal"}]}, "unknown code type"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "categorical", "categories": 1}]}, "categories"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "low": 1, "high": -1}]}, "low < high"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous"}, {"name": "a", "type": "continuous"}]}, "unique"),
-    ({"noise": {"dim": 4}}, "'noise' and 'codes'"),
-])
-def test_bad_specs_fail_with_a_message_naming_the_problem(bad, message):
-    with pytest.raises(ValueError, match=message):
-        LatentSpec.from_dict(bad)
-
-
 spec_strategy = st.builds(
     lambda dim, dist, cats, conts: LatentSpec(
         Noise(dim, dist),
         tuple(Categorical(f"k{i}", k) for i, k in enumerate(cats)) + tuple(Continuous(f"u{i}") for i in range(conts))),
-    st.integers(1, 8), st.sampled_from(["uniform", "normal"]), st.lists(st.integers(2, 12), max_size=3), st.integers(0, 3))
+    st.integers(1, 8), st.sampled_from(["uniform", "normal"]), st.lists(st.integers(2, 12), max_size=3),
+    st.integers(0, 3))
 
 
 @settings(max_examples=60, deadline=None)
@@ -52,12 +27,13 @@ def test_sampling_encoding_and_decoding_agree(spec, n, seed):
     c = spec.encode(values) if spec.codes else torch.zeros(n, 0)
     assert c.shape == (n, spec.c_dim)
     decoded = spec.decode(c)
+    columns = {code.name: s for code, s in spec.c_slices()}
     for code in spec.codes:
         assert torch.allclose(decoded[code.name].float(), values[code.name].float())
-        if code.kind == "continuous":
-            assert values[code.name].min() >= code.low and values[code.name].max() <= code.high
-        else:
-            assert c[:, [s for cc, s in spec.c_slices() if cc.name == code.name][0]].sum(1).eq(1).all()
+    for code in spec.continuous_codes():
+        assert values[code.name].min() >= code.low and values[code.name].max() <= code.high
+    for code in spec.categorical_codes():
+        assert c[:, columns[code.name]].sum(1).eq(1).all()  # one-hot
     z, c2 = spec.sample(n, g)
     assert z.shape == (n, spec.noise.dim) and c2.shape == (n, spec.c_dim)
     if spec.noise.distribution == "uniform":
@@ -71,13 +47,12 @@ def test_information_loss_bounds(spec, n):
     c = spec.encode(spec.sample_values(n))
     q = torch.zeros(n, spec.q_dim)
     losses = spec.info_losses(c, q)
-    for code in spec.codes:
-        if code.kind == "categorical":
-            assert math.isclose(float(losses[code.name]), math.log(code.categories), rel_tol=1e-5)
-        else:
-            # mean 0, log-std 0: 0.5 c^2 + 0.5 ln(2 pi)
-            expected = float((0.5 * c[:, [s for cc, s in spec.c_slices() if cc.name == code.name][0]] ** 2).mean() + 0.5 * math.log(2 * math.pi))
-            assert math.isclose(float(losses[code.name]), expected, rel_tol=1e-5)
+    columns = {code.name: s for code, s in spec.c_slices()}
+    for code in spec.categorical_codes():
+        assert math.isclose(float(losses[code.name]), math.log(code.categories), rel_tol=1e-5)
+    for code in spec.continuous_codes():  # mean 0, log-std 0: 0.5 c^2 + 0.5 ln(2 pi)
+        expected = float((0.5 * c[:, columns[code.name]] ** 2).mean() + 0.5 * math.log(2 * math.pi))
+        assert math.isclose(float(losses[code.name]), expected, rel_tol=1e-5)
 
 
 def test_log_std_floor_keeps_the_loss_finite():

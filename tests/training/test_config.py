@@ -1,0 +1,83 @@
+"""training/config.py: types, ranges and choices checked at load time, the renamed and the removed settings."""
+
+import re
+
+import pytest
+
+from training.config import Config, load_config
+
+
+def test_unknown_configs_and_keys_fail_naming_them():
+    with pytest.raises(FileNotFoundError, match="no config"):
+        load_config("no-such-config")
+    with pytest.raises(ValueError, match="unknown keys in \\[optim\\]"):
+        load_config("mnist", ["optim.lr=1"])
+    with pytest.raises(ValueError, match="unknown config keys \\['trian'\\]"):
+        load_config("mnist", ["trian.epochs=1"])
+
+
+@pytest.mark.parametrize("override, words", [
+    # values of the wrong type fail at load time, naming the setting (not as a TypeError inside the run)
+    ("train.epochs=ten", "train.epochs must be a number, got 'ten'"),
+    ("train.seed=1.5", "train.seed must be an integer"),
+    ("train.eval_every_epoch=1", "train.eval_every_epoch must be true or false"),
+    ("train.restarts=true", "train.restarts must be an integer"),
+    ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
+    ("optim=3", "[optim] must be a table"),
+    # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
+    ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
+    ("optim.batch_size=0", "optim.batch_size must be >= 1"),
+    ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
+    ("data.channels=2", "data.channels must be 1 (grey) or 3"),
+    ("train.threads=-1", "train.threads (--threads) must be >= 0"),
+    ("train.restarts=0", "train.restarts must be >= 1 (1: no restarts), got 0"),
+    ("train.restart_steps=0", "train.restart_steps must be >= 1"),
+    ("train.precision='fp8'", "train.precision must be auto, fp32 or bf16, got 'fp8'"),
+    ("train.device='tpu'", "train.device must be auto, cpu or cuda, got 'tpu'"),
+])
+def test_bad_values_fail_naming_the_setting(override, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config("mnist", [override])
+
+
+def test_good_values_load():
+    cfg = load_config("mnist", ["train.epochs=3", "optim.lr_q=0.001"])
+    assert cfg.train.epochs == 3 and cfg.optim.lr_q == 0.001  # an integer is a number
+    assert load_config("mnist").train.restarts == 2 and load_config("mnist").train.restart_steps == 936
+
+
+def test_the_old_restart_keys_still_work_with_a_note(capsys):
+    """train.candidates / train.candidate_steps (the names before "restarts"), in --set and in a file's or an old
+    checkpoint's table: read as the new keys; --set of an old name overrides the file's new one, as it used to."""
+    cfg = load_config("mnist", ["train.candidates=1", "train.candidate_steps=7"])
+    assert (cfg.train.restarts, cfg.train.restart_steps) == (1, 7)
+    assert "train.candidates is now called train.restarts" in capsys.readouterr().err
+    old = Config().to_dict()
+    old["train"] = {k: v for k, v in old["train"].items() if k not in ("restarts", "restart_steps")}
+    old["train"].update(candidates=3, candidate_steps=5)
+    cfg = Config.from_dict(old)
+    assert (cfg.train.restarts, cfg.train.restart_steps) == (3, 5)
+    assert "candidates" not in cfg.to_dict()["train"]  # saved under the new names from now on
+    with pytest.raises(ValueError, match="the same setting"):
+        Config.from_dict({"train": {"candidates": 2, "restarts": 2}})
+    with pytest.raises(ValueError, match=re.escape("train.restarts must be >= 1")):
+        load_config("mnist", ["train.candidates=0"])  # checked like the new key
+
+
+def test_removed_settings_are_ignored_so_old_configs_and_checkpoints_load(capsys):
+    """train.compile and train.channels_last were removed (README: measured no use); an old checkpoint's config has
+    them (false) and must load silently; one that set them loads with a note saying they are ignored."""
+    old = Config().to_dict()
+    old["train"].update(compile=False, channels_last=False)
+    cfg = Config.from_dict(old)
+    assert not hasattr(cfg.train, "compile") and not hasattr(cfg.train, "channels_last")
+    assert capsys.readouterr().err == ""
+    load_config("mnist", ["train.compile=true", "train.channels_last=true"])
+    err = capsys.readouterr().err
+    assert "train.compile = true is ignored" in err and "train.channels_last = true is ignored" in err
+
+
+def test_restarts_need_a_categorical_code():
+    with pytest.raises(ValueError, match="no categorical code"):
+        load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.restarts=2"])
+    assert load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.restarts=1"])

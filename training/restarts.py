@@ -1,0 +1,156 @@
+"""Label-free restarts: train ``train.restarts`` differently seeded starts of a run for ``train.restart_steps``
+steps each and go on from the one with the highest label-free score.
+
+Why: the failure that dominates InfoGAN's seed variance on MNIST is two digits sharing one category (and one digit
+split over two), which forms in the first epochs and persists; such a start's Q separates real images less well,
+which the score sees without labels. Costs (restarts - 1) x restart_steps extra steps; the kept restart's steps count
+towards the run's total. Restart 0 is the plain run of ``train.seed``; the others differ only in their initial
+weights and latent draws.
+
+Crash-safe like the main loop: the checkpoint holds the restart being trained (``restarting``: its index, the
+finished restarts' scores, the best so far), written every checkpoint_every steps and on SIGINT/SIGTERM; the best
+finished restart waits in ``restart-<i>.pt`` until the choice is made. So a kill loses at most the steps since the
+last checkpoint, here too, and a resume continues the same restart at the same step. Once chosen, the checkpoint's
+``restarts`` field records the choice ({"restarts", "steps", "scores", "kept"}).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import checkpoint as ckpt_io
+from .evaluate import BN_SAMPLES, label_free_score, predict_codes, recalibrate_batchnorm
+from .run_dir import RESTART_ROW_KEY, MetricsLog
+
+if TYPE_CHECKING:
+    from .loop import Trainer
+
+
+def read_state(ck: dict[str, Any]) -> tuple[dict | None, dict | None]:
+    """(record, progress) from a checkpoint, also one written before the rename (fields "selection" with
+    "candidates", "selecting" with "candidate"), so such runs resume; export reads the record through it too."""
+    record, progress = ck.get("restarts"), ck.get("restarting")
+    if record is None and ck.get("selection") is not None:
+        old = dict(ck["selection"])
+        record = {"restarts": old.pop("candidates"), **old}
+    if progress is None and ck.get("selecting") is not None:
+        old = dict(ck["selecting"])
+        progress = {"restart": old.pop("candidate"), **old}
+    return record, progress
+
+
+class Restarts:
+    """The restarts' state (which restart trains, the scores so far, the choice) and their files; ``run`` drives the
+    trainer through them."""
+
+    def __init__(self, count: int, steps: int):
+        self.count, self.steps = count, steps
+        self.record: dict[str, Any] | None = None  # the choice, once made
+        self.progress: dict[str, Any] | None = None  # while they run: {"restart", "scores", "best"}
+
+    # ---- state, saved in every checkpoint -----------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"restarts": self.record, "restarting": self.progress}
+
+    def load_state_dict(self, ck: dict[str, Any]) -> None:
+        self.record, self.progress = read_state(ck)
+
+    def pending(self, step: int) -> bool:
+        """Whether the run must (still) train restarts; a checkpoint from before restarts existed has step > 0
+        and neither field: it is not restarted."""
+        return self.count > 1 and self.record is None and (step == 0 or self.progress is not None)
+
+    def current(self) -> int | None:
+        """The restart being trained (None in the main run)."""
+        return self.progress["restart"] if self.progress else None
+
+    # ---- files -------------------------------------------------------------------------------------------
+    @staticmethod
+    def path(run_dir: Path, i: int) -> Path:
+        return run_dir / f"restart-{i}.pt"
+
+    def _load_best(self, run_dir: Path, i: int) -> dict[str, Any]:
+        path = self.path(run_dir, i)
+        old = run_dir / f"start-{i}.pt"  # the name before the rename, in a run killed inside its restarts
+        return ckpt_io.load(old if not path.exists() and old.exists() else path)
+
+    def remove_files(self, run_dir: Path, keep: int | None = None) -> None:
+        keep_path = self.path(run_dir, keep) if keep is not None else None
+        for p in [*run_dir.glob("restart-*.pt"), *run_dir.glob("start-*.pt")]:
+            if p != keep_path:
+                p.unlink(missing_ok=True)
+
+    # ---- the driver --------------------------------------------------------------------------------------
+    def run(self, t: Trainer, log: MetricsLog, received: list[int]) -> bool:
+        """Train the restarts not yet trained, then continue ``t`` from the best. Returns False when ``t.max_steps``
+        stopped the restart being trained (before its ``restart_steps``): the run ends there, as a signal would end
+        it, and a resume continues that restart."""
+        n = min(self.steps, t.total_steps)
+        prog = self.progress or {"restart": 0, "scores": [], "best": None}
+        scores: list[float] = list(prog["scores"])
+        best_i: int | None = prog["best"]
+        best_state = self._load_best(t.run_dir, best_i) if best_i is not None else None
+        rank0 = t.runtime.rank == 0
+        for i in range(prog["restart"], self.count):
+            if self.progress is None:  # a fresh restart (a resumed one already holds its networks and step)
+                t.build(restart=i)
+                self.progress = {"restart": i, "scores": list(scores), "best": best_i}
+                if i > 0:
+                    t.save_checkpoint()
+                    if rank0:
+                        self.remove_files(t.run_dir, keep=best_i)
+            bar = t.progress_bar(n, desc=f"restart {i + 1}/{self.count}")
+            t0 = time.perf_counter()
+            stop = n if t.max_steps is None else min(n, t.max_steps)
+            try:  # the restart's own losses and L_I, rows marked with its index
+                t.train_until(stop, log, received, bar, lambda n_acc, dt: {RESTART_ROW_KEY: i}, log_at_end=False)
+            finally:
+                if bar:
+                    bar.close()
+            if stop < n:
+                return False
+            score = t.runtime.from_rank_zero(self.score(t))  # every rank keeps rank 0's choice
+            scores.append(score)
+            row: dict[str, Any] = {"step": n, RESTART_ROW_KEY: i, "label_free": score,
+                                   "seconds": round(time.perf_counter() - t0, 1)}
+            if t.eval_data is not None:  # for the record only; the choice never sees labels
+                row.update(t.evaluate_test())
+            if rank0:
+                print(f"restart {i + 1}/{self.count}: label-free score {score:.4f} nats after {n} steps "
+                      f"({row['seconds']} s this sitting)", flush=True)
+                log.write(row)
+            if best_i is None or score > scores[best_i]:
+                best_i = i
+                if i < self.count - 1:  # the last restart, if best, goes on in memory
+                    best_state = copy.deepcopy(t.state(t.runtime.gather_rngs(t.latent_gen)))
+                    if rank0:
+                        ckpt_io.save_atomic(best_state, self.path(t.run_dir, i))
+            self.progress = None
+        assert best_i is not None
+        if best_i != self.count - 1:
+            commands = t.commands
+            t.restore(best_state)  # type: ignore[arg-type]
+            t.commands = commands  # the run's command history, not the one saved with that restart
+        self.progress = None
+        self.record = {"restarts": self.count, "steps": n, "scores": scores, "kept": best_i}
+        if rank0:
+            print(f"kept restart {best_i + 1} (label-free score {scores[best_i]:.4f})", flush=True)
+            log.write({"step": n, "kept": best_i})
+        t.save_checkpoint()
+        if rank0:
+            self.remove_files(t.run_dir)
+        return True
+
+    @staticmethod
+    def score(t: Trainer) -> float:
+        """I(category; x) in nats of Q's categorical codes on BN_SAMPLES real training images (no labels used), on a
+        copy of D whose BatchNorm statistics are re-estimated on those images, which is how Q serves real images."""
+        images = t.data[:BN_SAMPLES]
+        D = copy.deepcopy(t.D)
+        recalibrate_batchnorm(D, images)
+        pred = predict_codes(D, images)
+        return sum(label_free_score(pred[c.name]["logits"]) for c in t.spec.categorical_codes())
+

@@ -1,0 +1,92 @@
+"""A run's folder: its number, the command that made it, and its metrics file.
+
+Runs live in numbered folders (``runs/00003-mnist-s0/``, stylegan3's layout) holding ``training_options.json``,
+``metrics.jsonl`` (one JSON object per line), ``samples/epoch-NNN.png`` and ``checkpoint.pt`` (training/checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import checkpoint as ckpt_io
+
+OPTIONS_FILE = "training_options.json"
+METRICS_FILE = "metrics.jsonl"
+CHECKPOINT_FILE = "checkpoint.pt"
+# metrics.jsonl's field naming the label-free restart a row belongs to (absent: the main run). The file format keeps
+# the key it has had since before the concept was called "restarts": report.py, scripts/seed_study.py and the
+# committed docs/training/*.jsonl read it.
+RESTART_ROW_KEY = "candidate"
+
+
+def new_run_dir(root: str | Path, name: str) -> Path:
+    """runs/00000-<name>, numbered after the highest existing run (stylegan3's layout)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    ids = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
+    path = root / f"{max(ids, default=-1) + 1:05d}-{name}"
+    path.mkdir()
+    return path
+
+
+def command_line() -> str:
+    """This process's command line as a user would type it (``python -m training ...`` or ``infogan ...``)."""
+    prog = ["python", "-m", "training"] if Path(sys.argv[0]).name == "__main__.py" else [Path(sys.argv[0]).name]
+    return shlex.join([*prog, *sys.argv[1:]])
+
+
+def trim_metrics(path: Path, step: int, restart: int | None = None) -> int:
+    """Drop the rows a killed run logged after its checkpoint's step, and a line the kill tore: the resumed run logs
+    those steps again (identically, as resume is exact), so the file keeps one row per step. Rewritten atomically;
+    returns the number of lines dropped. ``restart``: the checkpoint is inside the label-free restarts, at that
+    restart's ``step``; rows are ordered by (restart, step), the main run's after every restart's."""
+    after_all = float("inf")
+    here = (after_all if restart is None else restart, step)
+    ckpt_io.remove_stale_temps(path)  # from a trim a kill interrupted
+    if not path.exists():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            dropped += 1
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and \
+                (row.get(RESTART_ROW_KEY, after_all), row["step"]) > here:
+            dropped += 1
+            continue
+        kept.append(line)
+    if dropped:
+        text = "".join(line + "\n" for line in kept).encode()
+        ckpt_io.write_atomic(path, lambda f: f.write(text))
+    return dropped
+
+
+class MetricsLog:
+    """metrics.jsonl, appended to one flushed row at a time (a kill loses no logged row); a no-op off rank 0."""
+
+    def __init__(self, path: Path | None):
+        self.f = open(path, "a") if path is not None else None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.f:
+            self.f.write(json.dumps(row) + "\n")
+            self.f.flush()
+
+    def close(self) -> None:
+        if self.f:
+            self.f.close()
+
+    def __enter__(self) -> MetricsLog:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
