@@ -28,6 +28,7 @@ from spec.manifest import MODEL_ID_PATTERN, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
 from .data import dataset_info
+from .restarts import read_state as read_restarts
 from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
 from .onnx_graphs import export_networks
@@ -145,7 +146,7 @@ def export_checkpoint(
             "command": command,
             "train_command": ck.get("command"),
             "resumed_by": ck.get("resumed_by", []),
-            "selection": ck.get("selection"),
+            "restarts": read_restarts(ck)[0],
             "precision": ck.get("precision"),  # "auto" resolved per machine
             "config": cfg,
             "seed": cfg["train"]["seed"],
