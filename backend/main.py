@@ -15,10 +15,11 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from spec.latent import SpecError
+
 from .api.routes import frontend, generate, health, infer, models
 from .core.config import Settings
 from .core.images import UploadError
-from .core.latent import SpecError
 from .core.metrics import Metrics, MetricsMiddleware
 from .core.registry import Registry
 

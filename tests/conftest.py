@@ -50,7 +50,7 @@ def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | No
 
     torch.manual_seed(seed)
     if spec is None:
-        spec = mnist_spec().with_labels("digit", labels=[str(i) for i in range(10)]).with_labels("c1", label="slant")
+        spec = mnist_spec().with_text("digit", labels=[str(i) for i in range(10)]).with_text("c1", label="slant")
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
     return write_model_folder(G.eval(), D.eval(), spec, folder / model_id, model_id=model_id, title=title or model_id,
                               dataset="mnist", light_on_dark=True, metrics={"digit": {"accuracy": 0.1}},

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from ..core.config import Settings
 from ..core.images import UploadError, decode_data_url
-from ..core.registry import Model, Registry
+from ..core.model import Model
+from ..core.registry import Registry
 from ..schemas import InferRequest
 
 

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from backend.core.registry import DeviceError, resolve_device
+from backend.core.device import DeviceError, resolve_device
 from conftest import make_client, wait_ready
 
 

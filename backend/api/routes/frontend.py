@@ -22,5 +22,5 @@ def index(request: Request, settings: SettingsDep, registry: RegistryDep):
     templates = getattr(request.app.state, "templates", None)
     if templates is None:
         templates = request.app.state.templates = Jinja2Templates(directory=str(settings.frontend_dir))
-    models = [m.info() for m in registry.models.values()] if registry.ready.is_set() else []
+    models = registry.to_json() if registry.ready.is_set() else []
     return templates.TemplateResponse(request, "index.html", {"models": models, "static": "/static"})

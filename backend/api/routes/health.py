@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ...core.device import providers
 from ...core.images import png_base64
 from ...schemas import GenerateResponse, Health, Ready
 from ..deps import RegistryDep
@@ -24,8 +25,7 @@ def healthz() -> dict:
 def readyz(registry: RegistryDep) -> JSONResponse:
     """200 once every model folder has been loaded and warmed up (broken ones are listed under errors)."""
     first = next(iter(registry.models.values()), None)
-    provider = first.generator.get_providers()[0] if first else (
-        "CUDAExecutionProvider" if registry.device == "cuda" else "CPUExecutionProvider")
+    provider = first.generator.get_providers()[0] if first else providers(registry.device)[0]
     loaded = registry.ready.is_set()
     status = "ready" if loaded and registry.models else ("loading" if not loaded else "no models")
     body = Ready(status=status, provider=provider, device=registry.device, models=list(registry.models),

@@ -37,9 +37,9 @@ def infer_codes(upload: UploadDep, registry: RegistryDep, settings: SettingsDep)
     c, h, w = model.image_shape
     x = prepare(im, channels=c, height=h, width=w, light_on_dark=model.light_on_dark)
     out = model.recognize(x)
-    codes = {code.name: code.read(out, 0) for code in spec.codes}
-    # reconstruction: noise at the prior's centre (zeros for both priors), codes at Q's estimates
-    z = np.zeros((1, spec.noise.dim), np.float32)
-    c_vec = spec.encode({name: np.array([v["value"]], np.float64) for name, v in codes.items()})
+    codes = spec.read(out, 0)
+    # reconstruction: noise at the prior's centre, codes at Q's estimates
+    z = spec.noise.centre_np(1)
+    c_vec = spec.encode_np({name: np.array([v["value"]], np.float64) for name, v in codes.items()})
     recon = model.generate(z, c_vec)[0]
     return validated_json(InferResponse, {"model": model.id, "codes": codes, "reconstruction": png_base64(recon)})
