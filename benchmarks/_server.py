@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from spec.latent import LatentSpec
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -96,3 +98,13 @@ def model_info(base: str, model_id: str | None = None) -> dict:
     if model_id:
         return httpx.get(f"{base}/models/{model_id}").json()
     return httpx.get(f"{base}/models").json()["models"][0]
+
+
+# what GET /models adds to each code's spec JSON for the page
+PAGE_FIELDS = ("control", "caption")
+
+
+def served_spec(info: dict) -> LatentSpec:
+    """The latent spec of a served model, from its GET /models entry (its code JSON plus the page's fields)."""
+    codes = [{k: v for k, v in code.items() if k not in PAGE_FIELDS} for code in info["codes"]]
+    return LatentSpec.from_dict({"noise": info["noise"], "codes": codes})

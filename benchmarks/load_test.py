@@ -20,11 +20,12 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import client_limits, model_info, rss_mib, server  # noqa: E402
+from benchmarks._server import client_limits, model_info, rss_mib, served_spec, server  # noqa: E402
 
 
 async def run(base: str, pid: int | None, args) -> int:
     info = model_info(base, args.model)
+    spec = served_spec(info)
     codes = info["codes"]
     m = info["id"]
     limits = client_limits(args.clients)
@@ -36,12 +37,9 @@ async def run(base: str, pid: int | None, args) -> int:
         rss: list[tuple[float, float]] = []
 
         def random_codes(rng: random.Random) -> dict:
-            out = {}
-            for c in codes:
-                if rng.random() < 0.5:
-                    out[c["name"]] = (rng.randrange(c["categories"]) if c["type"] == "categorical"
-                                      else rng.uniform(-2, 2))
-            return out
+            """About half of the codes fixed, at values drawn from their priors."""
+            _, values = spec.sample_np(np.random.default_rng(rng.randrange(2**32)), 1)
+            return {name: v for name, v in spec.rows(values)[0].items() if rng.random() < 0.5}
 
         async def worker(i: int, stop: float) -> None:
             rng = random.Random(i)

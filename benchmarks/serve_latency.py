@@ -28,32 +28,33 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from backend.core.registry import session_options  # noqa: E402
+from backend.core.device import session_options  # noqa: E402
 from benchmarks._server import client_limits, model_info, server  # noqa: E402
+from spec.latent import LatentSpec  # noqa: E402
+from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) * 1000  # ms
 
 
-def code_width(spec: dict) -> int:
-    """Width of the generator's code input c: K one-hot columns per categorical code, one per continuous code."""
-    return sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
-
-
 class RawModel:
     """The model's generator.onnx in this process, with the service's own session options, so the limit runs the
     model as the server does."""
 
-    def __init__(self, folder: Path, threads: int, spec: dict):
-        self.sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
+    def __init__(self, folder: Path, threads: int):
+        self.spec: LatentSpec = Manifest.read(folder).latent()
+        self.sess = ort.InferenceSession(str(folder / GENERATOR_FILE), session_options(threads),
                                          providers=["CPUExecutionProvider"])
-        self.dim, self.width = spec["noise"]["dim"], code_width(spec)
         self.rng = np.random.default_rng(0)
 
+    def latents(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """z (n, noise dim) and c (n, spec.c_dim) from the prior, as the service feeds G."""
+        z, values = self.spec.sample_np(rng, n)
+        return z, self.spec.encode_np(values)
+
     def feed(self, n: int) -> dict:
-        return {"z": self.rng.uniform(-1, 1, (n, self.dim)).astype(np.float32),
-                "c": self.rng.uniform(0, 1, (n, self.width)).astype(np.float32)}
+        return dict(zip(GENERATOR_INPUTS, self.latents(n, self.rng)))
 
     def timed(self, n: int = 1, idle_s: float = 0.0) -> float:
         """Seconds of one run() for ``n`` images (after ``idle_s`` asleep)."""
@@ -89,7 +90,7 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
 
     from backend.core.batching import MicroBatcher
 
-    run = lambda z, c: raw.sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
+    run = lambda z, c: raw.sess.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c))))[0]  # noqa: E731
     batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
     done = [0] * clients
     stop = time.perf_counter() + seconds
@@ -97,8 +98,7 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
     def worker(i: int) -> None:
         rng = np.random.default_rng(i)  # one per thread: a numpy Generator is not thread-safe
         while time.perf_counter() < stop:
-            batcher(rng.uniform(-1, 1, (1, raw.dim)).astype(np.float32),
-                    rng.uniform(0, 1, (1, raw.width)).astype(np.float32))
+            batcher(*raw.latents(1, rng))
             done[i] += 1
 
     t0 = time.perf_counter()
@@ -221,7 +221,7 @@ if __name__ == "__main__":
     if args.url:
         info = model_info(args.url, args.model)
         folder = Path(args.models_dir) / info["id"]
-        model = RawModel(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]})
+        model = RawModel(folder, args.threads)
         raw = raw_onnx(model, args.seconds)
         results.append(("running server " + args.url, measure(args.url, info["id"], model, args)))
     else:
@@ -229,8 +229,7 @@ if __name__ == "__main__":
             with server(args.models_dir, **env, **extra) as (base, _):
                 info = model_info(base, args.model)
                 if raw is None:  # measured with the server idle
-                    model = RawModel(Path(args.models_dir) / info["id"], args.threads,
-                                     {"noise": info["noise"], "codes": info["codes"]})
+                    model = RawModel(Path(args.models_dir) / info["id"], args.threads)
                     raw = raw_onnx(model, args.seconds)
                 results.append((label, measure(base, info["id"], model, args)))
     path_on = inference_path(model, args.seconds, args.clients, 2.0)
