@@ -1,6 +1,7 @@
 """Request and response schemas of the public API (shown at /docs). Values that depend on a model's spec (code
 names, category counts, ranges, the noise dim) are checked per request against that spec (spec/latent.py's
 ``check`` methods); the bounds and texts here come from that module's constants."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
@@ -22,15 +23,22 @@ def _not_bool(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_not_bool)]
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
 # at most 2**53 - 1 so JavaScript numbers hold every seed exactly
-Seed = Annotated[int, Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
-                 BeforeValidator(_not_bool)]
+Seed = Annotated[
+    int,
+    Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
+    BeforeValidator(_not_bool),
+]
 # checked against the model's spec by spec/latent.py (bools and strings are refused there, by field name)
 CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
-CodeValues = Annotated[dict[str, CodeValue], Field(
-    max_length=64,
-    description=f"fixed code values by name: a categorical code takes an integer index 0..K-1; a continuous code "
-                f"a number within {EXTRAPOLATION:g}x its prior's half-range around the centre "
-                f"([{-EXTRAPOLATION:g}, {EXTRAPOLATION:g}] for [-1, 1])")]
+CodeValues = Annotated[
+    dict[str, CodeValue],
+    Field(
+        max_length=64,
+        description=f"fixed code values by name: a categorical code takes an integer index 0..K-1; a continuous code "
+        f"a number within {EXTRAPOLATION:g}x its prior's half-range around the centre "
+        f"([{-EXTRAPOLATION:g}, {EXTRAPOLATION:g}] for [-1, 1])",
+    ),
+]
 
 
 class Error(BaseModel):
@@ -123,7 +131,8 @@ class GenerateRequest(BaseModel):
     n: Int = Field(1, ge=1, le=256, description="number of images")
     seed: Seed | None = None
     z: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = Field(
-        None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)")
+        None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)"
+    )
     codes: CodeValues = Field(default_factory=dict)
 
 

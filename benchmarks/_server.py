@@ -1,4 +1,5 @@
 """Shared by the service benchmarks: start `uvicorn backend.main:app` on a free port, read its RSS."""
+
 from __future__ import annotations
 
 import contextlib
@@ -41,9 +42,24 @@ class Server:
         full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), **env}
         self.log = log.open("w") if log else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=full_env, stdout=self.log,
-            stderr=subprocess.STDOUT if self.log else None)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+        )
 
     def _log_text(self) -> str:
         return f"; log: {Path(self.log.name).read_text()}" if self.log else ""

@@ -6,6 +6,7 @@ batch 256, with ONNX Runtime on the CPU, for every folder under models/.
 Budgets (issue: export): folder <= 16 MB, one-image median latency <= 2 ms. Prints each figure as a ratio to its
 budget.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,9 +63,11 @@ def main() -> None:
             sess.run(None, big)
         ips = reps * 256 / (time.perf_counter() - t0)
         p50 = statistics.median(times)
-        print(f"{folder.name:14s} size {size_mb:6.1f} MB ({size_mb / SIZE_BUDGET_MB:.2f}x budget)  "
-              f"1-image p50 {p50:.3f} ms ({p50 / LATENCY_BUDGET_MS:.2f}x budget)  batch-256 {ips:8.0f} images/s  "
-              f"weights {manifest.weights}")
+        print(
+            f"{folder.name:14s} size {size_mb:6.1f} MB ({size_mb / SIZE_BUDGET_MB:.2f}x budget)  "
+            f"1-image p50 {p50:.3f} ms ({p50 / LATENCY_BUDGET_MS:.2f}x budget)  batch-256 {ips:8.0f} images/s  "
+            f"weights {manifest.weights}"
+        )
 
 
 if __name__ == "__main__":

@@ -62,8 +62,13 @@ def manifest_v2(old: dict[str, Any], compare_with: str | None) -> dict[str, Any]
     """The v1 manifest's JSON -> v2 JSON (without the files' new hashes)."""
     spec, order = split_spec(old["spec"])
     new = {k: v for k, v in old.items() if k not in DROPPED}
-    new.update(version=VERSION, spec=spec, category_order=order, compare_with=compare_with,
-               drawing="light-on-dark" if old.get("light_on_dark") else "dark-on-light")
+    new.update(
+        version=VERSION,
+        spec=spec,
+        category_order=order,
+        compare_with=compare_with,
+        drawing="light-on-dark" if old.get("light_on_dark") else "dark-on-light",
+    )
     return new
 
 
@@ -121,8 +126,13 @@ def parse_pairs(items: list[str]) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
-    ap.add_argument("--compare-with", action="append", default=[], metavar="ID=OTHER",
-                    help="show model OTHER beside model ID (repeatable)")
+    ap.add_argument(
+        "--compare-with",
+        action="append",
+        default=[],
+        metavar="ID=OTHER",
+        help="show model OTHER beside model ID (repeatable)",
+    )
     args = ap.parse_args(argv)
     pairs = parse_pairs(args.compare_with)
     for folder in args.folders:

@@ -1,6 +1,7 @@
 """The models shipped under models/: each folder within the size budget, its files matching the manifest's hashes,
 loadable by the service, its provenance complete, and its recorded accuracy reproduced by the ONNX recognizer on
 the real test split (where the data set is present)."""
+
 from __future__ import annotations
 
 import json
@@ -40,7 +41,7 @@ def test_order_file_opens_on_mnist_and_names_only_shipped_folders():
     order = json.loads((ROOT / "models" / "order.json").read_text())
     assert order[0] == "mnist" and set(order) <= {p.name for p in FOLDERS}
     registry = Registry(Settings(models_dir=ROOT / "models", device="cpu"), Metrics())
-    assert [p.name for p in registry.folders()][:len(order)] == order and registry.errors == {}
+    assert [p.name for p in registry.folders()][: len(order)] == order and registry.errors == {}
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
@@ -86,8 +87,9 @@ def test_recorded_accuracy_is_what_the_recognizer_does(folder: Path):
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     rec = ort.InferenceSession(str(folder / RECOGNIZER_FILE), so, providers=["CPUExecutionProvider"])
-    logits = np.concatenate([rec.run([logits_name], {RECOGNIZER_INPUT: images[i:i + 1000]})[0]
-                             for i in range(0, len(images), 1000)])
+    logits = np.concatenate(
+        [rec.run([logits_name], {RECOGNIZER_INPUT: images[i : i + 1000]})[0] for i in range(0, len(images), 1000)]
+    )
     accuracy = float((logits.argmax(1) == test.labels.numpy()).mean())
     assert accuracy == pytest.approx(m.metrics[cat.name]["accuracy"], abs=2e-3)
 

@@ -1,4 +1,5 @@
 """Typed dependencies: settings, the model registry, a model by id, and the /infer-codes upload."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass

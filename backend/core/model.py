@@ -77,8 +77,9 @@ class Model:
             "dataset": m.dataset,
             "image": {"height": h, "width": w, "channels": c},
             "noise": {"dim": noise.dim, "distribution": noise.distribution},
-            "codes": [{**code.to_dict(), "control": code.control(), "caption": code.describe()}
-                      for code in self.spec.codes],
+            "codes": [
+                {**code.to_dict(), "control": code.control(), "caption": code.describe()} for code in self.spec.codes
+            ],
             "metrics": m.metrics,
             "device": self.device,
             "compare_with": compare_with,

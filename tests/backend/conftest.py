@@ -1,4 +1,5 @@
 """Backend fixtures: an in-process app (lifespan run by TestClient) over the tiny model folders."""
+
 from __future__ import annotations
 
 import contextlib

@@ -57,11 +57,15 @@ def _empty_prior(m):
     m["spec"]["codes"][1].update(low=1.0, high=1.0)
 
 
-@pytest.mark.parametrize("break_spec, says", [
-    (_duplicate, "unique"),
-    (_one_category, "categories must be an integer >= 2"),
-    (_empty_prior, "low < high"),
-], ids=["duplicate-names", "K<2", "low>=high"])
+@pytest.mark.parametrize(
+    "break_spec, says",
+    [
+        (_duplicate, "unique"),
+        (_one_category, "categories must be an integer >= 2"),
+        (_empty_prior, "low < high"),
+    ],
+    ids=["duplicate-names", "K<2", "low>=high"],
+)
 def test_bad_spec_refused_by_folder_name(tmp_path, tiny_models_dir, break_spec, says):
     root = tmp_path / "models"
     copy_as(tiny_models_dir / "tiny", root, "tiny")
@@ -139,9 +143,14 @@ def make_v1(folder: Path) -> None:
     rec = LatentSpec.from_dict(m["spec"]).output_names()
     for key in ("category_order", "compare_with", "drawing"):
         m.pop(key)
-    m.update(version=1, spec=spec, light_on_dark=True, inputs={"generator": ["z", "c"], "recognizer": ["images"]},
-             outputs={"generator": ["images"], "recognizer": rec},
-             files={n: e.model_dump() for n, e in Manifest.file_entries(folder).items()})
+    m.update(
+        version=1,
+        spec=spec,
+        light_on_dark=True,
+        inputs={"generator": ["z", "c"], "recognizer": ["images"]},
+        outputs={"generator": ["images"], "recognizer": rec},
+        files={n: e.model_dump() for n, e in Manifest.file_entries(folder).items()},
+    )
     (folder / MANIFEST_FILE).write_text(json.dumps(m))
 
 

@@ -1,4 +1,5 @@
 """GET /models and /models/{id}."""
+
 from backend.schemas import CategoricalCode
 from spec.latent import Categorical
 
@@ -39,8 +40,16 @@ def test_categorical_labels_default():
 
 def test_openapi_documents_public_api(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/models", "/models/{model_id}", "/generate", "/traverse", "/infer-codes", "/healthz", "/readyz",
-              "/metrics"):
+    for p in (
+        "/models",
+        "/models/{model_id}",
+        "/generate",
+        "/traverse",
+        "/infer-codes",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert p in paths
     assert "/_floor" not in paths
     body = paths["/infer-codes"]["post"]["requestBody"]["content"]

@@ -1,4 +1,5 @@
 """Image generation from the prior, with some codes fixed (/generate) or one code swept (/traverse, Fig. 2)."""
+
 from __future__ import annotations
 
 import secrets
@@ -15,9 +16,11 @@ from ..responses import validated_json
 
 router = APIRouter(tags=["generate"])
 
-ERRORS = {404: {"model": Error, "description": "unknown model"},
-          422: {"model": Error, "description": "a value that does not fit the model's spec"},
-          503: {"model": Error, "description": "models still loading"}}
+ERRORS = {
+    404: {"model": Error, "description": "unknown model"},
+    422: {"model": Error, "description": "a value that does not fit the model's spec"},
+    503: {"model": Error, "description": "models still loading"},
+}
 
 
 def fresh_seed() -> int:
@@ -45,8 +48,10 @@ def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
     if req.z is not None:
         z = spec.noise.check(req.z, req.n)
     images = model.generate(z, spec.encode_np(values))
-    return validated_json(GenerateResponse, {"model": model.id, "seed": seed, "images": pngs_base64(images),
-                                             "z": z.tolist(), "codes": spec.rows(values)})
+    return validated_json(
+        GenerateResponse,
+        {"model": model.id, "seed": seed, "images": pngs_base64(images), "z": z.tolist(), "codes": spec.rows(values)},
+    )
 
 
 @router.post("/traverse", response_model=TraverseResponse, responses=ERRORS)
@@ -65,6 +70,15 @@ def traverse(req: TraverseRequest, registry: RegistryDep) -> Response:
     values = {name: np.repeat(v, cols) for name, v in values.items()}
     values[code.name] = np.tile(np.asarray(sweep, dtype=np.float64), req.rows)
     images = model.generate(z, spec.encode_np(values))
-    return validated_json(TraverseResponse, {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
-                                             "values": [code.output(v) for v in sweep],
-                                             "images": pngs_base64(images), "seed": seed})
+    return validated_json(
+        TraverseResponse,
+        {
+            "model": model.id,
+            "code": code.name,
+            "rows": req.rows,
+            "cols": cols,
+            "values": [code.output(v) for v in sweep],
+            "images": pngs_base64(images),
+            "seed": seed,
+        },
+    )

@@ -1,4 +1,5 @@
 """Liveness, readiness, Prometheus metrics, and the benchmark's HTTP floor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,13 @@ def readyz(registry: RegistryDep) -> JSONResponse:
     provider = first.generator.get_providers()[0] if first else providers(registry.device)[0]
     loaded = registry.ready.is_set()
     status = "ready" if loaded and registry.models else ("loading" if not loaded else "no models")
-    body = Ready(status=status, provider=provider, device=registry.device, models=list(registry.models),
-                 errors=dict(registry.errors))
+    body = Ready(
+        status=status,
+        provider=provider,
+        device=registry.device,
+        models=list(registry.models),
+        errors=dict(registry.errors),
+    )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)
 
 
@@ -49,5 +55,6 @@ def floor(registry: RegistryDep) -> Response:
     cached = getattr(registry, "_floor_png", None)
     if cached is None:
         cached = registry._floor_png = png_base64(np.full((c, h, w), 0.5, np.float32))
-    return validated_json(GenerateResponse, {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim],
-                                             "codes": [{}]})
+    return validated_json(
+        GenerateResponse, {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim], "codes": [{}]}
+    )

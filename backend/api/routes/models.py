@@ -1,4 +1,5 @@
 """The served models and their specs."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter
