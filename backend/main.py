@@ -3,6 +3,7 @@
 ``create_app`` builds the app; models load in the lifespan handler (in a background thread, so /healthz
 answers while /readyz says 503), never at import time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,12 +16,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from spec.latent import SpecError
+
 from .api.docs import install_docs
 from .api.limits import BodyLimitMiddleware
 from .api.routes import frontend, generate, health, infer, models
 from .core.config import Settings
 from .core.images import UploadError
-from .core.latent import SpecError
 from .core.metrics import Metrics, MetricsMiddleware
 from .core.registry import Registry
 
@@ -37,8 +39,12 @@ def _field(loc: tuple) -> str:
 
 def validation_detail(exc: RequestValidationError) -> str:
     # never echo the input: it may be NaN/inf, which JSON cannot carry
-    return "; ".join("body: invalid JSON" if e.get("type") == "json_invalid" else
-                     f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}" for e in exc.errors())
+    return "; ".join(
+        "body: invalid JSON"
+        if e.get("type") == "json_invalid"
+        else f"{_field(e.get('loc', ()))}: {e.get('msg', 'invalid')}"
+        for e in exc.errors()
+    )
 
 
 class LateStaticFiles(StaticFiles):
@@ -66,8 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="InfoGAN explorer",
         version="1.0.0",
         description="Generate images from InfoGAN models (Chen et al., 2016) with chosen latent codes, sweep one "
-                    "code, and infer the codes of an uploaded image. Errors are JSON {\"detail\": ...} naming the "
-                    "field.",
+        'code, and infer the codes of an uploaded image. Errors are JSON {"detail": ...} naming the '
+        "field.",
         lifespan=lifespan,
         docs_url=None,  # install_docs: Swagger UI from the installed package, not a CDN
     )
@@ -80,7 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
-        if exc.status_code == 400:  # FastAPI's "error parsing the body" (e.g. not UTF-8): a malformed field, like bad JSON
+        if (
+            exc.status_code == 400
+        ):  # FastAPI's "error parsing the body" (e.g. not UTF-8): a malformed field, like bad JSON
             return JSONResponse({"detail": f"body: {exc.detail}"}, status_code=422)
         return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
@@ -94,8 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for module in (models, generate, infer, health, frontend):
         app.include_router(module.router)
-    app.mount("/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False),
-              name="static")
+    app.mount(
+        "/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False), name="static"
+    )
     install_docs(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

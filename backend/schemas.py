@@ -1,13 +1,16 @@
 """Request and response schemas of the public API (shown at /docs). Values that depend on a model's spec (code
-names, category counts, ranges, the noise dim) are checked per request against that spec, see core/latent.py."""
+names, category counts, ranges, the noise dim) are checked per request against that spec (spec/latent.py's
+``check`` methods); the bounds and texts here come from that module's constants."""
+
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic_core import PydanticCustomError
 
-from .core.latent import EXTRAPOLATION
+from spec.latent import EXTRAPOLATION, SLIDER_SPAN, SLIDER_STEPS
+from spec.manifest import Polarity
 
 
 def _not_bool(value: Any) -> Any:
@@ -20,14 +23,22 @@ def _not_bool(value: Any) -> Any:
 Int = Annotated[int, BeforeValidator(_not_bool)]
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
 # at most 2**53 - 1 so JavaScript numbers hold every seed exactly
-Seed = Annotated[int, Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
-                 BeforeValidator(_not_bool)]
-# checked against the model's spec in core/latent.py (bools and strings are refused there, by field name)
+Seed = Annotated[
+    int,
+    Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
+    BeforeValidator(_not_bool),
+]
+# checked against the model's spec by spec/latent.py (bools and strings are refused there, by field name)
 CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
-CodeValues = Annotated[dict[str, CodeValue], Field(
-    max_length=64,
-    description=f"fixed code values by name: a categorical code takes an integer index 0..K-1; a continuous code "
-                f"a number within {EXTRAPOLATION:g}x its prior's half-range around the centre ([-3, 3] for [-1, 1])")]
+CodeValues = Annotated[
+    dict[str, CodeValue],
+    Field(
+        max_length=64,
+        description=f"fixed code values by name: a categorical code takes an integer index 0..K-1; a continuous code "
+        f"a number within {EXTRAPOLATION:g}x its prior's half-range around the centre "
+        f"([{-EXTRAPOLATION:g}, {EXTRAPOLATION:g}] for [-1, 1])",
+    ),
+]
 
 
 class Error(BaseModel):
@@ -45,11 +56,42 @@ class NoiseInfo(BaseModel):
     distribution: Literal["uniform", "normal"]
 
 
+class ChoiceControl(BaseModel):
+    """The page's control of a categorical code: one button per category."""
+
+    widget: Literal["choice"]
+    choices: list[str] = Field(description="the button labels, one per category")
+    default: int
+
+
+class RangeControl(BaseModel):
+    """The page's control of a continuous code: a slider over min..max, a typed field up to hard_min..hard_max."""
+
+    widget: Literal["range"]
+    min: float = Field(description=f"slider start: {SLIDER_SPAN:g} half-ranges below the prior's centre")
+    max: float = Field(description=f"slider end: {SLIDER_SPAN:g} half-ranges above the prior's centre")
+    hard_min: float = Field(description=f"the least a request may set ({EXTRAPOLATION:g} half-ranges below)")
+    hard_max: float = Field(description=f"the most a request may set ({EXTRAPOLATION:g} half-ranges above)")
+    prior: list[float] = Field(min_length=2, max_length=2, description="the training prior [low, high]")
+    step: float = Field(description=f"one arrow-key step: 1/{SLIDER_STEPS} of the slider's span")
+    default: float
+
+
 class CategoricalCode(BaseModel):
     name: str
     type: Literal["categorical"]
     categories: int = Field(description="K; values are indices 0..K-1")
     labels: list[str] = Field(description="a label per category ('0'..'K-1' when the model has none)")
+    control: ChoiceControl
+    caption: str = Field(description="one line describing the code, for the page")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_labels(cls, data: Any) -> Any:
+        # a spec without labels (its JSON omits them): the indices, as the page shows them
+        if isinstance(data, dict) and data.get("labels") is None and isinstance(data.get("categories"), int):
+            data = {**data, "labels": [str(k) for k in range(data["categories"])]}
+        return data
 
 
 class ContinuousCode(BaseModel):
@@ -58,6 +100,8 @@ class ContinuousCode(BaseModel):
     low: float = Field(description="the training prior's lower end")
     high: float = Field(description="the training prior's upper end")
     label: str | None = Field(None, description="what the code was found to control, if known")
+    control: RangeControl
+    caption: str = Field(description="one line describing the code, for the page")
 
 
 Code = Annotated[CategoricalCode | ContinuousCode, Field(discriminator="type")]
@@ -72,6 +116,8 @@ class ModelInfo(BaseModel):
     codes: list[Code]
     metrics: dict[str, Any] = Field(description="evaluation figures from training/evaluate.py (free-form)")
     device: Literal["cpu", "cuda"]
+    compare_with: str | None = Field(description="id of the served model to show beside this one (none: null)")
+    drawing: Polarity = Field(description="how a drawing of the data set looks (the page's canvas paints so)")
 
 
 class ModelList(BaseModel):
@@ -85,7 +131,8 @@ class GenerateRequest(BaseModel):
     n: Int = Field(1, ge=1, le=256, description="number of images")
     seed: Seed | None = None
     z: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = Field(
-        None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)")
+        None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)"
+    )
     codes: CodeValues = Field(default_factory=dict)
 
 
@@ -104,8 +151,8 @@ class TraverseRequest(BaseModel):
     code: str = Field(min_length=1, max_length=128, description="the code swept along the columns")
     rows: Int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
     cols: Int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
-    low: Annotated[float, Field(allow_inf_nan=False)] = -2.0
-    high: Annotated[float, Field(allow_inf_nan=False)] = 2.0
+    low: Annotated[float, Field(allow_inf_nan=False)] = -SLIDER_SPAN
+    high: Annotated[float, Field(allow_inf_nan=False)] = SLIDER_SPAN
     seed: Seed | None = None
     codes: CodeValues = Field(default_factory=dict)
 

@@ -1,4 +1,5 @@
 """Shared by the service benchmarks: start `uvicorn backend.main:app` on a free port, read its RSS."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from spec.latent import LatentSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,9 +42,24 @@ class Server:
         full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), **env}
         self.log = log.open("w") if log else None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(self.port),
-             "--log-level", "warning", "--no-access-log"], cwd=ROOT, env=full_env, stdout=self.log,
-            stderr=subprocess.STDOUT if self.log else None)
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "backend.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log else None,
+        )
 
     def _log_text(self) -> str:
         return f"; log: {Path(self.log.name).read_text()}" if self.log else ""
@@ -96,3 +114,13 @@ def model_info(base: str, model_id: str | None = None) -> dict:
     if model_id:
         return httpx.get(f"{base}/models/{model_id}").json()
     return httpx.get(f"{base}/models").json()["models"][0]
+
+
+# what GET /models adds to each code's spec JSON for the page
+PAGE_FIELDS = ("control", "caption")
+
+
+def served_spec(info: dict) -> LatentSpec:
+    """The latent spec of a served model, from its GET /models entry (its code JSON plus the page's fields)."""
+    codes = [{k: v for k, v in code.items() if k not in PAGE_FIELDS} for code in info["codes"]]
+    return LatentSpec.from_dict({"noise": info["noise"], "codes": codes})

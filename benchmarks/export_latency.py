@@ -6,32 +6,31 @@ batch 256, with ONNX Runtime on the CPU, for every folder under models/.
 Budgets (issue: export): folder <= 16 MB, one-image median latency <= 2 ms. Prints each figure as a ratio to its
 budget.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from spec.latent import LatentSpec  # noqa: E402
+from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, MANIFEST_FILE, Manifest  # noqa: E402
+
 SIZE_BUDGET_MB = 16.0
 LATENCY_BUDGET_MS = 2.0
 
 
-def latent_batch(spec: dict, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    noise = spec["noise"]
-    z = rng.uniform(-1, 1, (n, noise["dim"])) if noise["distribution"] == "uniform" else rng.normal(size=(n, noise["dim"]))
-    parts = []
-    for code in spec["codes"]:
-        if code["type"] == "categorical":
-            parts.append(np.eye(code["categories"])[rng.integers(code["categories"], size=n)])
-        else:
-            parts.append(rng.uniform(code["low"], code["high"], (n, 1)))
-    return {"z": z.astype(np.float32), "c": np.concatenate(parts, axis=1).astype(np.float32)}
+def latent_batch(spec: LatentSpec, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """G's feed for n prior draws: {"z": (n, noise dim), "c": (n, spec.c_dim)} float32."""
+    z, values = spec.sample_np(rng, n)
+    return dict(zip(GENERATOR_INPUTS, (z, spec.encode_np(values))))
 
 
 def main() -> None:
@@ -43,11 +42,12 @@ def main() -> None:
     opts.intra_op_num_threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
     print(f"onnxruntime {ort.__version__}, {opts.intra_op_num_threads} threads, CPUExecutionProvider")
-    for folder in sorted(p for p in Path(args.models_dir).iterdir() if (p / "manifest.json").exists()):
-        manifest = json.loads((folder / "manifest.json").read_text())
+    for folder in sorted(p for p in Path(args.models_dir).iterdir() if (p / MANIFEST_FILE).exists()):
+        manifest = Manifest.read(folder)
+        spec = manifest.latent()
         size_mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
-        sess = ort.InferenceSession(str(folder / "generator.onnx"), opts, providers=["CPUExecutionProvider"])
-        one = latent_batch(manifest["spec"], 1, rng)
+        sess = ort.InferenceSession(str(folder / GENERATOR_FILE), opts, providers=["CPUExecutionProvider"])
+        one = latent_batch(spec, 1, rng)
         for _ in range(20):
             sess.run(None, one)
         times = []
@@ -55,7 +55,7 @@ def main() -> None:
             t0 = time.perf_counter()
             sess.run(None, one)
             times.append((time.perf_counter() - t0) * 1e3)
-        big = latent_batch(manifest["spec"], 256, rng)
+        big = latent_batch(spec, 256, rng)
         sess.run(None, big)
         t0 = time.perf_counter()
         reps = 10
@@ -63,9 +63,11 @@ def main() -> None:
             sess.run(None, big)
         ips = reps * 256 / (time.perf_counter() - t0)
         p50 = statistics.median(times)
-        print(f"{folder.name:14s} size {size_mb:6.1f} MB ({size_mb / SIZE_BUDGET_MB:.2f}x budget)  "
-              f"1-image p50 {p50:.3f} ms ({p50 / LATENCY_BUDGET_MS:.2f}x budget)  batch-256 {ips:8.0f} images/s  "
-              f"weights {manifest.get('weights', 'fp32')}")
+        print(
+            f"{folder.name:14s} size {size_mb:6.1f} MB ({size_mb / SIZE_BUDGET_MB:.2f}x budget)  "
+            f"1-image p50 {p50:.3f} ms ({p50 / LATENCY_BUDGET_MS:.2f}x budget)  batch-256 {ips:8.0f} images/s  "
+            f"weights {manifest.weights}"
+        )
 
 
 if __name__ == "__main__":

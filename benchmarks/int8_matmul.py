@@ -24,7 +24,7 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from benchmarks.export_latency import latent_batch  # noqa: E402
-from backend.core.registry import session_options  # noqa: E402
+from backend.core.device import session_options  # noqa: E402
 from training.int8_matmul import MIN_ELEMENTS, add_int8_matmul, rewritten_layers, set_max_rows  # noqa: E402
 
 

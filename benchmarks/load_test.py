@@ -6,6 +6,7 @@ Starts `uvicorn backend.main:app` on a free port (or use --url with --pid to rea
 Passes with zero errors (any non-2xx or transport failure) and server RSS growth, from the end of a warm-up
 to the end of the run, within --rss-bound-mib.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,12 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks._server import client_limits, model_info, rss_mib, server  # noqa: E402
+from benchmarks._server import client_limits, model_info, rss_mib, served_spec, server  # noqa: E402
 
 
 async def run(base: str, pid: int | None, args) -> int:
     info = model_info(base, args.model)
+    spec = served_spec(info)
     codes = info["codes"]
     m = info["id"]
     limits = client_limits(args.clients)
@@ -36,12 +38,9 @@ async def run(base: str, pid: int | None, args) -> int:
         rss: list[tuple[float, float]] = []
 
         def random_codes(rng: random.Random) -> dict:
-            out = {}
-            for c in codes:
-                if rng.random() < 0.5:
-                    out[c["name"]] = (rng.randrange(c["categories"]) if c["type"] == "categorical"
-                                      else rng.uniform(-2, 2))
-            return out
+            """About half of the codes fixed, at values drawn from their priors."""
+            _, values = spec.sample_np(np.random.default_rng(rng.randrange(2**32)), 1)
+            return {name: v for name, v in spec.rows(values)[0].items() if rng.random() < 0.5}
 
         async def worker(i: int, stop: float) -> None:
             rng = random.Random(i)
@@ -50,14 +49,23 @@ async def run(base: str, pid: int | None, args) -> int:
                 t = time.perf_counter()
                 try:
                     if kind == "generate":
-                        r = await client.post("/generate", json={"model": m, "n": rng.choice([1, 1, 1, 4, 16]),
-                                                                 "seed": rng.randrange(2**31), "codes": random_codes(rng)})
+                        r = await client.post(
+                            "/generate",
+                            json={
+                                "model": m,
+                                "n": rng.choice([1, 1, 1, 4, 16]),
+                                "seed": rng.randrange(2**31),
+                                "codes": random_codes(rng),
+                            },
+                        )
                     elif kind == "traverse":
-                        r = await client.post("/traverse", json={"model": m, "code": rng.choice(codes)["name"],
-                                                                 "rows": 3, "cols": 5})
+                        r = await client.post(
+                            "/traverse", json={"model": m, "code": rng.choice(codes)["name"], "rows": 3, "cols": 5}
+                        )
                     elif rng.random() < 0.5:
-                        r = await client.post("/infer-codes", files={"file": ("d.png", rng.choice(pngs), "image/png")},
-                                              data={"model": m})
+                        r = await client.post(
+                            "/infer-codes", files={"file": ("d.png", rng.choice(pngs), "image/png")}, data={"model": m}
+                        )
                     else:
                         url = "data:image/png;base64," + base64.b64encode(rng.choice(pngs)).decode()
                         r = await client.post("/infer-codes", json={"image": url, "model": m})
@@ -84,20 +92,26 @@ async def run(base: str, pid: int | None, args) -> int:
         rss_end = rss_mib(pid) if pid else float("nan")
 
     total = sum(len(v) for v in stats.values())
-    print(f"{args.clients} clients, {elapsed:.0f} s against {base} (model {info['id']}): {total} requests, "
-          f"{total / elapsed:.0f} req/s, {len(errors)} errors")
+    print(
+        f"{args.clients} clients, {elapsed:.0f} s against {base} (model {info['id']}): {total} requests, "
+        f"{total / elapsed:.0f} req/s, {len(errors)} errors"
+    )
     for kind, v in stats.items():
         if v:
-            print(f"  {kind:12s} {len(v):6d} req  p50 {np.percentile(v, 50) * 1000:7.1f} ms  "
-                  f"p99 {np.percentile(v, 99) * 1000:7.1f} ms")
+            print(
+                f"  {kind:12s} {len(v):6d} req  p50 {np.percentile(v, 50) * 1000:7.1f} ms  "
+                f"p99 {np.percentile(v, 99) * 1000:7.1f} ms"
+            )
     for e in errors[:10]:
         print("  error:", e)
     ok = not errors
     if pid:
         peak = max([r for _, r in rss] + [rss_end])
         growth = rss_end - rss_start
-        print(f"  server RSS after warm-up {rss_start:.1f} MiB, end {rss_end:.1f} MiB, peak {peak:.1f} MiB; growth "
-              f"{growth:+.1f} MiB (bound {args.rss_bound_mib} MiB: {'PASS' if growth <= args.rss_bound_mib else 'FAIL'})")
+        print(
+            f"  server RSS after warm-up {rss_start:.1f} MiB, end {rss_end:.1f} MiB, peak {peak:.1f} MiB; growth "
+            f"{growth:+.1f} MiB (bound {args.rss_bound_mib} MiB: {'PASS' if growth <= args.rss_bound_mib else 'FAIL'})"
+        )
         ok = ok and growth <= args.rss_bound_mib
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1
@@ -112,11 +126,15 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--warmup", type=float, default=5)
-    ap.add_argument("--rss-bound-mib", type=float, default=64,
-                    help="allowed RSS growth after warm-up (allocator arenas and ORT's per-batch-size buffers settle)")
+    ap.add_argument(
+        "--rss-bound-mib",
+        type=float,
+        default=64,
+        help="allowed RSS growth after warm-up (allocator arenas and ORT's per-batch-size buffers settle)",
+    )
     args = ap.parse_args()
     if args.url:
-        if not httpx.URL(args.url).host in ("127.0.0.1", "localhost"):
+        if httpx.URL(args.url).host not in ("127.0.0.1", "localhost"):
             sys.exit("load_test.py only targets 127.0.0.1")
         sys.exit(asyncio.run(run(args.url, args.pid, args)))
     with server(args.models_dir, DEVICE="cpu") as (base, pid):

@@ -14,6 +14,7 @@ with as much other work in between. Back to back, the weights stay in the caches
 requests allows: on a 2-core AVX2 VM one image takes 0.7-0.85 ms back to back and 1.7-2.2 ms at the requests' pace.
 The back-to-back figures are printed too, and the targets against them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,32 +29,34 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from backend.core.registry import session_options  # noqa: E402
+from backend.core.device import session_options  # noqa: E402
 from benchmarks._server import client_limits, model_info, server  # noqa: E402
+from spec.latent import LatentSpec  # noqa: E402
+from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(xs, q)) * 1000  # ms
 
 
-def code_width(spec: dict) -> int:
-    """Width of the generator's code input c: K one-hot columns per categorical code, one per continuous code."""
-    return sum(c["categories"] if c["type"] == "categorical" else 1 for c in spec["codes"])
-
-
 class RawModel:
     """The model's generator.onnx in this process, with the service's own session options, so the limit runs the
     model as the server does."""
 
-    def __init__(self, folder: Path, threads: int, spec: dict):
-        self.sess = ort.InferenceSession(str(folder / "generator.onnx"), session_options(threads),
-                                         providers=["CPUExecutionProvider"])
-        self.dim, self.width = spec["noise"]["dim"], code_width(spec)
+    def __init__(self, folder: Path, threads: int):
+        self.spec: LatentSpec = Manifest.read(folder).latent()
+        self.sess = ort.InferenceSession(
+            str(folder / GENERATOR_FILE), session_options(threads), providers=["CPUExecutionProvider"]
+        )
         self.rng = np.random.default_rng(0)
 
+    def latents(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """z (n, noise dim) and c (n, spec.c_dim) from the prior, as the service feeds G."""
+        z, values = self.spec.sample_np(rng, n)
+        return z, self.spec.encode_np(values)
+
     def feed(self, n: int) -> dict:
-        return {"z": self.rng.uniform(-1, 1, (n, self.dim)).astype(np.float32),
-                "c": self.rng.uniform(0, 1, (n, self.width)).astype(np.float32)}
+        return dict(zip(GENERATOR_INPUTS, self.latents(n, self.rng)))
 
     def timed(self, n: int = 1, idle_s: float = 0.0) -> float:
         """Seconds of one run() for ``n`` images (after ``idle_s`` asleep)."""
@@ -78,8 +81,12 @@ def raw_onnx(raw: RawModel, seconds: float) -> dict:
     while time.perf_counter() - t0 < seconds / 2 or n64 < 5:
         raw.timed(64)
         n64 += 1
-    return {"p50": pct(one, 50), "p99": pct(one, 99), "p50_paced": pct(paced, 50),
-            "batch64_ips": n64 * 64 / (time.perf_counter() - t0)}
+    return {
+        "p50": pct(one, 50),
+        "p99": pct(one, 99),
+        "p50_paced": pct(paced, 50),
+        "batch64_ips": n64 * 64 / (time.perf_counter() - t0),
+    }
 
 
 def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) -> float:
@@ -89,7 +96,7 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
 
     from backend.core.batching import MicroBatcher
 
-    run = lambda z, c: raw.sess.run(["images"], {"z": z, "c": c})[0]  # noqa: E731
+    run = lambda z, c: raw.sess.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c))))[0]  # noqa: E731
     batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
     done = [0] * clients
     stop = time.perf_counter() + seconds
@@ -97,8 +104,7 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
     def worker(i: int) -> None:
         rng = np.random.default_rng(i)  # one per thread: a numpy Generator is not thread-safe
         while time.perf_counter() < stop:
-            batcher(rng.uniform(-1, 1, (1, raw.dim)).astype(np.float32),
-                    rng.uniform(0, 1, (1, raw.width)).astype(np.float32))
+            batcher(*raw.latents(1, rng))
             done[i] += 1
 
     t0 = time.perf_counter()
@@ -111,8 +117,9 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
     return sum(done) / (time.perf_counter() - t0)
 
 
-def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]], count: int,
-               raw: RawModel | None = None) -> list[list[float]]:
+def sequential(
+    client: httpx.Client, requests: list[tuple[str, str, dict | None]], count: int, raw: RawModel | None = None
+) -> list[list[float]]:
     """Seconds per request, one list per entry of ``requests`` (plus one for ``raw``): ``count`` rounds, each
     sending every request once, one at a time, then (with ``raw``) running the raw model for one image in this
     process. Interleaved, so /generate, its floor and the raw run see the same machine (a VM's neighbours, its
@@ -134,8 +141,9 @@ def sequential(client: httpx.Client, requests: list[tuple[str, str, dict | None]
     return times
 
 
-async def concurrent(base: str, method: str, path: str, body: dict | None, clients: int, seconds: float,
-                     images_per_request: int = 1) -> float:
+async def concurrent(
+    base: str, method: str, path: str, body: dict | None, clients: int, seconds: float, images_per_request: int = 1
+) -> float:
     """images/second from `clients` concurrent keep-alive connections for `seconds`."""
     done = 0
     limits = client_limits(clients)
@@ -173,33 +181,56 @@ def measure(base: str, model: str, raw: RawModel, args) -> dict:
             raw64.append(raw.timed(64))
     conc_gen = asyncio.run(concurrent(base, "POST", "/generate", one, args.clients, args.seconds))
     conc_floor = asyncio.run(concurrent(base, "GET", "/_floor", None, args.clients, args.seconds))
-    return {"gen_p50": pct(gen, 50), "gen_p99": pct(gen, 99), "floor_p50": pct(floor, 50), "floor_p99": pct(floor, 99),
-            "raw_p50": pct(raw_seq, 50), "raw_p99": pct(raw_seq, 99),
-            "n64_ips": 64 * len(http64) / sum(http64), "raw64_ips": 64 * len(raw64) / sum(raw64),
-            "conc_gen_ips": conc_gen, "conc_floor_ips": conc_floor}
+    return {
+        "gen_p50": pct(gen, 50),
+        "gen_p99": pct(gen, 99),
+        "floor_p50": pct(floor, 50),
+        "floor_p99": pct(floor, 99),
+        "raw_p50": pct(raw_seq, 50),
+        "raw_p99": pct(raw_seq, 99),
+        "n64_ips": 64 * len(http64) / sum(http64),
+        "raw64_ips": 64 * len(raw64) / sum(raw64),
+        "conc_gen_ips": conc_gen,
+        "conc_floor_ips": conc_floor,
+    }
 
 
 def report(label: str, m: dict, raw: dict) -> None:
     lim50 = m["floor_p50"] + m["raw_p50"]
     lim99 = m["floor_p99"] + m["raw_p99"]
     print(f"[{label}]")
-    print(f"  /generate n=1 sequential p50 {m['gen_p50']:.2f} ms; limit floor {m['floor_p50']:.2f} + raw {m['raw_p50']:.2f}"
-          f" = {lim50:.2f} ms; ratio {m['gen_p50'] / lim50:.2f}; over limit by {m['gen_p50'] - lim50:+.2f} ms "
-          f"(target <= +2 ms: {'PASS' if m['gen_p50'] <= lim50 + 2 else 'FAIL'})")
+    print(
+        f"  /generate n=1 sequential p50 {m['gen_p50']:.2f} ms; limit floor {m['floor_p50']:.2f} "
+        f"+ raw {m['raw_p50']:.2f}"
+        f" = {lim50:.2f} ms; ratio {m['gen_p50'] / lim50:.2f}; over limit by {m['gen_p50'] - lim50:+.2f} ms "
+        f"(target <= +2 ms: {'PASS' if m['gen_p50'] <= lim50 + 2 else 'FAIL'})"
+    )
     strict = m["floor_p50"] + raw["p50"]
-    print(f"    with raw back to back instead ({raw['p50']:.2f} ms, a pace no sequential client sets): limit "
-          f"{strict:.2f} ms, over by {m['gen_p50'] - strict:+.2f} ms ({'PASS' if m['gen_p50'] <= strict + 2 else 'FAIL'})")
-    print(f"  /generate n=1 sequential p99 {m['gen_p99']:.2f} ms; limit floor {m['floor_p99']:.2f} + raw {m['raw_p99']:.2f}"
-          f" = {lim99:.2f} ms; ratio {m['gen_p99'] / lim99:.2f}")
+    print(
+        f"    with raw back to back instead ({raw['p50']:.2f} ms, a pace no sequential client sets): limit "
+        f"{strict:.2f} ms, over by {m['gen_p50'] - strict:+.2f} ms ({'PASS' if m['gen_p50'] <= strict + 2 else 'FAIL'})"
+    )
+    print(
+        f"  /generate n=1 sequential p99 {m['gen_p99']:.2f} ms; limit floor {m['floor_p99']:.2f} "
+        f"+ raw {m['raw_p99']:.2f}"
+        f" = {lim99:.2f} ms; ratio {m['gen_p99'] / lim99:.2f}"
+    )
     r1 = m["conc_gen_ips"] / m["conc_floor_ips"]
-    print(f"  n=1, {args.clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; HTTP floor {m['conc_floor_ips']:.0f} req/s;"
-          f" ratio {r1:.2f} (target >= 0.50: {'PASS' if r1 >= 0.5 else 'FAIL'})")
+    print(
+        f"  n=1, {args.clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; "
+        f"HTTP floor {m['conc_floor_ips']:.0f} req/s;"
+        f" ratio {r1:.2f} (target >= 0.50: {'PASS' if r1 >= 0.5 else 'FAIL'})"
+    )
     r64 = m["n64_ips"] / m["raw64_ips"]
-    print(f"  n=64 sequential: {m['n64_ips']:.0f} img/s; raw batched ONNX Runtime {m['raw64_ips']:.0f} img/s (alternating"
-          f" with the requests); ratio {r64:.2f} (target >= 0.60: {'PASS' if r64 >= 0.6 else 'FAIL'})")
+    print(
+        f"  n=64 sequential: {m['n64_ips']:.0f} img/s; raw batched ONNX Runtime {m['raw64_ips']:.0f} img/s (alternating"
+        f" with the requests); ratio {r64:.2f} (target >= 0.60: {'PASS' if r64 >= 0.6 else 'FAIL'})"
+    )
     strict = m["n64_ips"] / raw["batch64_ips"]
-    print(f"    with raw batched back to back instead ({raw['batch64_ips']:.0f} img/s): ratio {strict:.2f} "
-          f"({'PASS' if strict >= 0.6 else 'FAIL'})")
+    print(
+        f"    with raw batched back to back instead ({raw['batch64_ips']:.0f} img/s): ratio {strict:.2f} "
+        f"({'PASS' if strict >= 0.6 else 'FAIL'})"
+    )
 
 
 if __name__ == "__main__":
@@ -214,14 +245,16 @@ if __name__ == "__main__":
     args = ap.parse_args()
 
     env = {"ORT_THREADS": str(args.threads), "DEVICE": "cpu"}
-    runs = [("micro-batching on (BATCH_WAIT_MS=2)", {"BATCH_WAIT_MS": "2"}), ("micro-batching off (BATCH_WAIT_MS=0)",
-                                                                             {"BATCH_WAIT_MS": "0"})]
+    runs = [
+        ("micro-batching on (BATCH_WAIT_MS=2)", {"BATCH_WAIT_MS": "2"}),
+        ("micro-batching off (BATCH_WAIT_MS=0)", {"BATCH_WAIT_MS": "0"}),
+    ]
     results = []
     raw = None
     if args.url:
         info = model_info(args.url, args.model)
         folder = Path(args.models_dir) / info["id"]
-        model = RawModel(folder, args.threads, {"noise": info["noise"], "codes": info["codes"]})
+        model = RawModel(folder, args.threads)
         raw = raw_onnx(model, args.seconds)
         results.append(("running server " + args.url, measure(args.url, info["id"], model, args)))
     else:
@@ -229,21 +262,26 @@ if __name__ == "__main__":
             with server(args.models_dir, **env, **extra) as (base, _):
                 info = model_info(base, args.model)
                 if raw is None:  # measured with the server idle
-                    model = RawModel(Path(args.models_dir) / info["id"], args.threads,
-                                     {"noise": info["noise"], "codes": info["codes"]})
+                    model = RawModel(Path(args.models_dir) / info["id"], args.threads)
                     raw = raw_onnx(model, args.seconds)
                 results.append((label, measure(base, info["id"], model, args)))
     path_on = inference_path(model, args.seconds, args.clients, 2.0)
     path_off = inference_path(model, args.seconds, args.clients, 0.0)
-    print(f"model {info['id']} ({info['image']['channels']}x{info['image']['height']}x{info['image']['width']}), "
-          f"ORT threads {args.threads}, {os.cpu_count()} cores; raw ONNX Runtime n=1 p50 {raw['p50']:.3f} ms, "
-          f"p99 {raw['p99']:.3f} ms, n=64 {raw['batch64_ips']:.0f} img/s; n=1 p50 with 2 ms idle between runs "
-          f"{raw['p50_paced']:.3f} ms (diagnostic, not a limit)")
+    print(
+        f"model {info['id']} ({info['image']['channels']}x{info['image']['height']}x{info['image']['width']}), "
+        f"ORT threads {args.threads}, {os.cpu_count()} cores; raw ONNX Runtime n=1 p50 {raw['p50']:.3f} ms, "
+        f"p99 {raw['p99']:.3f} ms, n=64 {raw['batch64_ips']:.0f} img/s; n=1 p50 with 2 ms idle between runs "
+        f"{raw['p50_paced']:.3f} ms (diagnostic, not a limit)"
+    )
     for label, m in results:
         report(label, m, raw)
     if len(results) == 2:
         on, off = results[0][1], results[1][1]
-        print(f"micro-batching: 32-client n=1 throughput {on['conc_gen_ips']:.0f} img/s on vs {off['conc_gen_ips']:.0f} "
-              f"off (x{on['conc_gen_ips'] / off['conc_gen_ips']:.2f}) over HTTP")
-    print(f"micro-batching, inference path without HTTP ({args.clients} threads, n=1): {path_on:.0f} img/s on vs "
-          f"{path_off:.0f} off (x{path_on / path_off:.2f})")
+        print(
+            f"micro-batching: 32-client n=1 throughput {on['conc_gen_ips']:.0f} img/s on vs {off['conc_gen_ips']:.0f} "
+            f"off (x{on['conc_gen_ips'] / off['conc_gen_ips']:.2f}) over HTTP"
+        )
+    print(
+        f"micro-batching, inference path without HTTP ({args.clients} threads, n=1): {path_on:.0f} img/s on vs "
+        f"{path_off:.0f} off (x{path_on / path_off:.2f})"
+    )

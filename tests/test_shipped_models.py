@@ -1,9 +1,9 @@
 """The models shipped under models/: each folder within the size budget, its files matching the manifest's hashes,
 loadable by the service, its provenance complete, and its recorded accuracy reproduced by the ONNX recognizer on
 the real test split (where the data set is present)."""
+
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -11,15 +11,25 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from spec.manifest import MANIFEST_FILE, RECOGNIZER_FILE, RECOGNIZER_INPUT, Manifest
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SIZE_BUDGET_BYTES = 16 * 1000 * 1000  # issue: export, "each model folder <= 16 MB on disk"
-FOLDERS = sorted(p for p in (ROOT / "models").glob("*") if (p / "manifest.json").is_file())
+FOLDERS = sorted(p for p in (ROOT / "models").glob("*") if (p / MANIFEST_FILE).is_file())
 DATA_DIRS = {"mnist": SHARED / "mnist", "fashion-mnist": Path("/usr/share/datasets/fashion-mnist")}
 
 
 def test_models_are_shipped():
     assert {p.name for p in FOLDERS} >= {"mnist", "mnist-gan", "fashion-mnist"}
+
+
+def test_shipped_baselines_and_drawings():
+    """The MNIST model and its lambda = 0 baseline are shown side by side; every shipped set draws light on dark."""
+    manifests = {p.name: Manifest.read(p) for p in FOLDERS}
+    assert manifests["mnist"].compare_with == "mnist-gan" and manifests["mnist-gan"].compare_with == "mnist"
+    assert manifests["fashion-mnist"].compare_with is None
+    assert {m.drawing for m in manifests.values()} == {"light-on-dark"}
 
 
 def test_order_file_opens_on_mnist_and_names_only_shipped_folders():
@@ -31,19 +41,20 @@ def test_order_file_opens_on_mnist_and_names_only_shipped_folders():
     order = json.loads((ROOT / "models" / "order.json").read_text())
     assert order[0] == "mnist" and set(order) <= {p.name for p in FOLDERS}
     registry = Registry(Settings(models_dir=ROOT / "models", device="cpu"), Metrics())
-    assert [p.name for p in registry.folders()][:len(order)] == order and registry.errors == {}
+    assert [p.name for p in registry.folders()][: len(order)] == order and registry.errors == {}
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
 def test_folder_fits_the_budget_and_matches_its_manifest(folder: Path):
     size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert size <= SIZE_BUDGET_BYTES, f"{folder.name}: {size / 1e6:.1f} MB"
-    m = json.loads((folder / "manifest.json").read_text())
-    for name, entry in m["files"].items():
-        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == entry["sha256"], name
-    prov = m["provenance"]
+    m = Manifest.read(folder)
+    for name, entry in m.files.items():
+        m.verify_file(folder, name)
+        assert (folder / name).stat().st_size == entry.bytes, name
+    prov = m.provenance
     assert prov["command"].startswith("infogan export") and prov["config"]["train"]["seed"] == prov["seed"]
-    assert m["dataset"] and m["metrics"]
+    assert m.dataset and m.metrics
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
@@ -55,8 +66,8 @@ def test_service_loads_the_model(folder: Path):
     from benchmarks.export_latency import latent_batch
 
     model = load_model(folder, device="cpu", settings=Settings(ort_threads=1, batch_wait_ms=0), metrics=Metrics())
-    feed = latent_batch(json.loads((folder / "manifest.json").read_text())["spec"], 2, np.random.default_rng(0))
-    assert model.spec.codes and model.generate(feed["z"], feed["c"]).shape[0] == 2
+    feed = latent_batch(model.spec, 2, np.random.default_rng(0))
+    assert model.spec.codes and model.generate(*feed.values()).shape[0] == 2
 
 
 @pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
@@ -65,25 +76,27 @@ def test_recorded_accuracy_is_what_the_recognizer_does(folder: Path):
     recognizer.onnx on the test split must equal the manifest's Hungarian accuracy."""
     from training.data import load_dataset
 
-    m = json.loads((folder / "manifest.json").read_text())
-    data_dir = DATA_DIRS.get(m["dataset"])
+    m = Manifest.read(folder)
+    data_dir = DATA_DIRS.get(m.dataset)
     if data_dir is None or not data_dir.is_dir():
-        pytest.skip(f"{m['dataset']} test split not present here (CI installs it)")
-    cat = next(c for c in m["spec"]["codes"] if c["type"] == "categorical")
-    test = load_dataset(m["dataset"], data_dir, "test", allow_download=False)
+        pytest.skip(f"{m.dataset} test split not present here (CI installs it)")
+    cat = m.latent().categorical_codes()[0]
+    (logits_name,) = cat.output_names()
+    test = load_dataset(m.dataset, data_dir, "test", allow_download=False)
     images = test.as_float().numpy() * 0.5 + 0.5  # [-1, 1] -> the recognizer's [0, 1]
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
-    rec = ort.InferenceSession(str(folder / "recognizer.onnx"), so, providers=["CPUExecutionProvider"])
-    logits = np.concatenate([rec.run([f"{cat['name']}.logits"], {"images": images[i:i + 1000]})[0]
-                             for i in range(0, len(images), 1000)])
+    rec = ort.InferenceSession(str(folder / RECOGNIZER_FILE), so, providers=["CPUExecutionProvider"])
+    logits = np.concatenate(
+        [rec.run([logits_name], {RECOGNIZER_INPUT: images[i : i + 1000]})[0] for i in range(0, len(images), 1000)]
+    )
     accuracy = float((logits.argmax(1) == test.labels.numpy()).mean())
-    assert accuracy == pytest.approx(m["metrics"][cat["name"]]["accuracy"], abs=2e-3)
+    assert accuracy == pytest.approx(m.metrics[cat.name]["accuracy"], abs=2e-3)
 
 
 def test_shipped_mnist_meets_the_accuracy_bar():
     """The training issue's bar for the model we ship: >= 97 % unsupervised test accuracy (the paper: 95 %). The
     figure is the manifest's, which test_recorded_accuracy_is_what_the_recognizer_does reproduces from the ONNX file."""
-    m = json.loads((ROOT / "models" / "mnist" / "manifest.json").read_text())
-    assert m["metrics"]["digit"]["accuracy"] >= 0.97
-    assert m["metrics"]["info"]["digit"]["L_I"] >= 2.2  # nats, against H(c) = ln 10 = 2.303
+    m = Manifest.read(ROOT / "models" / "mnist").metrics
+    assert m["digit"]["accuracy"] >= 0.97
+    assert m["info"]["digit"]["L_I"] >= 2.2  # nats, against H(c) = ln 10 = 2.303

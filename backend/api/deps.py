@@ -1,4 +1,5 @@
 """Typed dependencies: settings, the model registry, a model by id, and the /infer-codes upload."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ from pydantic import ValidationError
 
 from ..core.config import Settings
 from ..core.images import UploadError, decode_data_url
-from ..core.registry import Model, Registry
+from ..core.model import Model
+from ..core.registry import Registry
 from ..schemas import InferRequest
 
 

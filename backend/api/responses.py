@@ -5,6 +5,7 @@ FastAPI validates a sync route's return value against its ``response_model`` in 
 route that returns a ``Response`` skips both. The schema still holds: the body is the response model's own
 ``model_dump_json`` after ``model_validate``, and ``response_model`` still documents it in the OpenAPI schema.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -10,6 +10,7 @@ while the previous one ran. A leader lingers for company (``wait_s``, a few ms) 
 batch merged several requests, and stops lingering as soon as requests stop arriving for ``gap_s`` (0.5 ms):
 once every concurrent client has submitted, waiting longer only leaves the cores idle.
 """
+
 from __future__ import annotations
 
 import threading
@@ -40,14 +41,21 @@ class _Request:
 
 
 class MicroBatcher:
-    def __init__(self, run: RunFn, *, max_rows: int, wait_s: float,
-                 on_batch: Callable[[int, int], None] | None = None, gap_s: float = 0.0005):
+    def __init__(
+        self,
+        run: RunFn,
+        *,
+        max_rows: int,
+        wait_s: float,
+        on_batch: Callable[[int, int], None] | None = None,
+        gap_s: float = 0.0005,
+    ):
         self.run, self.max_rows, self.wait_s, self.gap_s = run, max_rows, wait_s, gap_s
         self.on_batch = on_batch  # (rows, requests) per run(), for the metrics
         self._cond = threading.Condition()
         self._pending: deque[_Request] = deque()
         self._leading = False  # a leader holds the batch slot
-        self._busy = False     # did the last batch merge several requests? then the next leader waits for company
+        self._busy = False  # did the last batch merge several requests? then the next leader waits for company
 
     def __call__(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         # batching off, or a request that fills a batch by itself: run in the caller's thread, outside the queue
@@ -119,6 +127,6 @@ class MicroBatcher:
             return
         start = 0
         for r in batch:
-            r.out, r.finished = out[start:start + len(r.z)], True
+            r.out, r.finished = out[start : start + len(r.z)], True
             start += len(r.z)
             r.wake.set()

@@ -1,4 +1,5 @@
 """Service settings, read from the environment (or a .env file) by pydantic-settings."""
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    models_dir: Path = Field(ROOT / "models", description="one folder per model: <id>/{generator,recognizer}.onnx, manifest.json")
+    models_dir: Path = Field(
+        ROOT / "models", description="one folder per model: <id>/{generator,recognizer}.onnx, manifest.json"
+    )
     frontend_dir: Path = Field(ROOT / "frontend", description="index.html (a jinja2 template) and static/")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # intra-op threads per ONNX Runtime session; 0 = every core. The micro-batcher lets one run() per model go at a

@@ -1,4 +1,5 @@
 """Prometheus metrics, one registry per app (tests build several apps in one process)."""
+
 from __future__ import annotations
 
 import time
@@ -13,15 +14,33 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("infogan_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r)
-        self.latency = Histogram("infogan_http_request_seconds", "HTTP request latency per route (s)",
-                                 ["method", "route"], buckets=LATENCY_BUCKETS, registry=r)
-        self.inference = Histogram("infogan_inference_seconds", "ONNX Runtime run() time (s)",
-                                   ["model", "network"], buckets=LATENCY_BUCKETS, registry=r)
-        self.batch_rows = Histogram("infogan_generator_batch_rows", "images per generator run()", ["model"],
-                                    buckets=BATCH_BUCKETS, registry=r)
-        self.batch_requests = Histogram("infogan_generator_batch_requests", "requests merged into one generator run()",
-                                        ["model"], buckets=BATCH_BUCKETS, registry=r)
+        self.requests = Counter(
+            "infogan_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "infogan_http_request_seconds",
+            "HTTP request latency per route (s)",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.inference = Histogram(
+            "infogan_inference_seconds",
+            "ONNX Runtime run() time (s)",
+            ["model", "network"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "infogan_generator_batch_rows", "images per generator run()", ["model"], buckets=BATCH_BUCKETS, registry=r
+        )
+        self.batch_requests = Histogram(
+            "infogan_generator_batch_requests",
+            "requests merged into one generator run()",
+            ["model"],
+            buckets=BATCH_BUCKETS,
+            registry=r,
+        )
         self.images = Counter("infogan_images_generated_total", "images generated", ["model"], registry=r)
 
 

@@ -1,7 +1,11 @@
 """Backend fixtures: an in-process app (lifespan run by TestClient) over the tiny model folders."""
+
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import json
+import shutil
 import time
 from pathlib import Path
 
@@ -11,6 +15,31 @@ from fastapi.testclient import TestClient
 from backend.core.config import Settings
 from backend.main import create_app
 from benchmarks._server import server as start_server
+from spec.manifest import MANIFEST_FILE, VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def migration_script():
+    """scripts/migrate_manifests.py as a module (scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("migrate_manifests", ROOT / "scripts" / "migrate_manifests.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tiny_models_dir, tmp_path_factory) -> Path:
+    """The shared tiny folders as the service reads them. Where the exporter still writes an older manifest
+    version, a migrated copy (scripts/migrate_manifests.py, 'tiny' compared with 'tiny-gan'), else the folders as
+    they are."""
+    versions = {json.loads((f / MANIFEST_FILE).read_text())["version"] for f in tiny_models_dir.iterdir()}
+    if versions == {VERSION}:
+        return tiny_models_dir
+    root = tmp_path_factory.mktemp("models-migrated")
+    folders = [shutil.copytree(f, root / f.name) for f in sorted(tiny_models_dir.iterdir())]
+    migration_script().main([str(f) for f in folders] + ["--compare-with", "tiny=tiny-gan"])
+    return root
 
 
 def wait_ready(client: TestClient, timeout: float = 30.0) -> None:

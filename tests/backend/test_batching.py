@@ -1,4 +1,5 @@
 """Micro-batching: concurrent requests share run() calls and get exactly their own rows back."""
+
 import threading
 import time
 

@@ -1,4 +1,5 @@
 """POST /generate and /traverse: shapes, seeds, code independence, and every input error."""
+
 import base64
 import io
 
@@ -48,8 +49,13 @@ def test_given_z_is_used(client):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**53 - 1), n=st.integers(1, 4),
-       digit=st.none() | st.integers(0, 9), c1=st.none() | st.floats(-3, 3), c2=st.none() | st.floats(-3, 3))
+@given(
+    seed=st.integers(0, 2**53 - 1),
+    n=st.integers(1, 4),
+    digit=st.none() | st.integers(0, 9),
+    c1=st.none() | st.floats(-3, 3),
+    c2=st.none() | st.floats(-3, 3),
+)
 def test_seed_code_independence(client, seed, n, digit, c1, c2):
     """With one seed and n, the noise and every code not given are the same whatever codes are given."""
     given_codes = {k: v for k, v in {"digit": digit, "c1": c1, "c2": c2}.items() if v is not None}
@@ -69,36 +75,41 @@ def test_n_256_and_batching_matches_single(client):
     assert np.abs(decode(one["images"][0]).astype(int) - decode(rerun["images"][0]).astype(int)).max() <= 1
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ({"model": "nope"}, 404, "model"),
-    ({"n": 0}, 422, "n"),
-    ({"n": 257}, 422, "n"),
-    ({"n": 1.5}, 422, "n"),
-    ({"n": True}, 422, "n"),  # pydantic's lax mode would read true as 1
-    ({"seed": -1}, 422, "seed"),
-    ({"seed": False}, 422, "seed"),
-    ({"seed": 2**53}, 422, "seed"),
-    ({"codes": {"nope": 1}}, 422, "codes.nope"),
-    ({"codes": {"digit": 10}}, 422, "codes.digit"),
-    ({"codes": {"digit": -1}}, 422, "codes.digit"),
-    ({"codes": {"digit": 2.5}}, 422, "codes.digit"),
-    ({"codes": {"digit": True}}, 422, "codes.digit"),
-    ({"codes": {"digit": "3"}}, 422, "codes.digit"),
-    ({"codes": {"c1": 3.01}}, 422, "codes.c1"),
-    ({"codes": {"c1": -1e300}}, 422, "codes.c1"),
-    ({"z": [[0.0] * 61]}, 422, "z[0]"),
-    ({"n": 2, "z": [[0.0] * 62]}, 422, "z"),
-    ({"z": [[4.0] * 62]}, 422, "z"),
-    ({"extra": 1}, 422, "extra"),
-])
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"model": "nope"}, 404, "model"),
+        ({"n": 0}, 422, "n"),
+        ({"n": 257}, 422, "n"),
+        ({"n": 1.5}, 422, "n"),
+        ({"n": True}, 422, "n"),  # pydantic's lax mode would read true as 1
+        ({"seed": -1}, 422, "seed"),
+        ({"seed": False}, 422, "seed"),
+        ({"seed": 2**53}, 422, "seed"),
+        ({"codes": {"nope": 1}}, 422, "codes.nope"),
+        ({"codes": {"digit": 10}}, 422, "codes.digit"),
+        ({"codes": {"digit": -1}}, 422, "codes.digit"),
+        ({"codes": {"digit": 2.5}}, 422, "codes.digit"),
+        ({"codes": {"digit": True}}, 422, "codes.digit"),
+        ({"codes": {"digit": "3"}}, 422, "codes.digit"),
+        ({"codes": {"c1": 3.01}}, 422, "codes.c1"),
+        ({"codes": {"c1": -1e300}}, 422, "codes.c1"),
+        ({"z": [[0.0] * 61]}, 422, "z[0]"),
+        ({"n": 2, "z": [[0.0] * 62]}, 422, "z"),
+        ({"z": [[4.0] * 62]}, 422, "z"),
+        ({"extra": 1}, 422, "extra"),
+    ],
+)
 def test_generate_errors(client, body, status, field):
     r = client.post("/generate", json=body)
     assert r.status_code == status, r.text
     assert isinstance(r.json()["detail"], str) and r.json()["detail"].startswith(field), r.text
 
 
-@pytest.mark.parametrize("raw, field", [('{"codes": {"c1": NaN}}', "codes.c1"), ('{"z": [[Infinity]]}', "z"),
-                                        ('{"n": ', "body"), ('[1, 2]', "body")])
+@pytest.mark.parametrize(
+    "raw, field",
+    [('{"codes": {"c1": NaN}}', "codes.c1"), ('{"z": [[Infinity]]}', "z"), ('{"n": ', "body"), ("[1, 2]", "body")],
+)
 def test_generate_non_finite_and_malformed_json(client, raw, field):
     r = client.post("/generate", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 422 and field in r.json()["detail"], r.text
@@ -122,11 +133,19 @@ def test_traverse_categorical_sweeps_all(client):
     assert body["cols"] == 10 and body["values"] == list(range(10)) and len(body["images"]) == 20
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ({"code": "nope"}, 422, "code"), ({"code": "c1", "rows": 17}, 422, "rows"), ({"code": "c1", "cols": 1}, 422, "cols"),
-    ({"code": "c1", "high": 3.5}, 422, "high"), ({"code": "c1", "codes": {"digit": 11}}, 422, "codes.digit"),
-    ({"code": "c1", "model": "nope"}, 404, "model"), ({}, 422, "code"), ({"code": "c1", "rows": True}, 422, "rows"),
-])
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"code": "nope"}, 422, "code"),
+        ({"code": "c1", "rows": 17}, 422, "rows"),
+        ({"code": "c1", "cols": 1}, 422, "cols"),
+        ({"code": "c1", "high": 3.5}, 422, "high"),
+        ({"code": "c1", "codes": {"digit": 11}}, 422, "codes.digit"),
+        ({"code": "c1", "model": "nope"}, 404, "model"),
+        ({}, 422, "code"),
+        ({"code": "c1", "rows": True}, 422, "rows"),
+    ],
+)
 def test_traverse_errors(client, body, status, field):
     r = client.post("/traverse", json=body)
     assert r.status_code == status and r.json()["detail"].startswith(field), r.text

@@ -1,4 +1,5 @@
 """Health, readiness, metrics, the page and the benchmark floor."""
+
 from conftest import make_client, wait_ready
 
 

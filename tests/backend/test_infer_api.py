@@ -1,4 +1,5 @@
 """POST /infer-codes: multipart and JSON uploads, any size/mode, inversion, and every upload error."""
+
 import base64
 import io
 
@@ -18,7 +19,7 @@ def encode(im: Image.Image, fmt: str, **kw) -> bytes:
 def digit(size=(28, 28), dark_on_light=False, mode="L") -> Image.Image:
     a = np.zeros(size[::-1], np.uint8)
     h, w = a.shape
-    a[h // 5: 4 * h // 5, w // 2 - max(1, w // 14): w // 2 + max(1, w // 14)] = 255  # a "1"
+    a[h // 5 : 4 * h // 5, w // 2 - max(1, w // 14) : w // 2 + max(1, w // 14)] = 255  # a "1"
     if dark_on_light:
         a = 255 - a
     return Image.fromarray(a, "L").convert(mode)
@@ -40,8 +41,19 @@ def check_response(r, model="tiny"):
     return body
 
 
-@pytest.mark.parametrize("fmt, mode", [("PNG", "L"), ("JPEG", "RGB"), ("WEBP", "RGB"), ("GIF", "P"), ("BMP", "RGB"),
-                                       ("PNG", "RGBA"), ("PNG", "I;16"), ("PNG", "1")])
+@pytest.mark.parametrize(
+    "fmt, mode",
+    [
+        ("PNG", "L"),
+        ("JPEG", "RGB"),
+        ("WEBP", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "I;16"),
+        ("PNG", "1"),
+    ],
+)
 def test_formats_and_modes(client, fmt, mode):
     data = encode(digit(mode=mode), fmt)
     check_response(client.post("/infer-codes", files={"file": ("x", data, "application/octet-stream")}))
@@ -49,8 +61,10 @@ def test_formats_and_modes(client, fmt, mode):
 
 def test_model_field_and_odd_sizes(client):
     data = encode(digit((300, 90)), "PNG")
-    check_response(client.post("/infer-codes", files={"file": ("x.png", data, "image/png")},
-                               data={"model": "tiny-gan"}), model="tiny-gan")
+    check_response(
+        client.post("/infer-codes", files={"file": ("x.png", data, "image/png")}, data={"model": "tiny-gan"}),
+        model="tiny-gan",
+    )
     check_response(client.post("/infer-codes", files={"file": ("x.png", encode(digit((1, 1)), "PNG"), "image/png")}))
 
 
@@ -93,32 +107,38 @@ def test_decompression_bomb(client):
     assert r.status_code == 413 and "pixels" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("data, status", [
-    (b"hello, not an image", 415),
-    (b"", 415),
-    (encode(Image.new("L", (8, 8)), "TIFF"), 415),
-    (encode(digit(), "PNG")[:60], 422),
-    (NOISY_JPEG[: len(NOISY_JPEG) // 2], 422),
-])
+@pytest.mark.parametrize(
+    "data, status",
+    [
+        (b"hello, not an image", 415),
+        (b"", 415),
+        (encode(Image.new("L", (8, 8)), "TIFF"), 415),
+        (encode(digit(), "PNG")[:60], 422),
+        (NOISY_JPEG[: len(NOISY_JPEG) // 2], 422),
+    ],
+)
 def test_bad_files(client, data, status):
     r = client.post("/infer-codes", files={"file": ("x", data, "image/png")})
     assert r.status_code == status, r.text
     assert r.json()["detail"].startswith("file")
 
 
-@pytest.mark.parametrize("kwargs, status, field", [
-    ({"data": {"model": "tiny"}}, 415, "content-type"),
-    ({"files": {"other": ("x.png", b"x", "image/png")}, "data": {"model": "tiny"}}, 422, "other"),
-    ({"files": {"model": (None, "tiny")}}, 422, "file"),
-    ({"files": {"file": ("x.png", encode(digit(), "PNG"), "image/png")}, "data": {"model": "nope"}}, 404, "model"),
-    ({"json": {"image": "data:image/png;base64,@@@"}}, 422, "image"),
-    ({"json": {"image": "data:image/png,abc"}}, 422, "image"),
-    ({"json": {"model": "tiny"}}, 422, "image"),
-    ({"json": {"image": base64.b64encode(encode(digit(), "PNG")[:60]).decode()}}, 422, "image"),
-    ({"json": {"image": base64.b64encode(b"text").decode()}}, 415, "image"),
-    ({"content": b"raw", "headers": {"content-type": "text/plain"}}, 415, "content-type"),
-    ({"content": b"{", "headers": {"content-type": "application/json"}}, 422, "body"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, field",
+    [
+        ({"data": {"model": "tiny"}}, 415, "content-type"),
+        ({"files": {"other": ("x.png", b"x", "image/png")}, "data": {"model": "tiny"}}, 422, "other"),
+        ({"files": {"model": (None, "tiny")}}, 422, "file"),
+        ({"files": {"file": ("x.png", encode(digit(), "PNG"), "image/png")}, "data": {"model": "nope"}}, 404, "model"),
+        ({"json": {"image": "data:image/png;base64,@@@"}}, 422, "image"),
+        ({"json": {"image": "data:image/png,abc"}}, 422, "image"),
+        ({"json": {"model": "tiny"}}, 422, "image"),
+        ({"json": {"image": base64.b64encode(encode(digit(), "PNG")[:60]).decode()}}, 422, "image"),
+        ({"json": {"image": base64.b64encode(b"text").decode()}}, 415, "image"),
+        ({"content": b"raw", "headers": {"content-type": "text/plain"}}, 415, "content-type"),
+        ({"content": b"{", "headers": {"content-type": "application/json"}}, 422, "body"),
+    ],
+)
 def test_request_errors(client, kwargs, status, field):
     r = client.post("/infer-codes", **kwargs)
     assert r.status_code == status, r.text

@@ -1,5 +1,9 @@
 """GET /models and /models/{id}."""
-from backend.core.latent import Categorical
+
+from backend.schemas import CategoricalCode
+from spec.latent import Categorical
+
+PAGE_FIELDS = ("control", "caption")
 
 
 def test_list_models(client):
@@ -11,10 +15,11 @@ def test_list_models(client):
     assert m["title"] == "Tiny InfoGAN" and m["dataset"] == "mnist" and m["device"] == "cpu"
     assert m["image"] == {"height": 28, "width": 28, "channels": 1}
     assert m["noise"] == {"dim": 62, "distribution": "uniform"}
-    digit, c1, c2 = m["codes"]
+    digit, c1, c2 = ({k: v for k, v in code.items() if k not in PAGE_FIELDS} for code in m["codes"])
     assert digit == {"name": "digit", "type": "categorical", "categories": 10, "labels": [str(i) for i in range(10)]}
     assert c1 == {"name": "c1", "type": "continuous", "low": -1.0, "high": 1.0, "label": "slant"}
     assert c2["type"] == "continuous" and c2["low"] == -1.0 and c2["high"] == 1.0
+    assert m["drawing"] == "light-on-dark"
     assert m["metrics"] == {"digit": {"accuracy": 0.1}}
 
 
@@ -27,13 +32,24 @@ def test_get_model_and_unknown(client):
 
 
 def test_categorical_labels_default():
-    assert Categorical.from_dict({"name": "d", "type": "categorical", "categories": 3}).labels == ("0", "1", "2")
+    """A spec without labels: /models shows the indices (the page's buttons and bars are labelled with them)."""
+    code = Categorical("d", 3)
+    shown = CategoricalCode.model_validate({**code.to_dict(), "control": code.control(), "caption": code.describe()})
+    assert "labels" not in code.to_dict() and shown.labels == ["0", "1", "2"]
 
 
 def test_openapi_documents_public_api(client):
     paths = client.get("/openapi.json").json()["paths"]
-    for p in ("/models", "/models/{model_id}", "/generate", "/traverse", "/infer-codes", "/healthz", "/readyz",
-              "/metrics"):
+    for p in (
+        "/models",
+        "/models/{model_id}",
+        "/generate",
+        "/traverse",
+        "/infer-codes",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ):
         assert p in paths
     assert "/_floor" not in paths
     body = paths["/infer-codes"]["post"]["requestBody"]["content"]

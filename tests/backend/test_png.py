@@ -1,4 +1,5 @@
 """The service's own PNG writer against PIL's decoder."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """The service as a process: no torch import, and a real uvicorn server over a socket."""
+
 import base64
 import os
 import subprocess
@@ -11,12 +12,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_backend_imports_no_torch(tiny_models_dir):
-    code = ("import sys\nfrom fastapi.testclient import TestClient\nimport backend.main\n"
-            "with TestClient(backend.main.app) as c:\n"
-            "    import time\n"
-            "    while c.get('/readyz').status_code != 200: time.sleep(0.05)\n"
-            "    assert c.post('/generate', json={}).status_code == 200\n"
-            "assert 'torch' not in sys.modules, 'backend imported torch'\n")
+    code = (
+        "import sys\nfrom fastapi.testclient import TestClient\nimport backend.main\n"
+        "with TestClient(backend.main.app) as c:\n"
+        "    import time\n"
+        "    while c.get('/readyz').status_code != 200: time.sleep(0.05)\n"
+        "    assert c.post('/generate', json={}).status_code == 200\n"
+        "assert 'torch' not in sys.modules, 'backend imported torch'\n"
+    )
     env = {**os.environ, "MODELS_DIR": str(tiny_models_dir), "DEVICE": "cpu"}
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

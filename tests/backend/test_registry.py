@@ -1,10 +1,11 @@
 """Model folder verification, device selection and start-up with broken folders."""
+
 import json
 import shutil
 
 import pytest
 
-from backend.core.registry import DeviceError, resolve_device
+from backend.core.device import DeviceError, resolve_device
 from conftest import make_client, wait_ready
 
 
@@ -38,8 +39,14 @@ def test_broken_folders_reported_others_served(tmp_path, tiny_models_dir):
         ready = c.get("/readyz").json()
         assert ready["status"] == "ready" and ready["models"] == ["tiny"]
         errors = ready["errors"]
-        assert set(errors) == {"b-bad-sha", "c-bad-manifest", "d-spec-mismatch", "e-missing", "f-no-format",
-                               "g-duplicate-id"}
+        assert set(errors) == {
+            "b-bad-sha",
+            "c-bad-manifest",
+            "d-spec-mismatch",
+            "e-missing",
+            "f-no-format",
+            "g-duplicate-id",
+        }
         assert "generator.onnx" in errors["b-bad-sha"] and "sha256" in errors["b-bad-sha"]
         assert "manifest.json" in errors["c-bad-manifest"]
         assert "generator.onnx" in errors["d-spec-mismatch"] and "spec" in errors["d-spec-mismatch"]
@@ -50,12 +57,15 @@ def test_broken_folders_reported_others_served(tmp_path, tiny_models_dir):
         assert c.post("/generate", json={"n": 2}).status_code == 200
 
 
-@pytest.mark.parametrize("order, expected, error", [
-    ('["tiny-gan", "not-here"]', ["tiny-gan", "tiny"], None),  # named first; a name with no folder is only logged
-    ('["tiny", "tiny-gan"]', ["tiny", "tiny-gan"], None),
-    ('{"order": ["tiny-gan"]}', ["tiny", "tiny-gan"], "JSON list"),  # malformed: name order, reported by file name
-    ("[tiny-gan", ["tiny", "tiny-gan"], "order.json"),
-])
+@pytest.mark.parametrize(
+    "order, expected, error",
+    [
+        ('["tiny-gan", "not-here"]', ["tiny-gan", "tiny"], None),  # named first; a name with no folder is only logged
+        ('["tiny", "tiny-gan"]', ["tiny", "tiny-gan"], None),
+        ('{"order": ["tiny-gan"]}', ["tiny", "tiny-gan"], "JSON list"),  # malformed: name order, reported by file name
+        ("[tiny-gan", ["tiny", "tiny-gan"], "order.json"),
+    ],
+)
 def test_order_file_sets_model_order_and_default(tmp_path, tiny_models_dir, order, expected, error):
     root = tmp_path / "models"
     root.mkdir()

@@ -3,6 +3,7 @@ matches its documented status, content type and schema.
 
 Examples per operation: FUZZ_EXAMPLES (default 25 keeps the suite under a minute; for the manual run of a few
 hundred see docs/service.md)."""
+
 import os
 from pathlib import Path
 
@@ -19,8 +20,11 @@ schema = schemathesis.openapi.from_dict(create_app(Settings(models_dir=Path("/no
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 def test_api_fuzz(case, server):
     # positive_data_acceptance is off: the schema is the same for every model, so a schema-valid request can still
     # name a code this model lacks or give z the wrong length; those get 422 by design (checked per model)

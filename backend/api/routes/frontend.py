@@ -1,4 +1,5 @@
 """The explorer page: frontend/index.html rendered as a jinja2 template (the page lives in frontend/)."""
+
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
@@ -9,9 +10,11 @@ from ..deps import RegistryDep, SettingsDep
 
 router = APIRouter(tags=["page"])
 
-MISSING = ("<!doctype html><html><head><meta charset='utf-8'><title>InfoGAN explorer</title></head><body>"
-           "<h1>InfoGAN explorer</h1><p>The explorer page (frontend/index.html) is missing. "
-           "The API is up: see <a href='/docs'>/docs</a>.</p></body></html>")
+MISSING = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>InfoGAN explorer</title></head><body>"
+    "<h1>InfoGAN explorer</h1><p>The explorer page (frontend/index.html) is missing. "
+    "The API is up: see <a href='/docs'>/docs</a>.</p></body></html>"
+)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -22,5 +25,5 @@ def index(request: Request, settings: SettingsDep, registry: RegistryDep):
     templates = getattr(request.app.state, "templates", None)
     if templates is None:
         templates = request.app.state.templates = Jinja2Templates(directory=str(settings.frontend_dir))
-    models = [m.info() for m in registry.models.values()] if registry.ready.is_set() else []
+    models = registry.to_json() if registry.ready.is_set() else []
     return templates.TemplateResponse(request, "index.html", {"models": models, "static": "/static"})

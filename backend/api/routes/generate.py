@@ -1,4 +1,5 @@
 """Image generation from the prior, with some codes fixed (/generate) or one code swept (/traverse, Fig. 2)."""
+
 from __future__ import annotations
 
 import secrets
@@ -6,17 +7,20 @@ import secrets
 import numpy as np
 from fastapi import APIRouter, Response
 
+from spec.latent import LatentSpec
+
 from ...core.images import pngs_base64
-from ...core.latent import LatentSpec
 from ...schemas import Error, GenerateRequest, GenerateResponse, TraverseRequest, TraverseResponse
 from ..deps import RegistryDep, resolve_model
 from ..responses import validated_json
 
 router = APIRouter(tags=["generate"])
 
-ERRORS = {404: {"model": Error, "description": "unknown model"},
-          422: {"model": Error, "description": "a value that does not fit the model's spec"},
-          503: {"model": Error, "description": "models still loading"}}
+ERRORS = {
+    404: {"model": Error, "description": "unknown model"},
+    422: {"model": Error, "description": "a value that does not fit the model's spec"},
+    503: {"model": Error, "description": "models still loading"},
+}
 
 
 def fresh_seed() -> int:
@@ -27,7 +31,7 @@ def fresh_seed() -> int:
 def draw(spec: LatentSpec, n: int, seed: int, given: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Prior draw of z and every code, then the given codes overwritten: the draw never depends on which codes
     are given, so with one seed a fixed code changes nothing else."""
-    z, values = spec.sample(np.random.default_rng(seed), n)
+    z, values = spec.sample_np(np.random.default_rng(seed), n)
     for name, v in given.items():
         values[name] = np.full(n, v, dtype=np.float64)
     return z, values
@@ -43,9 +47,11 @@ def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
     z, values = draw(spec, req.n, seed, given)
     if req.z is not None:
         z = spec.noise.check(req.z, req.n)
-    images = model.generate(z, spec.encode(values))
-    return validated_json(GenerateResponse, {"model": model.id, "seed": seed, "images": pngs_base64(images),
-                                             "z": z.tolist(), "codes": spec.rows(values)})
+    images = model.generate(z, spec.encode_np(values))
+    return validated_json(
+        GenerateResponse,
+        {"model": model.id, "seed": seed, "images": pngs_base64(images), "z": z.tolist(), "codes": spec.rows(values)},
+    )
 
 
 @router.post("/traverse", response_model=TraverseResponse, responses=ERRORS)
@@ -63,7 +69,16 @@ def traverse(req: TraverseRequest, registry: RegistryDep) -> Response:
     z = np.repeat(z, cols, axis=0)
     values = {name: np.repeat(v, cols) for name, v in values.items()}
     values[code.name] = np.tile(np.asarray(sweep, dtype=np.float64), req.rows)
-    images = model.generate(z, spec.encode(values))
-    return validated_json(TraverseResponse, {"model": model.id, "code": code.name, "rows": req.rows, "cols": cols,
-                                             "values": [code.output(v) for v in sweep],
-                                             "images": pngs_base64(images), "seed": seed})
+    images = model.generate(z, spec.encode_np(values))
+    return validated_json(
+        TraverseResponse,
+        {
+            "model": model.id,
+            "code": code.name,
+            "rows": req.rows,
+            "cols": cols,
+            "values": [code.output(v) for v in sweep],
+            "images": pngs_base64(images),
+            "seed": seed,
+        },
+    )

@@ -1,4 +1,5 @@
 """Liveness, readiness, Prometheus metrics, and the benchmark's HTTP floor."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +7,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ...core.device import providers
 from ...core.images import png_base64
 from ...schemas import GenerateResponse, Health, Ready
 from ..deps import RegistryDep
@@ -24,12 +26,16 @@ def healthz() -> dict:
 def readyz(registry: RegistryDep) -> JSONResponse:
     """200 once every model folder has been loaded and warmed up (broken ones are listed under errors)."""
     first = next(iter(registry.models.values()), None)
-    provider = first.generator.get_providers()[0] if first else (
-        "CUDAExecutionProvider" if registry.device == "cuda" else "CPUExecutionProvider")
+    provider = first.generator.get_providers()[0] if first else providers(registry.device)[0]
     loaded = registry.ready.is_set()
     status = "ready" if loaded and registry.models else ("loading" if not loaded else "no models")
-    body = Ready(status=status, provider=provider, device=registry.device, models=list(registry.models),
-                 errors=dict(registry.errors))
+    body = Ready(
+        status=status,
+        provider=provider,
+        device=registry.device,
+        models=list(registry.models),
+        errors=dict(registry.errors),
+    )
     return JSONResponse(body.model_dump(), status_code=200 if status == "ready" else 503)
 
 
@@ -49,5 +55,6 @@ def floor(registry: RegistryDep) -> Response:
     cached = getattr(registry, "_floor_png", None)
     if cached is None:
         cached = registry._floor_png = png_base64(np.full((c, h, w), 0.5, np.float32))
-    return validated_json(GenerateResponse, {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim],
-                                             "codes": [{}]})
+    return validated_json(
+        GenerateResponse, {"model": "floor", "seed": 0, "images": [cached], "z": [[0.0] * dim], "codes": [{}]}
+    )

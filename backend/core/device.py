@@ -1,0 +1,56 @@
+"""Which ONNX Runtime execution provider serves the models, and the session options every session uses."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import onnxruntime as ort
+
+log = logging.getLogger("backend.models")
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+class DeviceError(RuntimeError):
+    """DEVICE=cuda asked for but CUDA cannot run a session here."""
+
+
+def providers(device: str) -> list[str]:
+    """'cpu' | 'cuda' -> the provider list of a session (CUDA falls back to the CPU for unsupported nodes)."""
+    return [CUDA, CPU] if device == "cuda" else [CPU]
+
+
+def session_options(threads: int) -> ort.SessionOptions:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # no busy-waiting between runs: the same cores encode PNGs and serve HTTP in this process
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    return so
+
+
+def resolve_device(requested: str, probe: Path | None, threads: int) -> str:
+    """'auto' | 'cpu' | 'cuda' -> 'cpu' | 'cuda'. onnxruntime-gpu lists CUDA as available even without a GPU or
+    its libraries, so the probe builds a real session and checks which provider it ended up with."""
+    if requested == "cpu":
+        return "cpu"
+    if CUDA not in ort.get_available_providers() or probe is None:
+        why = "this onnxruntime build has no CUDAExecutionProvider" if probe is not None else "no model to probe"
+        ok, reason = False, why
+    else:
+        try:
+            s = ort.InferenceSession(str(probe), session_options(threads), providers=[CUDA, CPU])
+            ok = s.get_providers()[0] == CUDA
+            reason = "" if ok else "CUDAExecutionProvider could not be initialised (no GPU or CUDA libraries)"
+        except Exception as exc:  # noqa: BLE001 - any failure to start CUDA means "not available"
+            ok, reason = False, f"CUDA session failed: {exc}"
+    if ok:
+        log.info("device: cuda (DEVICE=%s; ONNX Runtime CUDAExecutionProvider)", requested)
+        return "cuda"
+    if requested == "cuda":
+        raise DeviceError(f"DEVICE=cuda but {reason}")
+    log.info("device: cpu (DEVICE=auto; %s)", reason)
+    return "cpu"

@@ -1,0 +1,93 @@
+"""A served model: its manifest, its latent spec and its two ONNX Runtime sessions (G and the recognizer D/Q)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Container
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from spec.latent import LatentSpec
+from spec.manifest import GENERATOR_INPUTS, GENERATOR_OUTPUT, RECOGNIZER_INPUT, Manifest
+
+from .batching import MicroBatcher
+from .metrics import Metrics
+
+
+@dataclass
+class Model:
+    folder: Path
+    manifest: Manifest
+    spec: LatentSpec
+    generator: ort.InferenceSession
+    recognizer: ort.InferenceSession
+    device: str
+    metrics: Metrics
+    batcher: MicroBatcher | None = None
+
+    @property
+    def id(self) -> str:
+        return self.manifest.id
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of G's images and the recognizer's input."""
+        return self.manifest.image.chw()
+
+    @property
+    def light_on_dark(self) -> bool:
+        """Whether a drawing of the data set is light strokes on a dark ground (an upload of the other polarity
+        is inverted before the recognizer sees it)."""
+        return self.manifest.drawing == "light-on-dark"
+
+    def run_generator(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """z (N, noise dim), c (N, spec.c_dim) float32 -> images (N, C, H, W) in [0, 1]."""
+        t = time.perf_counter()
+        (images,) = self.generator.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c))))
+        self.metrics.inference.labels(self.id, "generator").observe(time.perf_counter() - t)
+        return images
+
+    def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """Like run_generator, through the micro-batcher when there is one (requests of many threads share a run)."""
+        self.metrics.images.labels(self.id).inc(len(z))
+        return self.batcher(z, c) if self.batcher else self.run_generator(z, c)
+
+    def recognize(self, images: np.ndarray) -> dict[str, np.ndarray]:
+        """images (N, C, H, W) in [0, 1] -> the recognizer's outputs by name (spec.output_names())."""
+        names = self.spec.output_names()
+        t = time.perf_counter()
+        out = self.recognizer.run(names, {RECOGNIZER_INPUT: images})
+        self.metrics.inference.labels(self.id, "recognizer").observe(time.perf_counter() - t)
+        return dict(zip(names, out))
+
+    def to_json(self, served: Container[str] | None = None) -> dict[str, Any]:
+        """The model as GET /models shows it (schemas.ModelInfo): the spec with each code's page control and
+        caption, the drawing polarity and the model to compare with (None when ``served`` lacks it)."""
+        c, h, w = self.image_shape
+        m = self.manifest
+        compare_with = m.compare_with if served is None or m.compare_with in served else None
+        noise = self.spec.noise
+        return {
+            "id": self.id,
+            "title": m.title,
+            "dataset": m.dataset,
+            "image": {"height": h, "width": w, "channels": c},
+            "noise": {"dim": noise.dim, "distribution": noise.distribution},
+            "codes": [
+                {**code.to_dict(), "control": code.control(), "caption": code.describe()} for code in self.spec.codes
+            ],
+            "metrics": m.metrics,
+            "device": self.device,
+            "compare_with": compare_with,
+            "drawing": m.drawing,
+        }
+
+    def warm_up(self) -> None:
+        """One run of each graph at the prior's centre, so the first request does not pay for ORT's lazy set-up."""
+        z = self.spec.noise.centre_np(1)
+        images = self.run_generator(z, self.spec.encode_np(self.spec.defaults_np(1)))
+        self.recognize(images)
