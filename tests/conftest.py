@@ -39,7 +39,8 @@ def fake_mnist_dir(tmp_path_factory) -> Path:
     return root
 
 
-def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None, spec=None) -> Path:
+def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None, spec=None,
+                     compare_with: str | None = None) -> Path:
     """An untrained, tiny (fc=32, ch=8) MNIST-shaped InfoGAN exported through the real export path (``spec``:
     another latent spec than MNIST's digit, c1 = slant, c2)."""
     import torch
@@ -53,7 +54,7 @@ def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | No
         spec = mnist_spec().with_text("digit", labels=[str(i) for i in range(10)]).with_text("c1", label="slant")
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
     return write_model_folder(G.eval(), D.eval(), spec, folder / model_id, model_id=model_id, title=title or model_id,
-                              dataset="mnist", drawing="light-on-dark", metrics={"digit": {"accuracy": 0.1}},
+                              dataset="mnist", drawing="light-on-dark", compare_with=compare_with, metrics={"digit": {"accuracy": 0.1}},
                               provenance={"command": "tests/conftest.py build_tiny_model", "seed": seed})
 
 
@@ -67,6 +68,6 @@ def build_tiny_model_fixture():
 def tiny_models_dir(tmp_path_factory) -> Path:
     """MODELS_DIR with two tiny models, 'tiny' and 'tiny-gan' (same spec, different weights)."""
     root = tmp_path_factory.mktemp("models")
-    build_tiny_model(root, "tiny", seed=0, title="Tiny InfoGAN")
+    build_tiny_model(root, "tiny", seed=0, title="Tiny InfoGAN", compare_with="tiny-gan")
     build_tiny_model(root, "tiny-gan", seed=1, title="Tiny GAN baseline")
     return root

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from .cuda_probe import probe_cuda
+
 log = logging.getLogger("backend.models")
 
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
@@ -34,19 +36,12 @@ def session_options(threads: int) -> ort.SessionOptions:
 
 def resolve_device(requested: str, probe: Path | None, threads: int) -> str:
     """'auto' | 'cpu' | 'cuda' -> 'cpu' | 'cuda'. onnxruntime-gpu lists CUDA as available even without a GPU or
-    its libraries, so the probe builds a real session and checks which provider it ended up with."""
+    its libraries, so ``probe_cuda`` builds a real session on ``probe`` -- in a child process, so ONNX Runtime's
+    library errors (a red libcublasLt line on a machine without CUDA) become one quiet reason -- and checks which
+    provider it ended up with. ``threads`` is unused by the probe (kept for callers)."""
     if requested == "cpu":
         return "cpu"
-    if CUDA not in ort.get_available_providers() or probe is None:
-        why = "this onnxruntime build has no CUDAExecutionProvider" if probe is not None else "no model to probe"
-        ok, reason = False, why
-    else:
-        try:
-            s = ort.InferenceSession(str(probe), session_options(threads), providers=[CUDA, CPU])
-            ok = s.get_providers()[0] == CUDA
-            reason = "" if ok else "CUDAExecutionProvider could not be initialised (no GPU or CUDA libraries)"
-        except Exception as exc:  # noqa: BLE001 - any failure to start CUDA means "not available"
-            ok, reason = False, f"CUDA session failed: {exc}"
+    ok, reason = probe_cuda(probe)
     if ok:
         log.info("device: cuda (DEVICE=%s; ONNX Runtime CUDAExecutionProvider)", requested)
         return "cuda"

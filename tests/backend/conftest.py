@@ -28,20 +28,6 @@ def migration_script():
     return module
 
 
-@pytest.fixture(scope="session")
-def tiny_models_dir(tiny_models_dir, tmp_path_factory) -> Path:
-    """The shared tiny folders as the service reads them. Where the exporter still writes an older manifest
-    version, a migrated copy (scripts/migrate_manifests.py, 'tiny' compared with 'tiny-gan'), else the folders as
-    they are."""
-    versions = {json.loads((f / MANIFEST_FILE).read_text())["version"] for f in tiny_models_dir.iterdir()}
-    if versions == {VERSION}:
-        return tiny_models_dir
-    root = tmp_path_factory.mktemp("models-migrated")
-    folders = [shutil.copytree(f, root / f.name) for f in sorted(tiny_models_dir.iterdir())]
-    migration_script().main([str(f) for f in folders] + ["--compare-with", "tiny=tiny-gan"])
-    return root
-
-
 def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -70,31 +70,9 @@ def browser():
         b.close()
 
 
-# The page reads each model's baseline from GET /models (`compare_with`); these are the tiny and shipped pairs.
-BASELINES = {"tiny": "tiny-gan", "mnist": "mnist-gan"}
-
-
-def contract_models(models: list[dict]) -> list[dict]:
-    """/models as the page contract has it (COMMON.md): per code `control` and `caption` from the spec module, per
-    model `compare_with` and `drawing`. Used only while the served /models lacks them (the backend side of the
-    contract is built on another branch); once it serves them, the page is tested against the server as it is."""
-    from spec.latent import LatentSpec
-
-    out = []
-    for m in models:
-        latent = LatentSpec.from_dict({"noise": {k: m["noise"][k] for k in ("dim", "distribution")},
-                                       "codes": [{k: v for k, v in c.items() if v is not None} for c in m["codes"]]})
-        codes = [{**c, "control": code.control(), "caption": code.describe()}
-                 for c, code in zip(m["codes"], latent.codes, strict=True)]
-        out.append({"compare_with": BASELINES.get(m["id"]), "drawing": "light-on-dark", **m, "codes": codes})
-    return out
-
-
 def served_models(server) -> list[dict]:
-    """GET /models as the page receives it (see contract_models)."""
-    models = httpx.get(f"{server.url}/models", timeout=30).json()["models"]
-    complete = all("control" in c for m in models for c in m["codes"]) and all("drawing" in m for m in models)
-    return models if complete else contract_models(models)
+    """GET /models as the page receives it."""
+    return httpx.get(f"{server.url}/models", timeout=30).json()["models"]
 
 
 def route_models(target, models: list[dict]) -> None:
@@ -106,9 +84,6 @@ def new_page(browser, server, **context_args):
     """A page in a fresh browser context on the server (context_args: viewport, is_mobile, ...) -> (context, page)."""
     context = browser.new_context(base_url=server.url, **context_args)
     pg = context.new_page()
-    served = httpx.get(f"{server.url}/models", timeout=30).json()["models"]
-    if served_models(server) != served:  # the backend does not serve the page's fields yet
-        route_models(context, served_models(server))  # on the context: every page it opens
     return context, pg
 
 
