@@ -1,14 +1,14 @@
 # make install: .venv with training, service and test tools. ONNX Runtime: onnxruntime-gpu on Linux x86-64 with an
 #               NVIDIA GPU (/dev/nvidia0 or nvidia-smi), else the CPU build; force with `make install ORT=cpu|gpu`.
 # make serve:   set up, then serve the explorer on the shipped models at http://127.0.0.1:8000
-# make test:    set up, then run the whole test suite.
+# make test:    set up, then lint (ruff) and run the whole test suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 ORT ?= $(shell $(PY) -c "import os, platform, shutil; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' and (os.path.exists('/dev/nvidia0') or shutil.which('nvidia-smi')) else 'cpu')")
 OTHER_ORT := $(if $(filter cpu,$(ORT)),onnxruntime-gpu,onnxruntime)
 
-.PHONY: install serve test bench bench-serve figures clean
+.PHONY: install serve test lint bench bench-serve figures clean
 
 # one stamp per ORT build, so switching builds reinstalls (and removes the other build: both install one module)
 $(BIN)/.installed-$(ORT): requirements/*.txt pyproject.toml
@@ -26,7 +26,12 @@ install: $(BIN)/.installed-$(ORT)
 serve: install
 	$(BIN)/infogan serve --host 127.0.0.1 --port 8000
 
-test: install
+# ruff (config in pyproject.toml) before the tests: CI fails on a lint error or an unformatted file
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
 	$(BIN)/python -m pytest -q
 
 bench: install
@@ -37,8 +42,10 @@ bench-serve: install
 	$(BIN)/python benchmarks/serve_latency.py
 	$(BIN)/python benchmarks/browser_latency.py
 
+# docs/ figures (Fig. 1/2 traversals of the shipped models) and the explorer's screenshots (desktop and phone)
 figures: install
 	$(BIN)/python scripts/make_docs_figures.py
+	$(BIN)/python scripts/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

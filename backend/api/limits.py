@@ -18,6 +18,7 @@ import math
 
 import anyio
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
@@ -50,13 +51,20 @@ async def _answer(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _routed(scope) -> bool:
+    """Does a route of the app take this path with this method (Starlette's Match.FULL)?"""
+    app = scope.get("app")
+    return any(route.matches(scope)[0] == Match.FULL for route in getattr(app, "routes", ()))
+
+
 class BodyLimitMiddleware:
     def __init__(self, app, max_bytes: int = MAX_JSON_BYTES, timeout_s: float = BODY_TIMEOUT_S,
                  own_body_paths: frozenset[str] = OWN_BODY_PATHS):
         self.app, self.max_bytes, self.timeout_s, self.own = app, max_bytes, timeout_s, own_body_paths
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not _routed(scope):
+            # an unknown path or method gets the router's 404 / 405, not a content-type or size answer
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         deadline = math.inf

@@ -18,6 +18,9 @@ router = APIRouter(tags=["generate"])
 
 ERRORS = {
     404: {"model": Error, "description": "unknown model"},
+    408: {"model": Error, "description": "the body did not arrive in time (api/limits.py)"},
+    413: {"model": Error, "description": "a body over the JSON size limit (api/limits.py)"},
+    415: {"model": Error, "description": "a content type other than application/json"},
     422: {"model": Error, "description": "a value that does not fit the model's spec"},
     503: {"model": Error, "description": "models still loading"},
 }

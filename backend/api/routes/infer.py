@@ -30,6 +30,7 @@ _JSON.pop("title", None)
     response_model=InferResponse,
     responses={
         404: {"model": Error, "description": "unknown model"},
+        408: {"model": Error, "description": "the body did not arrive in time"},
         413: {"model": Error, "description": "upload over 5 MiB or too many pixels"},
         415: {"model": Error, "description": "not an image, or an unsupported format or content type"},
         422: {"model": Error, "description": "truncated or corrupt image, or a malformed request"},
