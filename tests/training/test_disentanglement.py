@@ -12,8 +12,8 @@ from training.data import ImageSet, load_dataset
 
 SUBSET = [1, 1, 2, 10, 4, 4]   # shape 3 x scale 3 x orientation 4 x posX 8 x posY 8 = 2,304 images
 ORDER = [5, 1, 4, 3, 2]        # the factor each code of the "reader" holds: posY, shape, posX, orientation, scale
-SMALL = dict(mig_samples=2000, fvae_batch=64, fvae_train=300, fvae_eval=200, fvae_variance=1000, dci_train=600,
-             dci_test=300, sap_train=1000, sap_test=500)
+SMALL = {"mig_samples": 2000, "fvae_batch": 64, "fvae_train": 300, "fvae_eval": 200, "fvae_variance": 1000,
+         "dci_train": 600, "dci_test": 300, "sap_train": 1000, "sap_test": 500}
 
 
 @pytest.fixture(scope="module")
