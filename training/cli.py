@@ -1,4 +1,4 @@
-"""``infogan`` console script: ``train``, ``evaluate``, ``export``, ``serve``. Thin: parse, then call the modules."""
+"""``infogan`` console script: ``train``, ``evaluate``, ``export``, ``data``, ``serve``. Thin: parse, then call the modules."""
 from __future__ import annotations
 
 import argparse
@@ -62,6 +62,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
                                data_dir=args.data_dir, labels=args.label, command=command,
                                weights=args.weights, compare_with=args.compare_with, split=args.split)
     print(f"exported {folder}")
+    return 0
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import DEFAULT_ROOT
+    from .dsprites import RENDERED_FILE, write_dataset
+
+    out = Path(args.out) if args.out else DEFAULT_ROOT / "dsprites" / RENDERED_FILE
+    if out.is_dir():
+        out = out / RENDERED_FILE
+    subset = [int(s) for s in args.subset.split(",")] if args.subset else None
+    print(json.dumps(write_dataset(out, subset)))
     return 0
 
 
@@ -179,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
                         "through the int8 weights) and the evaluation runs on the stored weights")
     x.set_defaults(fn=_cmd_export)
+
+    d = sub.add_parser("data", help="write a data set file (dsprites: rendered from its definition)")
+    d.add_argument("dataset", choices=["dsprites"])
+    d.add_argument("--out", help="the .npz to write, or a folder for dsprites_rendered_64x64.npz (default: "
+                   "~/.cache/infogan/dsprites/, where the loader looks without --data-dir)")
+    d.add_argument("--subset", metavar="S1,...,S6", help="every S-th class of each factor (color, shape, scale, "
+                   "orientation, posX, posY), e.g. 1,1,2,4,4,4")
+    d.set_defaults(fn=_cmd_data)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")
     s.add_argument("--host", default="127.0.0.1")

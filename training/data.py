@@ -76,6 +76,8 @@ DATASETS = {
     "svhn": DataSetInfo("svhn", "dark-on-light", ("train", "test"), labelled=True),
     "celeba": DataSetInfo("celeba", "dark-on-light", ("train",), labelled=False),
     "folder": DataSetInfo("folder", "dark-on-light", ("train",), labelled=False),
+    # white sprites on black; no labels, but factor classes (ImageSet.factors) for the disentanglement metrics
+    "dsprites": DataSetInfo("dsprites", "light-on-dark", ("train",), labelled=False),
 }
 
 
@@ -99,6 +101,8 @@ class ImageSet:
     labels: torch.Tensor | None   # (N,) int64, or None when the set has no labels
     classes: list[str] | None
     name: str
+    factors: torch.Tensor | None = None            # (N, F) int64 ground-truth factor classes (dSprites), or None
+    factor_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
@@ -106,6 +110,10 @@ class ImageSet:
                             f"got {self.images.dtype} {tuple(self.images.shape)}")
         if self.labels is not None and len(self.labels) != len(self.images):
             raise DataError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images")
+        if self.factors is not None and (self.factors.shape[0] != len(self.images) or self.factor_names is None
+                                         or self.factors.shape[1] != len(self.factor_names)):
+            raise DataError(f"{self.name}: factors {tuple(self.factors.shape)} do not match {len(self.images)} "
+                            f"images and the factor names {self.factor_names}")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -275,8 +283,10 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
 
 
 def load_dataset(name: str, root: str | Path | None = None, split: str = "train", *, resolution: int = 28,
-                 channels: int = 1, allow_download: bool = True, verify: bool = True) -> ImageSet:
-    """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error."""
+                 channels: int = 1, allow_download: bool = True, verify: bool = True,
+                 subset: list[int] | None = None) -> ImageSet:
+    """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error.
+    ``subset``: dSprites only, every subset[f]-th class of each factor (training/dsprites.py)."""
     if split not in dataset_info(name).splits:
         raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
     if name in IDX_SETS:
@@ -287,4 +297,10 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
         if root is None:
             raise DataError(f"{name}: pass --data-dir (for CelebA, the img_align_celeba folder); it is not downloaded")
         return load_folder(root, resolution, channels, name)
+    if subset is not None and name != "dsprites":
+        raise DataError(f"{name}: subset is a dsprites option")
+    if name == "dsprites":
+        from .dsprites import load_dsprites
+
+        return load_dsprites(root, subset, allow_render=allow_download)
     raise DataError(f"data set {name!r} is defined in DATASETS but has no loader here")

@@ -1,0 +1,133 @@
+"""The disentanglement metrics on a small dSprites subset: an encoder that reads the factors back scores ~1, a random
+one scores at chance; the pieces against hand-computed values. Small sample sizes (seconds)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training import disentanglement as dm
+from training.data import ImageSet, load_dataset
+
+SUBSET = [1, 1, 2, 10, 4, 4]   # shape 3 x scale 3 x orientation 4 x posX 8 x posY 8 = 2,304 images
+ORDER = [5, 1, 4, 3, 2]        # the factor each code of the "reader" holds: posY, shape, posX, orientation, scale
+SMALL = {"mig_samples": 2000, "fvae_batch": 64, "fvae_train": 300, "fvae_eval": 200, "fvae_variance": 1000,
+         "dci_train": 600, "dci_test": 300, "sap_train": 1000, "sap_test": 500}
+
+
+@pytest.fixture(scope="module")
+def sprites() -> ImageSet:
+    return load_dataset("dsprites", "/nonexistent-dsprites-dir", subset=SUBSET)
+
+
+@pytest.fixture(scope="module")
+def data(sprites) -> dm.FactorData:
+    return dm.FactorData.from_imageset(sprites)
+
+
+def reader(sprites: ImageSet, noise: float, seed: int = 0):
+    """An encoder that recognises each image (its pixels) and returns its factors' class positions, scaled to
+    [0, 1], plus Gaussian noise of std ``noise``: a perfectly disentangled representation, codes in ORDER."""
+    table = {}
+    f = sprites.factors.numpy()
+    pos = np.stack([np.unique(f[:, k], return_inverse=True)[1] for k in range(6)], axis=1)
+    scaled = pos / np.maximum(pos.max(axis=0), 1)
+    for img, row in zip(sprites.images.numpy(), scaled):
+        table.setdefault(img.tobytes(), row[ORDER])   # identical pictures (symmetric shapes) read as the first
+    rng = np.random.default_rng(seed)
+
+    def encode(images: np.ndarray) -> np.ndarray:
+        assert images.dtype == np.float32 and images.shape[1:] == (1, 64, 64) and images.min() >= -1
+        raw = np.round((images + 1) * 127.5).astype(np.uint8)
+        codes = np.stack([table[x.tobytes()] for x in raw])
+        return codes + noise * rng.standard_normal(codes.shape)
+    return encode
+
+
+def random_codes(seed: int = 0, d: int = 5):
+    rng = np.random.default_rng(seed)
+    return lambda images: rng.standard_normal((len(images), d))
+
+
+def test_factor_data_indexes_the_grid(sprites, data):
+    assert data.sizes == (1, 3, 3, 4, 8, 8) and data.varying == (1, 2, 3, 4, 5)
+    rng = np.random.default_rng(0)
+    f = data.sample_factors(500, rng)
+    assert f.shape == (500, 6) and (f.max(axis=0) == np.array(data.sizes) - 1).all() and (f.min(axis=0) == 0).all()
+    # the image of class positions (0, 2, 1, 3, 7, 5) is the row whose latents_classes are those classes
+    want = np.flatnonzero((sprites.factors.numpy() == [0, 2, 2, 30, 28, 20]).all(axis=1))[0]
+    got = data.images_for(np.array([[0, 2, 1, 3, 7, 5]]))
+    assert got.dtype == np.float32 and got.shape == (1, 1, 64, 64)
+    np.testing.assert_array_equal(got[0], sprites.images[want].numpy() / 127.5 - 1)
+    with pytest.raises(ValueError, match="not a full grid"):
+        dm.FactorData(sprites.images[:-1], sprites.factors.numpy()[:-1], sprites.factor_names)
+    with pytest.raises(ValueError, match="no factor classes"):
+        dm.FactorData.from_imageset(ImageSet(sprites.images[:4], None, None, "plain"))
+
+
+def test_mi_discretisation_and_mig_by_hand():
+    x = np.array([[0.0], [0.5], [1.0], [1.0]])
+    np.testing.assert_array_equal(dm.histogram_discretize(x, 2)[:, 0], [1, 2, 2, 2])   # edges 0, 0.5 (right: in)
+    y = np.repeat(np.arange(4), 250)[:, None]
+    codes = np.concatenate([y + 0.0, np.zeros_like(y, dtype=float) + np.arange(1000)[:, None] % 2], axis=1)
+    r = dm.mig(codes, y, bins=20)
+    np.testing.assert_allclose(r["entropy"], [np.log(4)])
+    np.testing.assert_allclose(r["mi"][:, 0], [np.log(4), 0.0], atol=1e-12)   # code 2 alternates within classes
+    np.testing.assert_allclose(r["score"], 1.0)
+    # a constant factor (dSprites' color) has no entropy and stays out of the mean
+    r2 = dm.mig(codes, np.concatenate([y, np.zeros_like(y)], axis=1))
+    assert np.isnan(r2["per_factor"][1]) and r2["score"] == pytest.approx(1.0)
+
+
+def test_dci_and_sap_from_the_importance_by_hand():
+    assert dm._weighted_one_minus_entropy(np.eye(3)) == pytest.approx(1.0)
+    assert dm._weighted_one_minus_entropy(np.ones((3, 3))) == pytest.approx(0.0, abs=1e-9)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, (600, 2))     # two classes: a linear SVM on one code separates them
+    codes = np.concatenate([y[:, :1] + 0.05 * rng.standard_normal((600, 1)), rng.standard_normal((600, 1)),
+                            y[:, 1:] + 0.05 * rng.standard_normal((600, 1))], axis=1)
+    r = dm.dci(codes[:400], y[:400], codes[400:], y[400:])
+    assert r["disentanglement"] > 0.8 and r["informativeness_test"] > 0.95
+    assert np.argmax(r["importance"][:, 0]) == 0 and np.argmax(r["importance"][:, 1]) == 2
+    s = dm.sap(codes[:400], y[:400], codes[400:], y[400:])
+    assert s["matrix"].shape == (3, 2) and s["matrix"][0, 0] > 0.9 and s["matrix"][2, 1] > 0.9
+    # the gap to the runner-up, which sits at chance (1/2, balanced) for two classes
+    m = s["matrix"]
+    assert s["score"] == pytest.approx(np.mean([m[0, 0] - max(m[1, 0], m[2, 0]), m[2, 1] - max(m[0, 1], m[1, 1])]))
+    assert 0.35 < s["score"] < 0.65
+
+
+def test_a_reader_of_the_factors_scores_one(sprites, data):
+    r = dm.disentanglement_metrics(reader(sprites, 0.01), data, np.random.default_rng(1), **SMALL)
+    json.dumps(r, allow_nan=False)
+    assert r["factors"] == ["shape", "scale", "orientation", "posX", "posY"]
+    assert r["factor_vae"]["score"] >= 0.99 and r["factor_vae"]["num_active_codes"] == 5
+    assert r["mig"]["score"] > 0.8, r["mig"]
+    assert r["dci"]["disentanglement"] > 0.9 and r["dci"]["completeness"] > 0.9
+    assert r["dci"]["informativeness_test"] > 0.9
+    assert r["sap"]["score"] > 0.2
+    names = [sprites.factor_names[k] for k in ORDER]
+    assert [r["best_factor"][c]["factor"] for c in r["codes"]] == names
+    assert [r["factor_vae"]["classifier"][c] for c in r["codes"]] == names
+    assert np.array(r["mi_matrix"]).shape == (5, 5)
+
+
+def test_a_random_representation_scores_at_chance(sprites, data):
+    r = dm.disentanglement_metrics(random_codes(), data, np.random.default_rng(2), **SMALL)
+    # five factors: a majority-vote classifier over random argmins is right ~1/5 of the time on held-out votes
+    assert 0.08 < r["factor_vae"]["score"] < 0.35, r["factor_vae"]
+    assert r["mig"]["score"] < 0.05
+    assert r["dci"]["disentanglement"] < 0.25
+    assert r["sap"]["score"] < 0.05
+
+
+def test_collapsed_codes_are_dropped(data):
+    # two codes constant (std < 0.05), three random: the pruned ones never win a vote
+    rng = np.random.default_rng(3)
+    rep = lambda images: np.concatenate([rng.standard_normal((len(images), 3)), np.full((len(images), 2), 0.5)], 1)
+    r = dm.factor_vae_score(rep, data, np.random.default_rng(4), num_train=50, num_eval=50, num_variance_estimate=200)
+    assert r["num_active_codes"] == 3 and r["classifier"][3] is None and r["classifier"][4] is None
+    dead = dm.factor_vae_score(lambda im: np.zeros((len(im), 2)), data, np.random.default_rng(5), num_train=5,
+                               num_eval=5, num_variance_estimate=100)
+    assert dead["score"] == 0.0 and dead["num_active_codes"] == 0
