@@ -27,6 +27,7 @@ WORKDIR /src
 COPY requirements/ requirements/
 RUN pip install -c requirements/constraints.txt -r requirements/train.txt
 COPY pyproject.toml ./
+COPY spec/ spec/
 COPY training/ training/
 COPY docker/train-and-export.sh /usr/local/bin/train-and-export
 RUN pip install --no-deps . && chmod 0755 /usr/local/bin/train-and-export
@@ -58,14 +59,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PATH=/opt/venv/bin:$PATH PYTHON
     MODELS_DIR=/app/models DEVICE=auto
 COPY --from=gpu-deps /opt/venv /opt/venv
 WORKDIR /app
+COPY spec/ spec/
 COPY backend/ backend/
+COPY training/ training/
 COPY frontend/ frontend/
 COPY models/ models/
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
-CMD ["uvicorn", "backend.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+CMD ["python", "-m", "training", "serve", "--host", "0.0.0.0", "--port", "8000", "--forwarded-allow-ips", "*"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # CPU service, the last stage so that a plain `docker build .` builds it. Build stage: a venv with the serving
@@ -84,7 +87,11 @@ RUN useradd --system --uid 10001 --user-group --no-create-home --home-dir /nonex
 COPY --from=cpu-deps /opt/venv /opt/venv
 WORKDIR /app
 # Source is root-owned and read-only to the service user (uid 10001, named 'explorer'): the service writes nothing.
+# spec/ is the latent spec and manifest the service reads; training/ only for its torch-free `serve` command (the
+# CLI imports torch only inside the other commands).
+COPY spec/ spec/
 COPY backend/ backend/
+COPY training/ training/
 COPY frontend/ frontend/
 COPY models/ models/
 USER 10001:10001
@@ -92,6 +99,9 @@ EXPOSE 8000
 # /readyz is 503 until every model has loaded; urlopen raises on any non-2xx, so no curl is needed.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"]
-# --proxy-headers: behind the compose proxy or a Kubernetes ingress, log the client's address, not the proxy's.
-CMD ["uvicorn", "backend.main:app", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+# `infogan serve` (python -m training serve: the same entry point, without installing the package), not
+# `uvicorn backend.main:app`: it checks the settings in one line and closes connections stalled in their headers
+# (HEADER_TIMEOUT_S), which uvicorn's CLI cannot be told to do. Proxy headers are on (uvicorn's default);
+# --forwarded-allow-ips '*': behind the compose proxy or a Kubernetes ingress, log the client's address.
+CMD ["python", "-m", "training", "serve", "--host", "0.0.0.0", "--port", "8000", "--forwarded-allow-ips", "*"]
 

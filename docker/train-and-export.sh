@@ -13,6 +13,15 @@ model_id="${MODEL_ID:-${name%.toml}-local}"
 runs_dir="${RUNS_DIR:-/runs}"
 models_out="${MODELS_OUT:-/models}"
 
+force=()
+if [[ -n "${EXPORT_FORCE:-}" ]]; then
+  force=(--force)
+elif [[ -e "$models_out/$model_id" ]]; then
+  # infogan export refuses to replace a model without --force; say so now, not after the training
+  echo "train-and-export: $models_out/$model_id exists; set EXPORT_FORCE=1 to replace it, or MODEL_ID to another id" >&2
+  exit 1
+fi
+
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 infogan train "$config" --runs-dir "$runs_dir" --no-progress "$@" | tee "$log"
@@ -23,5 +32,5 @@ if [[ -z "$checkpoint" ]]; then
   exit 1
 fi
 # int8 storage: a quarter of fp32 on disk, same fp32 arithmetic (see `infogan export --help`)
-infogan export "$checkpoint" --id "$model_id" --models-dir "$models_out" --weights "${EXPORT_WEIGHTS:-int8}"
+infogan export "$checkpoint" --id "$model_id" --models-dir "$models_out" --weights "${EXPORT_WEIGHTS:-int8}" "${force[@]}"
 echo "train-and-export: model '$model_id' is in $models_out; restart the service to load it (docker compose restart explorer)"

@@ -3,9 +3,11 @@ files, the proxy config and the Kubernetes example. Building and running the ima
 Docker (docs/docker.md)."""
 from __future__ import annotations
 
+import ast
+import json
+import os
 import re
 import shlex
-import os
 import shutil
 import subprocess
 import sys
@@ -212,6 +214,71 @@ def test_copy_sources_exist_and_reach_the_context(stages):
                     inside = next((p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts), None)
                     assert inside is not None, f"COPY {src}: empty folder"
                     assert not dockerignore_excludes(str(inside.relative_to(ROOT))), inside
+
+
+FIRST_PARTY = ("backend", "spec", "training")
+
+
+def module_level_imports(package: str) -> set[str]:
+    """First-party packages a package's modules import when loaded (module-level imports, in try/if blocks too; an
+    import inside a function runs only with that command, as the CLI's torch-using ones do)."""
+    found = set()
+    for path in (ROOT / package).rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        todo = list(tree.body)
+        while todo:
+            node = todo.pop()
+            if isinstance(node, (ast.If, ast.Try)):
+                todo += [*node.body, *node.orelse, *getattr(node, "finalbody", []),
+                         *(s for h in getattr(node, "handlers", []) for s in h.body)]
+            elif isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found & set(FIRST_PARTY)
+
+
+def image_command(stage: Stage) -> list[str]:
+    return json.loads(stage.args("CMD")[-1])
+
+
+@pytest.mark.parametrize("target", [*SERVICE_TARGETS, "train"])
+def test_images_copy_every_package_their_code_imports(stages, target):
+    """spec/ (the latent spec and the manifest) was missing from every image once: the service could not start."""
+    copied = {Path(w).parts[0] for s in closure(stages, target) for c in s.args("COPY") if "--from=" not in c
+              for w in c.split()[:-1] if not w.startswith("--")}
+    cmd = image_command(stages[target])
+    entry = {"training"} if target == "train" else {"backend", cmd[cmd.index("-m") + 1]}
+    need, todo = set(), list(entry)
+    while todo:
+        package = todo.pop()
+        if package not in need:
+            need.add(package)
+            todo += module_level_imports(package)
+    assert need <= copied, f"{target}: imports {sorted(need - copied)} but does not copy them"
+
+
+@pytest.mark.parametrize("target", SERVICE_TARGETS)
+def test_service_images_run_infogan_serve(stages, target):
+    """`infogan serve`, not `uvicorn backend.main:app`: only the former closes connections stalled in their headers
+    (backend/api/limits.py) and checks the settings in one line."""
+    cmd = image_command(stages[target])
+    assert cmd[:4] == ["python", "-m", "training", "serve"], cmd
+    assert cmd[cmd.index("--host") + 1] == "0.0.0.0" and cmd[cmd.index("--port") + 1] == "8000"
+    assert cmd[cmd.index("--forwarded-allow-ips") + 1] == "*"  # behind the compose proxy or an ingress
+
+
+def test_infogan_serve_runs_without_torch(tmp_path):
+    """The service images hold no torch: `python -m training serve` must not import it (the CLI once imported it
+    for its error classes before any command ran)."""
+    a_file = tmp_path / "models"
+    a_file.write_text("not a folder")
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['infogan', 'serve', '--models-dir', sys.argv[1]]; "
+            "import runpy; runpy.run_module('training', run_name='__main__')")
+    res = subprocess.run([sys.executable, "-c", code, str(a_file)], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert res.returncode == 1 and "is a file, not a folder of models" in res.stderr, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
 
 
 def test_dockerignore_keeps_local_state_out():

@@ -60,7 +60,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     command = shlex.join(["infogan", *sys.argv[1:]])
     folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
                                data_dir=args.data_dir, labels=args.label, command=command,
-                               weights=args.weights, compare_with=args.compare_with, split=args.split)
+                               weights=args.weights, compare_with=args.compare_with, split=args.split,
+                               force=args.force)
     print(f"exported {folder}")
     return 0
 
@@ -122,8 +123,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # keep-alive 5 s (uvicorn's default, stated); connections stalled in their headers are closed after
     # HEADER_TIMEOUT_S by the protocol class, stalled bodies by BodyLimitMiddleware; h11's buffer for one
     # incomplete event is bounded at 64 KiB (headers) when h11 is the parser
+    # proxy headers are uvicorn's default; they are believed from --forwarded-allow-ips (uvicorn's default: the
+    # FORWARDED_ALLOW_IPS variable, else 127.0.0.1; the image passes '*' as it sits behind a proxy container)
+    extra = {"forwarded_allow_ips": args.forwarded_allow_ips} if args.forwarded_allow_ips else {}
     uvicorn.run("backend.main:app", host=args.host, port=args.port, http=header_timeout_protocol(),
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, **extra)
     return 0
 
 
@@ -188,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--compare-with", metavar="ID", help="id of the model the page shows beside this one (e.g. its "
                    "lambda = 0 baseline)")
     x.add_argument("--split", default="test", help=_SPLIT_HELP)
+    x.add_argument("--force", action="store_true", help="replace an existing models/<id>/ (refused without it)")
     x.add_argument("--weights", choices=list(WEIGHT_FORMATS), default="fp32",
                    help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
                         "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
@@ -206,20 +211,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_port, default=8000)
     s.add_argument("--models-dir")
+    s.add_argument("--forwarded-allow-ips", metavar="IPS", help="comma-separated proxy addresses whose X-Forwarded-* "
+                   "headers are believed ('*': any; default: $FORWARDED_ALLOW_IPS or 127.0.0.1)")
     s.set_defaults(fn=_cmd_serve)
     return ap
 
 
-def main(argv: list[str] | None = None) -> None:
-    from .data import DataError
-    from .loop import TrainingError
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """The errors that are the user's input or environment. DataError and TrainingError are looked up only where
+    their modules were imported (else none was raised): importing them would import torch, which `serve` and the
+    service image do without."""
+    errors: list[type[BaseException]] = [ValueError, OSError]
+    for module, name in (("training.data", "DataError"), ("training.runtime", "TrainingError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
 
+
+def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         code = args.fn(args)
-    except (DataError, TrainingError, ValueError, FileNotFoundError) as e:
+    except _user_errors() as e:
         # the user's input or environment (a config value, a missing or foreign checkpoint, data that cannot be
-        # read or downloaded): one line naming it, no traceback
+        # read or downloaded, a folder that cannot be written or is a file): one line naming it, no traceback.
+        # OSError's str() names the path ("[Errno 13] Permission denied: 'runs/00001-mnist-s0'")
         print(f"infogan {args.command}: error: {e}", file=sys.stderr)
         code = 1
     sys.exit(code)

@@ -277,7 +277,9 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
                 im = im.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
                 im = im.resize((resolution, resolution), Image.Resampling.LANCZOS)
                 out[i] = np.asarray(im).reshape(resolution, resolution, channels)
-        except OSError as e:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+            # PIL: OSError/UnidentifiedImageError for foreign or torn files, SyntaxError for some broken PNG chunks,
+            # DecompressionBombError (not an OSError) past 2 x Image.MAX_IMAGE_PIXELS (~179 M pixels)
             raise DataError(f"{p}: cannot decode image ({e})") from e
     return ImageSet(torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), None, None, name)
 

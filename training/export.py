@@ -28,10 +28,10 @@ from spec.manifest import MODEL_ID_PATTERN, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
 from .data import dataset_info
-from .restarts import read_state as read_restarts
 from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
 from .onnx_graphs import export_networks
+from .restarts import read_state as read_restarts
 from .weight_storage import round_weights
 
 
@@ -53,6 +53,26 @@ def check_model_id(model_id: str | None, what: str = "model id") -> str:
     if not isinstance(model_id, str) or not re.fullmatch(MODEL_ID_PATTERN, model_id):
         raise ExportError(f"{what} {model_id!r} must be 1-128 letters, digits, '-' or '_'")
     return model_id
+
+
+def check_destination(models_dir: str | Path, model_id: str, force: bool = False) -> Path:
+    """The folder an export will write, checked before the evaluation (which takes a while): ``models_dir`` must be
+    a folder (or creatable) that this process can write, and ``models_dir/model_id`` may be replaced only with
+    ``force`` (the README's example once overwrote the shipped model without a word)."""
+    models_dir = Path(models_dir)
+    folder = models_dir / model_id
+    if models_dir.exists() and not models_dir.is_dir():
+        raise ExportError(f"--models-dir {models_dir} is a file, not a folder of models")
+    if folder.exists() and not force:
+        raise ExportError(f"{folder} already exists; pass --force to replace it, or choose another --id")
+    if folder.exists() and not folder.is_dir():
+        raise ExportError(f"{folder} is a file, not a model folder")
+    try:  # try it rather than ask os.access, which says yes to root on a read-only mount
+        models_dir.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{model_id}.probe.").cleanup()
+    except OSError as e:
+        raise ExportError(f"--models-dir {models_dir} is not writable ({e.strerror or e})") from None
+    return folder
 
 
 def parse_code_labels(spec: LatentSpec, items: list[str]) -> dict[str, str]:
@@ -98,14 +118,16 @@ def export_checkpoint(
     weights: str = "fp32",
     compare_with: str | None = None,
     split: str = "test",
+    force: bool = False,
 ) -> Path:
     """Checkpoint -> models/<id>/ with both ONNX files and manifest.json (evaluates on ``split`` first unless
-    ``evaluation`` is given)."""
+    ``evaluation`` is given). An existing models/<id>/ is replaced only with ``force``."""
     check_model_id(model_id)
     if compare_with is not None:
         check_model_id(compare_with, "--compare-with")
         if compare_with == model_id:
             raise ExportError(f"--compare-with {compare_with!r} is the model itself")
+    check_destination(models_dir, model_id, force)
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
     round_weights(G, weights)  # evaluate exactly the weights that ship

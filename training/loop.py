@@ -25,7 +25,17 @@ from .latent import LatentSpec
 from .loss import InfoGANLoss
 from .networks import build_networks, count_parameters
 from .restarts import Restarts
-from .run_dir import CHECKPOINT_FILE, METRICS_FILE, OPTIONS_FILE, MetricsLog, command_line, new_run_dir, trim_metrics
+from .run_dir import (
+    CHECKPOINT_FILE,
+    METRICS_FILE,
+    OPTIONS_FILE,
+    MetricsLog,
+    check_runs_root,
+    command_line,
+    discard_if_untrained,
+    new_run_dir,
+    trim_metrics,
+)
 from .runtime import Runtime, TrainingError, is_rank_zero, seed_everything
 from .signals import Interrupted, stop_requests
 
@@ -364,12 +374,23 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
                 raise TrainingError(f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already "
                                     "trained")
             cfg.train.epochs = float(epochs)
-    elif is_rank_zero():
-        run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
     else:
-        run_dir = Path(runs_dir) / "rank-nonzero"  # never written; rank 0 owns the folder
-    trainer = Trainer(cfg, run_dir, resume=state, progress=progress, max_steps=max_steps)
+        run_dir = None
+        if is_rank_zero():
+            check_runs_root(runs_dir)  # before the data loads: an unwritable --runs-dir fails at once
+    # a new run's numbered folder is made only once the data loaded and the networks were built, so a start that
+    # fails there (bad data folder, a config value only the data can check) leaves no empty folder behind
+    trainer = Trainer(cfg, run_dir or Path(runs_dir) / "not-yet-numbered", resume=state, progress=progress,
+                      max_steps=max_steps)
+    if run_dir is None:
+        run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}") if is_rank_zero() \
+            else Path(runs_dir) / "rank-nonzero"  # never written; rank 0 owns the folder
     trainer.run_dir = trainer.runtime.agree_on_path(run_dir)  # every rank must agree on rank 0's numbered folder
-    path = trainer.run()
+    try:
+        path = trainer.run()
+    except BaseException:
+        if state is None and is_rank_zero():
+            discard_if_untrained(trainer.run_dir)  # failed before anything was trained: no empty run folder
+        raise
     trainer.runtime.barrier()
     return path

@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,29 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     path = root / f"{max(ids, default=-1) + 1:05d}-{name}"
     path.mkdir()
     return path
+
+
+def check_runs_root(root: str | Path) -> None:
+    """Fail in one line, before the data loads, when runs cannot be written under ``root`` (a file, a read-only
+    folder): tried with a hidden probe folder rather than asked of os.access, which says yes to root."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"--runs-dir {root} is a file, not a folder of runs")
+    root.mkdir(parents=True, exist_ok=True)
+    tempfile.TemporaryDirectory(dir=root, prefix=".probe.").cleanup()
+
+
+def discard_if_untrained(path: Path) -> bool:
+    """Remove a new run's folder that a failed start left with nothing trained in it (its options file and an empty
+    metrics.jsonl at most; no checkpoint, restart, metrics row or sample). Returns whether it was removed."""
+    if not path.is_dir():
+        return False
+    for p in path.iterdir():
+        if p.name == OPTIONS_FILE or (p.name == METRICS_FILE and p.is_file() and p.stat().st_size == 0):
+            continue
+        return False
+    shutil.rmtree(path, ignore_errors=True)
+    return True
 
 
 def command_line() -> str:
@@ -59,8 +84,11 @@ def trim_metrics(path: Path, step: int, restart: int | None = None) -> int:
         except json.JSONDecodeError:
             dropped += 1
             continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and \
-                (row.get(RESTART_ROW_KEY, after_all), row["step"]) > here:
+        if (
+            isinstance(row, dict)
+            and isinstance(row.get("step"), int)
+            and (row.get(RESTART_ROW_KEY, after_all), row["step"]) > here
+        ):
             dropped += 1
             continue
         kept.append(line)

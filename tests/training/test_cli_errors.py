@@ -1,0 +1,186 @@
+"""What a careless user gets from `infogan export` and `infogan train` (issue 23, items 9-11): one line and exit 1,
+never a traceback; the destination is checked before the evaluation; an existing model is replaced only with
+--force; a failed start leaves no numbered run folder."""
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+
+from training import checkpoint as ckpt_io
+from training import export as export_mod
+from training import loop
+from training.cli import main
+from training.data import DataError, load_folder
+from training.latent import mnist_spec
+from training.networks import build_networks
+
+
+def run_cli(argv: list[str], capsys) -> tuple[int, str]:
+    """(exit code, stderr) of the console script run in this process; a traceback fails the test by raising."""
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    return done.value.code, capsys.readouterr().err
+
+
+@pytest.fixture
+def checkpoint(fake_mnist_dir, tmp_path) -> Path:
+    spec = mnist_spec()
+    G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
+    data_cfg = {
+        "name": "mnist",
+        "dir": str(fake_mnist_dir),
+        "resolution": 28,
+        "channels": 1,
+        "verify": False,
+        "download": False,
+    }
+    ck = tmp_path / "checkpoint.pt"
+    ckpt_io.save_atomic(
+        {
+            "format": ckpt_io.FORMAT,
+            "spec": spec.to_dict(),
+            "model_args": {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 32, "ch": 8},
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "step": 3,
+            "config": {"data": data_cfg, "train": {"seed": 0}},
+        },
+        ck,
+    )
+    return ck
+
+
+def _no_evaluation(monkeypatch):
+    """The destination checks must come before the data loads and the evaluation runs (minutes on real data)."""
+
+    def fail(*a, **k):
+        raise AssertionError("the export evaluated before checking where it writes")
+
+    monkeypatch.setattr(export_mod, "load_eval_data", fail)
+
+
+def test_export_refuses_a_bad_destination_before_evaluating(checkpoint, tmp_path, monkeypatch, capsys):
+    _no_evaluation(monkeypatch)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for models_dir, words in (
+        (a_file, "is a file, not a folder of models"),
+        (a_file / "models", "is not writable"),  # below a file: cannot be made, even by root
+        (Path("/proc/infogan-models"), "is not writable"),
+    ):
+        code, err = run_cli(["export", str(checkpoint), "--id", "m", "--models-dir", str(models_dir)], capsys)
+        assert code == 1 and words in err and str(models_dir) in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_export_into_a_read_only_folder_fails_before_evaluating(checkpoint, tmp_path, monkeypatch, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into a 0o500 folder; the /proc case above covers an unwritable one")
+    _no_evaluation(monkeypatch)
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    code, err = run_cli(["export", str(checkpoint), "--id", "m", "--models-dir", str(ro)], capsys)
+    assert code == 1 and "is not writable" in err
+
+
+def test_export_replaces_an_existing_model_only_with_force(checkpoint, tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    (models / "mnist").mkdir(parents=True)
+    (models / "mnist" / "manifest.json").write_text('{"shipped": true}')
+    code, err = run_cli(["export", str(checkpoint), "--id", "mnist", "--models-dir", str(models)], capsys)
+    assert code == 1 and "already exists; pass --force" in err and "Traceback" not in err
+    assert json.loads((models / "mnist" / "manifest.json").read_text()) == {"shipped": True}  # untouched
+    code, err = run_cli(["export", str(checkpoint), "--id", "mnist", "--models-dir", str(models), "--force"], capsys)
+    assert code == 0, err
+    assert json.loads((models / "mnist" / "manifest.json").read_text())["id"] == "mnist"
+
+
+def bomb_png(path: Path, side: int = 20000) -> None:
+    """A PNG whose header says side x side grey pixels (400 M at 20000: past PIL's bomb limit of ~179 M); PIL
+    refuses it at open, from the header, so no image data is needed."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+@pytest.mark.parametrize("content", ["bomb", "torn", "text"])
+def test_a_folder_data_set_names_the_file_it_cannot_read(tmp_path, content):
+    from PIL import Image
+
+    Image.new("L", (40, 30), 128).save(tmp_path / "ok.png")
+    bad = tmp_path / "sub" / "bad.png"
+    bad.parent.mkdir()
+    if content == "bomb":
+        bomb_png(bad)
+    elif content == "torn":
+        bad.write_bytes((tmp_path / "ok.png").read_bytes()[:40])
+    else:
+        bad.write_text("hello")
+    with pytest.raises(DataError, match=f"{bad}: cannot decode image"):
+        load_folder(tmp_path, 28, 1)
+
+
+def runs_in(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_failed_starts_leave_no_run_folder_and_say_why_in_one_line(fake_mnist_dir, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    images = tmp_path / "images"
+    images.mkdir()
+    bomb_png(images / "big.png")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = [
+        "train",
+        "mnist",
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--set",
+        "data.verify=false",
+        "--set",
+        "data.download=false",
+        "--set",
+        "train.restarts=1",
+    ]
+    cases = [
+        ([*base, "--data-dir", str(empty)], "is missing and downloads are off"),  # a data folder without the files
+        ([*base, "--data-dir", str(images), "--set", 'data.name="folder"'], f"{images / 'big.png'}: cannot decode"),
+        ([*base, "--data-dir", str(fake_mnist_dir), "--set", "optim.batch_size=100000"], "less than one batch"),
+    ]
+    for argv, words in cases:
+        code, err = run_cli(argv, capsys)
+        assert code == 1 and words in err and "Traceback" not in err, err
+        assert runs_in(runs) == [], f"{argv}: left {runs_in(runs)}"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    for runs_dir, words in ((a_file, "is a file, not a folder of runs"), (a_file / "runs", "Not a directory")):
+        code, err = run_cli(["train", "mnist", "--runs-dir", str(runs_dir), "--data-dir", str(fake_mnist_dir)], capsys)
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_failure_before_the_first_step_removes_the_new_run_folder(fake_mnist_dir, tmp_path, monkeypatch):
+    from tests.training.test_train import tiny_config
+
+    def broken(*a, **k):
+        raise RuntimeError("out of memory at step 0")
+
+    monkeypatch.setattr(loop.Trainer, "train_until", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        loop.train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False)
+    assert runs_in(tmp_path) == []
+    # a run that trained (here: reached its first checkpoint) keeps its folder when it fails later
+    monkeypatch.undo()
+    ck = loop.train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
+    assert runs_in(tmp_path) == [ck.parent.name]
