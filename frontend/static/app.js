@@ -112,6 +112,7 @@ const mainLive = new LiveRenderer(
     if (where === "browser" && debug.firstLocalPaint === null) requestAnimationFrame(() => { debug.firstLocalPaint = performance.now(); });
   },
   (err) => { failFigure($("main-image")); showError(err); },
+  { paced: () => engine.mode(currentModel()) !== "browser" },
 );
 
 const galleryLive = new LiveRenderer(

@@ -185,7 +185,9 @@ def test_upload_sets_inferred_category(page, server, tmp_path):
 
 
 def test_drawing_is_sent_at_model_size_and_read(page):
-    open_page(page, "model=tiny&seed=2&view=infer")
+    # the server path (in-browser reading: test_static_site.py); ?engine=server keeps the page off its own runtime
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
     hint, send = page.locator("#draw-hint"), page.get_by_role("button", name="Infer from drawing")
     assert hint.is_visible() and send.is_disabled()  # nothing drawn yet: nothing to send
     box = page.locator("#draw").bounding_box()
