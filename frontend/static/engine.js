@@ -129,10 +129,11 @@ export class Engine {
    * first image), and onReady(model) tells the page when the next one can run here. */
   async #local(model) {
     if (this.loaded.has(model.id)) return true;
+    if (this.failed.has(model.id)) return false;
     const loading = this.prepare(model);
     if (!this.staticSite) {
       loading.then((ok) => {
-        if (ok && !this.loaded.has(model.id)) {
+        if (ok && !this.loaded.has(model.id) && !this.failed.has(model.id)) {
           this.loaded.add(model.id);
           this.onReady?.(model);
         }
@@ -149,8 +150,29 @@ export class Engine {
     return toDataUrls(images.data, images.dims);
   }
 
+  /** A local run that throws (a spec part the page's sampler does not know, a graph ORT-web cannot run) moves the
+   * model to the server path for good, when there is a server. */
+  async #orServer(model, local, server) {
+    try {
+      return await local();
+    } catch (err) {
+      if (this.staticSite) throw err;
+      this.loaded.delete(model.id);
+      this.failed.set(model.id, err.message);
+      return { ...(await server()), where: "server" };
+    }
+  }
+
+  generate(model, payload) {
+    return this.#orServer(model, () => this.#generate(model, payload), () => api.generate(payload));
+  }
+
+  traverse(model, payload) {
+    return this.#orServer(model, () => this.#traverse(model, payload), () => api.traverse(payload));
+  }
+
   /** Like POST /generate: {model, n, seed, codes} -> {body: {model, seed, images, z, codes}, ms, where}. */
-  async generate(model, payload) {
+  async #generate(model, payload) {
     if (!(await this.#local(model))) {
       if (this.staticSite) throw new ApiError(`${model.id} cannot run in this browser: ${this.failed.get(model.id) ?? this.reason}`);
       return { ...(await api.generate(payload)), where: "server" };
@@ -167,7 +189,7 @@ export class Engine {
   }
 
   /** Like POST /traverse: each row one prior sample, each column one value of the swept code. */
-  async traverse(model, payload) {
+  async #traverse(model, payload) {
     if (!(await this.#local(model))) {
       if (this.staticSite) throw new ApiError(`${model.id} cannot run in this browser: ${this.failed.get(model.id) ?? this.reason}`);
       return { ...(await api.traverse(payload)), where: "server" };

@@ -260,8 +260,9 @@ def test_server_errors_are_shown_as_text(page, server):
     assert alert.is_visible()
     assert "no-such-model" in alert.inner_text()
     assert "404" in alert.inner_text() or "unknown" in alert.inner_text().lower()
-    # a server that stops answering: the page says so in words
-    open_page(page, "model=tiny&seed=1")
+    # a server that stops answering: the page says so in words (on the server path: ?engine=server)
+    page.goto("/?engine=server#model=tiny&seed=1")
+    settle(page)
     assert page.get_by_role("alert").is_hidden()
     page.route("**/generate", lambda route: route.abort("connectionrefused"))
     page.get_by_role("group", name="digit", exact=True).get_by_role("button", name="3", exact=True).click()
