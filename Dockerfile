@@ -38,6 +38,14 @@ CMD ["mnist"]
 
 # ---------------------------------------------------------------------------------------------------------------
 # GPU service: the layout of the cpu target below, on the CUDA runtime base, with onnxruntime-gpu.
+# onnxruntime-web (pinned in package-lock.json) for the page's in-browser generator: three files into static/ort/
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund --ignore-scripts && mkdir ort && \
+    cp node_modules/onnxruntime-web/dist/ort.wasm.min.mjs node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.mjs \
+       node_modules/onnxruntime-web/dist/ort-wasm-simd-threaded.wasm ort/
+
 FROM ${CUDA_IMAGE} AS gpu-deps
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
 # hadolint ignore=DL3008
@@ -63,6 +71,7 @@ COPY spec/ spec/
 COPY backend/ backend/
 COPY training/ training/
 COPY frontend/ frontend/
+COPY --from=web /web/ort/ frontend/static/ort/
 COPY models/ models/
 USER 10001:10001
 EXPOSE 8000
@@ -93,6 +102,7 @@ COPY spec/ spec/
 COPY backend/ backend/
 COPY training/ training/
 COPY frontend/ frontend/
+COPY --from=web /web/ort/ frontend/static/ort/
 COPY models/ models/
 USER 10001:10001
 EXPOSE 8000

@@ -21,7 +21,16 @@ $(BIN)/.installed-$(ORT): requirements/*.txt pyproject.toml
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-install: $(BIN)/.installed-$(ORT)
+install: $(BIN)/.installed-$(ORT) frontend/static/ort/ort.wasm.min.mjs
+
+# ONNX Runtime Web (pinned in package.json/package-lock.json) for the page's in-browser generator; without npm the
+# page uses the server path (its badge says "server")
+ORT_WEB := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+frontend/static/ort/ort.wasm.min.mjs: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		npm ci --no-audit --no-fund --ignore-scripts && mkdir -p frontend/static/ort && \
+		for f in $(ORT_WEB); do cp node_modules/onnxruntime-web/dist/$$f frontend/static/ort/; done; \
+	else echo "npm not found: no in-browser generation, the page uses the server"; fi
 
 serve: install
 	$(BIN)/infogan serve --host 127.0.0.1 --port 8000

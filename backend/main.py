@@ -20,7 +20,7 @@ from spec.latent import SpecError
 
 from .api.docs import install_docs
 from .api.limits import BodyLimitMiddleware
-from .api.routes import frontend, generate, health, infer, models
+from .api.routes import files, frontend, generate, health, infer, models
 from .core.config import Settings
 from .core.images import UploadError
 from .core.metrics import Metrics, MetricsMiddleware
@@ -100,13 +100,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _upload(request: Request, exc: UploadError):
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
-    for module in (models, generate, infer, health, frontend):
+    for module in (models, files, generate, infer, health, frontend):
         app.include_router(module.router)
     app.mount(
         "/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False), name="static"
     )
     install_docs(app)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(frontend.IsolationHeaders)  # COOP/COEP for the page: multi-threaded WASM
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
 

@@ -36,6 +36,59 @@ SLIDER_STEPS = 40
 NORMAL_BOUND = 6.0
 
 
+class PortableRng:
+    """The seeded sampler the page reproduces bit for bit (``frontend/static/sampler.js``): a seed gives the same z
+    and codes in the browser and in the service. Duck-types the three ``np.random.Generator`` methods the parts'
+    ``sample_np`` use, so ``spec.sample_np(PortableRng(seed), n)`` keeps the parts' fixed order (z row-major, then
+    each code's n values in spec order).
+
+    Stream: splitmix64 (Steele, Lea & Flood, 2014) over the seed taken mod 2**64; draw k (k = 1, 2, ...) is
+    mix(seed + k * 0x9E3779B97F4A7C15), and its top 53 bits give u = bits * 2**-53 in [0, 1). Every later step is
+    one IEEE float64 operation in a fixed order, which numpy and JavaScript both round the same way:
+    - uniform(low, high): low + (high - low) * u, one draw per value (z is then rounded to float32 on both sides);
+    - integers(low, high): low + floor(u * (high - low)), one draw per value;
+    - standard_normal: Box-Muller sqrt(-2 ln(1 - u1)) * cos(2 pi u2), two draws per value. ln and cos are not
+      correctly rounded everywhere, so a normal z may differ by one float64 ulp between runtimes; after rounding
+      to float32 that changes a value with probability ~2**-29. The shipped models use uniform noise (exact)."""
+
+    GAMMA = 0x9E3779B97F4A7C15
+
+    def __init__(self, seed: int) -> None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise SpecError(f"seed must be a non-negative integer, got {seed!r}")
+        self.state = seed % 2**64
+        self.count = 0  # draws used so far
+
+    def _u(self, n: int) -> np.ndarray:
+        """The next n draws as float64 in [0, 1)."""
+        k = np.arange(self.count + 1, self.count + n + 1, dtype=np.uint64)
+        self.count += n
+        with np.errstate(over="ignore"):  # uint64 arithmetic wraps mod 2**64, as splitmix64 means it to
+            x = np.uint64(self.state) + k * np.uint64(self.GAMMA)
+            x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+            x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+            x = x ^ (x >> np.uint64(31))
+        return (x >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    @staticmethod
+    def _count(size: int | tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
+        shape = (size,) if isinstance(size, int) else tuple(size)
+        return math.prod(shape), shape
+
+    def uniform(self, low: float, high: float, size: int | tuple[int, ...]) -> np.ndarray:
+        n, shape = self._count(size)
+        return (np.float64(low) + (np.float64(high) - np.float64(low)) * self._u(n)).reshape(shape)
+
+    def integers(self, low: int, high: int, size: int | tuple[int, ...]) -> np.ndarray:
+        n, shape = self._count(size)
+        return (low + np.floor(self._u(n) * float(high - low)).astype(np.int64)).reshape(shape)
+
+    def standard_normal(self, size: int | tuple[int, ...]) -> np.ndarray:
+        n, shape = self._count(size)
+        u = self._u(2 * n).reshape(n, 2)  # (u1, u2) per value, drawn in turn
+        return (np.sqrt(-2.0 * np.log(1.0 - u[:, 0])) * np.cos(2.0 * math.pi * u[:, 1])).reshape(shape)
+
+
 class SpecError(ValueError):
     """A spec or a request value that does not fit the spec; the message names the field."""
 
@@ -437,6 +490,10 @@ class LatentSpec:
         never shifts the random stream of the others (a slider moves one factor)."""
         z = self.noise.sample_np(rng, n)
         return z, {c.name: c.sample_np(rng, n) for c in self.codes}
+
+    def sample_seeded(self, seed: int, n: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """sample_np with the portable sampler: what a seeded request draws, in the service and in the page."""
+        return self.sample_np(PortableRng(seed), n)
 
     def encode_np(self, values: dict[str, np.ndarray]) -> np.ndarray:
         """Per-code values (N,) -> c (N, c_dim) float32 in spec order."""

@@ -131,6 +131,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_site(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .site import build_site
+
+    out = Path(args.out)
+    ids = build_site(out, Path(args.models_dir) if args.models_dir else None)
+    print(f"wrote {out}/ (index.html, static/, models.json, models/: {', '.join(ids)}); serve it from any static host")
+    return 0
+
+
 def _port(text: str) -> int:
     try:
         n = int(text)
@@ -214,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--forwarded-allow-ips", metavar="IPS", help="comma-separated proxy addresses whose X-Forwarded-* "
                    "headers are believed ('*': any; default: $FORWARDED_ALLOW_IPS or 127.0.0.1)")
     s.set_defaults(fn=_cmd_serve)
+
+    w = sub.add_parser("site", help="write the explorer and the models as static files (no server needed)")
+    w.add_argument("--out", required=True, help="folder to write (created; must be empty)")
+    w.add_argument("--models-dir", help="model folders to ship (default: models/)")
+    w.set_defaults(fn=_cmd_site)
     return ap
 
 

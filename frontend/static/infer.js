@@ -1,7 +1,7 @@
 // Infer codes from an image: a file (picker or drag and drop) or a drawing (pointer or keyboard). The recognizer's
 // answer moves the controls, and its reconstruction is shown beside the input. A result belongs to the model and
 // the request it came from: a model switch clears it, and an answer to an older request is dropped.
-import { api, pngSrc } from "./api.js";
+import { pngSrc } from "./api.js";
 import { el, widgetOf } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
@@ -19,8 +19,9 @@ function readAsDataUrl(file) {
   });
 }
 
-/** The drawing, box-downscaled to the model's resolution (what the recognizer was trained on). */
-function drawingDataUrl(canvas, spec) {
+/** The drawing, box-downscaled to the model's resolution (what the recognizer was trained on): its PNG data URL
+ * (what the server reads) and its pixels as the recognizer's (1, C, H, W) input in [0, 1] (what the page runs). */
+function drawingInput(canvas, spec) {
   const small = document.createElement("canvas");
   small.width = spec.image.width;
   small.height = spec.image.height;
@@ -28,7 +29,12 @@ function drawingDataUrl(canvas, spec) {
   ctx.imageSmoothingEnabled = true;
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(canvas, 0, 0, small.width, small.height);
-  return small.toDataURL("image/png");
+  const { width: w, height: h, channels: c } = spec.image;
+  const rgba = ctx.getImageData(0, 0, w, h).data;
+  const pixels = new Float32Array(c * h * w);
+  // an opaque grey drawing: R = G = B, so the service's luma conversion (PIL "L") gives the same value
+  for (let ch = 0; ch < c; ch++) for (let p = 0; p < h * w; p++) pixels[ch * h * w + p] = rgba[4 * p + ch] / 255;
+  return { dataUrl: small.toDataURL("image/png"), pixels };
 }
 
 function renderCodes(spec, codes) {
@@ -37,16 +43,18 @@ function renderCodes(spec, codes) {
   $("infer-codes").replaceChildren(...rows);
 }
 
-export function setupInfer({ model, spec, onCodes, showError, clearError, showLatency }) {
+export function setupInfer({ engine, model, spec, onCodes, showError, clearError, showLatency }) {
   const zone = $("dropzone");
   let ticket = 0; // the newest request's number: an answer carrying an older one is stale
 
-  async function infer(dataUrl) {
+  // live: a reading while the pen moves (shown, the controls stay); else the final one moves the controls too.
+  // pixels: the drawing's recognizer input, which the page runs itself when its recognizer loads
+  async function infer(dataUrl, { pixels = null, live = false } = {}) {
     const mine = ++ticket;
     const forModel = model();
-    zone.classList.add("busy");
+    if (!live) zone.classList.add("busy");
     try {
-      const { body, ms } = await api.inferCodes({ image: dataUrl, model: forModel });
+      const { body, ms } = await engine().inferCodes(spec(), { image: dataUrl, model: forModel }, pixels);
       if (mine !== ticket || forModel !== model()) return; // a newer request or another model took over
       showLatency(ms);
       clearError();
@@ -54,7 +62,8 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
       $("infer-recon").src = pngSrc(body.reconstruction);
       $("infer-result").hidden = false;
       renderCodes(spec(), body.codes);
-      onCodes(body.codes);
+      $("infer-result").dataset.readings = String(Number($("infer-result").dataset.readings ?? 0) + 1);
+      if (!live) onCodes(body.codes);
     } catch (err) {
       if (mine === ticket) showError(err);
     } finally {
@@ -117,13 +126,31 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
     return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
   };
   canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); last = point(e); });
+  // live inference: every stroke segment asks for a reading; one runs at a time and the newest drawing wins
+  let liveBusy = false;
+  let liveAgain = false;
+  const liveInfer = async () => {
+    if (liveBusy) { liveAgain = true; return; }
+    liveBusy = true;
+    try {
+      const { dataUrl, pixels } = drawingInput(canvas, spec());
+      await infer(dataUrl, { pixels, live: true });
+    } finally {
+      liveBusy = false;
+      if (liveAgain) { liveAgain = false; liveInfer(); }
+    }
+  };
   canvas.addEventListener("pointermove", (e) => {
     if (!last) return;
     const p = point(e);
     stroke(last, p);
     last = p;
+    liveInfer();
   });
-  const end = () => { last = null; };
+  const end = () => {
+    if (last && canvas.parentElement.classList.contains("drawn")) liveInfer();
+    last = null;
+  };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
 
@@ -146,7 +173,7 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
       const from = [pen.x, pen.y];
       pen.x = Math.min(canvas.width, Math.max(0, pen.x + moves[e.key][0]));
       pen.y = Math.min(canvas.height, Math.max(0, pen.y + moves[e.key][1]));
-      if (pen.down) stroke(from, [pen.x, pen.y]);
+      if (pen.down) { stroke(from, [pen.x, pen.y]); liveInfer(); }
     } else if (e.key === "Enter") {
       if (!$("draw-infer").disabled) $("draw-infer").click();
     } else return;
@@ -155,7 +182,10 @@ export function setupInfer({ model, spec, onCodes, showError, clearError, showLa
   });
   canvas.addEventListener("focus", showPen);
   $("draw-clear").addEventListener("click", clear);
-  $("draw-infer").addEventListener("click", () => infer(drawingDataUrl(canvas, spec())));
+  $("draw-infer").addEventListener("click", () => {
+    const { dataUrl, pixels } = drawingInput(canvas, spec());
+    infer(dataUrl, { pixels });
+  });
 
   return {
     /** A model switch: no result, request or drawing of the previous model stays; the canvas takes its polarity. */

@@ -8,8 +8,11 @@ export class LiveRenderer {
    * @param {(result: any, params: any, meta: {seq: number}) => Promise<void>|void} paint  shows a result
    * @param {(error: Error, params: any) => void} fail  shows an error
    */
-  constructor(send, paint, fail) {
+  constructor(send, paint, fail, { paced = () => true } = {}) {
     this.send = send;
+    // paced(): whether sends wait for an animation frame (round trips to the server); a render in the page
+    // itself goes at once, one at a time, so a drag paints within the frame it was made in
+    this.paced = paced;
     this.paint = paint;
     this.fail = fail;
     this.pending = null; // newest parameters not yet sent
@@ -26,6 +29,10 @@ export class LiveRenderer {
 
   #schedule() {
     if (this.inFlight || this.frameQueued || !this.pending) return;
+    if (!this.paced()) {
+      this.#flush();
+      return;
+    }
     this.frameQueued = true;
     requestAnimationFrame(() => {
       this.frameQueued = false;

@@ -1,4 +1,5 @@
 """Issue 23, the page (items 12-15): a phone, stale results, input fields, the upload preview, no models, keyboard."""
+
 from __future__ import annotations
 
 import base64
@@ -15,8 +16,11 @@ PHONE_390 = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2
 
 
 def in_view(page, selector: str) -> bool:
-    return page.evaluate("""(s) => { const r = document.querySelector(s).getBoundingClientRect();
-        return r.height > 0 && r.top >= -1 && r.bottom <= window.innerHeight + 1; }""", selector)
+    return page.evaluate(
+        """(s) => { const r = document.querySelector(s).getBoundingClientRect();
+        return r.height > 0 && r.top >= -1 && r.bottom <= window.innerHeight + 1; }""",
+        selector,
+    )
 
 
 def test_phone_keeps_the_image_in_view_while_sliding(browser, server):
@@ -85,7 +89,8 @@ def test_infer_result_belongs_to_its_model_and_request(page, server, tmp_path):
 def test_fields_show_the_value_used_and_send_nothing_refused(page):
     """Item 14: a seed the API refuses is not sent (the field shows the seed in use), rows are clamped to what the API
     takes, a typed code value beyond its bounds shows the clamped value that is used."""
-    open_page(page, "model=tiny&seed=5&view=traverse&rows=3")
+    page.goto("/?engine=server#model=tiny&seed=5&view=traverse&rows=3")  # watches the service's requests
+    settle(page)
     sent = []
     page.on("request", lambda r: sent.append(r.post_data_json) if r.method == "POST" else None)
     seed = page.get_by_label("seed", exact=True)
@@ -154,7 +159,8 @@ def test_category_buttons_are_one_tab_stop(page):
 
 def test_drawing_canvas_from_the_keyboard(page):
     """Item 15: focus the canvas, Space puts the pen down, arrows draw, Enter infers."""
-    open_page(page, "model=tiny&seed=2&view=infer")
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")  # watches the service's requests
+    settle(page)
     send = page.get_by_role("button", name="Infer from drawing")
     page.locator("#draw").focus()
     page.keyboard.press("ArrowUp")

@@ -10,6 +10,37 @@ from ..deps import RegistryDep, SettingsDep
 
 router = APIRouter(tags=["page"])
 
+# Cross-origin isolation for the page (COOP + COEP): it makes SharedArrayBuffer available, which onnxruntime-web's
+# multi-threaded WASM needs. COEP require-corp only lets the page load same-origin resources or those marked with
+# Cross-Origin-Resource-Policy; the page loads nothing else (its images are data: URLs, ORT comes from /static/).
+ISOLATION = [
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"cross-origin-embedder-policy", b"require-corp"),
+    (b"cross-origin-resource-policy", b"same-origin"),
+]
+ISOLATED_PATHS = ("/static/",)
+
+
+class IsolationHeaders:
+    """Pure ASGI middleware (no per-request task, unlike BaseHTTPMiddleware): adds ISOLATION to the page ("/")
+    and to its static files (the worker script and the WASM runtime must carry COEP too)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != "/" and not path.startswith(ISOLATED_PATHS):
+            return await self.app(scope, receive, send)
+
+        async def add_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *ISOLATION]}
+            await send(message)
+
+        await self.app(scope, receive, add_headers)
+
+
 MISSING = (
     "<!doctype html><html><head><meta charset='utf-8'><title>InfoGAN explorer</title></head><body>"
     "<h1>InfoGAN explorer</h1><p>The explorer page (frontend/index.html) is missing. "

@@ -34,7 +34,7 @@ def fresh_seed() -> int:
 def draw(spec: LatentSpec, n: int, seed: int, given: dict[str, float]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Prior draw of z and every code, then the given codes overwritten: the draw never depends on which codes
     are given, so with one seed a fixed code changes nothing else."""
-    z, values = spec.sample_np(np.random.default_rng(seed), n)
+    z, values = spec.sample_seeded(seed, n)
     for name, v in given.items():
         values[name] = np.full(n, v, dtype=np.float64)
     return z, values

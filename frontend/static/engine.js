@@ -1,0 +1,236 @@
+// Where images come from: the page's own generator (onnxruntime-web in a Web Worker, "in browser") or the service
+// ("server"). Both answer like the JSON API (api.js), so the views do not care which one painted. The in-browser
+// path draws z from the seed with the portable sampler (sampler.js) and runs the same ONNX graph, so a (seed, codes)
+// gives the service's pixels (tests/e2e/test_local_generation.py). Fallback to the server: no WebAssembly, the
+// runtime missing (npm absent at install), a model file too large, or ?engine=server in the page's URL.
+import { api, ApiError } from "./api.js";
+import { drawLatent, encodeCodes, outputNames, readCodes } from "./sampler.js";
+
+// Largest ONNX file fetched into the page (the int8 MNIST generator: 6.9 MB; an fp32 CelebA one may be 100+ MB)
+export const MAX_MODEL_BYTES = 48 * 2 ** 20;
+const ORT_URL = new URL("./ort/ort.wasm.min.mjs", import.meta.url).href;
+
+class Worker_ {
+  constructor() {
+    this.worker = new Worker(new URL("./engine-worker.js", import.meta.url), { type: "module" });
+    this.next = 0;
+    this.waiting = new Map();
+    this.worker.onmessage = ({ data }) => {
+      const w = this.waiting.get(data.id);
+      this.waiting.delete(data.id);
+      if (data.ok) w.resolve(data.result);
+      else w.reject(new Error(data.error));
+    };
+    this.worker.onerror = (e) => { for (const w of this.waiting.values()) w.reject(new Error(e.message || "worker failed")); this.waiting.clear(); };
+  }
+
+  call(op, args = {}, transfer = []) {
+    const id = ++this.next;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, ...args }, transfer);
+    });
+  }
+}
+
+/** (N, C, H, W) floats in [0, 1] -> N PNG data URLs, with the service's rounding (images.pngs_base64, in float32). */
+function toDataUrls(data, [n, c, h, w]) {
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  const ctx = canvas.getContext("2d");
+  const urls = [];
+  const plane = h * w;
+  for (let i = 0; i < n; i++) {
+    const pixels = ctx.createImageData(w, h);
+    for (let p = 0; p < plane; p++) {
+      for (let ch = 0; ch < 3; ch++) {
+        const x = Math.min(1, Math.max(0, data[i * c * plane + (c === 1 ? 0 : ch) * plane + p]));
+        pixels.data[4 * p + ch] = Math.floor(Math.fround(Math.fround(x * 255) + 0.5));
+      }
+      pixels.data[4 * p + 3] = 255;
+    }
+    ctx.putImageData(pixels, 0, 0);
+    urls.push(canvas.toDataURL("image/png"));
+  }
+  return urls;
+}
+
+export class Engine {
+  constructor({ staticSite, worker, threads, reason }) {
+    this.staticSite = staticSite; // no server: everything runs here
+    this.worker = worker; // null: server path only
+    this.threads = threads;
+    this.reason = reason; // why there is no worker, for the badge's title
+    this.ready = new Map(); // model id -> Promise<boolean> (its generator loaded in the worker)
+    this.failed = new Map(); // model id -> why it runs on the server
+    this.loaded = new Set(); // model ids whose generator runs here
+    this.onReady = null;
+    this.loading = 0; // model files being fetched into the worker (the page is not idle meanwhile)
+  }
+
+  static async create({ staticSite = false } = {}) {
+    const query = new URLSearchParams(location.search);
+    const forced = query.get("engine") === "server";
+    // ?threads=N caps the WASM threads (benchmarks); more than one needs cross-origin isolation (SharedArrayBuffer)
+    // ORT's own default, half the cores up to 4: on 2 cores a second thread only contends (measured: 2.8 ms median
+    // per MNIST frame with 1 thread against 15.9 ms with 2, on a loaded 2-core EPYC)
+    const cap = Number(query.get("threads")) || Math.min(4, Math.ceil((navigator.hardwareConcurrency || 1) / 2));
+    const threads = globalThis.crossOriginIsolated ? Math.max(1, cap) : 1;
+    let worker = null;
+    let reason = forced ? "?engine=server" : null;
+    if (!forced && typeof WebAssembly !== "object") reason = "no WebAssembly";
+    if (!reason) {
+      try {
+        worker = new Worker_();
+        await worker.call("init", { ortUrl: ORT_URL, threads });
+      } catch (err) {
+        worker?.worker.terminate();
+        worker = null;
+        reason = `in-browser runtime unavailable (${err.message})`;
+      }
+    }
+    return new Engine({ staticSite, worker, threads, reason });
+  }
+
+  fileUrl(modelId, name) {
+    // absolute: the worker resolves URLs against its own script's (static/), not the page's
+    return new URL(`models/${encodeURIComponent(modelId)}/files/${name}`, document.baseURI).href;
+  }
+
+  async models() {
+    if (!this.staticSite) return api.models();
+    const t0 = performance.now();
+    const response = await fetch("models.json");
+    if (!response.ok) throw new ApiError(`models.json: ${response.status}`, response.status);
+    return { body: await response.json(), ms: performance.now() - t0 };
+  }
+
+  /** Starts loading a model's generator (and recognizer); resolves true once it runs here. */
+  prepare(model) {
+    if (!this.worker) return Promise.resolve(false);
+    if (!this.ready.has(model.id)) {
+      const load = (name) => this.worker.call("load", { url: this.fileUrl(model.id, name), maxBytes: MAX_MODEL_BYTES });
+      this.loading++;
+      this.ready.set(model.id, load("generator.onnx").then(() => true, (err) => {
+        this.failed.set(model.id, err.message);
+        return false;
+      }).finally(() => { this.loading--; }));
+    }
+    return this.ready.get(model.id);
+  }
+
+  /** "browser" once the model's generator runs here, else "server". */
+  mode(model) {
+    return this.loaded.has(model?.id) ? "browser" : "server";
+  }
+
+  /** Whether this request runs here. With a server, requests go there while the model loads (no wait for the
+   * first image), and onReady(model) tells the page when the next one can run here. */
+  async #local(model) {
+    if (this.loaded.has(model.id)) return true;
+    if (this.failed.has(model.id)) return false;
+    const loading = this.prepare(model);
+    if (!this.staticSite) {
+      loading.then((ok) => {
+        if (ok && !this.loaded.has(model.id) && !this.failed.has(model.id)) {
+          this.loaded.add(model.id);
+          this.onReady?.(model);
+        }
+      });
+      return false;
+    }
+    if (await loading) this.loaded.add(model.id);
+    return this.loaded.has(model.id);
+  }
+
+  async #runGenerator(model, z, c, n) {
+    const feeds = { z: { data: z, dims: [n, model.noise.dim] }, c: { data: c, dims: [n, c.length / n] } };
+    const { images } = await this.worker.call("run", { url: this.fileUrl(model.id, "generator.onnx"), feeds, outputs: ["images"] });
+    return toDataUrls(images.data, images.dims);
+  }
+
+  /** A local run that throws (a spec part the page's sampler does not know, a graph ORT-web cannot run) moves the
+   * model to the server path for good, when there is a server. */
+  async #orServer(model, local, server) {
+    try {
+      return await local();
+    } catch (err) {
+      if (this.staticSite) throw err;
+      this.loaded.delete(model.id);
+      this.failed.set(model.id, err.message);
+      return { ...(await server()), where: "server" };
+    }
+  }
+
+  generate(model, payload) {
+    return this.#orServer(model, () => this.#generate(model, payload), () => api.generate(payload));
+  }
+
+  traverse(model, payload) {
+    return this.#orServer(model, () => this.#traverse(model, payload), () => api.traverse(payload));
+  }
+
+  /** Like POST /generate: {model, n, seed, codes} -> {body: {model, seed, images, z, codes}, ms, where}. */
+  async #generate(model, payload) {
+    if (!(await this.#local(model))) {
+      if (this.staticSite) throw new ApiError(`${model.id} cannot run in this browser: ${this.failed.get(model.id) ?? this.reason}`);
+      return { ...(await api.generate(payload)), where: "server" };
+    }
+    const t0 = performance.now();
+    const n = payload.n ?? 1;
+    const { z, values } = drawLatent(model, payload.seed, payload.codes ?? {}, n);
+    const images = await this.#runGenerator(model, z, encodeCodes(model, values, n), n);
+    const rows = [...Array(n).keys()];
+    const body = { model: model.id, seed: payload.seed, images,
+      z: rows.map((i) => Array.from(z.subarray(i * model.noise.dim, (i + 1) * model.noise.dim))),
+      codes: rows.map((i) => Object.fromEntries(model.codes.map((code) => [code.name, values[code.name][i]]))) };
+    return { body, ms: performance.now() - t0, where: "browser" };
+  }
+
+  /** Like POST /traverse: each row one prior sample, each column one value of the swept code. */
+  async #traverse(model, payload) {
+    if (!(await this.#local(model))) {
+      if (this.staticSite) throw new ApiError(`${model.id} cannot run in this browser: ${this.failed.get(model.id) ?? this.reason}`);
+      return { ...(await api.traverse(payload)), where: "server" };
+    }
+    const t0 = performance.now();
+    const { rows, cols, seed } = payload;
+    // a categorical sweep has no low/high (all K columns); a range sweep is numpy's linspace(low, high, cols)
+    const sweep = payload.low === undefined ? [...Array(cols).keys()]
+      : [...Array(cols).keys()].map((i) => (i === cols - 1 ? payload.high : payload.low + i * ((payload.high - payload.low) / (cols - 1))));
+    const { z, values } = drawLatent(model, seed, payload.codes ?? {}, rows);
+    const dim = model.noise.dim;
+    const zz = new Float32Array(rows * cols * dim);
+    const vv = Object.fromEntries(model.codes.map((code) => [code.name, []]));
+    for (let r = 0; r < rows; r++) {
+      for (let k = 0; k < cols; k++) {
+        zz.set(z.subarray(r * dim, (r + 1) * dim), (r * cols + k) * dim);
+        for (const code of model.codes) vv[code.name].push(code.name === payload.code ? sweep[k] : values[code.name][r]);
+      }
+    }
+    const images = await this.#runGenerator(model, zz, encodeCodes(model, vv, rows * cols), rows * cols);
+    return { body: { model: model.id, code: payload.code, rows, cols, values: sweep, images, seed }, ms: performance.now() - t0, where: "browser" };
+  }
+
+  /** Like POST /infer-codes for a (model-sized) image: here when the recognizer loads, else on the server. */
+  async inferCodes(model, payload, pixels) {
+    const url = this.fileUrl(model.id, "recognizer.onnx");
+    let local = !!pixels && (await this.#local(model));
+    if (local) {
+      local = await this.worker.call("load", { url, maxBytes: MAX_MODEL_BYTES }).then(() => true, () => false);
+    }
+    if (!local) {
+      if (this.staticSite) throw new ApiError("reading codes from an image needs the in-browser recognizer, which did not load here");
+      return { ...(await api.inferCodes(payload)), where: "server" };
+    }
+    const t0 = performance.now();
+    const { channels: c, height: h, width: w } = model.image;
+    const outputs = await this.worker.call("run", { url, feeds: { images: { data: pixels, dims: [1, c, h, w] } }, outputs: outputNames(model) });
+    const codes = readCodes(model, outputs, 0);
+    // reconstruction as the service makes it: noise at the prior's centre (zeros), codes at Q's estimates
+    const values = Object.fromEntries(Object.entries(codes).map(([name, info]) => [name, [info.value]]));
+    const [reconstruction] = await this.#runGenerator(model, new Float32Array(model.noise.dim), encodeCodes(model, values, 1), 1);
+    return { body: { model: model.id, codes, reconstruction }, ms: performance.now() - t0, where: "browser" };
+  }
+}
