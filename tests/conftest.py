@@ -28,6 +28,12 @@ def make_digit_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+@pytest.fixture(scope="session", name="make_digit_set")
+def make_digit_set_fixture():
+    """make_digit_set itself, for test modules below this folder (importing conftest by name is ambiguous there)."""
+    return make_digit_set
+
+
 @pytest.fixture(scope="session")
 def fake_mnist_dir(tmp_path_factory) -> Path:
     """A folder with the four MNIST IDX files of a small synthetic set (checksums will not match MNIST's)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from conftest import make_digit_set
 from torch import nn
 
 from training.class_check import check_generated_classes
@@ -11,7 +10,7 @@ from training.data import ImageSet
 from training.latent import mnist_spec
 
 
-def bars(n: int, seed: int) -> ImageSet:
+def bars(make_digit_set, n: int, seed: int) -> ImageSet:
     images, labels = make_digit_set(n, seed)
     return ImageSet(torch.from_numpy(images)[:, None], torch.from_numpy(labels).long(), None, "bars")
 
@@ -31,8 +30,8 @@ class DrawsClass(nn.Module):
         return x
 
 
-def test_each_category_draws_its_own_class():
-    train, test = bars(3000, 0), bars(500, 1)
+def test_each_category_draws_its_own_class(make_digit_set):
+    train, test = bars(make_digit_set, 3000, 0), bars(make_digit_set, 500, 1)
     identity = list(range(10))
     evaluation = {"digit": {"category_to_class": identity}}
     result = check_generated_classes(DrawsClass(identity), train, test, evaluation, per_category=20)
@@ -42,10 +41,10 @@ def test_each_category_draws_its_own_class():
     assert digit["agrees_with_q"] == [1] * 10
 
 
-def test_two_categories_drawing_one_class_are_caught():
+def test_two_categories_drawing_one_class_are_caught(make_digit_set):
     drawn = [0, 0, 2, 3, 4, 5, 6, 7, 8, 9]  # category 1 draws zeros: only 9 classes are shown
     evaluation = {"digit": {"category_to_class": list(range(10))}}
-    result = check_generated_classes(DrawsClass(drawn), bars(3000, 0), None, evaluation, per_category=20)
+    result = check_generated_classes(DrawsClass(drawn), bars(make_digit_set, 3000, 0), None, evaluation, per_category=20)
     digit = result["codes"]["digit"]
     assert not digit["distinct"] and digit["classes_shown"] == 9
     assert digit["agrees_with_q"][1] == 0 and "classifier_test_accuracy" not in result
