@@ -70,9 +70,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .data import DEFAULT_ROOT
-    from .dsprites import RENDERED_FILE, write_dataset
 
-    out = Path(args.out) if args.out else DEFAULT_ROOT / "dsprites" / RENDERED_FILE
+    if args.dataset == "chairs3d":
+        from .chairs3d import RENDERED_FILE, write_dataset
+    else:
+        from .dsprites import RENDERED_FILE, write_dataset
+
+    out = Path(args.out) if args.out else DEFAULT_ROOT / args.dataset / RENDERED_FILE
     if out.is_dir():
         out = out / RENDERED_FILE
     subset = [int(s) for s in args.subset.split(",")] if args.subset else None
@@ -210,12 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "through the int8 weights) and the evaluation runs on the stored weights")
     x.set_defaults(fn=_cmd_export)
 
-    d = sub.add_parser("data", help="write a data set file (dsprites: rendered from its definition)")
-    d.add_argument("dataset", choices=["dsprites"])
-    d.add_argument("--out", help="the .npz to write, or a folder for dsprites_rendered_64x64.npz (default: "
-                   "~/.cache/infogan/dsprites/, where the loader looks without --data-dir)")
-    d.add_argument("--subset", metavar="S1,...,S6", help="every S-th class of each factor (color, shape, scale, "
-                   "orientation, posX, posY), e.g. 1,1,2,4,4,4")
+    d = sub.add_parser("data", help="write a data set file (dsprites: rendered from its definition; chairs3d: "
+                       "rendered 3D chairs)")
+    d.add_argument("dataset", choices=["dsprites", "chairs3d"])
+    d.add_argument("--out", help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_64x64.npz "
+                   "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)")
+    d.add_argument("--subset", metavar="S1,...", help="every S-th class of each factor: dsprites (color, shape, scale, "
+                   "orientation, posX, posY), e.g. 1,1,2,4,4,4; chairs3d (style, azimuth, elevation, light, width), "
+                   "e.g. 1,4,2,2,2")
     d.set_defaults(fn=_cmd_data)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")

@@ -78,6 +78,8 @@ DATASETS = {
     "folder": DataSetInfo("folder", "dark-on-light", ("train",), labelled=False),
     # white sprites on black; no labels, but factor classes (ImageSet.factors) for the disentanglement metrics
     "dsprites": DataSetInfo("dsprites", "light-on-dark", ("train",), labelled=False),
+    # rendered dark chairs on white (training/chairs3d.py); labels = style, factor classes as for dsprites
+    "chairs3d": DataSetInfo("chairs3d", "dark-on-light", ("train",), labelled=True),
 }
 
 
@@ -288,7 +290,7 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
                  channels: int = 1, allow_download: bool = True, verify: bool = True,
                  subset: list[int] | None = None) -> ImageSet:
     """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error.
-    ``subset``: dSprites only, every subset[f]-th class of each factor (training/dsprites.py)."""
+    ``subset``: rendered factor sets only (dsprites, chairs3d), every subset[f]-th class of each factor."""
     if split not in dataset_info(name).splits:
         raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
     if name in IDX_SETS:
@@ -299,10 +301,14 @@ def load_dataset(name: str, root: str | Path | None = None, split: str = "train"
         if root is None:
             raise DataError(f"{name}: pass --data-dir (for CelebA, the img_align_celeba folder); it is not downloaded")
         return load_folder(root, resolution, channels, name)
-    if subset is not None and name != "dsprites":
-        raise DataError(f"{name}: subset is a dsprites option")
+    if subset is not None and name not in ("dsprites", "chairs3d"):
+        raise DataError(f"{name}: subset is an option of the rendered sets (dsprites, chairs3d)")
     if name == "dsprites":
         from .dsprites import load_dsprites
 
         return load_dsprites(root, subset, allow_render=allow_download)
+    if name == "chairs3d":
+        from .chairs3d import load_chairs3d
+
+        return load_chairs3d(root, subset, allow_render=allow_download)
     raise DataError(f"data set {name!r} is defined in DATASETS but has no loader here")

@@ -27,16 +27,18 @@ Geometry (every number in pixels):
 - A pixel is 1 when at least 8 of its 4 x 4 sample points ``(j + (k + 0.5) / 4, i + (l + 0.5) / 4)`` lie inside the
   shape (coverage >= 1/2), else 0.
 """
+
 from __future__ import annotations
 
-import hashlib
-import io
-import time
-import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from . import factor_sets
+from .factor_sets import KEYS, check_strides, class_grid, kept_classes, npz_bytes, sha256_file, write_npz
+
+__all__ = ["KEYS", "npz_bytes", "sha256_file", "write_npz", "render", "write_dataset", "read_npz", "load_dsprites"]
 
 FACTOR_NAMES = ("color", "shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (1, 3, 6, 40, 32, 32)
@@ -44,17 +46,22 @@ SHAPES = ("square", "ellipse", "heart")
 SIZE = 64
 DEEPMIND_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 RENDERED_FILE = "dsprites_rendered_64x64.npz"
-KEYS = ("imgs", "latents_classes", "latents_values")
 
-_SUPER = 4                 # sample points per pixel side
-_HALF = 16                 # the mask spans centre pixel +- 16: 33 x 33 pixels
-_MAX_RADIUS = 16.0         # R at scale 1
+_SUPER = 4  # sample points per pixel side
+_HALF = 16  # the mask spans centre pixel +- 16: 33 x 33 pixels
+_MAX_RADIUS = 16.0  # R at scale 1
 
 
 def factor_values() -> list[np.ndarray]:
     """The canonical value of every class of every factor, in FACTOR_NAMES order."""
-    return [np.array([1.0]), np.array([1.0, 2.0, 3.0]), np.linspace(0.5, 1.0, 6), np.linspace(0.0, 2 * np.pi, 40),
-            np.linspace(0.0, 1.0, 32), np.linspace(0.0, 1.0, 32)]
+    return [
+        np.array([1.0]),
+        np.array([1.0, 2.0, 3.0]),
+        np.linspace(0.5, 1.0, 6),
+        np.linspace(0.0, 2 * np.pi, 40),
+        np.linspace(0.0, 1.0, 32),
+        np.linspace(0.0, 1.0, 32),
+    ]
 
 
 def _heart_frame() -> tuple[float, float]:
@@ -75,8 +82,8 @@ def inside(shape: int, u: np.ndarray, v: np.ndarray, radius: float) -> np.ndarra
     if shape == 1:
         return (u / radius) ** 2 + (v / (radius / 2)) ** 2 <= 1.0
     d, circum = _heart_frame()
-    side = radius / circum                       # L: the heart's diamond side
-    vv = v / side - d                            # back to the unshifted heart with L = 1
+    side = radius / circum  # L: the heart's diamond side
+    vv = v / side - d  # back to the unshifted heart with L = 1
     uu = u / side
     r2 = 1 / (2 * np.sqrt(2))
     diamond = np.abs(uu) + np.abs(vv) <= 1 / np.sqrt(2)
@@ -89,12 +96,12 @@ def sprite_masks(shapes: Sequence[int], scales: Sequence[int], orientations: Seq
     pixel of its mask (the mask's pixel (16, 16) holds the centre at its own centre, as pixel (16 + k) does in the
     image at position class k)."""
     values = factor_values()
-    offs = (np.arange(_SUPER) + 0.5) / _SUPER - 0.5                       # sample offsets from a pixel's centre
+    offs = (np.arange(_SUPER) + 0.5) / _SUPER - 0.5  # sample offsets from a pixel's centre
     grid = np.arange(-_HALF, _HALF + 1, dtype=np.float64)
     # dx, dy_up of every sample point: (33 * 4) per axis; image rows go down, so dy_up = -(row offset)
     dx = (grid[:, None] + offs[None, :]).reshape(-1)
     dy_up = -dx
-    X, Y = np.meshgrid(dx, dy_up, indexing="xy")                          # (132, 132): [row sample, column sample]
+    X, Y = np.meshgrid(dx, dy_up, indexing="xy")  # (132, 132): [row sample, column sample]
     out = np.zeros((len(shapes), len(scales), len(orientations), 2 * _HALF + 1, 2 * _HALF + 1), np.uint8)
     n = 2 * _HALF + 1
     for a, sh in enumerate(shapes):
@@ -103,7 +110,7 @@ def sprite_masks(shapes: Sequence[int], scales: Sequence[int], orientations: Seq
             for c, o in enumerate(orientations):
                 theta = values[3][o]
                 cos, sin = np.cos(theta), np.sin(theta)
-                u = cos * X + sin * Y                                     # R(-theta) of the point
+                u = cos * X + sin * Y  # R(-theta) of the point
                 v = -sin * X + cos * Y
                 hits = inside(sh, u, v, radius).reshape(n, _SUPER, n, _SUPER).sum(axis=(1, 3))
                 out[a, b, c] = hits >= (_SUPER * _SUPER) // 2
@@ -111,10 +118,7 @@ def sprite_masks(shapes: Sequence[int], scales: Sequence[int], orientations: Seq
 
 
 def _check_strides(subset: Sequence[int] | None) -> tuple[int, ...]:
-    strides = tuple(int(s) for s in (subset or (1,) * 6))
-    if len(strides) != 6 or min(strides) < 1:
-        raise ValueError(f"dsprites subset: six strides >= 1 (one per factor {', '.join(FACTOR_NAMES)}), got {subset}")
-    return strides
+    return check_strides(subset, FACTOR_NAMES, "dsprites")
 
 
 def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:
@@ -122,13 +126,13 @@ def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:
 
     Rows stay in row-major order of the kept classes; ``latents_classes`` keeps the canonical class indices."""
     strides = _check_strides(subset)
-    kept = [np.arange(0, size, s) for size, s in zip(FACTOR_SIZES, strides)]
+    kept = kept_classes(FACTOR_SIZES, strides)
     counts = [len(k) for k in kept]
     masks = sprite_masks(kept[1], kept[2], kept[3])
     n = int(np.prod(counts))
     imgs = np.empty((n, SIZE, SIZE), np.uint8)
     n_mask = 2 * _HALF + 1
-    pad = SIZE - n_mask + 1                                                  # 32: the position classes
+    pad = SIZE - n_mask + 1  # 32: the position classes
     canvas = np.zeros((n_mask + 2 * (pad - 1), n_mask + 2 * (pad - 1)), np.uint8)
     windows = np.lib.stride_tricks.sliding_window_view(canvas, (SIZE, SIZE))  # [a, b] = canvas[a:a+64, b:b+64]
     xs, ys = kept[4], kept[5]
@@ -138,81 +142,30 @@ def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:
         for a in range(counts[1]):
             for b in range(counts[2]):
                 for c in range(counts[3]):
-                    canvas[pad - 1:pad - 1 + n_mask, pad - 1:pad - 1 + n_mask] = masks[a, b, c]
+                    canvas[pad - 1 : pad - 1 + n_mask, pad - 1 : pad - 1 + n_mask] = masks[a, b, c]
                     # position class k puts the mask's top-left at pixel k: window (31 - ky, 31 - kx)
                     block = windows[(pad - 1) - ys[None, :], (pad - 1) - xs[:, None]]  # (len(xs), len(ys), 64, 64)
-                    imgs[row:row + per_mask] = block.reshape(per_mask, SIZE, SIZE)
+                    imgs[row : row + per_mask] = block.reshape(per_mask, SIZE, SIZE)
                     row += per_mask
-    grids = np.meshgrid(*kept, indexing="ij")
-    classes = np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int64)
+    classes = class_grid(kept)
     values = np.stack([factor_values()[f][classes[:, f]] for f in range(6)], axis=1)
-    return {"imgs": imgs, "latents_classes": classes, "latents_values": values,
-            "factor_names": np.array(FACTOR_NAMES), "factor_sizes": np.array(FACTOR_SIZES, np.int64)}
-
-
-def write_npz(path: str | Path, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
-    """np.savez_compressed's format with fixed member timestamps (1980-01-01), so the same arrays give the same bytes;
-    written to a temporary name and renamed, so an interrupted write leaves nothing under ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "wb") as f:
-            _write_zip(f, arrays, compress)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_zip(fileobj, arrays: dict[str, np.ndarray], compress: bool = True) -> None:
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(fileobj, "w", compression=method, allowZip64=True) as zf:
-        for key, arr in arrays.items():
-            info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = method
-            with zf.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asarray(arr), allow_pickle=False)
+    return {
+        "imgs": imgs,
+        "latents_classes": classes,
+        "latents_values": values,
+        "factor_names": np.array(FACTOR_NAMES),
+        "factor_sizes": np.array(FACTOR_SIZES, np.int64),
+    }
 
 
 def write_dataset(path: str | Path, subset: Sequence[int] | None = None) -> dict:
     """Render and write; returns a summary (rows, seconds to render and to write, bytes, sha256 of the file)."""
-    t0 = time.perf_counter()
-    arrays = render(subset)
-    t1 = time.perf_counter()
-    write_npz(path, arrays)
-    t2 = time.perf_counter()
-    return {"path": str(path), "rows": len(arrays["imgs"]), "render_s": round(t1 - t0, 2),
-            "write_s": round(t2 - t1, 2), "bytes": Path(path).stat().st_size, "sha256": sha256_file(path)}
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return factor_sets.write_dataset(path, lambda: render(subset))
 
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Our file or DeepMind's, told apart by their keys (DeepMind's has a pickled ``metadata`` we do not read)."""
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in KEYS if k not in z.files]
-        if missing:
-            raise ValueError(f"{path}: not a dSprites file (no {', '.join(missing)}; keys: {', '.join(z.files)})")
-        out = {k: z[k] for k in KEYS}
-        out["source"] = np.array("rendered" if "factor_names" in z.files else "deepmind")
-    imgs, classes = out["imgs"], out["latents_classes"]
-    if imgs.ndim != 3 or imgs.shape[1:] != (SIZE, SIZE) or classes.shape != (len(imgs), 6):
-        raise ValueError(f"{path}: imgs {imgs.shape} / latents_classes {classes.shape} are not dSprites' shapes")
-    return out
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """The bytes ``write_npz`` would write (for tests: determinism without touching the disk)."""
-    buf = io.BytesIO()
-    _write_zip(buf, arrays)
-    return buf.getvalue()
+    return factor_sets.read_npz(path, "dSprites", len(FACTOR_NAMES), SIZE)
 
 
 def find_file(root: Path) -> Path | None:
@@ -234,31 +187,30 @@ def load_dsprites(root: str | Path | None = None, subset: Sequence[int] | None =
     from .data import DEFAULT_ROOT, DataError, ImageSet
 
     root = Path(root) if root else DEFAULT_ROOT / "dsprites"
-    path = find_file(root)
     strides = _check_strides(subset)
-    if path is None and subset is not None:
-        arrays = render(strides)
-    else:
-        if path is None:
-            if not allow_render:
-                raise DataError(f"dsprites: no {DEEPMIND_FILE} or {RENDERED_FILE} in {root} and rendering is off; "
-                                f"run `infogan data dsprites --out {root / RENDERED_FILE}`")
-            print(f"rendering dSprites (737,280 images) -> {root / RENDERED_FILE}", flush=True)
-            write_dataset(root / RENDERED_FILE)
-            path = root / RENDERED_FILE
-        try:
-            arrays = read_npz(path)
-        except (OSError, ValueError, zipfile.BadZipFile) as e:
-            raise DataError(f"dsprites: cannot read {path} ({e}); delete it to render it again") from e
-        if subset is not None:
-            keep = np.all(arrays["latents_classes"] % np.array(strides) == 0, axis=1)
-            arrays = {k: arrays[k][keep] for k in KEYS}
+    path = find_file(root)
+    arrays = factor_sets.cached_arrays(
+        "dsprites",
+        path,
+        root / RENDERED_FILE,
+        strides,
+        subset is not None,
+        render,
+        allow_render,
+        read_npz,
+        "dSprites (737,280 images)",
+    )
     imgs = arrays["imgs"]
     if imgs.max(initial=0) > 1:
-        raise DataError(f"dsprites: {path}: imgs must be 0/1, found {imgs.max()}")
-    np.multiply(imgs, 255, out=imgs)                               # in place: the full set is 3 GB
+        raise DataError(f"dsprites: {path or root / RENDERED_FILE}: imgs must be 0/1, found {imgs.max()}")
+    np.multiply(imgs, 255, out=imgs)  # in place: the full set is 3 GB
     import torch
 
-    return ImageSet(torch.from_numpy(imgs[:, None]), None, None, "dsprites",
-                    factors=torch.from_numpy(np.ascontiguousarray(arrays["latents_classes"], np.int64)),
-                    factor_names=FACTOR_NAMES)
+    return ImageSet(
+        torch.from_numpy(imgs[:, None]),
+        None,
+        None,
+        "dsprites",
+        factors=torch.from_numpy(np.ascontiguousarray(arrays["latents_classes"], np.int64)),
+        factor_names=FACTOR_NAMES,
+    )

@@ -74,7 +74,7 @@ def test_every_data_set_says_how_a_drawing_of_it_looks():
 
     from spec.manifest import Polarity
 
-    assert set(data.DATASETS) == {*data.IDX_SETS, "svhn", "celeba", "folder", "dsprites"}
+    assert set(data.DATASETS) == {*data.IDX_SETS, "svhn", "celeba", "folder", "dsprites", "chairs3d"}
     assert {n: data.dataset_info(n).drawing for n in ("mnist", "fashion-mnist", "svhn")} == {
         "mnist": "light-on-dark", "fashion-mnist": "light-on-dark", "svhn": "dark-on-light"}
     assert all(info.drawing in get_args(Polarity) and "train" in info.splits for info in data.DATASETS.values())
