@@ -28,9 +28,9 @@ def etag_matches(header: str | None, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-@router.api_route(
+@router.head("/models/{model_id}/files/{name}", include_in_schema=False)  # one operation id in the schema
+@router.get(
     "/models/{model_id}/files/{name}",
-    methods=["GET", "HEAD"],
     responses={
         200: {"content": {"application/octet-stream": {}}, "description": "the ONNX file"},
         304: {"description": "If-None-Match holds the file's sha256"},
