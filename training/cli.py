@@ -102,14 +102,16 @@ def _serve_checks(args: argparse.Namespace) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.api.limits import header_timeout_protocol
-
+    # WORKERS before the settings are read: each worker process gives its ONNX Runtime sessions cores / workers
+    # intra-op threads (backend/core/config.py), so N workers do not oversubscribe the cores
+    os.environ["WORKERS"] = str(args.workers)
     _serve_checks(args)
     # keep-alive 5 s (uvicorn's default, stated); connections stalled in their headers are closed after
     # HEADER_TIMEOUT_S by the protocol class, stalled bodies by BodyLimitMiddleware; h11's buffer for one
-    # incomplete event is bounded at 64 KiB (headers) when h11 is the parser
-    uvicorn.run("backend.main:app", host=args.host, port=args.port, http=header_timeout_protocol(),
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024)
+    # incomplete event is bounded at 64 KiB (headers) when h11 is the parser. The protocol class goes by import
+    # path: worker processes (--workers > 1) are spawned and receive the config pickled.
+    uvicorn.run("backend.main:app", host=args.host, port=args.port, http="backend.api.limits:HeaderTimeoutProtocol",
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, workers=args.workers)
     return 0
 
 
@@ -184,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_port, default=8000)
     s.add_argument("--models-dir")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="worker processes, each with its own models and cores/workers ONNX Runtime threads (a "
+                        "one-image request is bound by Python, one core per process; memory grows N-fold)")
     s.set_defaults(fn=_cmd_serve)
     return ap
 
