@@ -105,9 +105,11 @@ timeout 150 "$PY" -m training.cli train mnist --device "$DEV" --max-steps "$STEP
     --runs-dir "$WORK/runs" --no-progress "${extra[@]}" >"$WORK/train.log" 2>&1
 rc=$?
 ckpt=$(find "$WORK/runs" -name checkpoint.pt 2>/dev/null | head -1)
-if [ $rc -eq 0 ] && [ -z "$ckpt" ]; then rc=2; fi
+# passes when it exits 0, wrote its checkpoint and says it trained on $DEV
+if [ $rc -eq 0 ] && { [ -z "$ckpt" ] || ! grep -q "device $DEV" "$WORK/train.log"; }; then rc=2; fi
 report "training (infogan train mnist --device $DEV --max-steps $STEPS)" $rc \
-    "$(grep -v '^\s*$' "$WORK/train.log" | tail -2 | paste -sd' ') checkpoint ${ckpt:+written}${ckpt:-missing} [$((SECONDS - t)) s]"
+    "$(grep -o "device $DEV; precision [^;]*" "$WORK/train.log" | head -1); $STEPS steps and the checkpoint \
+$([ -n "$ckpt" ] && echo written || echo missing) in $((SECONDS - t)) s (start-up included)"
 [ $rc -eq 0 ] || tail -20 "$WORK/train.log"
 
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL) overall in $((SECONDS - T0)) s"
