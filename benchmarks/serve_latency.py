@@ -38,7 +38,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.core.device import session_options  # noqa: E402
-from benchmarks._server import client_limits, model_info, server, wrk  # noqa: E402
+from benchmarks._server import client_limits, cpu_seconds, model_info, server, wrk  # noqa: E402
 from spec.latent import LatentSpec  # noqa: E402
 from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
 
@@ -251,20 +251,22 @@ def wrk_mode(args) -> None:
     client_name = "wrk" if load else "httpx (wrk not installed: the Python client is the bottleneck)"
     floors = [1] + ([args.workers] if args.workers > 1 else [])
     with contextlib.ExitStack() as stack:
-        base, _ = stack.enter_context(server(args.models_dir, workers=args.workers, **env))
+        base, pid = stack.enter_context(server(args.models_dir, workers=args.workers, **env))
         info = model_info(base, args.model)
         body = json.dumps({"model": info["id"], "n": 1})
         with httpx.Client(base_url=base, timeout=60) as c:
             sizes = [len(c.post("/generate", content=body, headers=JSON).content) for _ in range(50)]
         size = round(sum(sizes) / len(sizes))
-        floor_urls = {
+        floor_servers = {
             w: stack.enter_context(
                 server(
                     args.models_dir, app="benchmarks._server:floor_app", factory=True, workers=w, FLOOR_BYTES=str(size)
                 )
-            )[0]
+            )
             for w in floors
         }
+        floor_urls = {w: u for w, (u, _) in floor_servers.items()}
+        pids = {"service": pid, **{f"floor{w}": p for w, (_, p) in floor_servers.items()}}
         # one-image sequential latency, service and floor interleaved (same minute of the machine)
         gen, flo = [], []
         with httpx.Client(base_url=base, timeout=60) as c, httpx.Client(base_url=floor_urls[1], timeout=60) as f:
@@ -275,6 +277,8 @@ def wrk_mode(args) -> None:
                     if i >= 20:
                         out.append(time.perf_counter() - t)
         runs: dict[str, list[float]] = {"service": [], **{f"floor{w}": [] for w in floors}}
+        # server CPU per request (ms): what a request costs the server, steadier than req/s on a shared machine
+        cpu_ms: dict[str, list[float]] = {name: [] for name in runs}
         targets = [("service", base)] + [(f"floor{w}", u) for w, u in floor_urls.items()]
         # the compute ceiling: the generator alone in this process (servers idle), with a service worker's
         # threads, 16 images per run (about the batch 32 clients make), images/s back to back; once per round,
@@ -290,6 +294,7 @@ def wrk_mode(args) -> None:
                 done += 16
             ceiling.append(done / (time.perf_counter() - t0) * args.workers)  # one session per worker process
             for name, url in targets if r % 2 == 0 else targets[::-1]:  # alternate who goes first
+                cpu0 = cpu_seconds(pids[name])
                 if load is None:
                     rps = asyncio.run(
                         concurrent(url, "POST", "/generate", json.loads(body), args.clients, args.seconds)
@@ -302,8 +307,10 @@ def wrk_mode(args) -> None:
                         f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors:\n" + res["raw"]
                     )
                 runs[name].append(res["rps"])
+                cpu_ms[name].append((cpu_seconds(pids[name]) - cpu0) * 1000 / (res["rps"] * args.seconds))
                 print(
-                    f"  run {r + 1} {name}: {res['rps']:.0f} req/s, p50 {res['p50']:.1f} ms, p99 {res['p99']:.1f} ms",
+                    f"  run {r + 1} {name}: {res['rps']:.0f} req/s, p50 {res['p50']:.1f} ms, p99 {res['p99']:.1f} ms, "
+                    f"server CPU {cpu_ms[name][-1]:.2f} ms/request",
                     flush=True,
                 )
     cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True)
@@ -332,6 +339,10 @@ def wrk_mode(args) -> None:
             f"{fl:.0f} req/s; ratio {ratio:.2f} (per run {per_run}) (target >= 0.50: "
             f"{'PASS' if ratio >= 0.5 else 'FAIL'})"
         )
+    print(
+        "  server CPU per request (median): "
+        + ", ".join(f"{name} {float(np.median(v)):.2f} ms" for name, v in cpu_ms.items())
+    )
 
 
 JSON = {"Content-Type": "application/json"}
