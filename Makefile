@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 ORT ?= $(shell $(PY) -c "import os, platform, shutil; print('gpu' if platform.system()=='Linux' and platform.machine()=='x86_64' and (os.path.exists('/dev/nvidia0') or shutil.which('nvidia-smi')) else 'cpu')")
 OTHER_ORT := $(if $(filter cpu,$(ORT)),onnxruntime-gpu,onnxruntime)
 
-.PHONY: install serve test lint bench bench-serve figures clean
+.PHONY: install serve test lint bench bench-serve gpu-check figures clean
 
 # one stamp per ORT build, so switching builds reinstalls (and removes the other build: both install one module)
 $(BIN)/.installed-$(ORT): requirements/*.txt pyproject.toml
@@ -50,6 +50,11 @@ bench: install
 bench-serve: install
 	$(BIN)/python benchmarks/serve_latency.py
 	$(BIN)/python benchmarks/browser_latency.py
+
+# issue 22's prepared GPU check: service tests on CUDA, the serving benchmark, 200 training steps (under 5 min);
+# one FAIL line on a machine without CUDA
+gpu-check: install
+	benchmarks/gpu_check.sh
 
 # docs/ figures (Fig. 1/2 traversals of the shipped models) and the explorer's screenshots (desktop and phone)
 figures: install

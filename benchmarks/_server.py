@@ -36,17 +36,30 @@ class Server:
     ``log``: file for the server's output (None: inherit this process's); ``env``: settings such as DEVICE or
     ORT_THREADS. ``stop()`` ends it (the page's tests also use that to see how a dead server is reported)."""
 
-    def __init__(self, models_dir: str | Path, log: Path | None = None, **env: str):
+    def __init__(
+        self,
+        models_dir: str | Path,
+        log: Path | None = None,
+        *,
+        app: str = "backend.main:app",
+        factory: bool = False,
+        workers: int = 1,
+        **env: str,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), **env}
+        # WORKERS: each worker process gives its ONNX Runtime sessions cores / workers threads (core/config.py)
+        full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), "WORKERS": str(workers), **env}
         self.log = log.open("w") if log else None
         self.proc = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "backend.main:app",
+                *(["--factory"] if factory else []),
+                app,
+                "--workers",
+                str(workers),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -91,9 +104,17 @@ class Server:
 
 
 @contextlib.contextmanager
-def server(models_dir: str | Path, *, ready_timeout: float = 120.0, **env: str):
+def server(
+    models_dir: str | Path,
+    *,
+    ready_timeout: float = 120.0,
+    app: str = "backend.main:app",
+    factory: bool = False,
+    workers: int = 1,
+    **env: str,
+):
     """Yields (base URL, pid) once /readyz says 200; stops the server on exit."""
-    srv = Server(models_dir, **env)
+    srv = Server(models_dir, app=app, factory=factory, workers=workers, **env)
     try:
         srv.wait_ready(ready_timeout)
         yield srv.url, srv.proc.pid
@@ -107,6 +128,22 @@ def rss_mib(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's worker processes), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
 
 
 def model_info(base: str, model_id: str | None = None) -> dict:
@@ -124,3 +161,72 @@ def served_spec(info: dict) -> LatentSpec:
     """The latent spec of a served model, from its GET /models entry (its code JSON plus the page's fields)."""
     codes = [{k: v for k, v in code.items() if k not in PAGE_FIELDS} for code in info["codes"]]
     return LatentSpec.from_dict({"noise": info["noise"], "codes": codes})
+
+
+def floor_app():
+    """The HTTP floor of benchmarks/serve_latency.py --wrk: a bare FastAPI app (no middleware, no model, no
+    validation) whose POST /generate answers a fixed JSON body of FLOOR_BYTES bytes, the size of the service's
+    one-image answer. `uvicorn --factory benchmarks._server:floor_app`; /readyz so Server.wait_ready works."""
+    from fastapi import FastAPI, Response
+
+    size = int(os.environ.get("FLOOR_BYTES", "1000"))
+    body = b'{"pad":"' + b"x" * max(0, size - 10) + b'"}'
+    app = FastAPI()
+
+    @app.post("/generate")
+    async def generate() -> Response:
+        return Response(body, media_type="application/json")
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        return Response(b"{}", media_type="application/json")
+
+    return app
+
+
+# wrk's Lua hook for a fixed JSON POST (wrk sends GET without a body by default)
+_WRK_LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = {body}
+"""
+
+
+def wrk(url: str, body: str, *, clients: int, seconds: float, threads: int = 2) -> dict:
+    """requests/s, latency p50/p99 (ms) and non-2xx/error counts of ``clients`` keep-alive connections POSTing
+    ``body`` to ``url`` for ``seconds`` with wrk (a C load generator: the client is not the bottleneck)."""
+    import json
+    import re
+    import shutil
+    import tempfile
+
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise SystemExit("wrk not found: apt-get install -y wrk")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(_WRK_LUA.format(body=json.dumps(body)))  # a JSON string literal is a valid Lua string literal
+    try:
+        out = subprocess.run(
+            [exe, f"-t{min(threads, clients)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", f.name, url],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 30,
+            check=True,
+        ).stdout
+    finally:
+        os.unlink(f.name)
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)] if m else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(rps.group(1)) if rps else float("nan"),
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "non2xx": int(bad.group(1)) if bad else 0,
+        "errors": sum(map(int, errors.groups())) if errors else 0,
+        "raw": out,
+    }

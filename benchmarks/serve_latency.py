@@ -1,6 +1,13 @@
 """Serving latency and throughput of backend/, each as a ratio to a limit measured in the same run.
 
   python benchmarks/serve_latency.py [--models-dir models] [--model ID] [--url http://127.0.0.1:8000]
+  python benchmarks/serve_latency.py --wrk [--workers N] [--wrk-runs 3] [--seconds 10]
+
+--wrk: the issue-22 measurement. 32 keep-alive clients of wrk (a C load generator, `apt-get install wrk`) POST
+one-image /generate requests to the service, and the same to a bare FastAPI app answering a fixed body of the same
+size (benchmarks/_server.py floor_app, one worker), alternating, a few bounded runs; it prints requests/s of each,
+their ratio (target >= 0.50) and the one-image sequential p50 of both (interleaved). With --workers N > 1 the
+floor is also measured with N workers, and the ratio to it printed beside.
 
 Without --url it starts `uvicorn backend.main:app` on a free port (twice: micro-batching on, then off with
 BATCH_WAIT_MS=0). Limits: raw ONNX Runtime on the model's generator.onnx in this process, and the HTTP floor
@@ -19,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import time
@@ -30,7 +38,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.core.device import session_options  # noqa: E402
-from benchmarks._server import client_limits, model_info, server  # noqa: E402
+from benchmarks._server import client_limits, cpu_seconds, model_info, server, wrk  # noqa: E402
 from spec.latent import LatentSpec  # noqa: E402
 from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
 
@@ -43,11 +51,10 @@ class RawModel:
     """The model's generator.onnx in this process, with the service's own session options, so the limit runs the
     model as the server does."""
 
-    def __init__(self, folder: Path, threads: int):
+    def __init__(self, folder: Path, threads: int, device: str = "cpu"):
         self.spec: LatentSpec = Manifest.read(folder).latent()
-        self.sess = ort.InferenceSession(
-            str(folder / GENERATOR_FILE), session_options(threads), providers=["CPUExecutionProvider"]
-        )
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device == "cuda" else ["CPUExecutionProvider"]
+        self.sess = ort.InferenceSession(str(folder / GENERATOR_FILE), session_options(threads), providers=providers)
         self.rng = np.random.default_rng(0)
 
     def latents(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +63,7 @@ class RawModel:
         return z, self.spec.encode_np(values)
 
     def feed(self, n: int) -> dict:
-        return dict(zip(GENERATOR_INPUTS, self.latents(n, self.rng)))
+        return dict(zip(GENERATOR_INPUTS, self.latents(n, self.rng), strict=True))
 
     def timed(self, n: int = 1, idle_s: float = 0.0) -> float:
         """Seconds of one run() for ``n`` images (after ``idle_s`` asleep)."""
@@ -96,7 +103,7 @@ def inference_path(raw: RawModel, seconds: float, clients: int, wait_ms: float) 
 
     from backend.core.batching import MicroBatcher
 
-    run = lambda z, c: raw.sess.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c))))[0]  # noqa: E731
+    run = lambda z, c: raw.sess.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c), strict=True)))[0]  # noqa: E731
     batcher = MicroBatcher(run, max_rows=256, wait_s=wait_ms / 1000)
     done = [0] * clients
     stop = time.perf_counter() + seconds
@@ -233,16 +240,137 @@ def report(label: str, m: dict, raw: dict) -> None:
     )
 
 
+def wrk_mode(args) -> None:
+    import json
+    import shutil
+    import subprocess
+
+    env = {"DEVICE": args.device, **({"ORT_THREADS": str(args.threads)} if args.threads else {})}
+    # without wrk (e.g. a machine with no package mirror): the Python client, which then bounds the figures
+    load = wrk if shutil.which("wrk") else None
+    client_name = "wrk" if load else "httpx (wrk not installed: the Python client is the bottleneck)"
+    floors = [1] + ([args.workers] if args.workers > 1 else [])
+    with contextlib.ExitStack() as stack:
+        base, pid = stack.enter_context(server(args.models_dir, workers=args.workers, **env))
+        info = model_info(base, args.model)
+        body = json.dumps({"model": info["id"], "n": 1})
+        with httpx.Client(base_url=base, timeout=60) as c:
+            sizes = [len(c.post("/generate", content=body, headers=JSON).content) for _ in range(50)]
+        size = round(sum(sizes) / len(sizes))
+        floor_servers = {
+            w: stack.enter_context(
+                server(
+                    args.models_dir, app="benchmarks._server:floor_app", factory=True, workers=w, FLOOR_BYTES=str(size)
+                )
+            )
+            for w in floors
+        }
+        floor_urls = {w: u for w, (u, _) in floor_servers.items()}
+        pids = {"service": pid, **{f"floor{w}": p for w, (_, p) in floor_servers.items()}}
+        # one-image sequential latency, service and floor interleaved (same minute of the machine)
+        gen, flo = [], []
+        with httpx.Client(base_url=base, timeout=60) as c, httpx.Client(base_url=floor_urls[1], timeout=60) as f:
+            for i in range(args.requests + 20):
+                for client, out in ((c, gen), (f, flo)):
+                    t = time.perf_counter()
+                    client.post("/generate", content=body, headers=JSON).raise_for_status()
+                    if i >= 20:
+                        out.append(time.perf_counter() - t)
+        runs: dict[str, list[float]] = {"service": [], **{f"floor{w}": [] for w in floors}}
+        # server CPU per request (ms): what a request costs the server, steadier than req/s on a shared machine
+        cpu_ms: dict[str, list[float]] = {name: [] for name in runs}
+        targets = [("service", base)] + [(f"floor{w}", u) for w, u in floor_urls.items()]
+        # the compute ceiling: the generator alone in this process (servers idle), with a service worker's
+        # threads, 16 images per run (about the batch 32 clients make), images/s back to back; once per round,
+        # between the servers' runs, since a shared machine moves it as much as it moves them
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+        raw = RawModel(Path(args.models_dir) / info["id"], threads, args.device)
+        ceiling: list[float] = []
+        for r in range(args.wrk_runs):
+            raw.timed(16)
+            t0, done = time.perf_counter(), 0
+            while time.perf_counter() - t0 < min(3.0, args.seconds / 2):
+                raw.timed(16)
+                done += 16
+            ceiling.append(done / (time.perf_counter() - t0) * args.workers)  # one session per worker process
+            for name, url in targets if r % 2 == 0 else targets[::-1]:  # alternate who goes first
+                cpu0 = cpu_seconds(pids[name])
+                if load is None:
+                    rps = asyncio.run(
+                        concurrent(url, "POST", "/generate", json.loads(body), args.clients, args.seconds)
+                    )
+                    res = {"rps": rps, "p50": float("nan"), "p99": float("nan"), "non2xx": 0, "errors": 0}
+                else:
+                    res = load(url + "/generate", body, clients=args.clients, seconds=args.seconds)
+                if res["non2xx"] or res["errors"]:
+                    raise SystemExit(
+                        f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors:\n" + res["raw"]
+                    )
+                runs[name].append(res["rps"])
+                cpu_ms[name].append((cpu_seconds(pids[name]) - cpu0) * 1000 / (res["rps"] * args.seconds))
+                print(
+                    f"  run {r + 1} {name}: {res['rps']:.0f} req/s, p50 {res['p50']:.1f} ms, p99 {res['p99']:.1f} ms, "
+                    f"server CPU {cpu_ms[name][-1]:.2f} ms/request",
+                    flush=True,
+                )
+    cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True)
+    svc = float(np.median(runs["service"]))
+    print(
+        f"model {info['id']}, {os.cpu_count()} cores ({cpu.stdout.strip()}), service workers {args.workers}, "
+        f"served on {info['device']}; "
+        f"response {size} bytes; {client_name} {args.clients} connections, {args.seconds:g} s x {args.wrk_runs} runs"
+    )
+    print(
+        f"  one-image sequential p50: /generate {pct(gen, 50):.2f} ms, bare floor {pct(flo, 50):.2f} ms "
+        f"(p99 {pct(gen, 99):.2f} / {pct(flo, 99):.2f} ms)"
+    )
+    ceil = float(np.median(ceiling))
+    print(
+        f"  compute ceiling: raw ONNX Runtime x {args.workers} worker(s), {threads} thread(s) each, 16 images per "
+        f"run: {ceil:.0f} img/s (median; per round {', '.join(f'{c:.0f}' for c in ceiling)}); the service's "
+        f"one-image requests reached {svc / ceil:.2f} of it (the floor runs no model)"
+    )
+    for w in floors:
+        fl = float(np.median(runs[f"floor{w}"]))
+        ratio = svc / fl
+        per_run = ", ".join(f"{a / b:.2f}" for a, b in zip(runs["service"], runs[f"floor{w}"], strict=True))
+        print(
+            f"  {args.clients} clients: service {svc:.0f} req/s (median), bare FastAPI floor with {w} worker(s) "
+            f"{fl:.0f} req/s; ratio {ratio:.2f} (per run {per_run}) (target >= 0.50: "
+            f"{'PASS' if ratio >= 0.5 else 'FAIL'})"
+        )
+    print(
+        "  server CPU per request (median): "
+        + ", ".join(f"{name} {float(np.median(v)):.2f} ms" for name, v in cpu_ms.items())
+    )
+
+
+JSON = {"Content-Type": "application/json"}
+
+
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--model", help="model id (default: the first model)")
     ap.add_argument("--url", help="benchmark this running server instead of starting one (no on/off comparison)")
-    ap.add_argument("--threads", type=int, default=int(os.environ.get("ORT_THREADS") or 0) or os.cpu_count())
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("ORT_THREADS") or 0) or None,
+        help="ORT intra-op threads (default: cores, or with --wrk the service's own cores / workers)",
+    )
+    ap.add_argument("--wrk", action="store_true", help="requests/s under --clients with wrk against the bare floor")
+    ap.add_argument("--workers", type=int, default=1, help="--wrk: the service's worker processes")
+    ap.add_argument("--wrk-runs", type=int, default=3, help="--wrk: alternating runs per server")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="--wrk: the service's DEVICE")
     ap.add_argument("--requests", type=int, default=300, help="sequential requests per latency figure")
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--seconds", type=float, default=6.0, help="per throughput figure")
     args = ap.parse_args()
+    if args.wrk:
+        wrk_mode(args)
+        sys.exit(0)
+    args.threads = args.threads or os.cpu_count()
 
     env = {"ORT_THREADS": str(args.threads), "DEVICE": "cpu"}
     runs = [

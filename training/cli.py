@@ -121,17 +121,19 @@ def _serve_checks(args: argparse.Namespace) -> None:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from backend.api.limits import header_timeout_protocol
-
+    # WORKERS before the settings are read: each worker process gives its ONNX Runtime sessions cores / workers
+    # intra-op threads (backend/core/config.py), so N workers do not oversubscribe the cores
+    os.environ["WORKERS"] = str(args.workers)
     _serve_checks(args)
     # keep-alive 5 s (uvicorn's default, stated); connections stalled in their headers are closed after
     # HEADER_TIMEOUT_S by the protocol class, stalled bodies by BodyLimitMiddleware; h11's buffer for one
-    # incomplete event is bounded at 64 KiB (headers) when h11 is the parser
+    # incomplete event is bounded at 64 KiB (headers) when h11 is the parser. The protocol class goes by import
+    # path: worker processes (--workers > 1) are spawned and receive the config pickled.
     # proxy headers are uvicorn's default; they are believed from --forwarded-allow-ips (uvicorn's default: the
     # FORWARDED_ALLOW_IPS variable, else 127.0.0.1; the image passes '*' as it sits behind a proxy container)
     extra = {"forwarded_allow_ips": args.forwarded_allow_ips} if args.forwarded_allow_ips else {}
-    uvicorn.run("backend.main:app", host=args.host, port=args.port, http=header_timeout_protocol(),
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, **extra)
+    uvicorn.run("backend.main:app", host=args.host, port=args.port, http="backend.api.limits:HeaderTimeoutProtocol",
+                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, workers=args.workers, **extra)
     return 0
 
 
@@ -230,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--models-dir")
     s.add_argument("--forwarded-allow-ips", metavar="IPS", help="comma-separated proxy addresses whose X-Forwarded-* "
                    "headers are believed ('*': any; default: $FORWARDED_ALLOW_IPS or 127.0.0.1)")
+    s.add_argument("--workers", type=_positive_int, default=1,
+                   help="worker processes, each with its own models and cores/workers ONNX Runtime threads (a "
+                        "one-image request is bound by Python, one core per process; memory grows N-fold)")
     s.set_defaults(fn=_cmd_serve)
 
     w = sub.add_parser("site", help="write the explorer and the models as static files (no server needed)")

@@ -159,3 +159,9 @@ def header_timeout_protocol() -> type:
     except ImportError:  # httptools missing
         from uvicorn.protocols.http.h11_impl import H11Protocol as Base
     return type("HeaderTimeout" + Base.__name__, (_HeaderTimeoutMixin, Base), {})
+
+
+# By import path ("backend.api.limits:HeaderTimeoutProtocol"): `infogan serve --workers N` spawns worker processes,
+# which receive uvicorn's config pickled, and a class made at run time cannot be pickled.
+HeaderTimeoutProtocol = header_timeout_protocol()
+HeaderTimeoutProtocol.__name__ = HeaderTimeoutProtocol.__qualname__ = "HeaderTimeoutProtocol"

@@ -1,4 +1,5 @@
-"""Responses of the sync model routes, validated and serialised in the route's own worker thread.
+"""Responses of the model routes, validated and serialised off the event loop (a sync route's worker thread,
+/generate's batch thread).
 
 FastAPI validates a sync route's return value against its ``response_model`` in a second thread-pool hop
 (``serialize_response`` goes through ``run_in_threadpool``) and only then back on the event loop renders it; a
@@ -14,5 +15,14 @@ from fastapi import Response
 from pydantic import BaseModel
 
 
+def json_body(model: type[BaseModel], data: dict[str, Any]) -> bytes:
+    """The response model's JSON of ``data``, validated against it (any thread: /generate renders in its batch's)."""
+    return model.model_validate(data).model_dump_json().encode()
+
+
+def json_response(body: bytes) -> Response:
+    return Response(body, media_type="application/json")
+
+
 def validated_json(model: type[BaseModel], data: dict[str, Any]) -> Response:
-    return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
+    return json_response(json_body(model, data))

@@ -20,8 +20,11 @@ class Settings(BaseSettings):
     )
     frontend_dir: Path = Field(ROOT / "frontend", description="index.html (a jinja2 template) and static/")
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    # intra-op threads per ONNX Runtime session; 0 = every core. The micro-batcher lets one run() per model go at a
-    # time, so the cores go to that run rather than being split between concurrent runs.
+    # worker processes (`infogan serve --workers N` sets it for every worker): each gets cores / workers threads
+    workers: int = Field(1, ge=1, le=64)
+    # intra-op threads per ONNX Runtime session; 0 = every core (with N workers: cores / N, at least 1). The
+    # micro-batcher lets one run() per model go at a time, so the cores go to that run rather than being split
+    # between concurrent runs.
     ort_threads: int = Field(0, ge=0)
     # micro-batching of concurrent /generate calls: a batch's leader waits at most this long for more requests once
     # it sees concurrent traffic (never for a lone request); 0 disables batching (each request calls run() itself).
@@ -32,7 +35,7 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(4096 * 4096, ge=1)
 
     def threads(self) -> int:
-        return self.ort_threads or os.cpu_count() or 1
+        return self.ort_threads or max(1, (os.cpu_count() or 1) // self.workers)
 
 
 def get_settings() -> Settings:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Container
-from dataclasses import dataclass
+from collections.abc import Callable, Container
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ import onnxruntime as ort
 from spec.latent import LatentSpec
 from spec.manifest import GENERATOR_INPUTS, GENERATOR_OUTPUT, RECOGNIZER_INPUT, Manifest
 
-from .batching import MicroBatcher
+from .batching import LoopBatcher, MicroBatcher
 from .metrics import Metrics
 
 
@@ -28,6 +28,7 @@ class Model:
     device: str
     metrics: Metrics
     batcher: MicroBatcher | None = None
+    _loop_batcher: LoopBatcher | None = field(default=None, repr=False)
 
     @property
     def id(self) -> str:
@@ -47,7 +48,7 @@ class Model:
     def run_generator(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         """z (N, noise dim), c (N, spec.c_dim) float32 -> images (N, C, H, W) in [0, 1]."""
         t = time.perf_counter()
-        (images,) = self.generator.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c))))
+        (images,) = self.generator.run([GENERATOR_OUTPUT], dict(zip(GENERATOR_INPUTS, (z, c), strict=True)))
         self.metrics.inference.labels(self.id, "generator").observe(time.perf_counter() - t)
         return images
 
@@ -56,13 +57,32 @@ class Model:
         self.metrics.images.labels(self.id).inc(len(z))
         return self.batcher(z, c) if self.batcher else self.run_generator(z, c)
 
+    async def generate_async(
+        self, rows: int, prepare: Callable[[], tuple[np.ndarray, np.ndarray]], finish: Callable[[np.ndarray], Any]
+    ) -> Any:
+        """For async routes: ``prepare()`` -> (z, c) of ``rows`` rows, the generator's run shared with concurrent
+        requests (LoopBatcher), ``finish(images)`` -> the answer; both run off the event loop, in the batch's thread.
+        Batching follows the micro-batcher's settings: off (BATCH_WAIT_MS=0) runs each request alone."""
+        if self._loop_batcher is None:
+            b = self.batcher
+            self._loop_batcher = LoopBatcher(
+                self.run_generator, max_rows=b.max_rows if b else 1, on_batch=b.on_batch if b else None
+            )
+
+        def counted() -> tuple[np.ndarray, np.ndarray]:
+            z, c = prepare()
+            self.metrics.images.labels(self.id).inc(len(z))
+            return z, c
+
+        return await self._loop_batcher.submit(rows, counted, finish)
+
     def recognize(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """images (N, C, H, W) in [0, 1] -> the recognizer's outputs by name (spec.output_names())."""
         names = self.spec.output_names()
         t = time.perf_counter()
         out = self.recognizer.run(names, {RECOGNIZER_INPUT: images})
         self.metrics.inference.labels(self.id, "recognizer").observe(time.perf_counter() - t)
-        return dict(zip(names, out))
+        return dict(zip(names, out, strict=True))
 
     def to_json(self, served: Container[str] | None = None) -> dict[str, Any]:
         """The model as GET /models shows it (schemas.ModelInfo): the spec with each code's page control and

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -39,7 +40,8 @@ def wait_ready(client: TestClient, timeout: float = 30.0) -> None:
 
 
 def make_client(models_dir: Path, **overrides) -> TestClient:
-    overrides = {"device": "cpu", "ort_threads": 1, **overrides}
+    # DEVICE=cuda (benchmarks/gpu_check.sh) runs these tests on the GPU; CPU otherwise
+    overrides = {"device": os.environ.get("DEVICE", "cpu"), "ort_threads": 1, **overrides}
     settings = Settings(models_dir=models_dir, **overrides)
     return TestClient(create_app(settings), raise_server_exceptions=False)
 

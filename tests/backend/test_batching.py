@@ -4,9 +4,9 @@ import threading
 import time
 
 import numpy as np
+from conftest import make_client, wait_ready
 
 from backend.core.batching import MicroBatcher
-from conftest import make_client, wait_ready
 
 
 def test_concurrent_requests_are_merged_and_split_back():
@@ -113,7 +113,7 @@ def test_batched_service_matches_unbatched(tiny_models_dir):
             wait_ready(c)
             res = [None] * len(bodies)
 
-            def call(i):
+            def call(i, c=c, res=res):  # bound now: ruff B023 (the threads finish inside this iteration anyway)
                 res[i] = c.post("/generate", json=bodies[i]).json()["images"]
 
             threads = [threading.Thread(target=call, args=(i,)) for i in range(len(bodies))]

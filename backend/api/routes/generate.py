@@ -12,7 +12,7 @@ from spec.latent import LatentSpec
 from ...core.images import pngs_base64
 from ...schemas import Error, GenerateRequest, GenerateResponse, TraverseRequest, TraverseResponse
 from ..deps import RegistryDep, resolve_model
-from ..responses import validated_json
+from ..responses import json_body, json_response, validated_json
 
 router = APIRouter(tags=["generate"])
 
@@ -41,20 +41,39 @@ def draw(spec: LatentSpec, n: int, seed: int, given: dict[str, float]) -> tuple[
 
 
 @router.post("/generate", response_model=GenerateResponse, responses=ERRORS)
-def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
+async def generate(req: GenerateRequest, registry: RegistryDep) -> Response:
     """n images from the prior; `codes` fixes some codes for all of them, `z` fixes the noise."""
+    # async: the checks run on the event loop (microseconds); drawing, the model run, PNG and JSON run in the
+    # model's batch thread (Model.generate_async), shared with the concurrent requests: one thread hop per batch,
+    # not a thread-pool hop and a blocked thread per request
     model = resolve_model(registry, req.model)
     spec = model.spec
     given = spec.check_codes(req.codes)
-    seed = fresh_seed() if req.seed is None else req.seed
-    z, values = draw(spec, req.n, seed, given)
-    if req.z is not None:
-        z = spec.noise.check(req.z, req.n)
-    images = model.generate(z, spec.encode_np(values))
-    return validated_json(
-        GenerateResponse,
-        {"model": model.id, "seed": seed, "images": pngs_base64(images), "z": z.tolist(), "codes": spec.rows(values)},
-    )
+    fixed_z = None if req.z is None else spec.noise.check(req.z, req.n)
+    drawn: dict = {}
+
+    def prepare() -> tuple[np.ndarray, np.ndarray]:
+        # a fresh seed reads os.urandom (a system call): here, not on the loop
+        seed = fresh_seed() if req.seed is None else req.seed
+        z, values = draw(spec, req.n, seed, given)
+        if fixed_z is not None:
+            z = fixed_z
+        drawn.update(seed=seed, z=z, values=values)
+        return z, spec.encode_np(values)
+
+    def finish(images: np.ndarray) -> bytes:
+        return json_body(
+            GenerateResponse,
+            {
+                "model": model.id,
+                "seed": drawn["seed"],
+                "images": pngs_base64(images),
+                "z": drawn["z"].tolist(),
+                "codes": spec.rows(drawn["values"]),
+            },
+        )
+
+    return json_response(await model.generate_async(req.n, prepare, finish))
 
 
 @router.post("/traverse", response_model=TraverseResponse, responses=ERRORS)
