@@ -3,6 +3,7 @@ never a traceback; the destination is checked before the evaluation; an existing
 --force; a failed start leaves no numbered run folder."""
 
 import json
+import os
 import struct
 import zlib
 from pathlib import Path
