@@ -1,13 +1,14 @@
-// PNG downloads: the current image or the traversal grid, upscaled with nearest-neighbour so the
+// PNG downloads (the only PNGs the page encodes in the live views): the current image or the traversal grid, upscaled with nearest-neighbour so the
 // pixels stay crisp.
 
-export function upscaledCanvas(img, scale) {
+/** `source`: an <img> or the main view's canvas (at the image's own size). */
+export function upscaledCanvas(source, scale) {
   const canvas = document.createElement("canvas");
-  canvas.width = img.naturalWidth * scale;
-  canvas.height = img.naturalHeight * scale;
+  canvas.width = (source.naturalWidth ?? source.width) * scale;
+  canvas.height = (source.naturalHeight ?? source.height) * scale;
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
   return canvas;
 }
 

@@ -23,7 +23,7 @@ def settle(page) -> None:
     page.wait_for_function(
         "() => document.body.classList.contains('ready') && window.explorer.idle()"
         " && (document.body.dataset.view !== 'explore'"
-        "     || !!document.getElementById('main-image').src)"
+        "     || 'painted' in document.getElementById('main-image').dataset)"
         " || !document.getElementById('error').hidden",
         timeout=15_000,
     )
@@ -31,7 +31,8 @@ def settle(page) -> None:
 
 
 def main_src(page) -> str:
-    return page.locator("#main-image").get_attribute("src")
+    """The main image as a PNG data URL: its canvas (painted at the image's own size) read back."""
+    return page.locator("#main-image").evaluate("(c) => c.toDataURL('image/png')")
 
 
 def expected_png(server, **payload) -> str:
@@ -68,7 +69,7 @@ def test_controls_match_spec(page, server):
             assert buttons.all_inner_texts() == control["choices"]
             assert group.locator("[aria-pressed=true]").inner_text() == control["choices"][control["default"]]
     assert page.get_by_role("slider").count() == sum(c["control"]["widget"] == "range" for c in spec["codes"])
-    assert page.locator("#main-image").get_attribute("alt").startswith("generated")
+    assert page.locator("#main-image").get_attribute("aria-label").startswith("generated")
     assert page.locator("#device").inner_text().lower().endswith(spec["device"])
     assert re.search(r"\d+ ms", page.locator("#latency").inner_text())
     # the picture is the server's picture for the state in the URL (seed 3, default codes)
