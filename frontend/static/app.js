@@ -73,14 +73,11 @@ function showDevice(model) {
 }
 
 // ---------------------------------------------------------------- painting
-async function setImage(img, image, alt) {
-  const src = imageSrc(image);
-  const probe = new Image();
-  probe.src = src;
-  await probe.decode(); // swap only decoded pixels in: no blank or half-loaded frame while dragging
-  img.src = src;
-  if (alt) img.alt = alt;
-  img.closest("figure")?.classList.remove("failed");
+/** A live view's picture (a canvas): a frame put at once, a server PNG drawn once decoded (never half-loaded). */
+async function setImage(canvas, image, label) {
+  await paint(canvas, image);
+  canvas.setAttribute("aria-label", label);
+  canvas.closest("figure")?.classList.remove("failed");
 }
 
 function codeSummary(codes) {
@@ -117,11 +114,8 @@ const mainLive = new LiveRenderer(
   },
   async ({ body, ms, where, graphMs, runner }, _params, { seq, sent, returned }) => {
     // an in-browser frame: putImageData on the canvas (sync); a server PNG: decoded, then drawn
-    const canvas = $("main-image");
-    await paint(canvas, body.images[0]);
+    await setImage($("main-image"), body.images[0], `generated ${body.model} sample, seed ${body.seed}, ${codeSummary(body.codes?.[0] ?? state.codes)}`);
     const painted = performance.now();
-    canvas.setAttribute("aria-label", `generated ${body.model} sample, seed ${body.seed}, ${codeSummary(body.codes?.[0] ?? state.codes)}`);
-    canvas.closest("figure")?.classList.remove("failed");
     afterPaint(seq, { sent, returned, painted, graphMs, runner });
     showLatency(ms);
     showEngine(where, runner);
@@ -167,7 +161,7 @@ const compareLive = new LiveRenderer(
     ]);
     $("compare-a-cap").textContent = modelById(a.body.model)?.title ?? a.body.model;
     $("compare-b-cap").textContent = modelById(b.body.model)?.title ?? b.body.model;
-    afterPaint(seq, { sent, returned });
+    afterPaint(seq, { sent, returned, runner: a.runner });
   },
   (err) => showError(err),
 );

@@ -75,7 +75,9 @@ def test_static_site_generates_in_the_browser(browser, site):
         assert page.locator("#grid img").count() >= state["rows"] * 2
         # side by side: both models in the page
         page.get_by_role("tab", name="Side by side").click()
-        page.wait_for_function("() => window.explorer.idle() && !!document.getElementById('compare-b').src")
+        page.wait_for_function(
+            "() => window.explorer.idle() && 'painted' in document.getElementById('compare-b').dataset"
+        )
         # reading codes: the upload (server-only) is hidden, the drawing is read live, stroke by stroke
         page.get_by_role("tab", name="Infer codes").click()
         assert page.locator("#dropzone").is_hidden()
