@@ -144,7 +144,7 @@ const gridLive = new LiveRenderer(
     showEngine(where);
     clearError();
     lastGrid = body;
-    renderGrid(body);
+    await renderGrid(body);
     afterPaint(seq, { sent, returned, graphMs, runner });
   },
   (err) => showError(err),
@@ -178,11 +178,13 @@ function traversePayload() {
     ...(sweep.low !== undefined ? { low: sweep.low, high: sweep.high } : {}), seed: state.seed, codes: { ...state.codes } };
 }
 
-function renderGrid(body) {
+async function renderGrid(body) {
   const code = currentModel().codes.find((c) => c.name === body.code);
   const head = body.values.map((v) => el("div", { class: "grid-head", text: code ? formatValue(code, v) : String(v) }));
-  const cells = body.images.map((image, i) => el("img", { class: "pixel", src: imageSrc(image),
-    alt: `sample ${Math.floor(i / body.cols) + 1}, ${body.code} = ${body.values[i % body.cols]}` }));
+  // one canvas per cell, painted before the grid is swapped in (server PNGs decode first: no blank frame)
+  const cells = body.images.map((_, i) => el("canvas", { class: "pixel", role: "img", width: "1", height: "1",
+    "aria-label": `sample ${Math.floor(i / body.cols) + 1}, ${body.code} = ${body.values[i % body.cols]}` }));
+  await Promise.all(cells.map((cell, i) => paint(cell, body.images[i])));
   const grid = $("grid");
   grid.style.setProperty("--cols", String(body.cols));
   grid.replaceChildren(...head, ...cells);
@@ -362,7 +364,8 @@ function wire() {
     if ("painted" in canvas.dataset) downloadCanvas(upscaledCanvas(canvas, 8), `infogan-${state.model}-seed${state.seed}.png`);
   });
   $("download-grid").addEventListener("click", async () => {
-    if (lastGrid) downloadCanvas(await gridCanvas(lastGrid.images.map(imageSrc), lastGrid.rows, lastGrid.cols, 4), `infogan-${state.model}-${lastGrid.code}-grid.png`);
+    const cells = [...$("grid").querySelectorAll("canvas")];
+    if (lastGrid && cells.length) downloadCanvas(gridCanvas(cells, lastGrid.rows, lastGrid.cols, 4), `infogan-${state.model}-${lastGrid.code}-grid.png`);
   });
   window.addEventListener("popstate", fromUrl);
   window.addEventListener("hashchange", fromUrl);

@@ -12,18 +12,11 @@ export function upscaledCanvas(source, scale) {
   return canvas;
 }
 
-async function load(src) {
-  const img = new Image();
-  img.src = src;
-  await img.decode();
-  return img;
-}
-
-/** rows × cols tiles (row-major sources), `scale`× each, with a 1-tile-pixel gap between them. */
-export async function gridCanvas(sources, rows, cols, scale) {
-  const imgs = await Promise.all(sources.map(load));
-  const w = imgs[0].naturalWidth * scale;
-  const h = imgs[0].naturalHeight * scale;
+/** rows × cols tiles (row-major canvases: the grid's cells, at the image's own size), `scale`× each, with a
+ * 1-tile-pixel gap between them. */
+export function gridCanvas(tiles, rows, cols, scale) {
+  const w = tiles[0].width * scale;
+  const h = tiles[0].height * scale;
   const gap = scale;
   const canvas = document.createElement("canvas");
   canvas.width = cols * w + (cols - 1) * gap;
@@ -32,7 +25,7 @@ export async function gridCanvas(sources, rows, cols, scale) {
   ctx.imageSmoothingEnabled = false;
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  imgs.forEach((img, i) => ctx.drawImage(img, (i % cols) * (w + gap), Math.floor(i / cols) * (h + gap), w, h));
+  tiles.forEach((tile, i) => ctx.drawImage(tile, (i % cols) * (w + gap), Math.floor(i / cols) * (h + gap), w, h));
   return canvas;
 }
 

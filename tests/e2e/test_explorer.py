@@ -240,11 +240,11 @@ def test_traversal_grid_and_side_by_side(page):
     page.on("request", lambda r: traversals.append(r) if r.url.endswith("/traverse") else None)
     open_page(page, "model=tiny&seed=8&view=traverse&grid=digit&rows=3")
     assert len(traversals) == 1  # the whole grid in one request
-    assert page.locator("#grid img").count() == 3 * 10
+    assert page.locator("#grid canvas").count() == 3 * 10
     assert page.locator("#grid .grid-head").all_inner_texts() == [str(i) for i in range(10)]
     page.get_by_label("sweep code").select_option("c2")
     settle(page)
-    assert page.locator("#grid img").count() == 3 * 7
+    assert page.locator("#grid canvas").count() == 3 * 7
     assert page.locator("#grid .grid-head").first.inner_text() == "-2.00"
 
     page.get_by_role("tab", name="Side by side").click()

@@ -86,3 +86,33 @@ def test_values_arriving_during_a_run_are_dropped(browser, server, query):
         assert np.abs(canvas_pixels(page, "#main-image").astype(int) - expected).max() <= 1
     finally:
         context.close()
+
+
+def test_downloads_are_pngs_of_the_painted_pixels(browser, server, tmp_path):
+    """PNGs are made only on download: the main picture 8x (nearest neighbour), the traversal grid 4x with gaps."""
+    from PIL import Image
+
+    context, page = open_local(browser, server, "model=tiny&seed=9")
+    try:
+        shown = canvas_pixels(page, "#main-image")
+        with page.expect_download() as info:
+            page.get_by_role("button", name="Download PNG").first.click()
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        png = np.asarray(Image.open(path).convert("RGB"))
+        assert png.shape == (shown.shape[0] * 8, shown.shape[1] * 8, 3)
+        assert np.array_equal(png[::8, ::8], shown)
+        page.get_by_role("tab", name="Traversal grid").click()
+        page.wait_for_function("() => window.explorer.idle() && document.querySelectorAll('#grid canvas').length > 0")
+        rows, cols = page.evaluate("() => [window.explorer.state().rows, document.getElementById('grid-cols').value]")
+        first = canvas_pixels(page, "#grid canvas")
+        with page.expect_download() as info:
+            page.locator("#download-grid").click()
+        path = tmp_path / info.value.suggested_filename
+        info.value.save_as(path)
+        grid = np.asarray(Image.open(path).convert("RGB"))
+        h, w = first.shape[0] * 4, first.shape[1] * 4
+        assert grid.shape == (rows * h + (rows - 1) * 4, int(cols) * w + (int(cols) - 1) * 4, 3)
+        assert np.array_equal(grid[:h:4, :w:4], first)  # the top-left tile is the first cell's pixels
+    finally:
+        context.close()

@@ -70,9 +70,9 @@ def test_static_site_generates_in_the_browser(browser, site):
         assert page.locator("#gallery img").count() == 8
         # the traversal grid, computed in the page
         page.get_by_role("tab", name="Traversal grid").click()
-        page.wait_for_function("() => window.explorer.idle() && document.querySelectorAll('#grid img').length > 0")
+        page.wait_for_function("() => window.explorer.idle() && document.querySelectorAll('#grid canvas').length > 0")
         state = page.evaluate("() => window.explorer.state()")
-        assert page.locator("#grid img").count() >= state["rows"] * 2
+        assert page.locator("#grid canvas").count() >= state["rows"] * 2
         # side by side: both models in the page
         page.get_by_role("tab", name="Side by side").click()
         page.wait_for_function(
