@@ -4,12 +4,18 @@ Starts its own uvicorn server (MODELS_DIR: --models-dir, default models/, or tin
 temporary folder when models/ holds none), opens the page in Chromium, drags a continuous code's slider back
 and forth for a few seconds, and prints p50/p95 of the time from each slider `input` event to the first
 animation frame that shows an image at least as new as that input (the page records both in
-`window.explorer.inputToPaint`), in both of the page's modes: "browser" (the generator runs in the page,
-onnxruntime-web in a Web Worker) and "server" (?engine=server: every frame is a POST /generate). Also the time from
-page open (navigation start) to the first image generated in the page, from a cold HTTP cache.
+`window.explorer.inputToPaint`), in the page's modes: "browser" (the generator runs in the page with
+onnxruntime-web: a live one-image frame on the page's own thread when the graph is fast, frontend/static/
+page-runner.js, its float output painted with putImageData), "worker" (?runner=worker: every run in the Web Worker,
+which misses the input's own frame) and "server" (?engine=server: every frame is a POST /generate). Each latency is
+split by the page's performance.now() marks (`window.explorer.latencyParts`) into: queue (input event -> its
+request sent: waiting for the run in flight), run (sent -> result back; "graph": the ONNX run's own time inside it,
+the rest is sampling z and, in the worker, messaging), paint (result -> pixels on the canvas) and frame (-> the
+next animation frame); p50/p95 of each.
+Also the time from page open (navigation start) to the first image generated in the page, from a cold HTTP cache.
 Target: browser mode p95 <= 16 ms (one frame at 60 Hz) with the shipped MNIST model.
 
-    python benchmarks/browser_latency.py                 # models/ (or tiny models), both modes
+    python benchmarks/browser_latency.py                 # models/ (or tiny models), all three modes
     python benchmarks/browser_latency.py --model mnist --seconds 5 --modes browser --json
 """
 
@@ -81,20 +87,20 @@ def measure(browser, url: str, mode: str, args) -> dict:
     t0 = time.perf_counter()
     page.goto(
         url
-        + ("?engine=server" if mode == "server" else "")
+        + {"browser": "", "worker": "?runner=worker", "server": "?engine=server"}[mode]
         + f"#{'model=' + args.model + '&' if args.model else ''}seed=1"
     )
     page.wait_for_function(
         "() => document.body.classList.contains('ready') && window.explorer.idle()"
-        " && !!document.getElementById('main-image').src",
+        " && 'painted' in document.getElementById('main-image').dataset",
         timeout=60_000,
     )
-    if mode == "browser":
+    if mode != "server":
         page.wait_for_function("() => window.explorer.firstLocalPaint !== null", timeout=60_000)
     first_local = page.evaluate("() => window.explorer.firstLocalPaint")  # ms since navigation start
     wall_first = time.perf_counter() - t0
     engine = page.locator("#engine").inner_text()
-    if engine != ("in browser" if mode == "browser" else "server"):
+    if engine != ("server" if mode == "server" else "in browser"):
         raise SystemExit(
             f"{mode} mode: the page's badge says {engine!r} ({page.locator('#engine').get_attribute('title')})"
         )
@@ -104,10 +110,14 @@ def measure(browser, url: str, mode: str, args) -> dict:
     # warm up (first ONNX runs, image decoder), then measure a fresh drag
     drag(page, args.code, 0.5, args.step_ms)
     page.wait_for_function("() => window.explorer.idle()")
-    page.evaluate("() => { window.explorer.inputToPaint.length = 0; window.explorer.requests = 0; }")
+    page.evaluate(
+        "() => { window.explorer.inputToPaint.length = 0; window.explorer.latencyParts.length = 0;"
+        " window.explorer.requests = 0; }"
+    )
     code = drag(page, args.code, args.seconds, args.step_ms)
     page.wait_for_function("() => window.explorer.idle()")
     lat = page.evaluate("() => window.explorer.inputToPaint.slice()")
+    parts = page.evaluate("() => window.explorer.latencyParts.slice()")
     requests = page.evaluate("() => window.explorer.requests")
     context.close()
     if not lat:
@@ -116,7 +126,8 @@ def measure(browser, url: str, mode: str, args) -> dict:
         "mode": mode,
         "model": info["model"],
         "device": device,
-        "wasm_threads": threads if mode == "browser" else None,
+        "wasm_threads": threads if mode != "server" else None,
+        "runners": {r: sum(p.get("runner") == r for p in parts) for r in ("page", "worker") if mode != "server"},
         "code": code,
         "inputs": len(lat),
         "renders": requests,
@@ -124,9 +135,23 @@ def measure(browser, url: str, mode: str, args) -> dict:
         "p95_ms": round(percentile(lat, 95), 1),
         "max_ms": round(max(lat), 1),
         "mean_ms": round(statistics.fmean(lat), 1),
+        "parts": breakdown(parts),
         "first_local_image_ms": round(first_local, 0) if first_local is not None else None,
         "first_image_wall_s": round(wall_first, 2),
     }
+
+
+PARTS = ("queue", "run", "graph", "paint", "frame")
+
+
+def breakdown(parts: list[dict]) -> dict:
+    """{part: {p50_ms, p95_ms}} over the inputs (graph: in-page modes only; each part's percentiles on its own)."""
+    out = {}
+    for name in PARTS:
+        values = [p[name] for p in parts if p.get(name) is not None]
+        if values:
+            out[name] = {"p50_ms": round(statistics.median(values), 1), "p95_ms": round(percentile(values, 95), 1)}
+    return out
 
 
 def cpu_name() -> str:
@@ -148,7 +173,9 @@ def main() -> None:
     parser.add_argument("--code", default=None, help="continuous code to drag (default: the first slider)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of each drag")
     parser.add_argument("--step-ms", type=float, default=16.0, help="pause between mouse moves (~60 Hz)")
-    parser.add_argument("--modes", nargs="+", choices=["browser", "server"], default=["browser", "server"])
+    parser.add_argument(
+        "--modes", nargs="+", choices=["browser", "worker", "server"], default=["browser", "worker", "server"]
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
     if not CHROMIUM.is_file():
@@ -175,13 +202,19 @@ def main() -> None:
         return
     print(f"{summary['cpu']}; models: {kind}; dragging for {args.seconds:g} s per mode")
     for r in results:
-        where = (
-            f"in browser (WASM, {r['wasm_threads']} thread(s))" if r["mode"] == "browser" else f"server ({r['device']})"
-        )
+        if r["mode"] == "server":
+            where = f"server ({r['device']})"
+        else:
+            runs = ", ".join(f"{n} on the {k}" for k, n in r["runners"].items() if n)
+            where = f"in browser, {r['mode']} mode (WASM; frames: {runs}; worker threads {r['wasm_threads']})"
         verdict = ("OK" if r["p95_ms"] <= TARGET_P95_MS else "ABOVE TARGET") if r["mode"] == "browser" else ""
         print(
             f"{r['model']} {where}: {r['inputs']} inputs -> {r['renders']} renders; input -> painted p50 "
             f"{r['p50_ms']} ms, p95 {r['p95_ms']} ms, max {r['max_ms']} ms {verdict}"
+        )
+        print(
+            "  parts (p50 / p95 ms): "
+            + ", ".join(f"{name} {v['p50_ms']} / {v['p95_ms']}" for name, v in r["parts"].items())
         )
         if r["mode"] == "browser":
             print(f"  page open -> first image generated in the page: {r['first_local_image_ms']:.0f} ms")

@@ -113,10 +113,11 @@ const range = {
       value: f(value), "aria-label": `${code.name} value`, inputmode: "decimal",
     });
     const setFill = (v) => slider.style.setProperty("--value", pct(v, c));
-    slider.addEventListener("input", () => {
+    slider.addEventListener("input", (e) => {
       number.value = f(slider.valueAsNumber);
       setFill(slider.valueAsNumber);
-      onChange(code.name, slider.valueAsNumber, "input");
+      // the event's own time: the input -> painted latency counts from it (benchmarks/browser_latency.py)
+      onChange(code.name, slider.valueAsNumber, "input", e.timeStamp);
     });
     slider.addEventListener("change", () => onChange(code.name, slider.valueAsNumber, "commit"));
     slider.addEventListener("keydown", (e) => {

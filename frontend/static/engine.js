@@ -4,6 +4,7 @@
 // gives the service's pixels (tests/e2e/test_local_generation.py). Fallback to the server: no WebAssembly, the
 // runtime missing (npm absent at install), a model file too large, or ?engine=server in the page's URL.
 import { api, ApiError } from "./api.js";
+import { PageRunner } from "./page-runner.js";
 import { drawLatent, encodeCodes, outputNames, readCodes } from "./sampler.js";
 
 // Largest ONNX file fetched into the page (the int8 MNIST generator: 6.9 MB; an fp32 CelebA one may be 100+ MB)
@@ -33,31 +34,15 @@ class Worker_ {
   }
 }
 
-/** (N, C, H, W) floats in [0, 1] -> N PNG data URLs, with the service's rounding (images.pngs_base64, in float32). */
-function toDataUrls(data, [n, c, h, w]) {
-  const canvas = document.createElement("canvas");
-  canvas.width = w;
-  canvas.height = h;
-  const ctx = canvas.getContext("2d");
-  const urls = [];
-  const plane = h * w;
-  for (let i = 0; i < n; i++) {
-    const pixels = ctx.createImageData(w, h);
-    for (let p = 0; p < plane; p++) {
-      for (let ch = 0; ch < 3; ch++) {
-        const x = Math.min(1, Math.max(0, data[i * c * plane + (c === 1 ? 0 : ch) * plane + p]));
-        pixels.data[4 * p + ch] = Math.floor(Math.fround(Math.fround(x * 255) + 0.5));
-      }
-      pixels.data[4 * p + 3] = 255;
-    }
-    ctx.putImageData(pixels, 0, 0);
-    urls.push(canvas.toDataURL("image/png"));
-  }
-  return urls;
+/** (N, C, H, W) floats in [0, 1] -> N frames (frames.js), views on the worker's transferred buffer: no copy, no
+ * PNG; the page rounds to bytes with the service's rounding when it paints one. */
+function toFrames(data, [n, c, h, w]) {
+  const size = c * h * w;
+  return [...Array(n).keys()].map((i) => ({ data: data.subarray(i * size, (i + 1) * size), channels: c, height: h, width: w }));
 }
 
 export class Engine {
-  constructor({ staticSite, worker, threads, reason }) {
+  constructor({ staticSite, worker, threads, reason, pageRunner }) {
     this.staticSite = staticSite; // no server: everything runs here
     this.worker = worker; // null: server path only
     this.threads = threads;
@@ -67,6 +52,7 @@ export class Engine {
     this.loaded = new Set(); // model ids whose generator runs here
     this.onReady = null;
     this.loading = 0; // model files being fetched into the worker (the page is not idle meanwhile)
+    this.pageRunner = pageRunner; // null: every run in the worker (?runner=worker); else fast one-image runs here
   }
 
   static async create({ staticSite = false } = {}) {
@@ -90,7 +76,11 @@ export class Engine {
         reason = `in-browser runtime unavailable (${err.message})`;
       }
     }
-    return new Engine({ staticSite, worker, threads, reason });
+    // ?runner=worker keeps even the live one-image frames in the worker (page-runner.js says why they are not);
+    // ?runner=page runs them on the page's thread whatever their time (tests of that path on a loaded machine)
+    const runner = query.get("runner");
+    const pageRunner = worker && runner !== "worker" ? new PageRunner(ORT_URL, { always: runner === "page" }) : null;
+    return new Engine({ staticSite, worker, threads, reason, pageRunner });
   }
 
   fileUrl(modelId, name) {
@@ -112,7 +102,14 @@ export class Engine {
     if (!this.ready.has(model.id)) {
       const load = (name) => this.worker.call("load", { url: this.fileUrl(model.id, name), maxBytes: MAX_MODEL_BYTES });
       this.loading++;
-      this.ready.set(model.id, load("generator.onnx").then(() => true, (err) => {
+      this.ready.set(model.id, load("generator.onnx").then(() => {
+        // the page's own session once the worker's runs (the worker paints meanwhile; not idle until it is done)
+        if (this.pageRunner) {
+          this.loading++;
+          this.pageRunner.load(this.fileUrl(model.id, "generator.onnx"), MAX_MODEL_BYTES).finally(() => { this.loading--; });
+        }
+        return true;
+      }, (err) => {
         this.failed.set(model.id, err.message);
         return false;
       }).finally(() => { this.loading--; }));
@@ -144,10 +141,17 @@ export class Engine {
     return this.loaded.has(model.id);
   }
 
+  /** -> {frames, graphMs: the ONNX run's own time, runner: "page" (this thread: one image, a fast graph) | "worker"} */
   async #runGenerator(model, z, c, n) {
     const feeds = { z: { data: z, dims: [n, model.noise.dim] }, c: { data: c, dims: [n, c.length / n] } };
-    const { images } = await this.worker.call("run", { url: this.fileUrl(model.id, "generator.onnx"), feeds, outputs: ["images"] });
-    return toDataUrls(images.data, images.dims);
+    const url = this.fileUrl(model.id, "generator.onnx");
+    if (n === 1 && this.pageRunner?.ready(url)) {
+      const { images, ms } = await this.pageRunner.run(url, feeds);
+      return { frames: toFrames(images.data, images.dims), graphMs: ms, runner: "page" };
+    }
+    const { images, ms } = await this.worker.call("run", { url, feeds, outputs: ["images"] });
+    if (n === 1) this.pageRunner?.note(url, ms); // the page's thread takes the live frames again once runs are fast
+    return { frames: toFrames(images.data, images.dims), graphMs: ms, runner: "worker" };
   }
 
   /** A local run that throws (a spec part the page's sampler does not know, a graph ORT-web cannot run) moves the
@@ -171,7 +175,9 @@ export class Engine {
     return this.#orServer(model, () => this.#traverse(model, payload), () => api.traverse(payload));
   }
 
-  /** Like POST /generate: {model, n, seed, codes} -> {body: {model, seed, images, z, codes}, ms, where}. */
+  /** Like POST /generate: {model, n, seed, codes} -> {body: {model, seed, images, z, codes}, ms, where, graphMs,
+   * runner}; here body.images are frames (frames.js), not PNGs, graphMs the graph's own run time and runner where it
+   * ran ("page" | "worker"). */
   async #generate(model, payload) {
     if (!(await this.#local(model))) {
       if (this.staticSite) throw new ApiError(`${model.id} cannot run in this browser: ${this.failed.get(model.id) ?? this.reason}`);
@@ -180,12 +186,12 @@ export class Engine {
     const t0 = performance.now();
     const n = payload.n ?? 1;
     const { z, values } = drawLatent(model, payload.seed, payload.codes ?? {}, n);
-    const images = await this.#runGenerator(model, z, encodeCodes(model, values, n), n);
+    const { frames: images, graphMs, runner } = await this.#runGenerator(model, z, encodeCodes(model, values, n), n);
     const rows = [...Array(n).keys()];
     const body = { model: model.id, seed: payload.seed, images,
       z: rows.map((i) => Array.from(z.subarray(i * model.noise.dim, (i + 1) * model.noise.dim))),
       codes: rows.map((i) => Object.fromEntries(model.codes.map((code) => [code.name, values[code.name][i]]))) };
-    return { body, ms: performance.now() - t0, where: "browser" };
+    return { body, ms: performance.now() - t0, where: "browser", graphMs, runner };
   }
 
   /** Like POST /traverse: each row one prior sample, each column one value of the swept code. */
@@ -209,8 +215,8 @@ export class Engine {
         for (const code of model.codes) vv[code.name].push(code.name === payload.code ? sweep[k] : values[code.name][r]);
       }
     }
-    const images = await this.#runGenerator(model, zz, encodeCodes(model, vv, rows * cols), rows * cols);
-    return { body: { model: model.id, code: payload.code, rows, cols, values: sweep, images, seed }, ms: performance.now() - t0, where: "browser" };
+    const { frames: images, graphMs, runner } = await this.#runGenerator(model, zz, encodeCodes(model, vv, rows * cols), rows * cols);
+    return { body: { model: model.id, code: payload.code, rows, cols, values: sweep, images, seed }, ms: performance.now() - t0, where: "browser", graphMs, runner };
   }
 
   /** Like POST /infer-codes for a (model-sized) image: here when the recognizer loads, else on the server. */
@@ -230,7 +236,7 @@ export class Engine {
     const codes = readCodes(model, outputs, 0);
     // reconstruction as the service makes it: noise at the prior's centre (zeros), codes at Q's estimates
     const values = Object.fromEntries(Object.entries(codes).map(([name, info]) => [name, [info.value]]));
-    const [reconstruction] = await this.#runGenerator(model, new Float32Array(model.noise.dim), encodeCodes(model, values, 1), 1);
+    const { frames: [reconstruction] } = await this.#runGenerator(model, new Float32Array(model.noise.dim), encodeCodes(model, values, 1), 1);
     return { body: { model: model.id, codes, reconstruction }, ms: performance.now() - t0, where: "browser" };
   }
 }

@@ -1,28 +1,22 @@
-// PNG downloads: the current image or the traversal grid, upscaled with nearest-neighbour so the
+// PNG downloads (the only PNGs the page encodes in the live views): the current image or the traversal grid, upscaled with nearest-neighbour so the
 // pixels stay crisp.
 
-export function upscaledCanvas(img, scale) {
+/** `source`: an <img> or the main view's canvas (at the image's own size). */
+export function upscaledCanvas(source, scale) {
   const canvas = document.createElement("canvas");
-  canvas.width = img.naturalWidth * scale;
-  canvas.height = img.naturalHeight * scale;
+  canvas.width = (source.naturalWidth ?? source.width) * scale;
+  canvas.height = (source.naturalHeight ?? source.height) * scale;
   const ctx = canvas.getContext("2d");
   ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
+  ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
   return canvas;
 }
 
-async function load(src) {
-  const img = new Image();
-  img.src = src;
-  await img.decode();
-  return img;
-}
-
-/** rows × cols tiles (row-major sources), `scale`× each, with a 1-tile-pixel gap between them. */
-export async function gridCanvas(sources, rows, cols, scale) {
-  const imgs = await Promise.all(sources.map(load));
-  const w = imgs[0].naturalWidth * scale;
-  const h = imgs[0].naturalHeight * scale;
+/** rows × cols tiles (row-major canvases: the grid's cells, at the image's own size), `scale`× each, with a
+ * 1-tile-pixel gap between them. */
+export function gridCanvas(tiles, rows, cols, scale) {
+  const w = tiles[0].width * scale;
+  const h = tiles[0].height * scale;
   const gap = scale;
   const canvas = document.createElement("canvas");
   canvas.width = cols * w + (cols - 1) * gap;
@@ -31,7 +25,7 @@ export async function gridCanvas(sources, rows, cols, scale) {
   ctx.imageSmoothingEnabled = false;
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, 0, canvas.width, canvas.height);
-  imgs.forEach((img, i) => ctx.drawImage(img, (i % cols) * (w + gap), Math.floor(i / cols) * (h + gap), w, h));
+  tiles.forEach((tile, i) => ctx.drawImage(tile, (i % cols) * (w + gap), Math.floor(i / cols) * (h + gap), w, h));
   return canvas;
 }
 

@@ -1,7 +1,7 @@
 // Infer codes from an image: a file (picker or drag and drop) or a drawing (pointer or keyboard). The recognizer's
 // answer moves the controls, and its reconstruction is shown beside the input. A result belongs to the model and
 // the request it came from: a model switch clears it, and an answer to an older request is dropped.
-import { pngSrc } from "./api.js";
+import { imageSrc } from "./frames.js";
 import { el, widgetOf } from "./controls.js";
 
 const $ = (id) => document.getElementById(id);
@@ -59,7 +59,7 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
       showLatency(ms);
       clearError();
       $("infer-input").src = dataUrl;
-      $("infer-recon").src = pngSrc(body.reconstruction);
+      $("infer-recon").src = imageSrc(body.reconstruction);
       $("infer-result").hidden = false;
       renderCodes(spec(), body.codes);
       $("infer-result").dataset.readings = String(Number($("infer-result").dataset.readings ?? 0) + 1);

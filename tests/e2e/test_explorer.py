@@ -23,7 +23,7 @@ def settle(page) -> None:
     page.wait_for_function(
         "() => document.body.classList.contains('ready') && window.explorer.idle()"
         " && (document.body.dataset.view !== 'explore'"
-        "     || !!document.getElementById('main-image').src)"
+        "     || 'painted' in document.getElementById('main-image').dataset)"
         " || !document.getElementById('error').hidden",
         timeout=15_000,
     )
@@ -31,7 +31,8 @@ def settle(page) -> None:
 
 
 def main_src(page) -> str:
-    return page.locator("#main-image").get_attribute("src")
+    """The main image as a PNG data URL: its canvas (painted at the image's own size) read back."""
+    return page.locator("#main-image").evaluate("(c) => c.toDataURL('image/png')")
 
 
 def expected_png(server, **payload) -> str:
@@ -68,7 +69,7 @@ def test_controls_match_spec(page, server):
             assert buttons.all_inner_texts() == control["choices"]
             assert group.locator("[aria-pressed=true]").inner_text() == control["choices"][control["default"]]
     assert page.get_by_role("slider").count() == sum(c["control"]["widget"] == "range" for c in spec["codes"])
-    assert page.locator("#main-image").get_attribute("alt").startswith("generated")
+    assert page.locator("#main-image").get_attribute("aria-label").startswith("generated")
     assert page.locator("#device").inner_text().lower().endswith(spec["device"])
     assert re.search(r"\d+ ms", page.locator("#latency").inner_text())
     # the picture is the server's picture for the state in the URL (seed 3, default codes)
@@ -239,17 +240,17 @@ def test_traversal_grid_and_side_by_side(page):
     page.on("request", lambda r: traversals.append(r) if r.url.endswith("/traverse") else None)
     open_page(page, "model=tiny&seed=8&view=traverse&grid=digit&rows=3")
     assert len(traversals) == 1  # the whole grid in one request
-    assert page.locator("#grid img").count() == 3 * 10
+    assert page.locator("#grid canvas").count() == 3 * 10
     assert page.locator("#grid .grid-head").all_inner_texts() == [str(i) for i in range(10)]
     page.get_by_label("sweep code").select_option("c2")
     settle(page)
-    assert page.locator("#grid img").count() == 3 * 7
+    assert page.locator("#grid canvas").count() == 3 * 7
     assert page.locator("#grid .grid-head").first.inner_text() == "-2.00"
 
     page.get_by_role("tab", name="Side by side").click()
     settle(page)
     assert page.get_by_label("compare with").input_value() == "tiny-gan"
-    a, b = page.locator("#compare-a").get_attribute("src"), page.locator("#compare-b").get_attribute("src")
+    a, b = (page.locator(f"#compare-{s}").evaluate("(c) => c.toDataURL('image/png')") for s in "ab")
     assert a and b and a != b  # same seed and codes, different generators
     assert "view=compare" in page.url and "vs=tiny-gan" in page.url
 

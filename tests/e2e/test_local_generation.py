@@ -25,6 +25,31 @@ def png_pixels(data_url: str) -> np.ndarray:
     return arr
 
 
+# engine.generate in the page, its image i painted on a probe canvas as the explorer paints (frames.js)
+GENERATE_AND_PAINT = """async ([id, p, i]) => {
+  const e = window.explorer.engine();
+  const { paint, isFrame } = await import('/static/frames.js');
+  const m = (await e.models()).body.models.find((x) => x.id === id);
+  const r = await e.generate(m, {model: id, ...p});
+  let c = document.getElementById('probe');
+  if (!c) { c = document.createElement('canvas'); c.id = 'probe'; document.body.append(c); }
+  const frame = isFrame(r.body.images[i]);
+  await paint(c, r.body.images[i]);
+  return [r.where, r.runner, frame, {z: r.body.z[i], codes: r.body.codes[i]}];
+}"""
+
+
+def canvas_pixels(page, selector: str) -> np.ndarray:
+    """What a canvas holds, read back at its own size (RGBA from getImageData -> (H, W, 3) uint8): exactly the
+    bytes the page painted, no PNG in between."""
+    width, height, data = page.evaluate(
+        "(s) => { const c = document.querySelector(s);"
+        " return [c.width, c.height, Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)]; }",
+        selector,
+    )
+    return np.asarray(data, dtype=np.uint8).reshape(height, width, 4)[:, :, :3]
+
+
 def wait_local(page, model_id: str) -> None:
     page.wait_for_function(
         "(id) => window.explorer.engine()?.mode({id}) === 'browser' && window.explorer.idle()",
@@ -56,27 +81,29 @@ def test_local_pixels_match_the_service(browser, server):
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
         for model in served_models(server):
-            page.goto(f"/#model={model['id']}&seed=1")
+            # ?runner=page: one-image runs on the page's thread even when the loaded machine makes them slow
+            page.goto(f"/?runner=page#model={model['id']}&seed=1")
             wait_local(page, model["id"])
             assert page.locator("#engine").inner_text() == "in browser"
             for case in cases(model):
-                local = page.evaluate(
-                    "async ([id, p]) => { const e = window.explorer.engine();"
-                    " const m = (await e.models()).body.models.find((x) => x.id === id);"
-                    " const r = await e.generate(m, {model: id, n: 1, ...p}); return [r.where, r.body]; }",
-                    [model["id"], case],
-                )
-                where, body = local
-                assert where == "browser"
-                served = httpx.post(f"{server.url}/generate", json={"model": model["id"], "n": 1, **case}, timeout=30)
-                served = served.json()
-                # the same z, bit for bit (float32 through JSON), and the same code values
-                assert np.array_equal(np.float32(body["z"]), np.float32(served["z"])), (model["id"], case)
-                assert body["codes"][0] == pytest.approx(served["codes"][0], abs=0), (model["id"], case)
-                a = png_pixels(body["images"][0]).astype(int)
-                b = png_pixels(f"data:image/png;base64,{served['images'][0]}").astype(int)
-                assert a.shape == b.shape
-                assert np.abs(a - b).max() <= 1, (model["id"], case, int(np.abs(a - b).max()))
+                # n = 1: a live frame, on the page's thread (page-runner.js); n = 2: a batch, in the worker. Each
+                # image as the page paints it: floats written with putImageData (frames.js) on a canvas, read back
+                for n, runner in ((1, "page"), (2, "worker")):
+                    served = httpx.post(
+                        f"{server.url}/generate", json={"model": model["id"], "n": n, **case}, timeout=30
+                    )
+                    served = served.json()
+                    for i in range(n):
+                        where, ran, frame, body = page.evaluate(GENERATE_AND_PAINT, [model["id"], {"n": n, **case}, i])
+                        where_ = (model["id"], case, n, i)
+                        assert (where, ran, frame) == ("browser", runner, True), where_  # floats, not a PNG
+                        # the same z, bit for bit (float32 through JSON), and the same code values
+                        assert np.array_equal(np.float32(body["z"]), np.float32(served["z"][i])), where_
+                        assert body["codes"] == pytest.approx(served["codes"][i], abs=0), where_
+                        a = canvas_pixels(page, "#probe").astype(int)
+                        b = png_pixels(f"data:image/png;base64,{served['images'][i]}").astype(int)
+                        assert a.shape == b.shape
+                        assert np.abs(a - b).max() <= 1, (*where_, int(np.abs(a - b).max()))
         # the image on screen is the page's own: the one for the URL's state
         state = page.evaluate("() => window.explorer.state()")
         served = httpx.post(
@@ -84,7 +111,7 @@ def test_local_pixels_match_the_service(browser, server):
             json={"model": state["model"], "n": 1, "seed": state["seed"], "codes": state["codes"]},
             timeout=30,
         ).json()
-        shown = png_pixels(page.locator("#main-image").get_attribute("src")).astype(int)
+        shown = canvas_pixels(page, "#main-image").astype(int)
         assert np.abs(shown - png_pixels(f"data:image/png;base64,{served['images'][0]}")).max() <= 1
     finally:
         context.close()
@@ -99,19 +126,20 @@ def test_fallback_without_the_runtime(browser, server):
         page.goto("/#model=tiny&seed=5")
         page.wait_for_function(
             "() => document.body.classList.contains('ready') && window.explorer.idle()"
-            " && !!document.getElementById('main-image').src",
+            " && 'painted' in document.getElementById('main-image').dataset",
             timeout=30_000,
         )
         assert page.locator("#engine").inner_text() == "server"
         assert "runtime unavailable" in page.locator("#engine").get_attribute("title")
         assert page.evaluate("() => window.explorer.engine().worker") is None
-        src = page.locator("#main-image").get_attribute("src")
         served = httpx.post(
             f"{server.url}/generate",
             json={"model": "tiny", "n": 1, "seed": 5, "codes": page.evaluate("() => window.explorer.state().codes")},
             timeout=30,
         ).json()
-        assert src == f"data:image/png;base64,{served['images'][0]}"  # the server's own PNG, unchanged
+        # the server's own PNG, decoded onto the canvas: exactly its pixels
+        expected = png_pixels(f"data:image/png;base64,{served['images'][0]}")
+        assert np.array_equal(canvas_pixels(page, "#main-image"), expected)
     finally:
         context.close()
 

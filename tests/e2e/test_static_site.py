@@ -59,22 +59,25 @@ def test_static_site_generates_in_the_browser(browser, site):
         page.goto("/#model=tiny&seed=3")
         page.wait_for_function(
             "() => document.body.classList.contains('ready') && window.explorer.idle()"
-            " && !!document.getElementById('main-image').src || !document.getElementById('error').hidden",
+            " && 'painted' in document.getElementById('main-image').dataset"
+            " || !document.getElementById('error').hidden",
             timeout=60_000,
         )
         assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
         assert page.locator("#engine").inner_text() == "in browser"
         assert page.evaluate("() => crossOriginIsolated") is False  # a plain host: single-threaded WASM
-        assert page.locator("#main-image").get_attribute("src").startswith("data:image/png;base64,")
+        assert page.locator("#main-image").evaluate("(c) => 'painted' in c.dataset && c.width > 0")
         assert page.locator("#gallery img").count() == 8
         # the traversal grid, computed in the page
         page.get_by_role("tab", name="Traversal grid").click()
-        page.wait_for_function("() => window.explorer.idle() && document.querySelectorAll('#grid img').length > 0")
+        page.wait_for_function("() => window.explorer.idle() && document.querySelectorAll('#grid canvas').length > 0")
         state = page.evaluate("() => window.explorer.state()")
-        assert page.locator("#grid img").count() >= state["rows"] * 2
+        assert page.locator("#grid canvas").count() >= state["rows"] * 2
         # side by side: both models in the page
         page.get_by_role("tab", name="Side by side").click()
-        page.wait_for_function("() => window.explorer.idle() && !!document.getElementById('compare-b').src")
+        page.wait_for_function(
+            "() => window.explorer.idle() && 'painted' in document.getElementById('compare-b').dataset"
+        )
         # reading codes: the upload (server-only) is hidden, the drawing is read live, stroke by stroke
         page.get_by_role("tab", name="Infer codes").click()
         assert page.locator("#dropzone").is_hidden()
