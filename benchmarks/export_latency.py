@@ -30,7 +30,7 @@ LATENCY_BUDGET_MS = 2.0
 def latent_batch(spec: LatentSpec, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """G's feed for n prior draws: {"z": (n, noise dim), "c": (n, spec.c_dim)} float32."""
     z, values = spec.sample_np(rng, n)
-    return dict(zip(GENERATOR_INPUTS, (z, spec.encode_np(values))))
+    return dict(zip(GENERATOR_INPUTS, (z, spec.encode_np(values)), strict=False))
 
 
 def main() -> None:

@@ -1,13 +1,16 @@
 """The exact int8 matrix product of an int8 model (training/int8_matmul.py) against the plain fp32 Gemm, in one run.
 
-    python benchmarks/int8_matmul.py [--model mnist] [--network generator|recognizer] [--models-dir models] [--repeats 300]
+    python benchmarks/int8_matmul.py [--model mnist] [--network generator|recognizer] [--models-dir models]
+        [--repeats 300]
 
-Builds both variants from the model folder's generator.onnx (or recognizer.onnx): the file as exported (integer path up to its
-threshold) and the same graph with the threshold set to 0 (every batch through the fp32 Gemm), or, for a file
-exported before the path existed, the file itself and the file with the path added. Prints, per batch size, the
-median run() time back to back, after 2 ms of busy Python and after a 2 ms sleep (between requests a
-server does other work or idles, and the weights leave the cache), the speed-up, and how far the outputs differ (max |difference|, and 8-bit pixels that differ).
+Builds both variants from the model folder's generator.onnx (or recognizer.onnx): the file as exported (integer path
+up to its threshold) and the same graph with the threshold set to 0 (every batch through the fp32 Gemm), or, for a
+file exported before the path existed, the file itself and the file with the path added. Prints, per batch size, the
+median run() time back to back, after 2 ms of busy Python and after a 2 ms sleep (between requests a server does
+other work or idles, and the weights leave the cache), the speed-up, and how far the outputs differ (max
+|difference|, and 8-bit pixels that differ).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +26,8 @@ import onnxruntime as ort
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from benchmarks.export_latency import latent_batch  # noqa: E402
 from backend.core.device import session_options  # noqa: E402
+from benchmarks.export_latency import latent_batch  # noqa: E402
 from training.int8_matmul import MIN_ELEMENTS, add_int8_matmul, rewritten_layers, set_max_rows  # noqa: E402
 
 
@@ -84,17 +87,20 @@ def main() -> None:
         if args.network == "generator":
             return latent_batch(manifest["spec"], n, rng)
         return {"images": rng.uniform(0, 1, (n, *shape)).astype(np.float32)}
+
     worst, pixels, total = 0.0, 0, 0
     for n in (1, 2, 3, 4, 5, 8, 64):
         for _ in range(30 if n < 64 else 3):
             feed = batch(n)
-            for a, b in zip(plain.run(None, feed), fast.run(None, feed)):
+            for a, b in zip(plain.run(None, feed), fast.run(None, feed), strict=False):
                 worst = max(worst, float(np.abs(a - b).max()))
                 if args.network == "generator":
                     pixels += int(((a * 255 + 0.5).astype(np.uint8) != (b * 255 + 0.5).astype(np.uint8)).sum())
                     total += a.size
-    print(f"{folder.name} {args.network}: onnxruntime {ort.__version__}, {args.threads} threads; outputs differ by "
-          f"at most {worst:.1e}" + (f"; 8-bit pixels that differ: {pixels} of {total}" if total else ""))
+    print(
+        f"{folder.name} {args.network}: onnxruntime {ort.__version__}, {args.threads} threads; outputs differ by "
+        f"at most {worst:.1e}" + (f"; 8-bit pixels that differ: {pixels} of {total}" if total else "")
+    )
     gaps = ("none", "busy", "sleep")
     print("median run() ms, fp32 Gemm -> integer path (speed-up), with 2 ms between runs of: " + ", ".join(gaps))
     for n in (1, 2, 4, 8, 16, 64):

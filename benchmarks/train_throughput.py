@@ -17,6 +17,7 @@ Each variant also gets its compute ceiling on this machine: the step's FLOPs per
 large fp32 matrix product with the same threads (the fastest this CPU multiplies fp32 at all). No fp32 implementation
 of that step can beat peak / FLOPs; the last column says how much of it the step reaches.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,7 +67,7 @@ def sgemm_peak(size: int = 3072, repeats: int = 5) -> float:
     for _ in range(repeats):
         t0 = time.perf_counter()
         a @ b
-        best = max(best, 2 * size ** 3 / (time.perf_counter() - t0) / 1e9)
+        best = max(best, 2 * size**3 / (time.perf_counter() - t0) / 1e9)
     return best
 
 
@@ -87,9 +88,9 @@ def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int 
     rates = []
     for i in range(0, steps, chunk):
         t0 = time.perf_counter()
-        for x in batches[i:i + chunk]:
+        for x in batches[i : i + chunk]:
             step(x)
-        rates.append(len(batches[i:i + chunk]) * bs / (time.perf_counter() - t0))
+        rates.append(len(batches[i : i + chunk]) * bs / (time.perf_counter() - t0))
     return statistics.median(rates), gflop, t.precision
 
 
@@ -104,8 +105,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matrix-product peak {peak:.0f} GFLOP/s")
     results = {}
     for name in args.variants:
-        results[name], gflop, precision = measure(name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir},
-                                                  args.steps)
+        results[name], gflop, precision = measure(
+            name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir}, args.steps
+        )
         line = f"{name:16s} {results[name]:8.0f} images/s  {precision}  {gflop:.3f} GFLOP/image"
         if precision == "fp32":  # bf16 multiplies at another peak: the fp32 one bounds only fp32 steps
             ceiling = peak / gflop

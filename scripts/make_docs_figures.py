@@ -5,6 +5,7 @@
 Fig. 1 from docs/training/*-metrics.jsonl; Fig. 2-style traversals from models/<id>/generator.onnx (ONNX Runtime,
 so they show exactly what the service serves): (a) the categorical code, (c) c1 and (d) c2 from -2 to 2.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,9 +36,15 @@ def traversal(model: str, code: str, out: Path) -> None:
 
 def main() -> None:
     docs = ROOT / "docs"
-    plot_info_curves({"InfoGAN (lambda = 1)": docs / "training/mnist-metrics.jsonl",
-                      "GAN (lambda = 0)": docs / "training/mnist-gan-metrics.jsonl"},
-                     "digit", docs / "fig1-info-curves.png", entropy=math.log(10))
+    plot_info_curves(
+        {
+            "InfoGAN (lambda = 1)": docs / "training/mnist-metrics.jsonl",
+            "GAN (lambda = 0)": docs / "training/mnist-gan-metrics.jsonl",
+        },
+        "digit",
+        docs / "fig1-info-curves.png",
+        entropy=math.log(10),
+    )
     for model in ("mnist", "mnist-gan", "fashion-mnist"):
         for c in Manifest.read(ROOT / "models" / model).latent().codes:
             traversal(model, c.name, docs / f"fig2-{model}-{c.name}.png")

@@ -6,6 +6,7 @@ docs/screenshot-<view>-phone.png for the traversal grid, side by side and infer-
 
     .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--out docs]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,15 +24,23 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._server import Server  # noqa: E402  (the tests' and benchmarks' server helper)
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DESKTOP = {"viewport": {"width": 1280, "height": 860}}
 # an iPhone 12-15 class screen (the size issue 23 names), at its pixel density
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 # one picture per view; the codes are the Fig. 2 look of the shipped MNIST model (a 3, slightly wide and slanted)
 VIEWS = {"explore": "", "traverse": "&grid=c1&rows=5", "compare": "", "infer": ""}
-SETTLED = ("() => document.body.classList.contains('ready') && window.explorer.idle()"
-           " && [...document.querySelectorAll('.view:not([hidden]) img')].every((i) => !i.src || i.complete)")
+SETTLED = (
+    "() => document.body.classList.contains('ready') && window.explorer.idle()"
+    " && [...document.querySelectorAll('.view:not([hidden]) img')].every((i) => !i.src || i.complete)"
+)
 
 
 def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool) -> None:

@@ -19,6 +19,7 @@ how a restarts study skips re-training the seeds whose kept restart is the run w
 metrics.jsonl marks a restart's rows with ``"candidate": <index>`` (``training.run_dir.RESTART_ROW_KEY``) and
 the choice with ``"kept"``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,7 +28,6 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
-
 
 RESTART = "candidate"  # training/run_dir.py's RESTART_ROW_KEY (this script imports no torch)
 
@@ -84,9 +84,10 @@ def spearman(a: list[float], b: list[float]) -> float:
         for pos, i in enumerate(order):
             r[i] = float(pos)
         return r
+
     ra, rb = ranks(a), ranks(b)
     ma, mb = statistics.mean(ra), statistics.mean(rb)
-    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=False))
     den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
     return num / den if den else float("nan")
 
@@ -103,10 +104,14 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
     ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
     ap.add_argument("--threads", type=int, help="with --resume: CPU threads per run (e.g. all cores for one run left)")
-    ap.add_argument("--same-as",
-                    help="another study's runs dir: extend runs that follow its run of the same seed exactly")
-    ap.add_argument("--summarize-only", action="store_true",
-                    help="train nothing; tabulate the newest run of each seed already under --runs-dir")
+    ap.add_argument(
+        "--same-as", help="another study's runs dir: extend runs that follow its run of the same seed exactly"
+    )
+    ap.add_argument(
+        "--summarize-only",
+        action="store_true",
+        help="train nothing; tabulate the newest run of each seed already under --runs-dir",
+    )
     args = ap.parse_args()
 
     runs_root = Path(args.runs_dir)
@@ -126,8 +131,18 @@ def main() -> None:
                 cmd += ["--epochs", str(args.epochs)] if args.epochs else []
                 cmd += ["--threads", str(args.threads)] if args.threads is not None else []
             else:
-                cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir",
-                       str(sub), "--no-progress"] + [a for s in args.set for a in ("--set", s)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "training",
+                    "train",
+                    args.config,
+                    "--seed",
+                    str(seed),
+                    "--runs-dir",
+                    str(sub),
+                    "--no-progress",
+                ] + [a for s in args.set for a in ("--set", s)]
                 cmd += ["--data-dir", args.data_dir] if args.data_dir else []
             runs_root.mkdir(parents=True, exist_ok=True)
             log = open(runs_root / f"seed{seed}.log", "a" if previous else "w")
@@ -150,25 +165,38 @@ def main() -> None:
                 epochs += later
         key = next(k for k in epochs[-1] if k.startswith("test_acc"))
         lfs_key = key.replace("test_acc", "test_lfs")
-        table.append({"seed": seed, "run": str(done[seed]), "accuracy": epochs[-1][key],
-                      "label_free": epochs[-1][lfs_key],
-                      "curve": [round(e[key], 4) for e in epochs], "restarts": read_restarts(done[seed]),
-                      **({"continued_as": extended_from} if extended_from else {})})
+        table.append(
+            {
+                "seed": seed,
+                "run": str(done[seed]),
+                "accuracy": epochs[-1][key],
+                "label_free": epochs[-1][lfs_key],
+                "curve": [round(e[key], 4) for e in epochs],
+                "restarts": read_restarts(done[seed]),
+                **({"continued_as": extended_from} if extended_from else {}),
+            }
+        )
     accs = [r["accuracy"] for r in table]
-    summary = {"config": args.config, "overrides": args.set, "seeds": table,
-               "mean": statistics.mean(accs) if accs else None,
-               "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-               "spearman_label_free_vs_accuracy":
-                   spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None}
+    summary = {
+        "config": args.config,
+        "overrides": args.set,
+        "seeds": table,
+        "mean": statistics.mean(accs) if accs else None,
+        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "spearman_label_free_vs_accuracy": spearman(accs, [r["label_free"] for r in table]) if len(accs) > 2 else None,
+    }
     for r in table:
         via = ""
         if "continued_as" in r:
             via = f"  (after step {r['continued_as']['measured_to_step']}: {r['continued_as']['run']})"
-        print(f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  "
-              f"curve {r['curve']}{via}")
+        print(
+            f"seed {r['seed']}: accuracy {r['accuracy']:.4f}  label-free {r['label_free']:.4f}  curve {r['curve']}{via}"
+        )
     if accs:
-        print(f"mean {summary['mean']:.4f} +- {summary['std']:.4f} over {len(accs)} seeds; "
-              f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}")
+        print(
+            f"mean {summary['mean']:.4f} +- {summary['std']:.4f} over {len(accs)} seeds; "
+            f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}"
+        )
     out = Path(args.out) if args.out else runs_root / "summary.json"
     out.write_text(json.dumps(summary, indent=2))
 

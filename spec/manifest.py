@@ -87,7 +87,9 @@ class Manifest(BaseModel):
         "generates the class the evaluation mapped to j)",
     )
     drawing: Polarity = "dark-on-light"
-    compare_with: str | None = Field(None, description="id of the model to show beside this one (e.g. its λ = 0 baseline)")
+    compare_with: str | None = Field(
+        None, description="id of the model to show beside this one (e.g. its λ = 0 baseline)"
+    )
     weights: Literal["fp32", "fp16", "int8"] = "fp32"
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)

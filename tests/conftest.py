@@ -1,4 +1,5 @@
 """Shared fixtures: generated IDX data (never the network) and tiny exported model folders."""
+
 from __future__ import annotations
 
 import gzip
@@ -24,7 +25,7 @@ def make_digit_set(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, 10, n).astype(np.uint8)
     images = (rng.random((n, 28, 28)) * 30).astype(np.uint8)
     for i, k in enumerate(labels):
-        images[i, 2 * k + 4: 2 * k + 7, 4:24] = 255
+        images[i, 2 * k + 4 : 2 * k + 7, 4:24] = 255
     return images, labels
 
 
@@ -45,8 +46,9 @@ def fake_mnist_dir(tmp_path_factory) -> Path:
     return root
 
 
-def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | None = None, spec=None,
-                     compare_with: str | None = None) -> Path:
+def build_tiny_model(
+    folder: Path, model_id: str, seed: int = 0, title: str | None = None, spec=None, compare_with: str | None = None
+) -> Path:
     """An untrained, tiny (fc=32, ch=8) MNIST-shaped InfoGAN exported through the real export path (``spec``:
     another latent spec than MNIST's digit, c1 = slant, c2)."""
     import torch
@@ -59,9 +61,19 @@ def build_tiny_model(folder: Path, model_id: str, seed: int = 0, title: str | No
     if spec is None:
         spec = mnist_spec().with_text("digit", labels=[str(i) for i in range(10)]).with_text("c1", label="slant")
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
-    return write_model_folder(G.eval(), D.eval(), spec, folder / model_id, model_id=model_id, title=title or model_id,
-                              dataset="mnist", drawing="light-on-dark", compare_with=compare_with, metrics={"digit": {"accuracy": 0.1}},
-                              provenance={"command": "tests/conftest.py build_tiny_model", "seed": seed})
+    return write_model_folder(
+        G.eval(),
+        D.eval(),
+        spec,
+        folder / model_id,
+        model_id=model_id,
+        title=title or model_id,
+        dataset="mnist",
+        drawing="light-on-dark",
+        compare_with=compare_with,
+        metrics={"digit": {"accuracy": 0.1}},
+        provenance={"command": "tests/conftest.py build_tiny_model", "seed": seed},
+    )
 
 
 @pytest.fixture(scope="session", name="build_tiny_model")

@@ -1,6 +1,7 @@
 """Container packaging, checked without a Docker engine: the Dockerfile's targets and install steps, the compose
 files, the proxy config and the Kubernetes example. Building and running the images is left to a machine with
 Docker (docs/docker.md)."""
+
 from __future__ import annotations
 
 import ast
@@ -24,6 +25,7 @@ READYZ = "http://127.0.0.1:8000/readyz"
 
 
 # --- a small Dockerfile reader --------------------------------------------------------------------------------
+
 
 @dataclass
 class Stage:
@@ -97,7 +99,7 @@ def pip_installs(stage: Stage) -> list[list[str]]:
             words = shlex.split(command)
             for i, w in enumerate(words[:-1]):
                 if w.endswith("pip") and words[i + 1] == "install":
-                    found.append(words[i + 2:])
+                    found.append(words[i + 2 :])
     return found
 
 
@@ -119,6 +121,7 @@ def makefile_requirements() -> set[str]:
 
 
 # --- Dockerfile --------------------------------------------------------------------------------------------------
+
 
 def test_targets_and_bases(stages):
     assert {"cpu", "gpu", "train"} <= stages.keys()
@@ -159,7 +162,9 @@ def test_one_requirements_source(stages):
             files = requirement_files(args)
             assert files <= allowed, f"{stage.name}: {files - allowed} is not a file `make install` uses"
             operands = [a for i, a in enumerate(args) if not a.startswith("-") and args[i - 1] not in ("-r", "-c")]
-            assert operands in ([], ["."]), f"{stage.name}: packages named inline {operands}; list them in requirements/"
+            assert operands in ([], ["."]), (
+                f"{stage.name}: packages named inline {operands}; list them in requirements/"
+            )
             if files:
                 assert "constraints.txt" in files, f"{stage.name}: pip install without -c requirements/constraints.txt"
     for name in allowed:
@@ -229,8 +234,12 @@ def module_level_imports(package: str) -> set[str]:
         while todo:
             node = todo.pop()
             if isinstance(node, (ast.If, ast.Try)):
-                todo += [*node.body, *node.orelse, *getattr(node, "finalbody", []),
-                         *(s for h in getattr(node, "handlers", []) for s in h.body)]
+                todo += [
+                    *node.body,
+                    *node.orelse,
+                    *getattr(node, "finalbody", []),
+                    *(s for h in getattr(node, "handlers", []) for s in h.body),
+                ]
             elif isinstance(node, ast.Import):
                 found |= {a.name.split(".")[0] for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -245,8 +254,14 @@ def image_command(stage: Stage) -> list[str]:
 @pytest.mark.parametrize("target", [*SERVICE_TARGETS, "train"])
 def test_images_copy_every_package_their_code_imports(stages, target):
     """spec/ (the latent spec and the manifest) was missing from every image once: the service could not start."""
-    copied = {Path(w).parts[0] for s in closure(stages, target) for c in s.args("COPY") if "--from=" not in c
-              for w in c.split()[:-1] if not w.startswith("--")}
+    copied = {
+        Path(w).parts[0]
+        for s in closure(stages, target)
+        for c in s.args("COPY")
+        if "--from=" not in c
+        for w in c.split()[:-1]
+        if not w.startswith("--")
+    }
     cmd = image_command(stages[target])
     entry = {"training"} if target == "train" else {"backend", cmd[cmd.index("-m") + 1]}
     need, todo = set(), list(entry)
@@ -273,17 +288,25 @@ def test_infogan_serve_runs_without_torch(tmp_path):
     for its error classes before any command ran)."""
     a_file = tmp_path / "models"
     a_file.write_text("not a folder")
-    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['infogan', 'serve', '--models-dir', sys.argv[1]]; "
-            "import runpy; runpy.run_module('training', run_name='__main__')")
-    res = subprocess.run([sys.executable, "-c", code, str(a_file)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import sys; sys.modules['torch'] = None; sys.argv = ['infogan', 'serve', '--models-dir', sys.argv[1]]; "
+        "import runpy; runpy.run_module('training', run_name='__main__')"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(a_file)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 1 and "is a file, not a folder of models" in res.stderr, res.stderr[-2000:]
     assert "Traceback" not in res.stderr
 
 
 def test_dockerignore_keeps_local_state_out():
-    for path in (".venv/bin/python", ".data/mnist", "runs/00000-mnist-s0/checkpoint.pt", ".git/HEAD",
-                 "training/__pycache__/cli.cpython-311.pyc"):
+    for path in (
+        ".venv/bin/python",
+        ".data/mnist",
+        "runs/00000-mnist-s0/checkpoint.pt",
+        ".git/HEAD",
+        "training/__pycache__/cli.cpython-311.pyc",
+    ):
         assert dockerignore_excludes(path), path
 
 
@@ -304,6 +327,7 @@ def test_hadolint():
 
 
 # --- compose -----------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def base() -> dict:
@@ -382,6 +406,7 @@ def test_proxy_config():
 
 
 # --- Kubernetes --------------------------------------------------------------------------------------------------
+
 
 def test_k8s_example():
     docs = {d["kind"]: d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s.yaml").read_text())}

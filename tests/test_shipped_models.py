@@ -62,7 +62,6 @@ def test_service_loads_the_model(folder: Path):
     from backend.core.config import Settings
     from backend.core.metrics import Metrics
     from backend.core.registry import load_model
-
     from benchmarks.export_latency import latent_batch
 
     model = load_model(folder, device="cpu", settings=Settings(ort_threads=1, batch_wait_ms=0), metrics=Metrics())

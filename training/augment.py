@@ -11,6 +11,7 @@ continuous codes (which *should* capture slant and width) are trained on untrans
 Transforms are differentiable (``grid_sample``) so G learns through them in the generator phase. Parameters are
 drawn from torch's global generator, which a checkpoint stores, so a resumed run draws the same transforms.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,10 +35,15 @@ class NuisanceAugment:
                 raise ValueError(f"loss.invariance.{name} must be a finite number >= 0, got {v!r}")
         if scale >= 1:
             raise ValueError(f"loss.invariance.scale must be < 1 (a relative change), got {scale}")
-        self.rotate, self.shear, self.scale, self.translate = float(rotate), float(shear), float(scale), float(translate)
+        self.rotate, self.shear, self.scale, self.translate = (
+            float(rotate),
+            float(shear),
+            float(scale),
+            float(translate),
+        )
 
     @classmethod
-    def from_config(cls, d: dict[str, float]) -> "NuisanceAugment | None":
+    def from_config(cls, d: dict[str, float]) -> NuisanceAugment | None:
         """{} (the paper) -> None; otherwise the transform, with a message naming any unknown key."""
         if not d:
             return None
@@ -55,8 +61,9 @@ class NuisanceAugment:
         cos, sin = torch.cos(a), torch.sin(a)
         # output -> input sampling map: rotation @ shear @ scale
         m = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # (n, 2, 2)
-        m = m @ torch.stack([torch.stack([torch.ones_like(sh), sh], 1),
-                             torch.stack([torch.zeros_like(sh), torch.ones_like(sh)], 1)], 1)
+        m = m @ torch.stack(
+            [torch.stack([torch.ones_like(sh), sh], 1), torch.stack([torch.zeros_like(sh), torch.ones_like(sh)], 1)], 1
+        )
         m = m * torch.stack([sx, sy], 1)[:, None, :]
         t = u[:, 4:6] * (2 * self.translate / size)
         return torch.cat([m, t[:, :, None]], 2)

@@ -4,6 +4,7 @@ A checkpoint holds weights (unwrapped ``state_dict``s, never pickled modules), t
 constructor arguments, optimizer states, the step, RNG states and the resolved config, so ``load_networks``
 rebuilds G and D from the file alone and ``--resume`` continues exactly.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,9 @@ def load(path: str | Path) -> dict[str, Any]:
         # torch's own words, first line, for a torn file ("failed finding central directory"); not for a file that
         # is no torch archive at all, where torch talks for a page about the weights-only unpickler
         first = "" if isinstance(e, pickle.UnpicklingError) else (str(e).strip().splitlines() or [""])[0]
-        raise ValueError(f"{path}: not a readable checkpoint" + (f" ({type(e).__name__}: {first})" if first else "")) from e
+        raise ValueError(
+            f"{path}: not a readable checkpoint" + (f" ({type(e).__name__}: {first})" if first else "")
+        ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} file")
     return ckpt

@@ -66,7 +66,9 @@ def train_reference_classifier(train: ImageSet, *, epochs: int = 2, batch: int =
 @torch.no_grad()
 def classify(model: nn.Module, images: torch.Tensor, batch: int = 1000) -> np.ndarray:
     """images (N, C, H, W) in [-1, 1] -> predicted classes (N,)."""
-    return np.concatenate([model(images[i : i + batch].float()).argmax(1).numpy() for i in range(0, len(images), batch)])
+    return np.concatenate(
+        [model(images[i : i + batch].float()).argmax(1).numpy() for i in range(0, len(images), batch)]
+    )
 
 
 @torch.no_grad()

@@ -1,4 +1,6 @@
-"""``infogan`` console script: ``train``, ``evaluate``, ``export``, ``data``, ``serve``. Thin: parse, then call the modules."""
+"""``infogan`` console script: ``train``, ``evaluate``, ``export``, ``data``, ``serve``, ``site``. Thin: parse, then
+call the modules."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,31 +17,57 @@ def _cmd_train(args: argparse.Namespace) -> int:
     overrides = list(args.set or [])
     if args.data_dir:
         overrides.append(f"data.dir={json.dumps(args.data_dir)}")
-    for key, val in (("train.seed", args.seed), ("train.epochs", args.epochs), ("train.device", args.device),
-                     ("train.threads", args.threads),
-                     ("loss.lambda_categorical", args.lambda_), ("loss.lambda_continuous", args.lambda_)):
+    for key, val in (
+        ("train.seed", args.seed),
+        ("train.epochs", args.epochs),
+        ("train.device", args.device),
+        ("train.threads", args.threads),
+        ("loss.lambda_categorical", args.lambda_),
+        ("loss.lambda_continuous", args.lambda_),
+    ):
         if val is not None:
             overrides.append(f"{key}={json.dumps(val)}")
     try:
         if args.resume:
-            fixed = [name for name, val in (("a config", args.config), ("--seed", args.seed), ("--set", args.set),
-                                            ("--lambda", args.lambda_), ("--device", args.device),
-                                            ("--data-dir", args.data_dir)) if val]
+            fixed = [
+                name
+                for name, val in (
+                    ("a config", args.config),
+                    ("--seed", args.seed),
+                    ("--set", args.set),
+                    ("--lambda", args.lambda_),
+                    ("--device", args.device),
+                    ("--data-dir", args.data_dir),
+                )
+                if val
+            ]
             if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
-                raise SystemExit(f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
-                                 "cannot be given with it (--epochs may, to train a run longer)")
-            ck = train(None, resume=args.resume, progress=not args.no_progress,  # type: ignore[arg-type]
-                       max_steps=args.max_steps, epochs=args.epochs, threads=args.threads)
+                raise SystemExit(
+                    f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
+                    "cannot be given with it (--epochs may, to train a run longer)"
+                )
+            ck = train(
+                None,
+                resume=args.resume,
+                progress=not args.no_progress,  # type: ignore[arg-type]
+                max_steps=args.max_steps,
+                epochs=args.epochs,
+                threads=args.threads,
+            )
         else:
             if not args.config:
-                raise SystemExit("infogan train: give a config (name in training/configs or a .toml path) or --resume RUN")
+                raise SystemExit(
+                    "infogan train: give a config (name in training/configs or a .toml path) or --resume RUN"
+                )
             cfg = load_config(args.config, overrides)
             if int(os.environ.get("RANK", "0")) == 0:
                 print(dumps(cfg))
             ck = train(cfg, runs_dir=args.runs_dir, progress=not args.no_progress, max_steps=args.max_steps)
     except Interrupted as e:
         print(f"infogan train: {e}", file=sys.stderr)
-        return 128 + e.signum  # the shell's convention for "ended by a signal", so a script can tell a stop from a failure
+        return (
+            128 + e.signum
+        )  # the shell's convention for "ended by a signal", so a script can tell a stop from a failure
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ck}")
     return 0
@@ -48,8 +76,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate_cmd import evaluate_checkpoint, evaluation_dir, summary
 
-    result = evaluate_checkpoint(args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures,
-                                 split=args.split)
+    result = evaluate_checkpoint(
+        args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures, split=args.split
+    )
     print(json.dumps(result, indent=2) if args.json else summary(result, evaluation_dir(args.checkpoint, args.out)))
     return 0
 
@@ -58,10 +87,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
 
     command = shlex.join(["infogan", *sys.argv[1:]])
-    folder = export_checkpoint(args.checkpoint, args.id, models_dir=args.models_dir, title=args.title,
-                               data_dir=args.data_dir, labels=args.label, command=command,
-                               weights=args.weights, compare_with=args.compare_with, split=args.split,
-                               force=args.force)
+    folder = export_checkpoint(
+        args.checkpoint,
+        args.id,
+        models_dir=args.models_dir,
+        title=args.title,
+        data_dir=args.data_dir,
+        labels=args.label,
+        command=command,
+        weights=args.weights,
+        compare_with=args.compare_with,
+        split=args.split,
+        force=args.force,
+    )
     print(f"exported {folder}")
     return 0
 
@@ -95,24 +133,30 @@ def _serve_checks(args: argparse.Namespace) -> None:
     try:
         socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise SystemExit(f"infogan serve: error: --host {args.host!r} is not an address or a known host name "
-                         f"({exc})") from None
+        raise SystemExit(
+            f"infogan serve: error: --host {args.host!r} is not an address or a known host name ({exc})"
+        ) from None
     from pydantic import ValidationError
 
     from backend.core.config import Settings
+
     try:
         settings = Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise SystemExit(f"infogan serve: error: setting {'.'.join(map(str, first['loc'])).upper()}: "
-                         f"{first['msg']}") from None
+        raise SystemExit(
+            f"infogan serve: error: setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}"
+        ) from None
     if settings.models_dir.exists() and not settings.models_dir.is_dir():
         raise SystemExit(f"infogan serve: error: MODELS_DIR {settings.models_dir} is a file, not a folder of models")
     if settings.device == "cuda":
         from backend.core.cuda_probe import probe_cuda
 
-        probe = next(iter(sorted(settings.models_dir.glob("*/generator.onnx"))), None) \
-            if settings.models_dir.is_dir() else None
+        probe = (
+            next(iter(sorted(settings.models_dir.glob("*/generator.onnx"))), None)
+            if settings.models_dir.is_dir()
+            else None
+        )
         ok, reason = probe_cuda(probe)
         if not ok:
             raise SystemExit(f"infogan serve: error: DEVICE=cuda but {reason} (DEVICE=auto falls back to CPU)")
@@ -132,8 +176,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     # proxy headers are uvicorn's default; they are believed from --forwarded-allow-ips (uvicorn's default: the
     # FORWARDED_ALLOW_IPS variable, else 127.0.0.1; the image passes '*' as it sits behind a proxy container)
     extra = {"forwarded_allow_ips": args.forwarded_allow_ips} if args.forwarded_allow_ips else {}
-    uvicorn.run("backend.main:app", host=args.host, port=args.port, http="backend.api.limits:HeaderTimeoutProtocol",
-                timeout_keep_alive=5, h11_max_incomplete_event_size=64 * 1024, workers=args.workers, **extra)
+    uvicorn.run(
+        "backend.main:app",
+        host=args.host,
+        port=args.port,
+        http="backend.api.limits:HeaderTimeoutProtocol",
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=64 * 1024,
+        workers=args.workers,
+        **extra,
+    )
     return 0
 
 
@@ -165,8 +217,10 @@ def _positive_int(text: str) -> int:
     return n
 
 
-_SPLIT_HELP = ("split to evaluate on (default: test); a data set without it is an error, never a quiet fallback: "
-               "give --split train to evaluate on the training images")
+_SPLIT_HELP = (
+    "split to evaluate on (default: test); a data set without it is an error, never a quiet fallback: "
+    "give --split train to evaluate on the training images"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,16 +230,29 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train from a config, or resume a run")
-    t.add_argument("config", nargs="?", help="config name in training/configs (mnist, fashion-mnist, ...) or a .toml path")
+    t.add_argument(
+        "config", nargs="?", help="config name in training/configs (mnist, fashion-mnist, ...) or a .toml path"
+    )
     t.add_argument("--data-dir", help="folder holding the data set files (downloaded there if missing)")
     t.add_argument("--seed", type=int)
     t.add_argument("--epochs", type=float)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--threads", type=int, help="CPU threads for this process (0: torch's default); may change on --resume (then not bit-identical: sums run in another order)")
-    t.add_argument("--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)")
+    t.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for this process (0: torch's default); may change on --resume (then not bit-identical: "
+        "sums run in another order)",
+    )
+    t.add_argument(
+        "--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)"
+    )
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
     t.add_argument("--runs-dir", default="runs")
-    t.add_argument("--resume", metavar="RUN_DIR_OR_CHECKPOINT", help="continue a killed run where it stopped (with --epochs: train a run longer)")
+    t.add_argument(
+        "--resume",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="continue a killed run where it stopped (with --epochs: train a run longer)",
+    )
     t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_cmd_train)
@@ -206,35 +273,58 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--title")
     x.add_argument("--data-dir")
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
-    x.add_argument("--compare-with", metavar="ID", help="id of the model the page shows beside this one (e.g. its "
-                   "lambda = 0 baseline)")
+    x.add_argument(
+        "--compare-with",
+        metavar="ID",
+        help="id of the model the page shows beside this one (e.g. its lambda = 0 baseline)",
+    )
     x.add_argument("--split", default="test", help=_SPLIT_HELP)
     x.add_argument("--force", action="store_true", help="replace an existing models/<id>/ (refused without it)")
-    x.add_argument("--weights", choices=list(WEIGHT_FORMATS), default="fp32",
-                   help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
-                        "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
-                        "through the int8 weights) and the evaluation runs on the stored weights")
+    x.add_argument(
+        "--weights",
+        choices=list(WEIGHT_FORMATS),
+        default="fp32",
+        help="stored weight format: fp16 halves the files, int8 (per-row, large FC layers) quarters "
+        "them; results match fp32 arithmetic to rounding (one or two images take an exact integer path "
+        "through the int8 weights) and the evaluation runs on the stored weights",
+    )
     x.set_defaults(fn=_cmd_export)
 
-    d = sub.add_parser("data", help="write a data set file (dsprites: rendered from its definition; chairs3d: "
-                       "rendered 3D chairs)")
+    d = sub.add_parser(
+        "data", help="write a data set file (dsprites: rendered from its definition; chairs3d: rendered 3D chairs)"
+    )
     d.add_argument("dataset", choices=["dsprites", "chairs3d"])
-    d.add_argument("--out", help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_64x64.npz "
-                   "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)")
-    d.add_argument("--subset", metavar="S1,...", help="every S-th class of each factor: dsprites (color, shape, scale, "
-                   "orientation, posX, posY), e.g. 1,1,2,4,4,4; chairs3d (style, azimuth, elevation, light, width), "
-                   "e.g. 1,4,2,2,2")
+    d.add_argument(
+        "--out",
+        help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_64x64.npz "
+        "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)",
+    )
+    d.add_argument(
+        "--subset",
+        metavar="S1,...",
+        help="every S-th class of each factor: dsprites (color, shape, scale, "
+        "orientation, posX, posY), e.g. 1,1,2,4,4,4; chairs3d (style, azimuth, elevation, light, width), "
+        "e.g. 1,4,2,2,2",
+    )
     d.set_defaults(fn=_cmd_data)
 
     s = sub.add_parser("serve", help="serve models/ with the explorer page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_port, default=8000)
     s.add_argument("--models-dir")
-    s.add_argument("--forwarded-allow-ips", metavar="IPS", help="comma-separated proxy addresses whose X-Forwarded-* "
-                   "headers are believed ('*': any; default: $FORWARDED_ALLOW_IPS or 127.0.0.1)")
-    s.add_argument("--workers", type=_positive_int, default=1,
-                   help="worker processes, each with its own models and cores/workers ONNX Runtime threads (a "
-                        "one-image request is bound by Python, one core per process; memory grows N-fold)")
+    s.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxy addresses whose X-Forwarded-* "
+        "headers are believed ('*': any; default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    s.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes, each with its own models and cores/workers ONNX Runtime threads (a "
+        "one-image request is bound by Python, one core per process; memory grows N-fold)",
+    )
     s.set_defaults(fn=_cmd_serve)
 
     w = sub.add_parser("site", help="write the explorer and the models as static files (no server needed)")

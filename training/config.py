@@ -3,6 +3,7 @@
 The resolved config (file + command-line overrides) is validated here, printed, written to every run folder
 (``training_options.json``) and stored in every checkpoint, so a run can be reproduced from its folder alone.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -23,11 +24,11 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 @dataclass
 class DataConfig:
-    name: str = "mnist"        # mnist | fashion-mnist | svhn | celeba | folder
-    dir: str | None = None     # where the files are (downloaded there if missing and allowed)
+    name: str = "mnist"  # mnist | fashion-mnist | svhn | celeba | folder
+    dir: str | None = None  # where the files are (downloaded there if missing and allowed)
     download: bool = True
-    verify: bool = True        # check MD5 sums of IDX content (tests turn it off for generated fixture files)
-    resolution: int = 28       # used by svhn/celeba/folder; MNIST-like sets are 28x28
+    verify: bool = True  # check MD5 sums of IDX content (tests turn it off for generated fixture files)
+    resolution: int = 28  # used by svhn/celeba/folder; MNIST-like sets are 28x28
     channels: int = 1
 
 
@@ -53,7 +54,7 @@ class LossConfig:
 @dataclass
 class OptimConfig:
     batch_size: int = 128
-    lr_g: float = 1e-3   # G and D rates of the reference implementation (openai/InfoGAN, MNIST)
+    lr_g: float = 1e-3  # G and D rates of the reference implementation (openai/InfoGAN, MNIST)
     lr_d: float = 2e-4
     lr_q: float | None = None  # Q head's rate; None = lr_g
     beta1: float = 0.5
@@ -64,16 +65,16 @@ class OptimConfig:
 class TrainConfig:
     epochs: float = 10.0
     seed: int = 0
-    checkpoint_every: int = 500   # steps between atomic checkpoints
-    log_every: int = 50           # steps between metrics.jsonl lines
-    device: str = "auto"          # auto | cpu | cuda
+    checkpoint_every: int = 500  # steps between atomic checkpoints
+    log_every: int = 50  # steps between metrics.jsonl lines
+    device: str = "auto"  # auto | cpu | cuda
     # "bf16": forward passes under torch.autocast(bfloat16) (convolutions and matmuls in bf16, weights, optimizer
     # state, BatchNorm statistics and losses in fp32). 2.3x the images/s of fp32 on a 2-core CPU with AVX-512 BF16,
     # but 20x *slower* on an AVX2-only CPU, where oneDNN emulates bf16 (benchmarks/train_throughput.py). "fp32" is
     # exact fp32 everywhere; "auto" is bf16 where the hardware has it (CUDA with bf16, AVX-512 BF16 / AMX), else fp32.
     precision: str = "fp32"
-    threads: int = 0              # torch CPU threads; 0 = torch's default
-    eval_every_epoch: bool = True # log test-split accuracy at each epoch's end (labelled data sets)
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    eval_every_epoch: bool = True  # log test-split accuracy at each epoch's end (labelled data sets)
     # Label-free restarts (training/restarts.py): train this many differently seeded starts for restart_steps steps
     # each and keep the one whose Q best separates *real* images (the label-free score, I(category; x)), then train
     # it on. 1 = no restarts.
@@ -131,7 +132,7 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         d = dict(d)
         sections = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - set(sections))
@@ -139,8 +140,13 @@ class Config:
             raise ValueError(f"unknown config keys {unknown}; expected {sorted(sections)}")
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
-            typ = {"data": DataConfig, "model": ModelConfig, "loss": LossConfig, "optim": OptimConfig,
-                   "train": TrainConfig}.get(key)
+            typ = {
+                "data": DataConfig,
+                "model": ModelConfig,
+                "loss": LossConfig,
+                "optim": OptimConfig,
+                "train": TrainConfig,
+            }.get(key)
             if typ is not None:
                 if not isinstance(value, dict):
                     raise ValueError(f"[{key}] must be a table of settings, got {value!r}")
@@ -155,15 +161,17 @@ class Config:
                 value = typ(**value)
             kwargs[key] = value
         cfg = cls(**kwargs)
-        cfg.spec  # validate the latent spec now, with its own messages
+        _ = cfg.spec  # validate the latent spec now, with its own messages
         for where, ok, what in RANGES:
             section, name = where.split()[0].split(".")
             value = getattr(getattr(cfg, section), name)
             if not ok(value):
                 raise ValueError(f"{where} must be {what}, got {value!r}")
         if cfg.train.restarts > 1 and not cfg.spec.categorical_codes():
-            raise ValueError("train.restarts > 1 ranks restarts by a categorical code's label-free score; "
-                             "the latent spec has no categorical code")
+            raise ValueError(
+                "train.restarts > 1 ranks restarts by a categorical code's label-free score; "
+                "the latent spec has no categorical code"
+            )
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
         return cfg
 
@@ -226,8 +234,13 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(h) for h in typing.get_args(hint))
     if origin is dict:
         return f"a table of name = value pairs, each value {_describe(typing.get_args(hint)[1])}"
-    return {float: "a number", int: "an integer", bool: "true or false", str: "a string",
-            type(None): "unset (null)"}.get(hint, str(hint))
+    return {
+        float: "a number",
+        int: "an integer",
+        bool: "true or false",
+        str: "a string",
+        type(None): "unset (null)",
+    }.get(hint, str(hint))
 
 
 def load_config(path_or_name: str | Path, overrides: list[str] | None = None) -> Config:

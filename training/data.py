@@ -5,6 +5,7 @@ centre-cropped and resized once. Downloads use the canonical mirrors and verify 
 *decompressed* content (so a re-wrapped ``.gz`` with the same bytes inside passes); with no network the error
 says which file to put where.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -25,8 +26,10 @@ IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-
 # MD5 of each decompressed IDX file (the canonical content).
 IDX_SETS = {
     "mnist": {
-        "mirrors": ["https://ossci-datasets.s3.amazonaws.com/mnist/",
-                    "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        "mirrors": [
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "https://storage.googleapis.com/cvdf-datasets/mnist/",
+        ],
         "md5": {
             "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
             "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -43,8 +46,18 @@ IDX_SETS = {
             "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
             "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
         },
-        "classes": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                    "Ankle boot"],
+        "classes": [
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ],
     },
 }
 
@@ -99,23 +112,29 @@ class DataError(RuntimeError):
 
 @dataclass
 class ImageSet:
-    images: torch.Tensor          # (N, C, H, W) uint8
-    labels: torch.Tensor | None   # (N,) int64, or None when the set has no labels
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor | None  # (N,) int64, or None when the set has no labels
     classes: list[str] | None
     name: str
-    factors: torch.Tensor | None = None            # (N, F) int64 ground-truth factor classes (dSprites), or None
+    factors: torch.Tensor | None = None  # (N, F) int64 ground-truth factor classes (dSprites), or None
     factor_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"{self.name}: images must be uint8 (N, C, H, W), "
-                            f"got {self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"{self.name}: images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}"
+            )
         if self.labels is not None and len(self.labels) != len(self.images):
             raise DataError(f"{self.name}: {len(self.labels)} labels for {len(self.images)} images")
-        if self.factors is not None and (self.factors.shape[0] != len(self.images) or self.factor_names is None
-                                         or self.factors.shape[1] != len(self.factor_names)):
-            raise DataError(f"{self.name}: factors {tuple(self.factors.shape)} do not match {len(self.images)} "
-                            f"images and the factor names {self.factor_names}")
+        if self.factors is not None and (
+            self.factors.shape[0] != len(self.images)
+            or self.factor_names is None
+            or self.factors.shape[1] != len(self.factor_names)
+        ):
+            raise DataError(
+                f"{self.name}: factors {tuple(self.factors.shape)} do not match {len(self.images)} "
+                f"images and the factor names {self.factor_names}"
+            )
 
     def __len__(self) -> int:
         return len(self.images)
@@ -130,6 +149,7 @@ class ImageSet:
 
 
 # ---- IDX (MNIST, Fashion-MNIST) -------------------------------------------------------------------------
+
 
 def md5_of(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
@@ -183,8 +203,9 @@ def download(url: str, dest: Path, timeout: float = 30.0) -> None:
         raise
 
 
-def load_idx_set(name: str, root: str | Path | None = None, split: str = "train", allow_download: bool = True,
-                 verify: bool = True) -> ImageSet:
+def load_idx_set(
+    name: str, root: str | Path | None = None, split: str = "train", allow_download: bool = True, verify: bool = True
+) -> ImageSet:
     """Load MNIST or Fashion-MNIST (split 'train' 60k or 'test' 10k) from ``root``; download what is missing."""
     if name not in IDX_SETS:
         raise DataError(f"unknown IDX data set {name!r}; expected one of {sorted(IDX_SETS)}")
@@ -203,14 +224,20 @@ def load_idx_set(name: str, root: str | Path | None = None, split: str = "train"
             path = _download_idx(meta["mirrors"], stem, root, name)
         data = _read_maybe_gz(path)
         if verify and md5_of(data) != meta["md5"][stem]:
-            raise DataError(f"{path}: checksum mismatch (md5 of the content {md5_of(data)}, expected "
-                            f"{meta['md5'][stem]}); the file is corrupt or not {name}: delete it and retry")
+            raise DataError(
+                f"{path}: checksum mismatch (md5 of the content {md5_of(data)}, expected "
+                f"{meta['md5'][stem]}); the file is corrupt or not {name}: delete it and retry"
+            )
         arrays.append(parse_idx(data, str(path)))
     images, labels = arrays
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
-    return ImageSet(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)),
-                    list(meta["classes"]), name)
+    return ImageSet(
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels.astype(np.int64)),
+        list(meta["classes"]),
+        name,
+    )
 
 
 def _download_idx(mirrors: list[str], stem: str, root: Path, name: str) -> Path:
@@ -223,11 +250,14 @@ def _download_idx(mirrors: list[str], stem: str, root: Path, name: str) -> Path:
             return dest
         except OSError as e:  # URLError is an OSError
             errors.append(f"{mirror}: {e}")
-    raise DataError(f"{name}: could not download {stem}.gz ({'; '.join(errors)}). If you are offline, copy the "
-                    f"four IDX .gz files into {root} or pass --data-dir")
+    raise DataError(
+        f"{name}: could not download {stem}.gz ({'; '.join(errors)}). If you are offline, copy the "
+        f"four IDX .gz files into {root} or pass --data-dir"
+    )
 
 
 # ---- SVHN (.mat), CelebA and image folders --------------------------------------------------------------
+
 
 def load_svhn(root: str | Path | None = None, split: str = "train", allow_download: bool = True) -> ImageSet:
     import scipy.io
@@ -257,8 +287,9 @@ def load_svhn(root: str | Path | None = None, split: str = "train", allow_downlo
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif"}
 
 
-def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str = "folder",
-                limit: int | None = None) -> ImageSet:
+def load_folder(
+    root: str | Path, resolution: int, channels: int = 3, name: str = "folder", limit: int | None = None
+) -> ImageSet:
     """Every image under root (recursively), centre-cropped to a square and resized to resolution^2."""
     from PIL import Image
 
@@ -286,9 +317,17 @@ def load_folder(root: str | Path, resolution: int, channels: int = 3, name: str 
     return ImageSet(torch.from_numpy(out).permute(0, 3, 1, 2).contiguous(), None, None, name)
 
 
-def load_dataset(name: str, root: str | Path | None = None, split: str = "train", *, resolution: int = 28,
-                 channels: int = 1, allow_download: bool = True, verify: bool = True,
-                 subset: list[int] | None = None) -> ImageSet:
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    split: str = "train",
+    *,
+    resolution: int = 28,
+    channels: int = 1,
+    allow_download: bool = True,
+    verify: bool = True,
+    subset: list[int] | None = None,
+) -> ImageSet:
     """Dispatch on the data set name (the config's ``data.name``); a split the data set lacks is an error.
     ``subset``: rendered factor sets only (dsprites, chairs3d), every subset[f]-th class of each factor."""
     if split not in dataset_info(name).splits:

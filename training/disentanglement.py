@@ -25,6 +25,7 @@ networks' image space, ``ImageSet.as_float``) and codes an (N, d) array; a groun
 (``sample_factors(n, rng)``, ``images_for(factors)``) over any image set whose loader gives factor classes forming a
 full grid (every combination present once), e.g. dSprites or a subset of it.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -43,16 +44,18 @@ class FactorData:
         factors = np.asarray(factors)
         if factors.ndim != 2 or len(factors) != len(images) or factors.shape[1] != len(names):
             raise ValueError(f"factors {factors.shape} do not match {len(images)} images and {len(names)} names")
-        self.images = images                                         # uint8 (N, C, H, W), numpy or torch
+        self.images = images  # uint8 (N, C, H, W), numpy or torch
         self.names = tuple(names)
         self.values = [np.unique(factors[:, f]) for f in range(factors.shape[1])]
         self.sizes = tuple(len(v) for v in self.values)
         positions = np.stack([np.searchsorted(v, factors[:, f]) for f, v in enumerate(self.values)], axis=1)
         flat = np.ravel_multi_index(positions.T, self.sizes)
         if len(flat) != int(np.prod(self.sizes)) or len(np.unique(flat)) != len(flat):
-            raise ValueError(f"the factor classes are not a full grid: {len(flat)} images, "
-                             f"{int(np.prod(self.sizes))} combinations of sizes {self.sizes}, "
-                             f"{len(np.unique(flat))} distinct")
+            raise ValueError(
+                f"the factor classes are not a full grid: {len(flat)} images, "
+                f"{int(np.prod(self.sizes))} combinations of sizes {self.sizes}, "
+                f"{len(np.unique(flat))} distinct"
+            )
         self._index = np.empty(len(flat), np.int64)
         self._index[flat] = np.arange(len(flat))
         # the factors that vary: the metrics' factors (a constant factor carries no information and cannot be fixed)
@@ -75,7 +78,7 @@ class FactorData:
     def images_for(self, factors: np.ndarray) -> np.ndarray:
         """float32 (n, C, H, W) in [-1, 1]: the image of each row of class positions."""
         rows = self._index[np.ravel_multi_index(np.asarray(factors).T, self.sizes)]
-        if hasattr(self.images, "numpy"):                              # a torch tensor (ImageSet.images)
+        if hasattr(self.images, "numpy"):  # a torch tensor (ImageSet.images)
             import torch
 
             imgs = self.images[torch.from_numpy(rows)].numpy()
@@ -86,18 +89,24 @@ class FactorData:
 
 def encode(representation: Representation, data: FactorData, factors: np.ndarray, batch: int = 256) -> np.ndarray:
     """Codes (n, d) float64 of the images of ``factors``, ``batch`` images per call."""
-    parts = [np.asarray(representation(data.images_for(factors[i:i + batch])), np.float64).reshape(
-        min(batch, len(factors) - i), -1) for i in range(0, len(factors), batch)]
+    parts = [
+        np.asarray(representation(data.images_for(factors[i : i + batch])), np.float64).reshape(
+            min(batch, len(factors) - i), -1
+        )
+        for i in range(0, len(factors), batch)
+    ]
     return np.concatenate(parts)
 
 
-def sample_codes(representation: Representation, data: FactorData, n: int, rng: np.random.Generator,
-                 batch: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def sample_codes(
+    representation: Representation, data: FactorData, n: int, rng: np.random.Generator, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     factors = data.sample_factors(n, rng)
     return encode(representation, data, factors, batch), factors
 
 
 # ---- MIG and the MI matrix ----------------------------------------------------------------------------------
+
 
 def histogram_discretize(codes: np.ndarray, bins: int = 20) -> np.ndarray:
     """(n, d) -> (n, d) int: bin index of each code in ``bins`` equal-width bins over its sampled range."""
@@ -111,8 +120,12 @@ def mutual_info_matrix(discrete: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """(d, F) MI in nats between each discretised code and each factor (sklearn's mutual_info_score)."""
     from sklearn.metrics import mutual_info_score
 
-    return np.array([[mutual_info_score(factors[:, j], discrete[:, i]) for j in range(factors.shape[1])]
-                     for i in range(discrete.shape[1])])
+    return np.array(
+        [
+            [mutual_info_score(factors[:, j], discrete[:, i]) for j in range(factors.shape[1])]
+            for i in range(discrete.shape[1])
+        ]
+    )
 
 
 def entropies(factors: np.ndarray) -> np.ndarray:
@@ -135,19 +148,34 @@ def mig(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> dict:
 
 # ---- FactorVAE score ----------------------------------------------------------------------------------------
 
-def factor_vae_score(representation: Representation, data: FactorData, rng: np.random.Generator, *,
-                     batch_size: int = 64, num_train: int = 10_000, num_eval: int = 5_000,
-                     num_variance_estimate: int = 10_000, prune_std: float = 0.05, votes_per_call: int = 16) -> dict:
+
+def factor_vae_score(
+    representation: Representation,
+    data: FactorData,
+    rng: np.random.Generator,
+    *,
+    batch_size: int = 64,
+    num_train: int = 10_000,
+    num_eval: int = 5_000,
+    num_variance_estimate: int = 10_000,
+    prune_std: float = 0.05,
+    votes_per_call: int = 16,
+) -> dict:
     codes, _ = sample_codes(representation, data, num_variance_estimate, rng)
     global_var = np.var(codes, axis=0, ddof=1)
     active = np.flatnonzero(np.sqrt(global_var) >= prune_std)
-    result = {"score": 0.0, "train_accuracy": 0.0, "eval_accuracy": 0.0, "num_active_codes": len(active),
-              "classifier": None}
+    result = {
+        "score": 0.0,
+        "train_accuracy": 0.0,
+        "eval_accuracy": 0.0,
+        "num_active_codes": len(active),
+        "classifier": None,
+    }
     if len(active) == 0:
         return result
     train = _votes(representation, data, rng, batch_size, num_train, global_var, active, votes_per_call)
     held_out = _votes(representation, data, rng, batch_size, num_eval, global_var, active, votes_per_call)
-    classifier = np.argmax(train, axis=0)                           # code -> the factor (row) it votes for most
+    classifier = np.argmax(train, axis=0)  # code -> the factor (row) it votes for most
     cols = np.arange(train.shape[1])
     result["train_accuracy"] = float(train[classifier, cols].sum() / train.sum())
     result["eval_accuracy"] = result["score"] = float(held_out[classifier, cols].sum() / held_out.sum())
@@ -162,7 +190,7 @@ def _votes(representation, data: FactorData, rng, batch_size, num, global_var, a
     done = 0
     while done < num:
         k = min(per_call, num - done)
-        fixed = rng.integers(0, len(data.varying), k)              # row in data.varying
+        fixed = rng.integers(0, len(data.varying), k)  # row in data.varying
         factors = np.concatenate([data.sample_factors(batch_size, rng) for _ in range(k)])
         factors = factors.reshape(k, batch_size, -1)
         cols = np.array(data.varying)[fixed]
@@ -177,8 +205,10 @@ def _votes(representation, data: FactorData, rng, batch_size, num, global_var, a
 
 # ---- DCI and SAP --------------------------------------------------------------------------------------------
 
-def dci(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray,
-        seed: int = 0) -> dict:
+
+def dci(
+    codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarray, factors_test: np.ndarray, seed: int = 0
+) -> dict:
     """DCI with gradient-boosted trees; factors given as (n, F) columns, each with at least two classes."""
     from sklearn.ensemble import GradientBoostingClassifier
 
@@ -191,9 +221,13 @@ def dci(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarr
         importance[:, j] = np.abs(model.feature_importances_)
         train_acc.append(np.mean(model.predict(codes_train) == factors_train[:, j]))
         test_acc.append(np.mean(model.predict(codes_test) == factors_test[:, j]))
-    return {"disentanglement": _weighted_one_minus_entropy(importance), "completeness":
-            _weighted_one_minus_entropy(importance.T), "informativeness_train": float(np.mean(train_acc)),
-            "informativeness_test": float(np.mean(test_acc)), "importance": importance}
+    return {
+        "disentanglement": _weighted_one_minus_entropy(importance),
+        "completeness": _weighted_one_minus_entropy(importance.T),
+        "informativeness_train": float(np.mean(train_acc)),
+        "informativeness_test": float(np.mean(test_acc)),
+        "importance": importance,
+    }
 
 
 def _weighted_one_minus_entropy(importance: np.ndarray) -> float:
@@ -221,8 +255,8 @@ def sap(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarr
         for i in range(d):
             for j in range(f):
                 clf = LinearSVC(C=0.01, class_weight="balanced")
-                clf.fit(codes_train[:, i:i + 1], factors_train[:, j])
-                matrix[i, j] = np.mean(clf.predict(codes_test[:, i:i + 1]) == factors_test[:, j])
+                clf.fit(codes_train[:, i : i + 1], factors_train[:, j])
+                matrix[i, j] = np.mean(clf.predict(codes_test[:, i : i + 1]) == factors_test[:, j])
     top = np.sort(matrix, axis=0)
     score = float(np.mean(top[-1] - top[-2])) if d > 1 else 0.0
     return {"score": score, "matrix": matrix}
@@ -230,12 +264,26 @@ def sap(codes_train: np.ndarray, factors_train: np.ndarray, codes_test: np.ndarr
 
 # ---- everything, JSON-able ----------------------------------------------------------------------------------
 
-def disentanglement_metrics(representation: Representation, data, rng: np.random.Generator, *,
-                            code_names: Sequence[str] | None = None, mig_samples: int = 10_000, bins: int = 20,
-                            fvae_batch: int = 64, fvae_train: int = 10_000, fvae_eval: int = 5_000,
-                            fvae_variance: int = 10_000, prune_std: float = 0.05, dci_train: int = 10_000,
-                            dci_test: int = 5_000, sap_train: int = 10_000, sap_test: int = 5_000,
-                            batch: int = 256) -> dict:
+
+def disentanglement_metrics(
+    representation: Representation,
+    data,
+    rng: np.random.Generator,
+    *,
+    code_names: Sequence[str] | None = None,
+    mig_samples: int = 10_000,
+    bins: int = 20,
+    fvae_batch: int = 64,
+    fvae_train: int = 10_000,
+    fvae_eval: int = 5_000,
+    fvae_variance: int = 10_000,
+    prune_std: float = 0.05,
+    dci_train: int = 10_000,
+    dci_test: int = 5_000,
+    sap_train: int = 10_000,
+    sap_test: int = 5_000,
+    batch: int = 256,
+) -> dict:
     """MIG, FactorVAE score, DCI, SAP, the code x factor MI matrix (nats, from the MIG samples) and each code's
     best-matching factor (largest MI / factor entropy), over the factors that vary. ``data``: a FactorData or an
     ImageSet with factor classes. Sizes default to disentanglement_lib's; dci_train = 0 skips DCI (minutes of
@@ -252,29 +300,57 @@ def disentanglement_metrics(representation: Representation, data, rng: np.random
         raise ValueError(f"{len(code_names)} code names for {d} codes")
     m = mig(codes, factors[:, var], bins)
     normalised = m["mi"] / np.where(m["entropy"] > 0, m["entropy"], np.inf)
-    fv = factor_vae_score(representation, data, rng, batch_size=fvae_batch, num_train=fvae_train,
-                          num_eval=fvae_eval, num_variance_estimate=fvae_variance, prune_std=prune_std)
+    fv = factor_vae_score(
+        representation,
+        data,
+        rng,
+        batch_size=fvae_batch,
+        num_train=fvae_train,
+        num_eval=fvae_eval,
+        num_variance_estimate=fvae_variance,
+        prune_std=prune_std,
+    )
     out = {
         "factors": names,
         "codes": code_names,
         "factor_vae": {k: fv[k] for k in ("score", "train_accuracy", "eval_accuracy", "num_active_codes")}
-        | {"classifier": {c: (None if f is None else data.names[f]) for c, f in zip(code_names, fv["classifier"]
-                                                                                    or [None] * d)}},
-        "mig": {"score": m["score"], "per_factor": dict(zip(names, _floats(m["per_factor"])))},
+        | {
+            "classifier": {
+                c: (None if f is None else data.names[f])
+                for c, f in zip(code_names, fv["classifier"] or [None] * d, strict=False)
+            }
+        },
+        "mig": {"score": m["score"], "per_factor": dict(zip(names, _floats(m["per_factor"]), strict=False))},
         "mi_matrix": [_floats(row) for row in m["mi"]],
-        "factor_entropy": dict(zip(names, _floats(m["entropy"]))),
-        "best_factor": {c: {"factor": names[int(np.argmax(normalised[i]))],
-                            "mi": float(m["mi"][i, int(np.argmax(normalised[i]))]),
-                            "normalised_mi": float(normalised[i].max())} for i, c in enumerate(code_names)},
-        "sizes": {"mig_samples": mig_samples, "bins": bins, "fvae_batch": fvae_batch, "fvae_train": fvae_train,
-                  "fvae_eval": fvae_eval, "fvae_variance": fvae_variance, "prune_std": prune_std,
-                  "dci_train": dci_train, "dci_test": dci_test, "sap_train": sap_train, "sap_test": sap_test},
+        "factor_entropy": dict(zip(names, _floats(m["entropy"]), strict=False)),
+        "best_factor": {
+            c: {
+                "factor": names[int(np.argmax(normalised[i]))],
+                "mi": float(m["mi"][i, int(np.argmax(normalised[i]))]),
+                "normalised_mi": float(normalised[i].max()),
+            }
+            for i, c in enumerate(code_names)
+        },
+        "sizes": {
+            "mig_samples": mig_samples,
+            "bins": bins,
+            "fvae_batch": fvae_batch,
+            "fvae_train": fvae_train,
+            "fvae_eval": fvae_eval,
+            "fvae_variance": fvae_variance,
+            "prune_std": prune_std,
+            "dci_train": dci_train,
+            "dci_test": dci_test,
+            "sap_train": sap_train,
+            "sap_test": sap_test,
+        },
     }
     if dci_train:
         (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (dci_train, dci_test))
         r = dci(ctr, ftr[:, var], cte, fte[:, var], seed=seed)
-        out["dci"] = {k: r[k] for k in ("disentanglement", "completeness", "informativeness_train",
-                                        "informativeness_test")} | {"importance": [_floats(x) for x in r["importance"]]}
+        out["dci"] = {
+            k: r[k] for k in ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
+        } | {"importance": [_floats(x) for x in r["importance"]]}
     if sap_train:
         (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (sap_train, sap_test))
         r = sap(ctr, ftr[:, var], cte, fte[:, var])

@@ -14,6 +14,7 @@
 it owns the BatchNorm recalibration and its sample size (``BN_SAMPLES``); ``load_eval_data`` loads the images it
 needs and fails loudly (``EvaluationError``) when the split asked for does not exist.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,23 +50,30 @@ class EvalData:
     split: str
 
 
-def load_eval_data(data_cfg: dict[str, Any], data_dir: str | None, split: str = "test", *,
-                   allow_download: bool | None = None) -> EvalData:
+def load_eval_data(
+    data_cfg: dict[str, Any], data_dir: str | None, split: str = "test", *, allow_download: bool | None = None
+) -> EvalData:
     """The run's data set (``data_cfg``: the config's [data] table as a dict) for ``evaluate_model``.
 
     ``split`` "train" evaluates on the training images themselves (say so explicitly: nothing falls back to them).
     ``allow_download`` None: the config's ``download``."""
     name = data_cfg["name"]
     data_dir = data_dir or data_cfg.get("dir")
-    kw = dict(resolution=data_cfg["resolution"], channels=data_cfg["channels"], verify=data_cfg.get("verify", True),
-              allow_download=data_cfg.get("download", True) if allow_download is None else allow_download)
+    kw = dict(
+        resolution=data_cfg["resolution"],
+        channels=data_cfg["channels"],
+        verify=data_cfg.get("verify", True),
+        allow_download=data_cfg.get("download", True) if allow_download is None else allow_download,
+    )
     try:
         splits = dataset_info(name).splits
     except DataError as e:
         raise EvaluationError(str(e)) from None
     if split not in splits:
-        raise EvaluationError(f"{name} has no {split!r} split to evaluate on (it has: {', '.join(splits)}); "
-                              f"pass the split explicitly, e.g. --split train")
+        raise EvaluationError(
+            f"{name} has no {split!r} split to evaluate on (it has: {', '.join(splits)}); "
+            f"pass the split explicitly, e.g. --split train"
+        )
     train = load_dataset(name, data_dir, "train", **kw)
     if split == "train":
         return EvalData(train, train, split)
@@ -89,8 +97,9 @@ def evaluate_model(G: Generator, D: Discriminator, data: EvalData, *, bn_samples
     (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were."""
     was_training = G.training
     try:
-        return evaluate(G, calibrated_copy(D, data, bn_samples), data.eval.as_float(), data.eval.labels,
-                        data.eval.classes)
+        return evaluate(
+            G, calibrated_copy(D, data, bn_samples), data.eval.as_float(), data.eval.labels, data.eval.classes
+        )
     finally:
         G.train(was_training)
 
@@ -110,8 +119,8 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
         m.momentum = None  # cumulative moving average over all batches
         m.train()
     for i in range(0, len(images), batch):
-        D(images[i:i + batch].to(device))
-    for m, (mom, tr) in zip(bns, saved):
+        D(images[i : i + batch].to(device))
+    for m, (mom, tr) in zip(bns, saved, strict=False):
         m.momentum = mom
         m.train(tr)
 
@@ -121,7 +130,7 @@ def predict_codes(D: Discriminator, images: torch.Tensor, batch: int = 1000) -> 
     """images (N, C, H, W) in [-1, 1] -> {code: {'logits' | 'mean','std': (N, ...)}} from Q in eval mode."""
     D.eval()
     device = next(D.parameters()).device
-    qs = torch.cat([D(images[i:i + batch].to(device))[1] for i in range(0, len(images), batch)])
+    qs = torch.cat([D(images[i : i + batch].to(device))[1] for i in range(0, len(images), batch)])
     return D.spec.predict(qs)
 
 
@@ -136,7 +145,7 @@ def hungarian_accuracy(pred: np.ndarray, labels: np.ndarray, k: int, n_classes: 
     m = confusion(pred, labels, k, n_classes)
     rows, cols = linear_sum_assignment(-m)
     mapping = [-1] * k
-    for r, c in zip(rows, cols):
+    for r, c in zip(rows, cols, strict=False):
         mapping[r] = int(c)
     return float(m[rows, cols].sum() / len(pred)), mapping
 
@@ -144,9 +153,9 @@ def hungarian_accuracy(pred: np.ndarray, labels: np.ndarray, k: int, n_classes: 
 def nmi(pred: np.ndarray, labels: np.ndarray) -> float:
     """Normalised mutual information with arithmetic-mean normalisation."""
     _, p = np.unique(pred, return_inverse=True)
-    _, l = np.unique(labels, return_inverse=True)
-    joint = np.zeros((p.max() + 1, l.max() + 1))
-    np.add.at(joint, (p, l), 1)
+    _, lab = np.unique(labels, return_inverse=True)
+    joint = np.zeros((p.max() + 1, lab.max() + 1))
+    np.add.at(joint, (p, lab), 1)
     joint /= joint.sum()
     pp, pl = joint.sum(1), joint.sum(0)
     nz = joint > 0
@@ -174,13 +183,18 @@ def info_bound(G: Generator, D: Discriminator, n: int = 5000, seed: int = 0) -> 
     z, c = (t.to(device) for t in spec.sample(n, g))
     G.eval()
     D.eval()
-    q = torch.cat([D(G(z[i:i + 500], c[i:i + 500]))[1] for i in range(0, n, 500)])
+    q = torch.cat([D(G(z[i : i + 500], c[i : i + 500]))[1] for i in range(0, n, 500)])
     nll = {k: float(v) for k, v in spec.info_losses(c, q).items()}
     return {code.name: {"L_I": code.entropy() - float(nll[code.name]), "H": code.entropy()} for code in spec.codes}
 
 
-def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_labels: torch.Tensor | None,
-             classes: list[str] | None = None) -> dict[str, Any]:
+def evaluate(
+    G: Generator,
+    D: Discriminator,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor | None,
+    classes: list[str] | None = None,
+) -> dict[str, Any]:
     """All figures for one model; ``test_images`` (N, C, H, W) in [-1, 1]. D's BN should be recalibrated first."""
     spec = G.spec
     result: dict[str, Any] = {"info": info_bound(G, D)}
@@ -188,8 +202,11 @@ def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_lab
     for code in spec.categorical_codes():
         logits = preds[code.name]["logits"]
         pred = logits.argmax(1).cpu().numpy()
-        entry: dict[str, Any] = {"label_free_score": label_free_score(logits), "H": code.entropy(),
-                                 "category_sizes": np.bincount(pred, minlength=code.categories).tolist()}
+        entry: dict[str, Any] = {
+            "label_free_score": label_free_score(logits),
+            "H": code.entropy(),
+            "category_sizes": np.bincount(pred, minlength=code.categories).tolist(),
+        }
         if test_labels is not None:
             labels = test_labels.cpu().numpy()
             n_classes = int(labels.max()) + 1
@@ -203,8 +220,17 @@ def evaluate(G: Generator, D: Discriminator, test_images: torch.Tensor, test_lab
 
 # ---- traversal figures (paper, Fig. 2) -------------------------------------------------------------------
 
-def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *, span: float = 2.0, seed: int = 0,
-                      fixed: dict[str, float] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+
+def traversal_latents(
+    spec: LatentSpec,
+    code_name: str,
+    rows: int,
+    cols: int,
+    *,
+    span: float = 2.0,
+    seed: int = 0,
+    fixed: dict[str, float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows: independent samples (noise and other codes drawn from the prior, or ``fixed``); columns: ``code_name``
     at its Fig. 2 values (``code.fig2_values``: every category, or ``cols`` values ``span`` half-ranges either
     side of the prior's centre)."""
@@ -220,8 +246,9 @@ def traversal_latents(spec: LatentSpec, code_name: str, rows: int, cols: int, *,
     return z, spec.encode(values)
 
 
-def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, int]:
+def figure_latents(
+    spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) the first categorical
     code swept over its categories, one row per noise sample; (c, d) any other code at its Fig. 2 values (a
     continuous one from -2 to 2), one row per category of the first categorical code (noise fixed per row). Other
@@ -234,8 +261,10 @@ def figure_latents(spec: LatentSpec, code_name: str, cols: int = 9,
         return z, c, rows
     cat = cats[0]
     rows = cat.categories
-    parts = [traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**centre, cat.name: float(r)})
-             for r in range(rows)]
+    parts = [
+        traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**centre, cat.name: float(r)})
+        for r in range(rows)
+    ]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), rows
 
 

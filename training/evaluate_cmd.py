@@ -4,6 +4,7 @@ evaluation.json and the Fig. 2 traversals, and summarise for a person.
 Also draws the paper's Fig. 1 (``plot_info_curves``): L_I over training for InfoGAN vs the lambda = 0 GAN, read
 from the runs' ``metrics.jsonl``.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,14 @@ def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) ->
     return Path(out_dir) if out_dir else Path(checkpoint).parent
 
 
-def evaluate_checkpoint(checkpoint: str | Path, *, data_dir: str | None = None, out_dir: str | Path | None = None,
-                        figures: bool = True, split: str = "test") -> dict[str, Any]:
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    data_dir: str | None = None,
+    out_dir: str | Path | None = None,
+    figures: bool = True,
+    split: str = "test",
+) -> dict[str, Any]:
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
     data = load_eval_data(ck["config"]["data"], data_dir, split)
@@ -45,8 +52,9 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
             parts = [f"unsupervised accuracy {r['accuracy']:.4f}", f"NMI {r['nmi']:.3f}"] if "accuracy" in r else []
             parts.append(f"label-free score {r['label_free_score']:.3f} nats (H = {r['H']:.3f})")
             lines.append(f"{name}: " + ", ".join(parts))
-    lines.append("L_I, nats (H(c)): " + ", ".join(f"{name} {v['L_I']:.3f} ({v['H']:.3f})"
-                                                 for name, v in result["info"].items()))
+    lines.append(
+        "L_I, nats (H(c)): " + ", ".join(f"{name} {v['L_I']:.3f} ({v['H']:.3f})" for name, v in result["info"].items())
+    )
     written = [Path(out) / "evaluation.json", *map(Path, result.get("figures", []))]
     lines.append("wrote " + ", ".join(str(p) for p in written))
     return "\n".join(lines)

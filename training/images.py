@@ -1,4 +1,5 @@
 """Image grids and PNG encoding shared by training samples, evaluation figures and export checks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def grid(images: torch.Tensor, rows: int, pad: int = 2, value: float = 1.0) -> n
     arr = images.detach().float().cpu().permute(0, 2, 3, 1).numpy()
     for i in range(n):
         r, k = divmod(i, cols)
-        out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + k * (w + pad): pad + k * (w + pad) + w] = arr[i]
+        out[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = arr[i]
     return (out.clip(0, 1) * 255 + 0.5).astype(np.uint8)
 
 

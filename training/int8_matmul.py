@@ -3,9 +3,9 @@
 With ``--weights int8`` the export stores each large FC weight as int8 ``q`` (out, in) and a per-row fp32 scale
 ``s`` and rebuilds ``W = q * s`` in fp32 with constant nodes, which ONNX Runtime folds at session start, so
 inference reads 4 bytes per weight. For one image that matrix-vector product is memory-bound: the paper's MNIST
-generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms back to back and ~2 ms
-inside the service (its own inference histogram), where other work runs between images and the weights do not
-stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
+generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms back to
+back and ~2 ms inside the service (its own inference histogram), where other work runs between images and the
+weights do not stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
 int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move by up to 0.016)
 or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
 
@@ -38,6 +38,7 @@ interleaved in one run). On a CUDA session ONNX Runtime's MatMulInteger kernel t
 uint8 x int8 node runs on the CPU there (4 or 8 digit rows in, as many int32 rows back per image); not measured
 (no GPU).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +68,7 @@ def set_max_rows(model, max_rows: int) -> int:
 
 def rewritten_layers(model) -> list[str]:
     """Weights whose Gemm ``add_int8_matmul`` replaced by an If (from the If nodes' names)."""
-    return [n.name[:-len("__i8_if")] for n in model.graph.node if n.op_type == "If" and n.name.endswith("__i8_if")]
+    return [n.name[: -len("__i8_if")] for n in model.graph.node if n.op_type == "If" and n.name.endswith("__i8_if")]
 
 
 def _attrs(node) -> dict:
@@ -78,7 +79,8 @@ def _attrs(node) -> dict:
 
 def add_int8_matmul(model, max_rows: int = MAX_ROWS, min_elements: int | None = None) -> list[str]:
     """Rewrite, in place, every ``Gemm(x, W)`` whose W (at least ``min_elements`` values, default MIN_ELEMENTS) is
-    rebuilt from an int8 initializer (``<W>__int8``, ``<W>__scale``, as ``weight_storage.store_weights`` writes them) into
+    rebuilt from an int8 initializer (``<W>__int8``, ``<W>__scale``, as ``weight_storage.store_weights`` writes
+    them) into
     ``If(rows <= max_rows, integer path, Gemm)``. An x that comes from a Relu is digitised as it is; any other x
     (the recognizer's LeakyReLU) as its positive and negative parts, ``x = relu(x) - relu(-x)``, twice the digit
     rows through the same single read of the weights. Returns the rewritten weights' names."""
@@ -98,9 +100,16 @@ def add_int8_matmul(model, max_rows: int = MAX_ROWS, min_elements: int | None = 
         at = _attrs(n)
         w = n.input[1] if len(n.input) == 3 else ""
         q = inits.get(f"{w}__int8")
-        if not (n.op_type == "Gemm" and at.get("transB") == 1 and not at.get("transA", 0) and at.get("alpha", 1.0) == 1.0
-                and at.get("beta", 1.0) == 1.0 and q is not None and f"{w}__scale" in inits
-                and int(np.prod(q.dims)) >= min_elements):
+        if not (
+            n.op_type == "Gemm"
+            and at.get("transB") == 1
+            and not at.get("transA", 0)
+            and at.get("alpha", 1.0) == 1.0
+            and at.get("beta", 1.0) == 1.0
+            and q is not None
+            and f"{w}__scale" in inits
+            and int(np.prod(q.dims)) >= min_elements
+        ):
             nodes.append(n)
             continue
         x, _, bias = n.input
@@ -108,56 +117,81 @@ def add_int8_matmul(model, max_rows: int = MAX_ROWS, min_elements: int | None = 
         out_dim, in_dim = (int(d) for d in q.dims)
         p = f"{w}__i8"
         # outer graph (constant-folded once): q^T (in, out) for MatMulInteger, the scale as a row; the condition
-        nodes += [helper.make_node("Transpose", [f"{w}__int8"], [p + "_qT"], perm=[1, 0], name=p + "_qT"),
-                  helper.make_node("Transpose", [f"{w}__scale"], [p + "_s"], perm=[1, 0], name=p + "_s"),
-                  helper.make_node("Shape", [x], [p + "_rows"], start=0, end=1, name=p + "_rows"),
-                  helper.make_node("LessOrEqual", [p + "_rows", const(threshold_name(w), np.array([max_rows], np.int64))],
-                                   [p + "_small"], name=p + "_small")]
+        nodes += [
+            helper.make_node("Transpose", [f"{w}__int8"], [p + "_qT"], perm=[1, 0], name=p + "_qT"),
+            helper.make_node("Transpose", [f"{w}__scale"], [p + "_s"], perm=[1, 0], name=p + "_s"),
+            helper.make_node("Shape", [x], [p + "_rows"], start=0, end=1, name=p + "_rows"),
+            helper.make_node(
+                "LessOrEqual",
+                [p + "_rows", const(threshold_name(w), np.array([max_rows], np.int64))],
+                [p + "_small"],
+                name=p + "_small",
+            ),
+        ]
         c127 = const(p + "_127", np.float32(127.0))
         c128 = const(p + "_128", np.float32(128.0))
         tiny = const(p + "_tiny", np.float32(1e-30))  # an all-zero row: u = 0 rather than 0 / 0
-        place = const(p + "_place", (128.0 ** -np.arange(DIGITS, dtype=np.float64)).astype(np.float32)
-                      .reshape(1, DIGITS, 1))
+        place = const(
+            p + "_place", (128.0 ** -np.arange(DIGITS, dtype=np.float64)).astype(np.float32).reshape(1, DIGITS, 1)
+        )
         rows_k = const(p + "_rows_k", np.array([-1, in_dim], np.int64))
         rows_dn = const(p + "_rows_dn", np.array([-1, DIGITS, out_dim], np.int64))
         axis1 = const(p + "_axis1", np.array([1], np.int64))
         t, h = [], x
         if signed:  # (2M, in): the positive parts of the M rows, then their negative parts
-            t += [helper.make_node("Relu", [x], [p + "pos"]), helper.make_node("Neg", [x], [p + "negx"]),
-                  helper.make_node("Relu", [p + "negx"], [p + "neg"]),
-                  helper.make_node("Concat", [p + "pos", p + "neg"], [p + "h"], axis=0)]
+            t += [
+                helper.make_node("Relu", [x], [p + "pos"]),
+                helper.make_node("Neg", [x], [p + "negx"]),
+                helper.make_node("Relu", [p + "negx"], [p + "neg"]),
+                helper.make_node("Concat", [p + "pos", p + "neg"], [p + "h"], axis=0),
+            ]
             h = p + "h"
-        t += [helper.make_node("ReduceMax", [h], [p + "max0"], axes=[1], keepdims=1),
-              helper.make_node("Max", [p + "max0", tiny], [p + "max"]),
-              helper.make_node("Div", [p + "max", c127], [p + "a"]),                  # per-row step
-              helper.make_node("Div", [h, p + "a"], [p + "u_raw"]),
-              helper.make_node("Min", [p + "u_raw", c127], [p + "u0"])]                # in [0, 127]
+        t += [
+            helper.make_node("ReduceMax", [h], [p + "max0"], axes=[1], keepdims=1),
+            helper.make_node("Max", [p + "max0", tiny], [p + "max"]),
+            helper.make_node("Div", [p + "max", c127], [p + "a"]),  # per-row step
+            helper.make_node("Div", [h, p + "a"], [p + "u_raw"]),
+            helper.make_node("Min", [p + "u_raw", c127], [p + "u0"]),
+        ]  # in [0, 127]
         for k in range(DIGITS):
             t.append(helper.make_node("Floor", [p + f"u{k}"], [p + f"d{k}"]))
             if k < DIGITS - 1:
-                t += [helper.make_node("Sub", [p + f"u{k}", p + f"d{k}"], [p + f"f{k}"]),
-                      helper.make_node("Mul", [p + f"f{k}", c128], [p + f"u{k + 1}"])]
-        t += [helper.make_node("Concat", [p + f"d{k}" for k in range(DIGITS)], [p + "digits"], axis=1),
-              helper.make_node("Reshape", [p + "digits", rows_k], [p + "digit_rows"]),  # row DIGITS*m + k = d_k(h_m)
-              helper.make_node("Cast", [p + "digit_rows"], [p + "A"], to=TensorProto.UINT8),
-              helper.make_node("MatMulInteger", [p + "A", p + "_qT"], [p + "acc"]),      # (DIGITS*rows, out) int32
-              helper.make_node("Cast", [p + "acc"], [p + "acc_f"], to=TensorProto.FLOAT),
-              helper.make_node("Reshape", [p + "acc_f", rows_dn], [p + "acc_3"]),
-              helper.make_node("Mul", [p + "acc_3", place], [p + "acc_w"]),
-              helper.make_node("ReduceSum", [p + "acc_w", axis1], [p + "sum"], keepdims=0),
-              helper.make_node("Mul", [p + "sum", p + "a"], [p + "hq"])]                 # h @ q^T
+                t += [
+                    helper.make_node("Sub", [p + f"u{k}", p + f"d{k}"], [p + f"f{k}"]),
+                    helper.make_node("Mul", [p + f"f{k}", c128], [p + f"u{k + 1}"]),
+                ]
+        t += [
+            helper.make_node("Concat", [p + f"d{k}" for k in range(DIGITS)], [p + "digits"], axis=1),
+            helper.make_node("Reshape", [p + "digits", rows_k], [p + "digit_rows"]),  # row DIGITS*m + k = d_k(h_m)
+            helper.make_node("Cast", [p + "digit_rows"], [p + "A"], to=TensorProto.UINT8),
+            helper.make_node("MatMulInteger", [p + "A", p + "_qT"], [p + "acc"]),  # (DIGITS*rows, out) int32
+            helper.make_node("Cast", [p + "acc"], [p + "acc_f"], to=TensorProto.FLOAT),
+            helper.make_node("Reshape", [p + "acc_f", rows_dn], [p + "acc_3"]),
+            helper.make_node("Mul", [p + "acc_3", place], [p + "acc_w"]),
+            helper.make_node("ReduceSum", [p + "acc_w", axis1], [p + "sum"], keepdims=0),
+            helper.make_node("Mul", [p + "sum", p + "a"], [p + "hq"]),
+        ]  # h @ q^T
         if signed:
-            t += [helper.make_node("Split", [p + "hq"], [p + "hq_pos", p + "hq_neg"], axis=0),
-                  helper.make_node("Sub", [p + "hq_pos", p + "hq_neg"], [p + "xq"])]
-        t += [helper.make_node("Mul", [p + ("xq" if signed else "hq"), p + "_s"], [p + "y_s"]),
-              helper.make_node("Add", [p + "y_s", bias], [p + "y_int"])]
-        then_g = helper.make_graph(t, p + "_int", [], [helper.make_tensor_value_info(p + "y_int", TensorProto.FLOAT,
-                                                                                       None)])
+            t += [
+                helper.make_node("Split", [p + "hq"], [p + "hq_pos", p + "hq_neg"], axis=0),
+                helper.make_node("Sub", [p + "hq_pos", p + "hq_neg"], [p + "xq"]),
+            ]
+        t += [
+            helper.make_node("Mul", [p + ("xq" if signed else "hq"), p + "_s"], [p + "y_s"]),
+            helper.make_node("Add", [p + "y_s", bias], [p + "y_int"]),
+        ]
+        then_g = helper.make_graph(
+            t, p + "_int", [], [helper.make_tensor_value_info(p + "y_int", TensorProto.FLOAT, None)]
+        )
         gemm = helper.make_node("Gemm", [x, w, bias], [p + "y_fp32"], transB=1, name=p + "_gemm")
-        else_g = helper.make_graph([gemm], p + "_fp32", [], [helper.make_tensor_value_info(p + "y_fp32",
-                                                                                             TensorProto.FLOAT, None)])
-        nodes.append(helper.make_node("If", [p + "_small"], list(n.output), then_branch=then_g, else_branch=else_g,
-                                      name=p + "_if"))
+        else_g = helper.make_graph(
+            [gemm], p + "_fp32", [], [helper.make_tensor_value_info(p + "y_fp32", TensorProto.FLOAT, None)]
+        )
+        nodes.append(
+            helper.make_node(
+                "If", [p + "_small"], list(n.output), then_branch=then_g, else_branch=else_g, name=p + "_if"
+            )
+        )
         done.append(w)
     if done:
         del g.node[:]

@@ -111,7 +111,8 @@ class LatentSpec(base.LatentSpec):
     def __post_init__(self) -> None:
         super().__post_init__()
         torch_parts = isinstance(self.noise, Noise) and all(
-            isinstance(c, (Categorical, Continuous)) for c in self.codes)
+            isinstance(c, (Categorical, Continuous)) for c in self.codes
+        )
         if not torch_parts:  # parts of spec.latent given directly: rebuild them as torch parts
             rebuilt = LatentSpec.from_dict(base.LatentSpec(self.noise, self.codes).to_dict())
             object.__setattr__(self, "noise", rebuilt.noise)

@@ -72,8 +72,15 @@ def sample_grid_latents(spec: LatentSpec, n_cols: int = 10, seed: int = 1234) ->
 
 
 class Trainer:
-    def __init__(self, cfg: Config, run_dir: Path, *, resume: dict[str, Any] | None = None, progress: bool = True,
-                 max_steps: int | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        *,
+        resume: dict[str, Any] | None = None,
+        progress: bool = True,
+        max_steps: int | None = None,
+    ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -87,8 +94,15 @@ class Trainer:
 
         self.spec = cfg.spec
         dc = cfg.data
-        train = load_dataset(dc.name, dc.dir, "train", resolution=dc.resolution, channels=dc.channels,
-                             allow_download=dc.download, verify=dc.verify)
+        train = load_dataset(
+            dc.name,
+            dc.dir,
+            "train",
+            resolution=dc.resolution,
+            channels=dc.channels,
+            allow_download=dc.download,
+            verify=dc.verify,
+        )
         self.channels, res_h, res_w = train.shape
         if res_h != res_w:
             raise TrainingError(f"{dc.name}: images must be square, got {res_h}x{res_w}")
@@ -110,9 +124,12 @@ class Trainer:
         if self.steps_per_epoch < 1:
             raise TrainingError(f"{len(self.data)} images is less than one batch of {oc.batch_size}")
         self.total_steps = max(1, int(round(tc.epochs * self.steps_per_epoch)))
-        self.loss = InfoGANLoss(self.spec, lambda_categorical=cfg.loss.lambda_categorical,
-                                lambda_continuous=cfg.loss.lambda_continuous,
-                                invariance=NuisanceAugment.from_config(cfg.loss.invariance))
+        self.loss = InfoGANLoss(
+            self.spec,
+            lambda_categorical=cfg.loss.lambda_categorical,
+            lambda_continuous=cfg.loss.lambda_continuous,
+            invariance=NuisanceAugment.from_config(cfg.loss.invariance),
+        )
         self.restarts = Restarts(tc.restarts, tc.restart_steps)
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self.build(restart=0)
@@ -137,9 +154,14 @@ class Trainer:
         q_params = list(self.D.q_head.parameters())
         q_ids = {id(p) for p in q_params}
         self.opt_D = torch.optim.Adam(
-            [{"params": [p for p in self.D.parameters() if id(p) not in q_ids]},
-             {"params": q_params, "lr": oc.lr_q if oc.lr_q is not None else oc.lr_g}],
-            lr=oc.lr_d, betas=(oc.beta1, oc.beta2), **ADAM_KW)
+            [
+                {"params": [p for p in self.D.parameters() if id(p) not in q_ids]},
+                {"params": q_params, "lr": oc.lr_q if oc.lr_q is not None else oc.lr_g},
+            ],
+            lr=oc.lr_d,
+            betas=(oc.beta1, oc.beta2),
+            **ADAM_KW,
+        )
         self.step = 0
         # Latents come from their own generator so resuming restores exactly the draws a run would have made.
         self.latent_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 7919 + self.rank + offset)
@@ -149,15 +171,25 @@ class Trainer:
     # ---- checkpoint ----------------------------------------------------------------------------------------
     def state(self, rank_rngs: list | None = None) -> dict[str, Any]:
         return {
-            "format": ckpt_io.FORMAT, "step": self.step, "epoch": self.step / self.steps_per_epoch,
-            "spec": self.spec.to_dict(), "model_args": self.model_args, "config": self.cfg.to_dict(),
+            "format": ckpt_io.FORMAT,
+            "step": self.step,
+            "epoch": self.step / self.steps_per_epoch,
+            "spec": self.spec.to_dict(),
+            "model_args": self.model_args,
+            "config": self.cfg.to_dict(),
             "dataset": self.dataset_name,
-            "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(),
-            "latent_rng": self.latent_gen.get_state(), "torch_rng": torch.get_rng_state(), "rank_rngs": rank_rngs,
-            **self.restarts.state_dict(), "precision": self.precision,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "latent_rng": self.latent_gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "rank_rngs": rank_rngs,
+            **self.restarts.state_dict(),
+            "precision": self.precision,
             # the command line that started the run and those that resumed it, for the manifest
-            "command": self.commands[0], "resumed_by": self.commands[1:],
+            "command": self.commands[0],
+            "resumed_by": self.commands[1:],
         }
 
     def restore(self, ck: dict[str, Any]) -> None:
@@ -182,8 +214,11 @@ class Trainer:
             self.latent_gen.manual_seed(stream)
             torch.manual_seed(stream)
         if ck.get("precision", self.precision) != self.precision:
-            print(f"note: the run so far trained in {ck['precision']}, this machine continues in {self.precision} "
-                  f"({self.runtime.precision_reason}); set train.precision to keep one", flush=True)
+            print(
+                f"note: the run so far trained in {ck['precision']}, this machine continues in {self.precision} "
+                f"({self.runtime.precision_reason}); set train.precision to keep one",
+                flush=True,
+            )
         self.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
 
     def save_checkpoint(self) -> None:
@@ -220,12 +255,15 @@ class Trainer:
 
         for phase, out in (("D", out_d), ("G", out_g)):
             if not torch.isfinite(out.loss):
-                raise TrainingError(f"non-finite {phase} loss ({out.loss.item()}) at step {self.step}; "
-                                    f"stopping. Lower the learning rates or check the data.")
+                raise TrainingError(
+                    f"non-finite {phase} loss ({out.loss.item()}) at step {self.step}; "
+                    f"stopping. Lower the learning rates or check the data."
+                )
         return {**out_d.stats, **out_g.stats}
 
-    def train_until(self, end: int, log: MetricsLog, received: list[int], bar, row_extra, *, log_at_end: bool,
-                    on_epoch_end=None) -> None:
+    def train_until(
+        self, end: int, log: MetricsLog, received: list[int], bar, row_extra, *, log_at_end: bool, on_epoch_end=None
+    ) -> None:
         """Train from ``self.step`` to ``end``: the step loop shared by the restarts and the main run.
 
         Logs the mean of each stat every ``log_every`` steps (and at ``end`` if ``log_at_end``) with ``row_extra(
@@ -249,8 +287,14 @@ class Trainer:
             self.step += 1
             n_acc += 1
             if bar:  # live: the losses and L_I averaged since the last metrics row, redrawn with the bar
-                bar.set_postfix({k.replace("L_I/", "I_"): f"{v / n_acc:.3f}" for k, v in acc.items()
-                                 if k.startswith(("L_I", "loss"))}, refresh=False)
+                bar.set_postfix(
+                    {
+                        k.replace("L_I/", "I_"): f"{v / n_acc:.3f}"
+                        for k, v in acc.items()
+                        if k.startswith(("L_I", "loss"))
+                    },
+                    refresh=False,
+                )
             if self.step % tc.log_every == 0 or (log_at_end and self.step == end):
                 row = {k: v / n_acc for k, v in acc.items()}
                 row.update(step=self.step, **row_extra(n_acc, time.perf_counter() - t0))
@@ -279,8 +323,11 @@ class Trainer:
         if self.eval_data is not None:
             row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
             log.write(row)
-            print(f"\nepoch {row['epoch']:.0f}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
-                                                          if k.startswith("test")), flush=True)
+            print(
+                f"\nepoch {row['epoch']:.0f}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("test")),
+                flush=True,
+            )
 
     def evaluate_test(self) -> dict[str, float]:
         """Test-split accuracy, NMI and label-free score per categorical code (``evaluate_model``: on a copy of D
@@ -293,8 +340,13 @@ class Trainer:
         out = {}
         for code in self.spec.categorical_codes():
             r = res[code.name]
-            out.update({f"test_acc/{code.name}": r["accuracy"], f"test_nmi/{code.name}": r["nmi"],
-                        f"test_lfs/{code.name}": r["label_free_score"]})
+            out.update(
+                {
+                    f"test_acc/{code.name}": r["accuracy"],
+                    f"test_nmi/{code.name}": r["nmi"],
+                    f"test_lfs/{code.name}": r["label_free_score"],
+                }
+            )
         return out
 
     @torch.no_grad()
@@ -312,16 +364,22 @@ class Trainer:
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / OPTIONS_FILE).write_text(dumps(cfg))
-            print(f"run folder {self.run_dir}; device {self.device}; precision {self.precision} "
-                  f"({self.runtime.precision_reason}); {self.world} process(es); "
-                  f"G {count_parameters(self.G):,} / D+Q {count_parameters(self.D):,} parameters; "
-                  f"{self.total_steps} steps of {cfg.optim.batch_size} images", flush=True)
+            print(
+                f"run folder {self.run_dir}; device {self.device}; precision {self.precision} "
+                f"({self.runtime.precision_reason}); {self.world} process(es); "
+                f"G {count_parameters(self.G):,} / D+Q {count_parameters(self.D):,} parameters; "
+                f"{self.total_steps} steps of {cfg.optim.batch_size} images",
+                flush=True,
+            )
         restart = self.restarts.current()
         if self.rank == 0 and (self.step > 0 or restart is not None):  # a resume (a later restart resumes at step 0)
             dropped = trim_metrics(self.run_dir / METRICS_FILE, self.step, restart)
             if dropped:
-                print(f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {self.step}; "
-                      "those steps are logged again", flush=True)
+                print(
+                    f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {self.step}; "
+                    "those steps are logged again",
+                    flush=True,
+                )
         if self.rank == 0 and self.restarts.record is not None:
             self.restarts.remove_files(self.run_dir)  # left by a kill between the choice's checkpoint and removal
         bar = None
@@ -339,8 +397,15 @@ class Trainer:
                         def row_extra(n_acc: int, seconds: float) -> dict[str, float]:
                             return {"epoch": self.step / self.steps_per_epoch, "images_per_s": n_acc * bs / seconds}
 
-                        self.train_until(end, log, received, bar, row_extra, log_at_end=True,
-                                         on_epoch_end=lambda: self._end_epoch(log))
+                        self.train_until(
+                            end,
+                            log,
+                            received,
+                            bar,
+                            row_extra,
+                            log_at_end=True,
+                            on_epoch_end=lambda: self._end_epoch(log),
+                        )
                 self.save_checkpoint()
             finally:
                 if bar:
@@ -348,8 +413,16 @@ class Trainer:
         return self.run_dir / CHECKPOINT_FILE
 
 
-def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | None = None, progress: bool = True,
-          max_steps: int | None = None, epochs: float | None = None, threads: int | None = None) -> Path:
+def train(
+    cfg: Config,
+    *,
+    runs_dir: str | Path = "runs",
+    resume: str | Path | None = None,
+    progress: bool = True,
+    max_steps: int | None = None,
+    epochs: float | None = None,
+    threads: int | None = None,
+) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
     ``epochs`` with ``resume`` sets a new length for the run, so a finished run can be trained on: the schedule has
@@ -371,8 +444,9 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
         cfg = Config.from_dict(conf)  # validates it, threads included; old keys of the config are read too
         if epochs is not None:
             if epochs < state["epoch"] - 1e-9:
-                raise TrainingError(f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already "
-                                    "trained")
+                raise TrainingError(
+                    f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already trained"
+                )
             cfg.train.epochs = float(epochs)
     else:
         run_dir = None
@@ -380,11 +454,15 @@ def train(cfg: Config, *, runs_dir: str | Path = "runs", resume: str | Path | No
             check_runs_root(runs_dir)  # before the data loads: an unwritable --runs-dir fails at once
     # a new run's numbered folder is made only once the data loaded and the networks were built, so a start that
     # fails there (bad data folder, a config value only the data can check) leaves no empty folder behind
-    trainer = Trainer(cfg, run_dir or Path(runs_dir) / "not-yet-numbered", resume=state, progress=progress,
-                      max_steps=max_steps)
+    trainer = Trainer(
+        cfg, run_dir or Path(runs_dir) / "not-yet-numbered", resume=state, progress=progress, max_steps=max_steps
+    )
     if run_dir is None:
-        run_dir = new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}") if is_rank_zero() \
-            else Path(runs_dir) / "rank-nonzero"  # never written; rank 0 owns the folder
+        run_dir = (
+            new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
+            if is_rank_zero()
+            else Path(runs_dir) / "rank-nonzero"
+        )  # never written; rank 0 owns the folder
     trainer.run_dir = trainer.runtime.agree_on_path(run_dir)  # every rank must agree on rank 0's numbered folder
     try:
         path = trainer.run()

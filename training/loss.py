@@ -9,6 +9,7 @@
 This is the split the reference implementation (openai/InfoGAN) uses: D's optimizer holds trunk + D head +
 Q head, G's optimizer holds G.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,14 @@ class InfoGANLoss:
     lambda = 0 gives the plain-GAN baseline of Fig. 1, whose Q is still trained (on the detached fakes) to predict c,
     but G ignores it."""
 
-    def __init__(self, spec: LatentSpec, *, lambda_categorical: float = 1.0, lambda_continuous: float = 0.1,
-                 invariance: NuisanceAugment | None = None):
+    def __init__(
+        self,
+        spec: LatentSpec,
+        *,
+        lambda_categorical: float = 1.0,
+        lambda_continuous: float = 0.1,
+        invariance: NuisanceAugment | None = None,
+    ):
         self.spec = spec
         settings = {"lambda_categorical": float(lambda_categorical), "lambda_continuous": float(lambda_continuous)}
         self.weights = {code.name: settings[code.lambda_setting] for code in spec.codes}
@@ -49,8 +56,9 @@ class InfoGANLoss:
         """The batches Q reads: G's images, plus their transformed copy when some codes must be invariant."""
         return (fake,) if self.invariance is None else (fake, self.invariance(fake).to(fake.dtype))
 
-    def _info(self, c: torch.Tensor, q: torch.Tensor, q_inv: torch.Tensor | None, *,
-              for_q: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _info(
+        self, c: torch.Tensor, q: torch.Tensor, q_inv: torch.Tensor | None, *, for_q: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Weighted -log Q(c|x) summed over codes, plus per-code L_I = H(c) - CE in nats for logging.
 
         q: Q's output on G's images (N, q_dim); q_inv: on their transformed copy, used for the invariant codes.
@@ -67,17 +75,24 @@ class InfoGANLoss:
             stats[f"L_I/{code.name}"] = (code.entropy() - nll[code.name]).detach()
         return total, stats
 
-    def discriminator_step(self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor,
-                           c: torch.Tensor) -> LossOutput:
+    def discriminator_step(
+        self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor
+    ) -> LossOutput:
         """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from."""
         (d_real, _), (d_fake, q_fake), *inv = D(real, *self._fakes(fake.detach()))
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)
         d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
-        gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + \
-            F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake))
+        gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
+            d_fake, torch.zeros_like(d_fake)
+        )
         info, stats = self._info(c, q_fake, inv[0][1].float() if inv else None, for_q=True)
-        stats.update({"loss_D": gan.detach(), "D_real": torch.sigmoid(d_real).mean().detach(),
-                      "D_fake": torch.sigmoid(d_fake).mean().detach()})
+        stats.update(
+            {
+                "loss_D": gan.detach(),
+                "D_real": torch.sigmoid(d_real).mean().detach(),
+                "D_fake": torch.sigmoid(d_fake).mean().detach(),
+            }
+        )
         return LossOutput(gan + info, stats)
 
     def generator_step(self, D: Discriminator, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:

@@ -10,6 +10,7 @@ Architectures, selected by name with keyword widths so a checkpoint rebuilds the
 
 Both networks work in [-1, 1] image space (tanh output); the ONNX export maps to and from [0, 1].
 """
+
 from __future__ import annotations
 
 import math
@@ -50,7 +51,9 @@ class Discriminator(nn.Module):
         self.trunk = trunk
         self.d_head = nn.Linear(features, 1)
         self.q_head = nn.Sequential(
-            nn.Linear(features, q_hidden), nn.BatchNorm1d(q_hidden), nn.LeakyReLU(LRELU),
+            nn.Linear(features, q_hidden),
+            nn.BatchNorm1d(q_hidden),
+            nn.LeakyReLU(LRELU),
             nn.Linear(q_hidden, max(spec.q_dim, 1)),
         )
 
@@ -69,42 +72,63 @@ class Discriminator(nn.Module):
 
 # ---- the paper's MNIST architecture ---------------------------------------------------------------------
 
-def _mnist_nets(spec: LatentSpec, channels: int, resolution: int, fc: int = 1024, ch: int = 64) -> tuple[nn.Module, nn.Module]:
+
+def _mnist_nets(
+    spec: LatentSpec, channels: int, resolution: int, fc: int = 1024, ch: int = 64
+) -> tuple[nn.Module, nn.Module]:
     if resolution != 28:
         raise ValueError(f"the 'mnist' architecture is for 28x28 images, got resolution {resolution}")
     s = 7  # 28 / 2 / 2
     g = nn.Sequential(
-        nn.Linear(spec.input_dim, fc), nn.BatchNorm1d(fc), nn.ReLU(),
-        nn.Linear(fc, s * s * 2 * ch), nn.BatchNorm1d(s * s * 2 * ch), nn.ReLU(),
+        nn.Linear(spec.input_dim, fc),
+        nn.BatchNorm1d(fc),
+        nn.ReLU(),
+        nn.Linear(fc, s * s * 2 * ch),
+        nn.BatchNorm1d(s * s * 2 * ch),
+        nn.ReLU(),
         nn.Unflatten(1, (2 * ch, s, s)),
-        nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1), nn.BatchNorm2d(ch), nn.ReLU(),
-        nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh(),
+        nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1),
+        nn.BatchNorm2d(ch),
+        nn.ReLU(),
+        nn.ConvTranspose2d(ch, channels, 4, 2, 1),
+        nn.Tanh(),
     )
     trunk = nn.Sequential(
-        nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(LRELU),
-        nn.Conv2d(ch, 2 * ch, 4, 2, 1), nn.BatchNorm2d(2 * ch), nn.LeakyReLU(LRELU),
+        nn.Conv2d(channels, ch, 4, 2, 1),
+        nn.LeakyReLU(LRELU),
+        nn.Conv2d(ch, 2 * ch, 4, 2, 1),
+        nn.BatchNorm2d(2 * ch),
+        nn.LeakyReLU(LRELU),
         nn.Flatten(),
-        nn.Linear(s * s * 2 * ch, fc), nn.BatchNorm1d(fc), nn.LeakyReLU(LRELU),
+        nn.Linear(s * s * 2 * ch, fc),
+        nn.BatchNorm1d(fc),
+        nn.LeakyReLU(LRELU),
     )
     return g, Discriminator(spec, trunk, fc)
 
 
 # ---- DCGAN-style architecture for 32x32 and 64x64 -------------------------------------------------------
 
-def _dcgan_nets(spec: LatentSpec, channels: int, resolution: int, ch: int = 64, fc: int = 0) -> tuple[nn.Module, nn.Module]:
+
+def _dcgan_nets(
+    spec: LatentSpec, channels: int, resolution: int, ch: int = 64, fc: int = 0
+) -> tuple[nn.Module, nn.Module]:
     n_up = int(math.log2(resolution)) - 2  # 4x4 -> resolution
     if resolution < 16 or 2 ** (n_up + 2) != resolution:
         raise ValueError(f"the 'dcgan' architecture needs a power-of-two resolution >= 16, got {resolution}")
-    widths = [ch * 2 ** i for i in range(n_up)]  # D: ch, 2ch, 4ch, ... ; G mirrors them
+    widths = [ch * 2**i for i in range(n_up)]  # D: ch, 2ch, 4ch, ... ; G mirrors them
     top = widths[-1]
     g_layers: list[nn.Module] = [
-        nn.Linear(spec.input_dim, 4 * 4 * top), nn.BatchNorm1d(4 * 4 * top), nn.ReLU(), nn.Unflatten(1, (top, 4, 4)),
+        nn.Linear(spec.input_dim, 4 * 4 * top),
+        nn.BatchNorm1d(4 * 4 * top),
+        nn.ReLU(),
+        nn.Unflatten(1, (top, 4, 4)),
     ]
-    for w_in, w_out in zip(widths[::-1][:-1], widths[::-1][1:]):
+    for w_in, w_out in zip(widths[::-1][:-1], widths[::-1][1:], strict=False):
         g_layers += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1), nn.BatchNorm2d(w_out), nn.ReLU()]
     g_layers += [nn.ConvTranspose2d(widths[0], channels, 4, 2, 1), nn.Tanh()]
     d_layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1), nn.LeakyReLU(LRELU)]
-    for w_in, w_out in zip(widths[:-1], widths[1:]):
+    for w_in, w_out in zip(widths[:-1], widths[1:], strict=False):
         d_layers += [nn.Conv2d(w_in, w_out, 4, 2, 1), nn.BatchNorm2d(w_out), nn.LeakyReLU(LRELU)]
     d_layers += [nn.Flatten()]
     features = top * 4 * 4
@@ -117,8 +141,9 @@ def _dcgan_nets(spec: LatentSpec, channels: int, resolution: int, ch: int = 64, 
 ARCHITECTURES = {"mnist": _mnist_nets, "dcgan": _dcgan_nets}
 
 
-def build_networks(spec: LatentSpec, *, arch: str, channels: int, resolution: int, noise_scale: float = 1.0,
-                   **widths: Any) -> tuple[Generator, Discriminator]:
+def build_networks(
+    spec: LatentSpec, *, arch: str, channels: int, resolution: int, noise_scale: float = 1.0, **widths: Any
+) -> tuple[Generator, Discriminator]:
     """Build (G, D) from the latent spec, the image shape and the architecture's keyword widths.
 
     A checkpoint stores exactly these arguments (``model_args``), so loading needs nothing else.

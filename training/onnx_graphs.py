@@ -143,8 +143,6 @@ def export_networks(
         sample = gen(z, c)
     onnx_export(gen, (z, c), folder / GENERATOR_FILE, list(GENERATOR_INPUTS), [GENERATOR_OUTPUT], spec_json, weights)
     rec = RecognizerGraph(D, spec, orders).eval()
-    onnx_export(
-        rec, (sample,), folder / RECOGNIZER_FILE, [RECOGNIZER_INPUT], spec.output_names(), spec_json, weights
-    )
+    onnx_export(rec, (sample,), folder / RECOGNIZER_FILE, [RECOGNIZER_INPUT], spec.output_names(), spec_json, weights)
     _, ch, h, w = sample.shape
     return {"channels": ch, "height": h, "width": w}

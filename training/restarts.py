@@ -106,7 +106,7 @@ class Restarts:
             t0 = time.perf_counter()
             stop = n if t.max_steps is None else min(n, t.max_steps)
             try:  # the restart's own losses and L_I, rows marked with its index
-                t.train_until(stop, log, received, bar, lambda n_acc, dt: {RESTART_ROW_KEY: i}, log_at_end=False)
+                t.train_until(stop, log, received, bar, lambda n_acc, dt, i=i: {RESTART_ROW_KEY: i}, log_at_end=False)
             finally:
                 if bar:
                     bar.close()
@@ -114,13 +114,20 @@ class Restarts:
                 return False
             score = t.runtime.from_rank_zero(self.score(t))  # every rank keeps rank 0's choice
             scores.append(score)
-            row: dict[str, Any] = {"step": n, RESTART_ROW_KEY: i, "label_free": score,
-                                   "seconds": round(time.perf_counter() - t0, 1)}
+            row: dict[str, Any] = {
+                "step": n,
+                RESTART_ROW_KEY: i,
+                "label_free": score,
+                "seconds": round(time.perf_counter() - t0, 1),
+            }
             if t.eval_data is not None:  # for the record only; the choice never sees labels
                 row.update(t.evaluate_test())
             if rank0:
-                print(f"restart {i + 1}/{self.count}: label-free score {score:.4f} nats after {n} steps "
-                      f"({row['seconds']} s this sitting)", flush=True)
+                print(
+                    f"restart {i + 1}/{self.count}: label-free score {score:.4f} nats after {n} steps "
+                    f"({row['seconds']} s this sitting)",
+                    flush=True,
+                )
                 log.write(row)
             if best_i is None or score > scores[best_i]:
                 best_i = i
@@ -153,4 +160,3 @@ class Restarts:
         recalibrate_batchnorm(D, images)
         pred = predict_codes(D, images)
         return sum(label_free_score(pred[c.name]["logits"]) for c in t.spec.categorical_codes())
-

@@ -10,6 +10,7 @@ connections (uvicorn protocol classes, used by ``infogan serve``).
 * Headers: uvicorn only times out idle keep-alive connections; one that connects and sends nothing, or half its
   headers, stays open. ``HeaderTimeout*`` close such a connection ``HEADER_TIMEOUT_S`` after it went quiet.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,9 +46,17 @@ def _json_type(ctype: str) -> bool:
 
 async def _answer(send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close")]})  # the rest of the body is not read: the connection cannot be reused
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )  # the rest of the body is not read: the connection cannot be reused
     await send({"type": "http.response.body", "body": body})
 
 
@@ -58,8 +67,13 @@ def _routed(scope) -> bool:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app, max_bytes: int = MAX_JSON_BYTES, timeout_s: float = BODY_TIMEOUT_S,
-                 own_body_paths: frozenset[str] = OWN_BODY_PATHS):
+    def __init__(
+        self,
+        app,
+        max_bytes: int = MAX_JSON_BYTES,
+        timeout_s: float = BODY_TIMEOUT_S,
+        own_body_paths: frozenset[str] = OWN_BODY_PATHS,
+    ):
         self.app, self.max_bytes, self.timeout_s, self.own = app, max_bytes, timeout_s, own_body_paths
 
     async def __call__(self, scope, receive, send):

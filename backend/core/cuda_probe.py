@@ -7,6 +7,7 @@ whose stderr it keeps, so the reason (e.g. the missing library) becomes one log 
 
 Use: ``ok, reason = probe_cuda(path_to_any_model.onnx)``; log ``"device: cpu (%s)", reason`` when not ok.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,9 +18,11 @@ import sys
 from pathlib import Path
 
 CUDA = "CUDAExecutionProvider"
-_CHILD = ("import sys, onnxruntime as ort; ort.set_default_logger_severity(3); "
-          "s = ort.InferenceSession(sys.argv[1], providers=['CUDAExecutionProvider', 'CPUExecutionProvider']); "
-          "print('PROVIDER', s.get_providers()[0])")
+_CHILD = (
+    "import sys, onnxruntime as ort; ort.set_default_logger_severity(3); "
+    "s = ort.InferenceSession(sys.argv[1], providers=['CUDAExecutionProvider', 'CPUExecutionProvider']); "
+    "print('PROVIDER', s.get_providers()[0])"
+)
 
 
 def nvidia_present() -> bool:
@@ -48,8 +51,9 @@ def probe_cuda(model: str | Path | None, timeout_s: float = 120.0) -> tuple[bool
     if model is None:
         return False, "no model to probe CUDA with"
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, str(model)], capture_output=True, text=True,
-                              timeout=timeout_s)
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(model)], capture_output=True, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         return False, f"the CUDA probe did not finish within {timeout_s:g} s"
     if f"PROVIDER {CUDA}" in done.stdout:

@@ -6,6 +6,7 @@ uploads take N threads and N cores while /generate waits for both. The gate lets
 refused at once with 503 + Retry-After rather than taking a pool thread to wait in. Waiting is bounded by
 ``wait_s``. Settings: environment ``DECODE_SLOTS``, ``DECODE_QUEUE``, ``DECODE_WAIT_S``.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,6 +51,8 @@ def _env_int(name: str, default: int) -> int:
     return int(text) if text else default
 
 
-GATE = DecodeGate(slots=_env_int("DECODE_SLOTS", max(1, (os.cpu_count() or 1) // 2)),
-                  queue=_env_int("DECODE_QUEUE", 4),
-                  wait_s=float(os.environ.get("DECODE_WAIT_S") or 10))
+GATE = DecodeGate(
+    slots=_env_int("DECODE_SLOTS", max(1, (os.cpu_count() or 1) // 2)),
+    queue=_env_int("DECODE_QUEUE", 4),
+    wait_s=float(os.environ.get("DECODE_WAIT_S") or 10),
+)

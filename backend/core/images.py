@@ -1,4 +1,5 @@
 """PNG encoding of generator output and preprocessing of uploads for the recognizer."""
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,9 @@ def pngs_base64(images: np.ndarray) -> list[str]:
     rows[:, :, 1:] = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8).reshape(n, h, -1)
     head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0 if c == 1 else 2, 0, 0, 0))
     tail = _chunk(b"IEND", b"")
-    return [base64.b64encode(head + _chunk(b"IDAT", zlib.compress(r.tobytes(), 1)) + tail).decode("ascii")
-            for r in rows]
+    return [
+        base64.b64encode(head + _chunk(b"IDAT", zlib.compress(r.tobytes(), 1)) + tail).decode("ascii") for r in rows
+    ]
 
 
 def png_base64(image: np.ndarray) -> str:
@@ -55,9 +57,15 @@ REDUCE_TO = 512
 # 4096^2 16-bit RGBA (128 MiB, a 130 KB PNG) is refused from its header.
 BYTES_PER_PIXEL = 4
 # EXIF orientation (tag 0x0112) -> the transpose that shows the picture upright (as ImageOps.exif_transpose)
-_ORIENT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-           5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-           8: Image.Transpose.ROTATE_90}
+_ORIENT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
 _FORMATS = "PNG, JPEG (incl. MPO), WebP, GIF, BMP"
 
 
@@ -107,8 +115,9 @@ def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image
         with GATE.slot():
             return _decode(data, max_pixels=max_pixels, field=field)
     except GateBusy as exc:
-        raise UploadError(503, f"{field}: the server is decoding other uploads ({exc}); retry shortly",
-                          headers={"Retry-After": "1"}) from None
+        raise UploadError(
+            503, f"{field}: the server is decoding other uploads ({exc}); retry shortly", headers={"Retry-After": "1"}
+        ) from None
 
 
 def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
@@ -132,8 +141,11 @@ def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
     cost, budget = decoded_bytes(im, data), max_pixels * BYTES_PER_PIXEL
     if cost > budget:
         w, h = im.size
-        raise UploadError(413, f"{field}: image is {w}x{h} pixels x {len(im.getbands())} channels x "
-                               f"{_bits_per_sample(im, data)} bits = {cost} bytes decoded, over the limit of {budget}")
+        raise UploadError(
+            413,
+            f"{field}: image is {w}x{h} pixels x {len(im.getbands())} channels x "
+            f"{_bits_per_sample(im, data)} bits = {cost} bytes decoded, over the limit of {budget}",
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -177,8 +189,9 @@ def prepare(im: Image.Image, *, channels: int, height: int, width: int, light_on
     h, w = arr.shape[:2]
     scale = min(height / h, width / w)
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    fitted = Image.fromarray((arr * 255 + 0.5).astype(np.uint8).squeeze(-1) if arr.shape[2] == 1
-                             else (arr * 255 + 0.5).astype(np.uint8))
+    fitted = Image.fromarray(
+        (arr * 255 + 0.5).astype(np.uint8).squeeze(-1) if arr.shape[2] == 1 else (arr * 255 + 0.5).astype(np.uint8)
+    )
     fitted = fitted.resize((nw, nh), Image.Resampling.LANCZOS if (nw < w or nh < h) else Image.Resampling.BILINEAR)
     fill = tuple(int(g * 255 + 0.5) for g in ground) if channels == 3 else int(ground[0] * 255 + 0.5)
     padded = ImageOps.pad(fitted, (width, height), color=fill) if (nw, nh) != (width, height) else fitted

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +14,6 @@ from fastapi.testclient import TestClient
 from backend.core.config import Settings
 from backend.main import create_app
 from benchmarks._server import server as start_server
-from spec.manifest import MANIFEST_FILE, VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 

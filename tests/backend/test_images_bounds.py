@@ -1,5 +1,6 @@
 """Decode cost bounded before decoding (issue 23 items 1 and 5): header budget, reduction while decoding, EXIF
 orientation, MPO, and the decode gate apart from generation."""
+
 from __future__ import annotations
 
 import io
@@ -19,18 +20,29 @@ LIMIT = 4096 * 4096
 
 def png(w: int, h: int, depth: int, ctype: int, channels: int) -> bytes:
     """A blank PNG written row by row (a 4096^2 16-bit RGBA one is ~130 KB, built without 128 MB in memory)."""
+
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
     co = zlib.compressobj(9)
     row = b"\0" * (1 + w * channels * depth // 8)
     idat = b"".join(co.compress(row) for _ in range(h)) + co.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, ctype, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
-@pytest.mark.parametrize("w,h,depth,ctype,ch", [(4096, 4096, 16, 6, 4),   # the issue's 130 KB 16-bit RGBA
-                                                (4096, 4096, 16, 2, 3),   # 16-bit RGB: 96 MiB
-                                                (4096, 2900, 16, 6, 4)])  # fewer pixels, still over by depth
+@pytest.mark.parametrize(
+    "w,h,depth,ctype,ch",
+    [
+        (4096, 4096, 16, 6, 4),  # the issue's 130 KB 16-bit RGBA
+        (4096, 4096, 16, 2, 3),  # 16-bit RGB: 96 MiB
+        (4096, 2900, 16, 6, 4),
+    ],
+)  # fewer pixels, still over by depth
 def test_decoded_bytes_over_budget_refused_from_header(w, h, depth, ctype, ch):
     t = time.perf_counter()
     with pytest.raises(UploadError) as e:
@@ -73,8 +85,10 @@ def _oriented_jpeg(orientation: int, fmt: str = "JPEG") -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("orientation,size,white_at", [(6, (20, 40), (10, 5)), (8, (20, 40), (10, 35)),
-                                                       (3, (40, 20), (35, 10)), (1, (40, 20), (5, 10))])
+@pytest.mark.parametrize(
+    "orientation,size,white_at",
+    [(6, (20, 40), (10, 5)), (8, (20, 40), (10, 35)), (3, (40, 20), (35, 10)), (1, (40, 20), (5, 10))],
+)
 def test_exif_orientation_applied(orientation, size, white_at):
     im = decode_upload(_oriented_jpeg(orientation), max_pixels=LIMIT)
     assert im.size == size
@@ -101,6 +115,7 @@ def test_decode_gate_bounds_concurrency_and_answers_503():
         with gate.slot():
             held.set()
             release.wait(5)
+
     t = threading.Thread(target=hold)
     t.start()
     held.wait(5)

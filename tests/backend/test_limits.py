@@ -1,7 +1,7 @@
 """Body size, body time, content type and header timeout (issue 23 items 2-4, 6) on a real uvicorn server."""
+
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import threading
@@ -32,6 +32,7 @@ def tiny_app() -> FastAPI:
     @app.get("/ping")
     def ping() -> dict:
         return {"ok": True}
+
     install_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024, timeout_s=1.0)
     return app
@@ -43,8 +44,9 @@ def running(app):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=proto, log_level="warning",
-                                           lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, http=proto, log_level="warning", lifespan="off")
+    )
     t = threading.Thread(target=server.run, daemon=True)
     t.start()
     deadline = time.monotonic() + 10
@@ -90,6 +92,7 @@ def test_chunked_body_counted_while_streaming(port, size):
             part = min(8192, size - sent)
             sent += part
             yield b" " * part
+
     r = httpx.post(f"http://127.0.0.1:{port}/generate", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413, r.text
 
@@ -108,14 +111,20 @@ def test_json_route_wrong_content_type_is_415(port, ctype):
 
 
 def test_json_with_charset_accepted(port):
-    r = httpx.post(f"http://127.0.0.1:{port}/generate", content=b'{"n": 3}',
-                   headers={"content-type": "application/json; charset=utf-8"})
+    r = httpx.post(
+        f"http://127.0.0.1:{port}/generate",
+        content=b'{"n": 3}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
     assert r.status_code == 200
 
 
 def test_stalled_clients_time_out_and_cost_others_nothing(port):
-    heads = [b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
-             b"POST /generate HTTP/1.1\r\nHost: x\r\nConte", b""]  # half a body, half the headers, nothing
+    heads = [
+        b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        b"POST /generate HTTP/1.1\r\nHost: x\r\nConte",
+        b"",
+    ]  # half a body, half the headers, nothing
     socks = []
     for i in range(60):
         s = socket.create_connection(("127.0.0.1", port))

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from conftest import make_client, migration_script, wait_ready
 from PIL import Image
 
-from conftest import make_client, migration_script, wait_ready
 from spec.latent import EXTRAPOLATION, LatentSpec
 from spec.manifest import MANIFEST_FILE, MODEL_FILES, SPEC_METADATA_KEY, Manifest
 

@@ -18,7 +18,7 @@ def test_batch_pngs_decode_to_the_rounded_clipped_pixels(channels, mode):
     images = rng.uniform(-0.3, 1.3, (5, channels, 7, 9)).astype(np.float32)  # out of range on purpose: clipped
     encoded = pngs_base64(images)
     assert len(encoded) == 5
-    for image, b64 in zip(images, encoded):
+    for image, b64 in zip(images, encoded, strict=False):
         im = Image.open(io.BytesIO(base64.b64decode(b64)))
         assert (im.mode, im.size) == (mode, (9, 7))
         expected = (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)

@@ -4,9 +4,9 @@ import json
 import shutil
 
 import pytest
+from conftest import make_client, wait_ready
 
 from backend.core.device import DeviceError, resolve_device
-from conftest import make_client, wait_ready
 
 
 def copy_model(src, dst):

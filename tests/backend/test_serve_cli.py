@@ -1,4 +1,5 @@
 """`infogan serve` refuses bad arguments and settings with one line, before uvicorn starts (issue 23 items 8, 9)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -11,15 +12,28 @@ from backend.core.cuda_probe import _why, probe_cuda
 
 def serve(*args: str, **env: str) -> subprocess.CompletedProcess:
     import os
-    return subprocess.run([sys.executable, "-m", "training.cli", "serve", *args], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, **env})
+
+    return subprocess.run(
+        [sys.executable, "-m", "training.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
 
 
-@pytest.mark.parametrize("args,env,needle", [
-    (["--port", "99999"], {}, "must be 1..65535"), (["--port", "0"], {}, "must be 1..65535"),
-    (["--port", "http"], {}, "whole number"), (["--host", "garbage..x"], {}, "--host"),
-    (["--models-dir", "README.md"], {}, "is a file"), ([], {"DEVICE": "gpu"}, "setting DEVICE"),
-    ([], {"MODELS_DIR": "README.md"}, "is a file")])
+@pytest.mark.parametrize(
+    "args,env,needle",
+    [
+        (["--port", "99999"], {}, "must be 1..65535"),
+        (["--port", "0"], {}, "must be 1..65535"),
+        (["--port", "http"], {}, "whole number"),
+        (["--host", "garbage..x"], {}, "--host"),
+        (["--models-dir", "README.md"], {}, "is a file"),
+        ([], {"DEVICE": "gpu"}, "setting DEVICE"),
+        ([], {"MODELS_DIR": "README.md"}, "is a file"),
+    ],
+)
 def test_one_line_errors(args, env, needle):
     p = serve(*args, **env)
     assert p.returncode in (1, 2) and needle in p.stderr and "Traceback" not in p.stderr
@@ -35,6 +49,8 @@ def test_device_cuda_without_gpu_is_one_line():
 
 
 def test_probe_reason_names_the_missing_library():
-    err = "[E:onnxruntime:Default, provider_bridge_ort.cc:2] Failed to load library libonnxruntime_providers_cuda.so " \
-          "with error: libcublasLt.so.12: cannot open shared object file: No such file or directory"
+    err = (
+        "[E:onnxruntime:Default, provider_bridge_ort.cc:2] Failed to load library libonnxruntime_providers_cuda.so "
+        "with error: libcublasLt.so.12: cannot open shared object file: No such file or directory"
+    )
     assert _why(err) == "CUDA library libcublasLt.so.12 not found"

@@ -2,6 +2,7 @@
 
 Skips when /usr/bin/chromium (or playwright) is missing, unless INFOGAN_REQUIRE_BROWSER=1: then it fails.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 360, "height": 780}
 
@@ -32,8 +39,10 @@ def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory, build_tiny_model) ->
 
     root = tmp_path_factory.mktemp("e2e-models")
     # a model no other one can be compared with (its own spec), with word labels like Fashion-MNIST's
-    words = LatentSpec(Noise(62, "uniform"), (Categorical("item", 4, ("T-shirt/top", "Trouser", "Ankle boot", "Bag")),
-                                              Continuous("c1")))
+    words = LatentSpec(
+        Noise(62, "uniform"),
+        (Categorical("item", 4, ("T-shirt/top", "Trouser", "Ankle boot", "Bag")), Continuous("c1")),
+    )
     build_tiny_model(root, "tiny-words", seed=2, title="Tiny, word labels", spec=words)
     for folder in [*sorted(tiny_models_dir.iterdir()), *exported_models()]:
         if folder.is_dir() and not (root / folder.name).exists():

@@ -1,6 +1,7 @@
 """The page derives nothing on its own: widgets, bounds, steps, captions, the side-by-side baseline and the drawing's
 polarity all come from GET /models (COMMON.md's contract). /models is answered here with edited copies of what the
 server serves, to show each field is what the page follows."""
+
 from __future__ import annotations
 
 import copy
@@ -23,6 +24,7 @@ def edited(server, edit) -> list[dict]:
 def test_controls_follow_the_control_not_the_code_kind(page, server):
     """Bounds, step and caption of a slider are the control's; a code kind the page has never heard of is shown by
     its widget (the page dispatches on control.widget only)."""
+
     def edit(by_id):
         c1 = next(c for c in by_id["tiny"]["codes"] if c["name"] == "c1")
         c1["type"] = "some-new-kind"
@@ -31,6 +33,7 @@ def test_controls_follow_the_control_not_the_code_kind(page, server):
         digit = next(c for c in by_id["tiny"]["codes"] if c["name"] == "digit")
         digit["type"] = "another-kind"
         digit["control"]["default"] = 4
+
     route_models(page, edited(server, edit))
     open_page(page, "model=tiny&seed=3")
     slider = page.get_by_role("slider", name="c1", exact=True)
@@ -52,11 +55,13 @@ def test_controls_follow_the_control_not_the_code_kind(page, server):
 
 def test_side_by_side_uses_compare_with(page, server):
     """The baseline is the model's compare_with, not a model whose id looks like '<id>-gan'."""
+
     def edit(by_id):
         twin = copy.deepcopy(by_id["tiny-gan"])
         twin.update(id="zz-baseline", title="Named baseline")
         by_id["tiny"]["compare_with"] = "zz-baseline"
         edit.extra = twin
+
     models = edited(server, edit)
     route_models(page, [*models, edit.extra])
     open_page(page, "model=tiny&seed=3")
@@ -73,8 +78,9 @@ def test_drawing_canvas_paints_in_the_served_polarity(page, server, drawing, gro
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=8)
     page.mouse.up()
-    pixel = ("([x, y]) => [...document.getElementById('draw').getContext('2d')"
-             ".getImageData(x, y, 1, 1).data.slice(0, 3)]")
+    pixel = (
+        "([x, y]) => [...document.getElementById('draw').getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3)]"
+    )
     assert page.evaluate(pixel, [5, 5]) == [ground] * 3
     assert page.evaluate(pixel, [140, 140]) == [ink] * 3
 

@@ -48,8 +48,10 @@ def test_module_imports_neither_torch_nor_fastapi():
         ({"noise": {"dim": 4}, "codes": [{"name": "z", "type": "continuous"}]}, "unique"),
         ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous"}] * 2}, "unique"),
         ({"noise": {"dim": 4}, "codes": [{"name": "1a", "type": "continuous"}]}, "name"),
-        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "categorical", "categories": 3, "labels": ["x"]}]},
-         "labels"),
+        (
+            {"noise": {"dim": 4}, "codes": [{"name": "a", "type": "categorical", "categories": 3, "labels": ["x"]}]},
+            "labels",
+        ),
         ({"noise": {"dim": 4}}, "codes"),
         ([], "object"),
     ],
@@ -131,8 +133,13 @@ def test_sweeps_and_readings():
     assert spec.code("c1").sweep(-2, 2, 5) == [-2, -1, 0, 1, 2]
     with pytest.raises(SpecError, match="high"):
         spec.code("c1").sweep(-2, 4, 5)
-    outputs = {"digit.logits": np.eye(10, dtype=np.float32)[[7]] * 20, "c1.mean": np.array([9.0]),
-               "c1.std": np.array([0.2]), "c2.mean": np.array([0.5]), "c2.std": np.array([0.1])}
+    outputs = {
+        "digit.logits": np.eye(10, dtype=np.float32)[[7]] * 20,
+        "c1.mean": np.array([9.0]),
+        "c1.std": np.array([0.2]),
+        "c2.mean": np.array([0.5]),
+        "c2.std": np.array([0.1]),
+    }
     read = spec.read(outputs, 0)
     assert read["digit"]["value"] == 7 and sum(read["digit"]["probabilities"]) == pytest.approx(1)
     assert read["c1"]["value"] == EXTRAPOLATION and read["c1"]["mean"] == 9.0  # clipped to what a request may set

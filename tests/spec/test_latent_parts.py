@@ -1,5 +1,6 @@
 """spec/latent.py's parts as training builds them (from_dict of the config's and checkpoint's JSON): the paper's
 sizes, text surviving JSON, and bad specs failing with a message naming the problem. Torch-free."""
+
 import pytest
 
 from spec.latent import Categorical, Continuous, LatentSpec, Noise
@@ -25,16 +26,21 @@ def test_json_round_trip_keeps_labels():
     assert again.code("digit").labels[0] == "a" and again.code("c1").label == "slant"
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"noise": {"dim": 0}, "codes": []}, "noise dim"),
-    ({"noise": {"dim": 4, "distribution": "cauchy"}, "codes": []}, "unknown noise distribution"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "ordinal"}]}, "unknown code type"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "categorical", "categories": 1}]}, "categories"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "low": 1, "high": -1}]}, "low < high"),
-    ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous"}, {"name": "a", "type": "continuous"}]},
-     "unique"),
-    ({"noise": {"dim": 4}}, "'noise' and 'codes'"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"noise": {"dim": 0}, "codes": []}, "noise dim"),
+        ({"noise": {"dim": 4, "distribution": "cauchy"}, "codes": []}, "unknown noise distribution"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "ordinal"}]}, "unknown code type"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "categorical", "categories": 1}]}, "categories"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "low": 1, "high": -1}]}, "low < high"),
+        (
+            {"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous"}, {"name": "a", "type": "continuous"}]},
+            "unique",
+        ),
+        ({"noise": {"dim": 4}}, "'noise' and 'codes'"),
+    ],
+)
 def test_bad_specs_fail_with_a_message_naming_the_problem(bad, message):
     with pytest.raises(ValueError, match=message):
         LatentSpec.from_dict(bad)

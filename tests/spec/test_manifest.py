@@ -14,9 +14,16 @@ def folder_with(tmp_path, **over):
     spec = LatentSpec(Noise(4), (Categorical("k", 3), Continuous("c")))
     for name in MODEL_FILES:
         (tmp_path / name).write_bytes(name.encode())
-    m = Manifest(id="tiny", title="Tiny", dataset="toy", image={"channels": 1, "height": 8, "width": 8},
-                 spec=spec.to_dict(), category_order={"k": [2, 0, 1]}, drawing="light-on-dark",
-                 files=Manifest.file_entries(tmp_path))
+    m = Manifest(
+        id="tiny",
+        title="Tiny",
+        dataset="toy",
+        image={"channels": 1, "height": 8, "width": 8},
+        spec=spec.to_dict(),
+        category_order={"k": [2, 0, 1]},
+        drawing="light-on-dark",
+        files=Manifest.file_entries(tmp_path),
+    )
     raw = m.model_dump(mode="json") | over
     (tmp_path / MANIFEST_FILE).write_text(json.dumps(raw))
     return tmp_path

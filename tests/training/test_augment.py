@@ -1,4 +1,5 @@
 """The nuisance transforms behind loss.invariance: identity at zero, background kept, differentiable, validated."""
+
 import pytest
 import torch
 

@@ -44,7 +44,9 @@ def test_each_category_draws_its_own_class(make_digit_set):
 def test_two_categories_drawing_one_class_are_caught(make_digit_set):
     drawn = [0, 0, 2, 3, 4, 5, 6, 7, 8, 9]  # category 1 draws zeros: only 9 classes are shown
     evaluation = {"digit": {"category_to_class": list(range(10))}}
-    result = check_generated_classes(DrawsClass(drawn), bars(make_digit_set, 3000, 0), None, evaluation, per_category=20)
+    result = check_generated_classes(
+        DrawsClass(drawn), bars(make_digit_set, 3000, 0), None, evaluation, per_category=20
+    )
     digit = result["codes"]["digit"]
     assert not digit["distinct"] and digit["classes_shown"] == 9
     assert digit["agrees_with_q"][1] == 0 and "classifier_test_accuracy" not in result

@@ -16,25 +16,28 @@ def test_unknown_configs_and_keys_fail_naming_them():
         load_config("mnist", ["trian.epochs=1"])
 
 
-@pytest.mark.parametrize("override, words", [
-    # values of the wrong type fail at load time, naming the setting (not as a TypeError inside the run)
-    ("train.epochs=ten", "train.epochs must be a number, got 'ten'"),
-    ("train.seed=1.5", "train.seed must be an integer"),
-    ("train.eval_every_epoch=1", "train.eval_every_epoch must be true or false"),
-    ("train.restarts=true", "train.restarts must be an integer"),
-    ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
-    ("optim=3", "[optim] must be a table"),
-    # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
-    ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
-    ("optim.batch_size=0", "optim.batch_size must be >= 1"),
-    ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
-    ("data.channels=2", "data.channels must be 1 (grey) or 3"),
-    ("train.threads=-1", "train.threads (--threads) must be >= 0"),
-    ("train.restarts=0", "train.restarts must be >= 1 (1: no restarts), got 0"),
-    ("train.restart_steps=0", "train.restart_steps must be >= 1"),
-    ("train.precision='fp8'", "train.precision must be auto, fp32 or bf16, got 'fp8'"),
-    ("train.device='tpu'", "train.device must be auto, cpu or cuda, got 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        # values of the wrong type fail at load time, naming the setting (not as a TypeError inside the run)
+        ("train.epochs=ten", "train.epochs must be a number, got 'ten'"),
+        ("train.seed=1.5", "train.seed must be an integer"),
+        ("train.eval_every_epoch=1", "train.eval_every_epoch must be true or false"),
+        ("train.restarts=true", "train.restarts must be an integer"),
+        ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
+        ("optim=3", "[optim] must be a table"),
+        # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
+        ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
+        ("optim.batch_size=0", "optim.batch_size must be >= 1"),
+        ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
+        ("data.channels=2", "data.channels must be 1 (grey) or 3"),
+        ("train.threads=-1", "train.threads (--threads) must be >= 0"),
+        ("train.restarts=0", "train.restarts must be >= 1 (1: no restarts), got 0"),
+        ("train.restart_steps=0", "train.restart_steps must be >= 1"),
+        ("train.precision='fp8'", "train.precision must be auto, fp32 or bf16, got 'fp8'"),
+        ("train.device='tpu'", "train.device must be auto, cpu or cuda, got 'tpu'"),
+    ],
+)
 def test_bad_values_fail_naming_the_setting(override, words):
     with pytest.raises(ValueError, match=re.escape(words)):
         load_config("mnist", [override])
@@ -79,5 +82,5 @@ def test_removed_settings_are_ignored_so_old_configs_and_checkpoints_load(capsys
 
 def test_restarts_need_a_categorical_code():
     with pytest.raises(ValueError, match="no categorical code"):
-        load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.restarts=2"])
-    assert load_config("mnist", ["latent.codes=[{ name = \"c1\", type = \"continuous\" }]", "train.restarts=1"])
+        load_config("mnist", ['latent.codes=[{ name = "c1", type = "continuous" }]', "train.restarts=2"])
+    assert load_config("mnist", ['latent.codes=[{ name = "c1", type = "continuous" }]', "train.restarts=1"])

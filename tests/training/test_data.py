@@ -31,6 +31,7 @@ def test_checksum_mismatch_names_the_file(fake_mnist_dir):
 def test_offline_download_gives_a_clear_error(tmp_path, monkeypatch):
     def refuse(*a, **k):
         raise OSError("network unreachable")
+
     monkeypatch.setattr(data.urllib.request, "urlopen", refuse)
     with pytest.raises(DataError, match="offline"):
         load_idx_set("fashion-mnist", tmp_path / "fm", "test")
@@ -76,7 +77,10 @@ def test_every_data_set_says_how_a_drawing_of_it_looks():
 
     assert set(data.DATASETS) == {*data.IDX_SETS, "svhn", "celeba", "folder", "dsprites", "chairs3d"}
     assert {n: data.dataset_info(n).drawing for n in ("mnist", "fashion-mnist", "svhn")} == {
-        "mnist": "light-on-dark", "fashion-mnist": "light-on-dark", "svhn": "dark-on-light"}
+        "mnist": "light-on-dark",
+        "fashion-mnist": "light-on-dark",
+        "svhn": "dark-on-light",
+    }
     assert all(info.drawing in get_args(Polarity) and "train" in info.splits for info in data.DATASETS.values())
     with pytest.raises(DataError, match="unknown data set"):
         data.dataset_info("no-such-set")

@@ -1,5 +1,6 @@
 """The disentanglement metrics on a small dSprites subset: an encoder that reads the factors back scores ~1, a random
 one scores at chance; the pieces against hand-computed values. Small sample sizes (seconds)."""
+
 from __future__ import annotations
 
 import json
@@ -10,10 +11,19 @@ import pytest
 from training import disentanglement as dm
 from training.data import ImageSet, load_dataset
 
-SUBSET = [1, 1, 2, 10, 4, 4]   # shape 3 x scale 3 x orientation 4 x posX 8 x posY 8 = 2,304 images
-ORDER = [5, 1, 4, 3, 2]        # the factor each code of the "reader" holds: posY, shape, posX, orientation, scale
-SMALL = {"mig_samples": 2000, "fvae_batch": 64, "fvae_train": 300, "fvae_eval": 200, "fvae_variance": 1000,
-         "dci_train": 600, "dci_test": 300, "sap_train": 1000, "sap_test": 500}
+SUBSET = [1, 1, 2, 10, 4, 4]  # shape 3 x scale 3 x orientation 4 x posX 8 x posY 8 = 2,304 images
+ORDER = [5, 1, 4, 3, 2]  # the factor each code of the "reader" holds: posY, shape, posX, orientation, scale
+SMALL = {
+    "mig_samples": 2000,
+    "fvae_batch": 64,
+    "fvae_train": 300,
+    "fvae_eval": 200,
+    "fvae_variance": 1000,
+    "dci_train": 600,
+    "dci_test": 300,
+    "sap_train": 1000,
+    "sap_test": 500,
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +43,8 @@ def reader(sprites: ImageSet, noise: float, seed: int = 0):
     f = sprites.factors.numpy()
     pos = np.stack([np.unique(f[:, k], return_inverse=True)[1] for k in range(6)], axis=1)
     scaled = pos / np.maximum(pos.max(axis=0), 1)
-    for img, row in zip(sprites.images.numpy(), scaled):
-        table.setdefault(img.tobytes(), row[ORDER])   # identical pictures (symmetric shapes) read as the first
+    for img, row in zip(sprites.images.numpy(), scaled, strict=False):
+        table.setdefault(img.tobytes(), row[ORDER])  # identical pictures (symmetric shapes) read as the first
     rng = np.random.default_rng(seed)
 
     def encode(images: np.ndarray) -> np.ndarray:
@@ -42,6 +52,7 @@ def reader(sprites: ImageSet, noise: float, seed: int = 0):
         raw = np.round((images + 1) * 127.5).astype(np.uint8)
         codes = np.stack([table[x.tobytes()] for x in raw])
         return codes + noise * rng.standard_normal(codes.shape)
+
     return encode
 
 
@@ -68,12 +79,12 @@ def test_factor_data_indexes_the_grid(sprites, data):
 
 def test_mi_discretisation_and_mig_by_hand():
     x = np.array([[0.0], [0.5], [1.0], [1.0]])
-    np.testing.assert_array_equal(dm.histogram_discretize(x, 2)[:, 0], [1, 2, 2, 2])   # edges 0, 0.5 (right: in)
+    np.testing.assert_array_equal(dm.histogram_discretize(x, 2)[:, 0], [1, 2, 2, 2])  # edges 0, 0.5 (right: in)
     y = np.repeat(np.arange(4), 250)[:, None]
     codes = np.concatenate([y + 0.0, np.zeros_like(y, dtype=float) + np.arange(1000)[:, None] % 2], axis=1)
     r = dm.mig(codes, y, bins=20)
     np.testing.assert_allclose(r["entropy"], [np.log(4)])
-    np.testing.assert_allclose(r["mi"][:, 0], [np.log(4), 0.0], atol=1e-12)   # code 2 alternates within classes
+    np.testing.assert_allclose(r["mi"][:, 0], [np.log(4), 0.0], atol=1e-12)  # code 2 alternates within classes
     np.testing.assert_allclose(r["score"], 1.0)
     # a constant factor (dSprites' color) has no entropy and stays out of the mean
     r2 = dm.mig(codes, np.concatenate([y, np.zeros_like(y)], axis=1))
@@ -84,9 +95,15 @@ def test_dci_and_sap_from_the_importance_by_hand():
     assert dm._weighted_one_minus_entropy(np.eye(3)) == pytest.approx(1.0)
     assert dm._weighted_one_minus_entropy(np.ones((3, 3))) == pytest.approx(0.0, abs=1e-9)
     rng = np.random.default_rng(0)
-    y = rng.integers(0, 2, (600, 2))     # two classes: a linear SVM on one code separates them
-    codes = np.concatenate([y[:, :1] + 0.05 * rng.standard_normal((600, 1)), rng.standard_normal((600, 1)),
-                            y[:, 1:] + 0.05 * rng.standard_normal((600, 1))], axis=1)
+    y = rng.integers(0, 2, (600, 2))  # two classes: a linear SVM on one code separates them
+    codes = np.concatenate(
+        [
+            y[:, :1] + 0.05 * rng.standard_normal((600, 1)),
+            rng.standard_normal((600, 1)),
+            y[:, 1:] + 0.05 * rng.standard_normal((600, 1)),
+        ],
+        axis=1,
+    )
     r = dm.dci(codes[:400], y[:400], codes[400:], y[400:])
     assert r["disentanglement"] > 0.8 and r["informativeness_test"] > 0.95
     assert np.argmax(r["importance"][:, 0]) == 0 and np.argmax(r["importance"][:, 1]) == 2
@@ -125,9 +142,18 @@ def test_a_random_representation_scores_at_chance(sprites, data):
 def test_collapsed_codes_are_dropped(data):
     # two codes constant (std < 0.05), three random: the pruned ones never win a vote
     rng = np.random.default_rng(3)
-    rep = lambda images: np.concatenate([rng.standard_normal((len(images), 3)), np.full((len(images), 2), 0.5)], 1)
+
+    def rep(images):
+        return np.concatenate([rng.standard_normal((len(images), 3)), np.full((len(images), 2), 0.5)], 1)
+
     r = dm.factor_vae_score(rep, data, np.random.default_rng(4), num_train=50, num_eval=50, num_variance_estimate=200)
     assert r["num_active_codes"] == 3 and r["classifier"][3] is None and r["classifier"][4] is None
-    dead = dm.factor_vae_score(lambda im: np.zeros((len(im), 2)), data, np.random.default_rng(5), num_train=5,
-                               num_eval=5, num_variance_estimate=100)
+    dead = dm.factor_vae_score(
+        lambda im: np.zeros((len(im), 2)),
+        data,
+        np.random.default_rng(5),
+        num_train=5,
+        num_eval=5,
+        num_variance_estimate=100,
+    )
     assert dead["score"] == 0.0 and dead["num_active_codes"] == 0

@@ -1,5 +1,6 @@
 """dSprites re-rendered from its definition: DeepMind's layout, the geometry, determinism, the loader and the CLI.
 Only small subsets are rendered (every k-th class of each factor); never the 737,280-image set."""
+
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +11,7 @@ import pytest
 from training import dsprites as ds
 from training.data import DataError, load_dataset
 
-SUBSET = (1, 1, 2, 8, 4, 4)   # 1 x 3 x 3 x 5 x 8 x 8 = 2,880 images
+SUBSET = (1, 1, 2, 8, 4, 4)  # 1 x 3 x 3 x 5 x 8 x 8 = 2,880 images
 
 
 @pytest.fixture(scope="module")
@@ -66,12 +67,13 @@ def test_every_shape_lies_within_radius_16_scale():
 
 
 def test_area_grows_with_scale_squared_and_rotation_keeps_the_centre():
-    m = ds.sprite_masks(range(3), range(6), range(0, 40, 3)).astype(np.float64)   # (3, 6, 14, 33, 33)
-    area = m.sum(axis=(3, 4)).mean(axis=2)                                          # (shape, scale)
-    np.testing.assert_allclose(area / area[:, :1], np.broadcast_to((np.linspace(0.5, 1, 6) / 0.5) ** 2, (3, 6)),
-                               rtol=0.12)
+    m = ds.sprite_masks(range(3), range(6), range(0, 40, 3)).astype(np.float64)  # (3, 6, 14, 33, 33)
+    area = m.sum(axis=(3, 4)).mean(axis=2)  # (shape, scale)
+    np.testing.assert_allclose(
+        area / area[:, :1], np.broadcast_to((np.linspace(0.5, 1, 6) / 0.5) ** 2, (3, 6)), rtol=0.12
+    )
     ys, xs = np.mgrid[0:33, 0:33]
-    for shape in (0, 1):        # point-symmetric shapes: the centroid is the centre of rotation, pixel (16, 16)
+    for shape in (0, 1):  # point-symmetric shapes: the centroid is the centre of rotation, pixel (16, 16)
         w = m[shape]
         np.testing.assert_allclose((w * xs).sum((2, 3)) / w.sum((2, 3)), 16, atol=1e-9)
         np.testing.assert_allclose((w * ys).sum((2, 3)) / w.sum((2, 3)), 16, atol=1e-9)
@@ -79,9 +81,9 @@ def test_area_grows_with_scale_squared_and_rotation_keeps_the_centre():
     heart = ds.sprite_masks([2], [5], [0, 10])[0, 0]
     # tip 13.1 px below the centre (row 29), the notch 10.7 px above it (row 5)
     assert heart[0, 28, 16] and not heart[0, 30, 16] and not heart[0, 4, 16] and heart[0, 7, 16]
-    assert heart[1, 15:18, 28].any() and not heart[1, 15:18, 3].any()   # ~92 degrees on: the tip is on the right
+    assert heart[1, 15:18, 28].any() and not heart[1, 15:18, 3].any()  # ~92 degrees on: the tip is on the right
     orient = ds.sprite_masks(range(3), [5], [0, 39])[:, 0]
-    assert np.array_equal(orient[:, 0], orient[:, 1])          # 0 and 2 pi: the same picture, as in DeepMind's set
+    assert np.array_equal(orient[:, 0], orient[:, 1])  # 0 and 2 pi: the same picture, as in DeepMind's set
 
 
 def test_positions_shift_by_whole_pixels_along_their_axis(small):
@@ -89,16 +91,16 @@ def test_positions_shift_by_whole_pixels_along_their_axis(small):
     base = np.flatnonzero((c[:, 1:] == [1, 4, 0, 0, 0]).all(axis=1))[0]
     right = np.flatnonzero((c[:, 1:] == [1, 4, 0, 8, 0]).all(axis=1))[0]
     down = np.flatnonzero((c[:, 1:] == [1, 4, 0, 0, 12]).all(axis=1))[0]
-    assert np.array_equal(np.roll(imgs[base], 8, axis=1), imgs[right])    # posX: columns
-    assert np.array_equal(np.roll(imgs[base], 12, axis=0), imgs[down])    # posY: rows, downwards
+    assert np.array_equal(np.roll(imgs[base], 8, axis=1), imgs[right])  # posX: columns
+    assert np.array_equal(np.roll(imgs[base], 12, axis=0), imgs[down])  # posY: rows, downwards
     corner = ds.render((1, 1, 1, 1, 31, 31))["imgs"]  # posX, posY in {0, 31}: the extremes
-    assert corner.any(axis=(1, 2)).all()                                   # every sprite drawn, none clipped away
+    assert corner.any(axis=(1, 2)).all()  # every sprite drawn, none clipped away
     assert all(corner[..., :, k].any() and corner[..., k, :].any() for k in (0, 63))  # the largest reach the edges
 
 
 def test_loader_renders_subsets_in_memory_and_reads_files(tmp_path, small):
     s = load_dataset("dsprites", tmp_path, subset=list(SUBSET))
-    assert list(tmp_path.iterdir()) == []                                  # a subset is never written
+    assert list(tmp_path.iterdir()) == []  # a subset is never written
     assert tuple(s.images.shape) == (2880, 1, 64, 64) and s.labels is None and s.name == "dsprites"
     assert set(np.unique(s.images.numpy())) == {0, 255}
     assert np.array_equal(s.factors.numpy(), small["latents_classes"]) and s.factor_names == ds.FACTOR_NAMES
@@ -107,8 +109,13 @@ def test_loader_renders_subsets_in_memory_and_reads_files(tmp_path, small):
     s2 = load_dataset("dsprites", tmp_path, subset=list(SUBSET))
     assert np.array_equal(s2.images.numpy()[:, 0] // 255, small["imgs"])
     # DeepMind's file (told apart by its keys; its pickled metadata is not read) wins over ours
-    np.savez(tmp_path / ds.DEEPMIND_FILE, imgs=small["imgs"][::-1], latents_classes=small["latents_classes"][::-1],
-             latents_values=small["latents_values"][::-1], metadata=np.array({"x": 1}, dtype=object))
+    np.savez(
+        tmp_path / ds.DEEPMIND_FILE,
+        imgs=small["imgs"][::-1],
+        latents_classes=small["latents_classes"][::-1],
+        latents_values=small["latents_values"][::-1],
+        metadata=np.array({"x": 1}, dtype=object),
+    )
     s3 = load_dataset("dsprites", tmp_path)
     assert np.array_equal(s3.factors.numpy(), small["latents_classes"][::-1])
 

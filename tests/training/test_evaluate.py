@@ -1,5 +1,6 @@
 """The one evaluation entry point: evaluate_model owns the BatchNorm recalibration (on a copy, on bn_samples
 training images) and load_eval_data never substitutes training images for a split that is missing."""
+
 import shutil
 
 import pytest
@@ -50,8 +51,9 @@ def test_evaluate_model_recalibrates_a_copy_on_bn_samples_training_images(fake_m
     means = [k for k in before if k.endswith("running_mean")]
     assert means and all(not torch.equal(net.state_dict()[k], before[k]) for k in means)
     digit = result["digit"]
-    assert 0 <= digit["accuracy"] <= 1 and 0 <= digit["nmi"] <= 1 and sorted(digit["category_to_class"]) == list(
-        range(10))
+    assert (
+        0 <= digit["accuracy"] <= 1 and 0 <= digit["nmi"] <= 1 and sorted(digit["category_to_class"]) == list(range(10))
+    )
     assert sum(digit["category_sizes"]) == 256  # scored on the test split, not on training images
     assert set(result["info"]) == {"digit", "c1", "c2"}
 

@@ -1,4 +1,5 @@
 """ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 and int8 storage."""
+
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ def _nets(seed=0, noise_scale=1.0):
     spec = mnist_spec()
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=64, ch=16, noise_scale=noise_scale)
     # non-trivial BN statistics, as after training
-    G.train(); D.train()
+    G.train()
+    D.train()
     with torch.no_grad():
         for _ in range(3):
             D(G(*spec.sample(64)))
@@ -47,7 +49,7 @@ def test_onnx_runtime_matches_pytorch(tmp_path, monkeypatch, batch, weights, noi
     with torch.no_grad():
         d, q = D(images * 2 - 1)
     assert [o.name for o in rec.get_outputs()] == spec.output_names()
-    outs = dict(zip(spec.output_names(), rec.run(None, {"images": images.numpy()})))
+    outs = dict(zip(spec.output_names(), rec.run(None, {"images": images.numpy()}), strict=False))
     pred = spec.predict(q)
     assert np.abs(outs["digit.logits"] - pred["digit"]["logits"].numpy()).max() <= 1e-4
     assert np.abs(outs["c1.mean"] - pred["c1"]["mean"].numpy()).max() <= 1e-4
@@ -87,8 +89,17 @@ def test_category_map_reorders_the_exported_code(tmp_path):
     category order[j] generated), and the recognizer reads class j's images as index j."""
     G, D, spec = _nets()
     mapping = [3, 0, 1, 2, 4, 5, 6, 7, 9, 8]  # raw category k shows class mapping[k]
-    folder = write_model_folder(G, D, spec, tmp_path / "m", model_id="m", title="M", dataset="mnist",
-                                drawing="light-on-dark", category_order=category_order(spec, {"digit": mapping}))
+    folder = write_model_folder(
+        G,
+        D,
+        spec,
+        tmp_path / "m",
+        model_id="m",
+        title="M",
+        dataset="mnist",
+        drawing="light-on-dark",
+        category_order=category_order(spec, {"digit": mapping}),
+    )
     manifest = Manifest.read(folder)
     raw_index = manifest.category_order["digit"]
     assert [mapping[r] for r in raw_index] == list(range(10))
@@ -120,8 +131,19 @@ def test_manifest_records_hashes_and_spec(tmp_path):
     (and readable by LatentSpec.from_dict as it is), the image shape, drawing and baseline as given."""
     G, D, spec = _nets()
     spec = spec.with_text("c1", label="slant")
-    folder = write_model_folder(G, D, spec, tmp_path / "m", model_id="m", title="M", dataset="mnist",
-                                drawing="light-on-dark", compare_with="m-gan", provenance={"seed": 3}, weights="fp16")
+    folder = write_model_folder(
+        G,
+        D,
+        spec,
+        tmp_path / "m",
+        model_id="m",
+        title="M",
+        dataset="mnist",
+        drawing="light-on-dark",
+        compare_with="m-gan",
+        provenance={"seed": 3},
+        weights="fp16",
+    )
     manifest = Manifest.read(folder)
     for name in (GENERATOR_FILE, RECOGNIZER_FILE):
         assert manifest.files[name].sha256 == sha256_of(folder / name)
@@ -138,7 +160,7 @@ def test_round_to_fp16_is_idempotent():
     round_to_fp16(G)
     before = [p.clone() for p in G.parameters()]
     round_to_fp16(G)
-    assert all(torch.equal(a, b) for a, b in zip(before, G.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, G.parameters(), strict=False))
 
 
 def _fc_graph(w: np.ndarray, bias: np.ndarray, act: str):
@@ -146,10 +168,12 @@ def _fc_graph(w: np.ndarray, bias: np.ndarray, act: str):
     from onnx import TensorProto, helper, numpy_helper
 
     graph = helper.make_graph(
-        [helper.make_node(act, ["x"], ["h"]), helper.make_node("Gemm", ["h", "W", "b"], ["y"], transB=1)], "fc",
+        [helper.make_node(act, ["x"], ["h"]), helper.make_node("Gemm", ["h", "W", "b"], ["y"], transB=1)],
+        "fc",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", w.shape[1]])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", w.shape[0]])],
-        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "b")])
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(bias, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
     store_weights(model, "int8")
     rewritten = add_int8_matmul(model, min_elements=0)
@@ -180,7 +204,7 @@ def test_int8_matmul_is_exact_to_fp32_rounding_on_both_sides_of_the_threshold(ac
     batched = sess.run(None, {"x": x})[0]  # 9 rows > MAX_ROWS: fp32 Gemm
     assert np.all(np.abs(batched - want) <= tol)
     for i in range(len(x)):
-        one = sess.run(None, {"x": x[i:i + 1]})[0][0]  # integer path
+        one = sess.run(None, {"x": x[i : i + 1]})[0][0]  # integer path
         assert np.all(np.abs(one - want[i]) <= tol[i]), i
     small = sess.run(None, {"x": x[:MAX_ROWS]})[0]
     assert np.all(np.abs(small - want[:MAX_ROWS]) <= tol[:MAX_ROWS])
@@ -196,6 +220,7 @@ def test_export_adds_the_int8_matmul_to_the_large_fc_layers(tmp_path, monkeypatc
 
     def ifs(path):
         return [n for n in onnx.load(str(path)).graph.node if n.op_type == "If"]
+
     for name in ("generator.onnx", "recognizer.onnx"):
         (node,) = ifs(tmp_path / "int8" / name)
         assert len(int8_matmul.rewritten_layers(onnx.load(str(tmp_path / "int8" / name)))) == 1
@@ -208,8 +233,11 @@ def test_export_adds_the_int8_matmul_to_the_large_fc_layers(tmp_path, monkeypatc
 def test_code_labels_are_checked_before_the_evaluation():
     spec = mnist_spec()
     assert parse_code_labels(spec, ["c1=width", "c2=slant = tilt"]) == {"c1": "width", "c2": "slant = tilt"}
-    for item, words in (("c9=foo", "unknown code 'c9'"), ("digit=foo", "is categorical"),
-                        ("width", "must look like CODE=LABEL")):
+    for item, words in (
+        ("c9=foo", "unknown code 'c9'"),
+        ("digit=foo", "is categorical"),
+        ("width", "must look like CODE=LABEL"),
+    ):
         with pytest.raises(ExportError, match=words):
             parse_code_labels(spec, [item])
 
@@ -253,15 +281,42 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
 
     G, D, spec = _nets()
     model_args = {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 64, "ch": 16}
-    data_cfg = {"name": "mnist", "dir": str(fake_mnist_dir), "resolution": 28, "channels": 1, "verify": False,
-                "download": False}
+    data_cfg = {
+        "name": "mnist",
+        "dir": str(fake_mnist_dir),
+        "resolution": 28,
+        "channels": 1,
+        "verify": False,
+        "download": False,
+    }
     ck = tmp_path / "checkpoint.pt"
-    ckpt_io.save_atomic({"format": ckpt_io.FORMAT, "spec": spec.to_dict(), "model_args": model_args,
-                         "G": G.state_dict(), "D": D.state_dict(), "step": 7,
-                         "config": {"data": data_cfg, "train": {"seed": 5}}}, ck)
+    ckpt_io.save_atomic(
+        {
+            "format": ckpt_io.FORMAT,
+            "spec": spec.to_dict(),
+            "model_args": model_args,
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "step": 7,
+            "config": {"data": data_cfg, "train": {"seed": 5}},
+        },
+        ck,
+    )
     with pytest.raises(SystemExit) as done:
-        main(["export", str(ck), "--id", "m", "--models-dir", str(tmp_path / "models"), "--compare-with", "m-gan",
-              "--label", "c1=slant"])
+        main(
+            [
+                "export",
+                str(ck),
+                "--id",
+                "m",
+                "--models-dir",
+                str(tmp_path / "models"),
+                "--compare-with",
+                "m-gan",
+                "--label",
+                "c1=slant",
+            ]
+        )
     assert done.value.code == 0
     manifest = Manifest.read(tmp_path / "models" / "m")
     assert (manifest.drawing, manifest.compare_with, manifest.dataset) == ("light-on-dark", "m-gan", "mnist")

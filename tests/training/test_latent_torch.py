@@ -1,6 +1,7 @@
 """training/latent.py: the parts' torch behaviour (sampling, one-hot encoding, decoding, information loss).
 
 The torch-free parts (sizes, validation, JSON) are tested in tests/spec/test_latent_parts.py."""
+
 import math
 
 import pytest
@@ -10,13 +11,16 @@ from hypothesis import strategies as st
 
 from training.latent import Categorical, Continuous, LatentSpec, Noise, mnist_spec
 
-
 spec_strategy = st.builds(
     lambda dim, dist, cats, conts: LatentSpec(
         Noise(dim, dist),
-        tuple(Categorical(f"k{i}", k) for i, k in enumerate(cats)) + tuple(Continuous(f"u{i}") for i in range(conts))),
-    st.integers(1, 8), st.sampled_from(["uniform", "normal"]), st.lists(st.integers(2, 12), max_size=3),
-    st.integers(0, 3))
+        tuple(Categorical(f"k{i}", k) for i, k in enumerate(cats)) + tuple(Continuous(f"u{i}") for i in range(conts)),
+    ),
+    st.integers(1, 8),
+    st.sampled_from(["uniform", "normal"]),
+    st.lists(st.integers(2, 12), max_size=3),
+    st.integers(0, 3),
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -13,7 +13,8 @@ def _nets():
 def _flat(grads, params=None) -> torch.Tensor:
     """Gradients as one vector; a parameter the graph never reached (None, with allow_unused) counts as zeros."""
     params = params or [None] * len(grads)
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params)])
+    flat = [(g if g is not None else torch.zeros_like(p)).flatten() for g, p in zip(grads, params, strict=True)]
+    return torch.cat(flat)
 
 
 def test_information_term_reaches_the_shared_trunk_through_the_loss_in_the_d_phase():
@@ -40,8 +41,9 @@ def test_information_term_reaches_the_shared_trunk_through_the_loss_in_the_d_pha
     info = _flat(torch.autograd.grad(sum(spec.info_losses(c, q_fake).values()), trunk, allow_unused=True), trunk)
     assert (high - low).norm() > 0.05 * low.norm(), "the information term does not reach the trunk"
     assert torch.allclose(high - low, 2 * info, rtol=1e-3, atol=1e-4 * float(info.abs().max()))
-    q_grad = torch.autograd.grad(InfoGANLoss(spec).discriminator_step(D, real, fake, c).loss,
-                                 list(D.q_head.parameters()))
+    q_grad = torch.autograd.grad(
+        InfoGANLoss(spec).discriminator_step(D, real, fake, c).loss, list(D.q_head.parameters())
+    )
     assert _flat(q_grad).abs().sum() > 0
 
 

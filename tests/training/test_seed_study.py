@@ -1,4 +1,6 @@
-"""scripts/seed_study.py's --same-as: a run is extended by another study's epochs only if it followed that run exactly."""
+"""scripts/seed_study.py's --same-as: a run is extended by another study's epochs only if it followed that run
+exactly."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -26,13 +28,24 @@ def eval_row(step: int, acc: float, nmi: float = 0.7) -> dict:
 
 
 # the run without restarts: epochs of 100 steps, losses logged every 50
-OTHER = [loss(50, 1.0), loss(100, 1.1), eval_row(100, 0.5), loss(150, 1.2), loss(200, 1.3), eval_row(200, 0.8),
-         loss(250, 1.4), loss(300, 1.5), eval_row(300, 0.9)]
+OTHER = [
+    loss(50, 1.0),
+    loss(100, 1.1),
+    eval_row(100, 0.5),
+    loss(150, 1.2),
+    loss(200, 1.3),
+    eval_row(200, 0.8),
+    loss(250, 1.4),
+    loss(300, 1.5),
+    eval_row(300, 0.9),
+]
 # the restarts run: two starts of 100 steps; start 0 (OTHER's first 100 steps) was kept and goes on
-START_ROWS = [{"L_I": 2.0, "step": 50, "candidate": 0},
-              {"step": 100, "candidate": 0, "label_free": 2.1, "test_acc/d": 0.5, "test_nmi/d": 0.7, "test_lfs/d": 2.0},
-              {"step": 100, "candidate": 1, "label_free": 2.0, "test_acc/d": 0.4, "test_nmi/d": 0.6, "test_lfs/d": 2.0},
-              {"step": 100, "kept": 0}]
+START_ROWS = [
+    {"L_I": 2.0, "step": 50, "candidate": 0},
+    {"step": 100, "candidate": 0, "label_free": 2.1, "test_acc/d": 0.5, "test_nmi/d": 0.7, "test_lfs/d": 2.0},
+    {"step": 100, "candidate": 1, "label_free": 2.0, "test_acc/d": 0.4, "test_nmi/d": 0.6, "test_lfs/d": 2.0},
+    {"step": 100, "kept": 0},
+]
 
 
 def test_a_run_on_the_other_runs_trajectory_takes_its_later_epochs(tmp_path):

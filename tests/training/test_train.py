@@ -1,4 +1,5 @@
 """CPU smoke tests of the training loop on generated data: train, checkpoint, resume, kill -9, NaN, DDP."""
+
 import json
 import os
 import re
@@ -22,10 +23,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def tiny_config(data_dir, **train_kw) -> Config:
-    cfg = load_config("mnist", [
-        f"data.dir={json.dumps(str(data_dir))}", "data.verify=false", "data.download=false",
-        "model.widths={ fc = 32, ch = 8 }", "optim.batch_size=32", "train.checkpoint_every=4", "train.log_every=2",
-        "train.epochs=1", "train.threads=1", "train.restarts=1"])
+    cfg = load_config(
+        "mnist",
+        [
+            f"data.dir={json.dumps(str(data_dir))}",
+            "data.verify=false",
+            "data.download=false",
+            "model.widths={ fc = 32, ch = 8 }",
+            "optim.batch_size=32",
+            "train.checkpoint_every=4",
+            "train.log_every=2",
+            "train.epochs=1",
+            "train.threads=1",
+            "train.restarts=1",
+        ],
+    )
     for k, v in train_kw.items():
         setattr(cfg.train, k, v)
     return cfg
@@ -36,7 +48,7 @@ def test_training_writes_a_complete_run_folder(fake_mnist_dir, tmp_path):
     run = ck_path.parent
     assert run.name.startswith("00000-mnist-s0")
     assert json.loads((run / "training_options.json").read_text())["model"]["widths"] == {"fc": 32, "ch": 8}
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("L_I/digit" in r for r in rows) and any("test_acc/digit" in r for r in rows)
     assert (run / "samples" / "epoch-001.png").exists()
     ck = ckpt_io.load(ck_path)
@@ -82,33 +94,92 @@ def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp
     assert longer["command"] == straight["command"] and len(longer["resumed_by"]) == 1
     with pytest.raises(TrainingError, match="shorter"):
         train(None, resume=short.parent, progress=False, epochs=0.5)
-    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--seed", "3"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--seed", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0 and "--seed" in res.stderr and "Traceback" not in res.stderr
     # the thread count is the machine's, not the recipe's: a resume may set it, and the checkpoint records it
-    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--threads", "2",
-                          "--epochs", "2.25", "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "train",
+            "--resume",
+            str(short.parent),
+            "--threads",
+            "2",
+            "--epochs",
+            "2.25",
+            "--no-progress",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load(short)["config"]["train"]["threads"] == 2
-    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--threads", "-1"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--threads", "-1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode != 0 and "--threads" in res.stderr and "Traceback" not in res.stderr
 
 
 def train_process(data_dir, runs_dir, *extra: str) -> subprocess.Popen:
     """``infogan train`` of a tiny 6-epoch (96-step) run in a subprocess, to be killed or signalled."""
-    cmd = [sys.executable, "-m", "training", "train", "mnist", "--data-dir", str(data_dir), "--runs-dir",
-           str(runs_dir), "--no-progress", "--epochs", "6", "--set", "data.verify=false",
-           "--set", "model.widths={ fc = 32, ch = 8 }",
-           "--set", "optim.batch_size=32", "--set", "train.threads=1", "--set", "train.restarts=1", *extra]
-    return subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "training",
+        "train",
+        "mnist",
+        "--data-dir",
+        str(data_dir),
+        "--runs-dir",
+        str(runs_dir),
+        "--no-progress",
+        "--epochs",
+        "6",
+        "--set",
+        "data.verify=false",
+        "--set",
+        "model.widths={ fc = 32, ch = 8 }",
+        "--set",
+        "optim.batch_size=32",
+        "--set",
+        "train.threads=1",
+        "--set",
+        "train.restarts=1",
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def resume_to_end(run_dir: Path) -> None:
-    res = subprocess.run([sys.executable, "-m", "training", "train", "--resume", str(run_dir), "--no-progress"],
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                         timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--resume", str(run_dir), "--no-progress"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     assert ckpt_io.load(run_dir / "checkpoint.pt")["step"] == 96  # 6 epochs x 16 steps
 
@@ -138,8 +209,8 @@ def test_a_stop_signal_checkpoints_the_step_reached_then_resume_finishes(fake_mn
     proc = train_process(fake_mnist_dir, tmp_path, "--set", "train.checkpoint_every=1000", "--set", "train.log_every=1")
     deadline = time.time() + 120
     while time.time() < deadline and not any(
-            json.loads(line)["step"] >= 3
-            for m in tmp_path.glob("*/metrics.jsonl") for line in m.read_text().splitlines()):
+        json.loads(line)["step"] >= 3 for m in tmp_path.glob("*/metrics.jsonl") for line in m.read_text().splitlines()
+    ):
         time.sleep(0.05)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
@@ -217,6 +288,7 @@ def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_p
         assert step_with_dtypes(t)[0] == {torch.bfloat16 if want == "bf16" else torch.float32}
     # the precision a run really used reaches the exported manifest (the config only says "auto")
     from training.export import export_checkpoint
+
     ck = train(tiny_config(fake_mnist_dir, precision="auto"), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
     folder = export_checkpoint(ck, "tiny", models_dir=tmp_path / "models")
     manifest = json.loads((Path(folder) / "manifest.json").read_text())
@@ -239,15 +311,23 @@ def test_noise_scale_is_applied_inside_G_and_travels_in_the_checkpoint(fake_mnis
 
 def test_bad_settings_and_checkpoints_fail_in_one_line(tmp_path):
     """The CLI's side of the config checks (tests/training/test_config.py has the checks): one line, no traceback."""
-    res = subprocess.run([sys.executable, "-m", "training", "train", "mnist", "--set", "train.device=\"tpu\""],
-                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "training", "train", "mnist", "--set", 'train.device="tpu"'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 1 and "train.device" in res.stderr and "Traceback" not in res.stderr
     # evaluate and export say what is wrong with the checkpoint in one line too
     (tmp_path / "notes.pt").write_text("not a checkpoint")
-    for cmd, words in ((["evaluate", str(tmp_path / "missing.pt")], "infogan evaluate: error: no checkpoint at"),
-                       (["export", str(tmp_path / "notes.pt"), "--id", "x"], "not a readable checkpoint")):
-        res = subprocess.run([sys.executable, "-m", "training", *cmd], cwd=ROOT, capture_output=True, text=True,
-                             timeout=120)
+    for cmd, words in (
+        (["evaluate", str(tmp_path / "missing.pt")], "infogan evaluate: error: no checkpoint at"),
+        (["export", str(tmp_path / "notes.pt"), "--id", "x"], "not a readable checkpoint"),
+    ):
+        res = subprocess.run(
+            [sys.executable, "-m", "training", *cmd], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
         assert res.returncode == 1 and words in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
 
 
@@ -261,10 +341,24 @@ def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
         with socket.socket() as sock:  # torchrun's static rendezvous needs a concrete free port (0 hangs)
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
-        cmd = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node=2", f"--master_port={port}",
-               "-m", "training", "train", *args, "--no-progress"]
-        res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                             env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+        cmd = [
+            str(Path(sys.executable).parent / "torchrun"),
+            "--nproc_per_node=2",
+            f"--master_port={port}",
+            "-m",
+            "training",
+            "train",
+            *args,
+            "--no-progress",
+        ]
+        res = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        )
         assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
         assert "2 process(es)" in res.stdout
         return res
@@ -273,10 +367,31 @@ def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
         (lat0, tor0), (lat1, tor1) = ck["rank_rngs"]
         return not torch.equal(lat0, lat1) and not torch.equal(tor0, tor1)
 
-    torchrun("mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir", str(tmp_path), "--set", "data.verify=false",
-             "--set", "model.widths={ fc = 32, ch = 8 }", "--set", "optim.batch_size=32", "--set", "train.threads=1",
-             "--set", "train.epochs=0.5", "--set", "train.device=\"cpu\"", "--set", "train.restarts=2",
-             "--set", "train.restart_steps=4", "--set", "train.checkpoint_every=4")
+    torchrun(
+        "mnist",
+        "--data-dir",
+        str(fake_mnist_dir),
+        "--runs-dir",
+        str(tmp_path),
+        "--set",
+        "data.verify=false",
+        "--set",
+        "model.widths={ fc = 32, ch = 8 }",
+        "--set",
+        "optim.batch_size=32",
+        "--set",
+        "train.threads=1",
+        "--set",
+        "train.epochs=0.5",
+        "--set",
+        'train.device="cpu"',
+        "--set",
+        "train.restarts=2",
+        "--set",
+        "train.restart_steps=4",
+        "--set",
+        "train.checkpoint_every=4",
+    )
     (run,) = tmp_path.iterdir()
     half = ckpt_io.load(run / "checkpoint.pt")
     assert half["step"] == 8 and half["restarts"]["restarts"] == 2 and ranks_differ(half)
@@ -309,7 +424,7 @@ def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_pat
         assert torch.equal(v, kept_weights[k]), k
     ck = ckpt_io.load(tmp_path / "run" / "checkpoint.pt")
     assert ck["restarts"]["kept"] == 1 and ck["step"] == 4
-    rows = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["candidate"] for r in rows if "label_free" in r] == [0, 1, 2]
     # every 2 steps
     assert [r["candidate"] for r in rows if "L_I/digit" in r and "candidate" in r] == [0, 0, 1, 1, 2, 2]
@@ -329,8 +444,12 @@ def to_old_format(run: Path) -> None:
     "candidates"/"candidate", config keys train.candidates/candidate_steps/compile/channels_last, start-<i>.pt."""
     ck = ckpt_io.load(run / "checkpoint.pt")
     train_cfg = dict(ck["config"]["train"])
-    train_cfg.update(candidates=train_cfg.pop("restarts"), candidate_steps=train_cfg.pop("restart_steps"),
-                     compile=False, channels_last=False)
+    train_cfg.update(
+        candidates=train_cfg.pop("restarts"),
+        candidate_steps=train_cfg.pop("restart_steps"),
+        compile=False,
+        channels_last=False,
+    )
     ck["config"] = {**ck["config"], "train": train_cfg}
     record, progress = ck.pop("restarts"), ck.pop("restarting")
     ck["selection"] = None if record is None else {"candidates": record.pop("restarts"), **record}
@@ -341,10 +460,13 @@ def to_old_format(run: Path) -> None:
 
 
 # inside restart 1, 2, 3 of 3 (6 steps each)
-@pytest.mark.parametrize("stop, at_call, old_format", [("kill", 5, False), ("kill", 9, False), ("kill", 17, False),
-                                                       ("sigterm", 9, False), ("kill", 17, True)])
-def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(fake_mnist_dir, tmp_path, monkeypatch, stop, at_call,
-                                                                old_format):
+@pytest.mark.parametrize(
+    "stop, at_call, old_format",
+    [("kill", 5, False), ("kill", 9, False), ("kill", 17, False), ("sigterm", 9, False), ("kill", 17, True)],
+)
+def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(
+    fake_mnist_dir, tmp_path, monkeypatch, stop, at_call, old_format
+):
     """A kill (or SIGTERM) while the label-free restarts train: the resume continues the same restart from its last
     checkpoint (or the signalled step), keeps the finished restarts' scores and the best one's weights, and ends
     bit-identical to a run never stopped, with one metrics row per (restart, step) and no restart-<i>.pt left. A
@@ -373,14 +495,16 @@ def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(fake_mnist_dir, 
     restart, step = divmod(at_call - 1, 6)
     assert ck["restarting"]["restart"] == restart and ck["restarts"] is None
     assert ck["step"] == (step // 4 * 4 if stop == "kill" else step + 1)  # checkpoint_every=4, or the signalled step
-    assert [p.name for p in run.glob("restart-*.pt")] == (["restart-1.pt"] if restart == 2 else
-                                                          ["restart-0.pt"] if restart == 1 else [])
+    assert [p.name for p in run.glob("restart-*.pt")] == (
+        ["restart-1.pt"] if restart == 2 else ["restart-0.pt"] if restart == 1 else []
+    )
     if old_format:
         to_old_format(run)
     monkeypatch.setattr(Trainer, "train_step", real_step)
     resumed = ckpt_io.load(train(None, resume=run, progress=False))
-    assert resumed["restarts"] == straight["restarts"] == {"restarts": 3, "steps": 6, "scores": [0.5, 0.9, 0.4],
-                                                           "kept": 1}
+    assert (
+        resumed["restarts"] == straight["restarts"] == {"restarts": 3, "steps": 6, "scores": [0.5, 0.9, 0.4], "kept": 1}
+    )
     assert resumed["restarting"] is None and resumed["step"] == straight["step"] == 16
     assert resumed["config"] == straight["config"]  # an old run's config goes on under the new names
     for net in ("G", "D"):
@@ -389,15 +513,18 @@ def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(fake_mnist_dir, 
     assert not list(run.glob("restart-*.pt")) and not list(run.glob("start-*.pt"))
 
     def rows(run):  # without the timings, which differ between any two runs
-        return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
-                for line in (run / "metrics.jsonl").read_text().splitlines()]
+        return [
+            {k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
+            for line in (run / "metrics.jsonl").read_text().splitlines()
+        ]
 
     same = rows(next((tmp_path / "a").iterdir()))
     if stop == "kill":  # the resume starts at a logged step: each row once, with the same values
         assert rows(run) == same
     else:  # the first row after the signalled step averages fewer steps
-        assert [(r.get("candidate"), r["step"], sorted(r)) for r in rows(run)] == \
-               [(r.get("candidate"), r["step"], sorted(r)) for r in same]
+        assert [(r.get("candidate"), r["step"], sorted(r)) for r in rows(run)] == [
+            (r.get("candidate"), r["step"], sorted(r)) for r in same
+        ]
     assert [r["candidate"] for r in rows(run) if "label_free" in r] == [0, 1, 2]
 
 
@@ -431,8 +558,13 @@ def test_fig1_plots_the_kept_start_and_the_main_run(tmp_path, monkeypatch):
 
     from training import evaluate_cmd as report
 
-    rows = [{"step": 2, "candidate": 0, "L_I/digit": 0.1}, {"step": 2, "candidate": 1, "L_I/digit": 0.2},
-            {"step": 2, "candidate": 0, "label_free": 1.0}, {"step": 2, "kept": 1}, {"step": 4, "L_I/digit": 0.3}]
+    rows = [
+        {"step": 2, "candidate": 0, "L_I/digit": 0.1},
+        {"step": 2, "candidate": 1, "L_I/digit": 0.2},
+        {"step": 2, "candidate": 0, "label_free": 1.0},
+        {"step": 2, "kept": 1},
+        {"step": 4, "L_I/digit": 0.3},
+    ]
     path = tmp_path / "metrics.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     drawn = []
