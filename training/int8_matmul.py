@@ -5,9 +5,9 @@ With ``--weights int8`` the export stores each large FC weight as int8 ``q`` (ou
 inference reads 4 bytes per weight. For one image that matrix-vector product is memory-bound: the paper's MNIST
 generator streams its 6272 x 1024 layer (26 MB in fp32) per image, which on a 2-core AVX2 VM takes ~1 ms back to
 back and ~2 ms inside the service (its own inference histogram), where other work runs between images and the
-weights do not stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU kernels that take
-int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move by up to 0.016)
-or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
+weights do not stay in the 32 MB L3. Reading the int8 weights instead is 4x fewer bytes, but ONNX Runtime's CPU
+kernels that take int8 weights either quantise the activations (an error of ~1/254 of each row's range; pixels move
+by up to 0.016) or run 10-20x slower in fp32 (``MatMulNBits`` with ``accuracy_level`` 0/1 on this CPU).
 
 So this writes the activations as base-128 digits and multiplies the digits by ``q`` in exact integer arithmetic
 (standard ``MatMulInteger``). For a non-negative input (the output of a Relu: the generator's FC 1024 -> 7x7x128):
