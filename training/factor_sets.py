@@ -10,7 +10,6 @@ keeps every ``subset[f]``-th class of factor f (from class 0), rows still in row
 
 from __future__ import annotations
 
-import hashlib
 import io
 import time
 import zipfile
@@ -18,6 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from spec.manifest import sha256_of as sha256_file  # one hashing routine for every file the project writes
 
 KEYS = ("imgs", "latents_classes", "latents_values")
 _WORDS = {4: "four", 5: "five", 6: "six", 7: "seven"}
@@ -82,14 +83,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     buf = io.BytesIO()
     _write_zip(buf, arrays)
     return buf.getvalue()
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_dataset(path: str | Path, render: Callable[[], dict[str, np.ndarray]]) -> dict:
