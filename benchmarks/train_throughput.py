@@ -12,8 +12,8 @@ fc=384, shipped for Fashion-MNIST), ``dsprites`` (InfoGAN-CR's 64x64 networks on
 the contrastive regularizer on, two more G images per sample and the CR head), and ``naive`` -- the textbook
 step most ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the
 "before" reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes
-share the cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1. (The channels_last and torch.compile variants went with their settings: on a 2-core
-AVX2 EPYC channels_last was slower, 219 against 235 images/s, and compile +6 % / +2 % at the cost of a C++ toolchain
+share the cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1.
+(The channels_last and torch.compile variants went with their settings: on a 2-core AVX2 EPYC channels_last was slower, 219 against 235 images/s, and compile +6 % / +2 % at the cost of a C++ toolchain
 at run time and a minute of compiling, README.)
 
 Each variant also gets its compute ceiling on this machine: the step's FLOPs per image, counted by
