@@ -8,13 +8,13 @@ Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``pa
 ``default`` (the ``mnist`` config as it is: precision "auto", i.e. bf16 where the CPU computes it natively, plus Q
 reading the digit code from a transformed copy of each fake, ``loss.invariance``), ``narrow`` (the narrowed network,
 fc=384, shipped for Fashion-MNIST), ``dsprites`` (InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the
-``dsprites-infogan`` config, two G updates per step), ``dsprites-cr`` (the ``dsprites`` config in its late phase:
-the contrastive regularizer on, two more G images per sample and the CR head), and ``naive`` -- the textbook
-step most ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the
-"before" reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes
-share the cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1.
-(The channels_last and torch.compile variants went with their settings: on a 2-core AVX2 EPYC channels_last was slower, 219 against 235 images/s, and compile +6 % / +2 % at the cost of a C++ toolchain
-at run time and a minute of compiling, README.)
+``dsprites-infogan`` config, two G updates per step), ``dsprites-cr`` (the ``dsprites`` config in its late phase: the
+contrastive regularizer on, two more G images per sample and the CR head), and ``naive`` -- the textbook step most
+ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the "before"
+reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes share the
+cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1. (The channels_last
+and torch.compile variants went with their settings: on a 2-core AVX2 EPYC channels_last was slower, 219 against 235
+images/s, and compile +6 % / +2 % at the cost of a C++ toolchain at run time and a minute of compiling, README.)
 
 Each variant also gets its compute ceiling on this machine: the step's FLOPs per image, counted by
 ``torch.utils.flop_counter`` (matrix products and convolutions, forward and backward), against the best rate of a
