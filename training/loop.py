@@ -303,7 +303,9 @@ class Trainer:
             every = tc.metrics_every
             bs = self.cfg.optim.batch_size
             if self.factor_set is not None and every and self.step * bs // every != (self.step - 1) * bs // every:
+                t_metrics = time.perf_counter()
                 self.log_factor_metrics(log)
+                t0 += time.perf_counter() - t_metrics  # images_per_s counts training time only
 
     # ---- log -----------------------------------------------------------------------------------------------
     def progress_bar(self, total: int, desc: str | None = None):
