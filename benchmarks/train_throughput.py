@@ -1,16 +1,20 @@
 """Training throughput (images/second) of the InfoGAN step on this machine, for several variants in one run.
 
-    python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--fashion-dir DIR] [--steps 40]
+    python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--fashion-dir DIR] [--dsprites-dir DIR]
+                                          [--steps 40]
                                           [--variants ...]
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-bf16`` (bfloat16 autocast),
 ``default`` (the ``mnist`` config as it is: precision "auto", i.e. bf16 where the CPU computes it natively, plus Q
 reading the digit code from a transformed copy of each fake, ``loss.invariance``), ``narrow`` (the narrowed network,
-fc=384, shipped for Fashion-MNIST), and ``naive`` -- the textbook step most ports use (a second G forward for the G
-phase, D's weight gradients computed and thrown away) -- as the "before" reference. Figures are medians of
-per-chunk rates after warm-up. (The channels_last and torch.compile variants went with their settings: on a 2-core
-AVX2 EPYC channels_last was slower, 219 against 235 images/s, and compile +6 % / +2 % at the cost of a C++ toolchain
-at run time and a minute of compiling, README.)
+fc=384, shipped for Fashion-MNIST), ``dsprites`` (InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the
+``dsprites-infogan`` config, two G updates per step), ``dsprites-cr`` (the ``dsprites`` config in its late phase: the
+contrastive regularizer on, two more G images per sample and the CR head), and ``naive`` -- the textbook step most
+ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the "before"
+reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes share the
+cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1. (The channels_last
+and torch.compile variants went with their settings: on a 2-core AVX2 EPYC channels_last was slower, 219 against 235
+images/s, and compile +6 % / +2 % at the cost of a C++ toolchain at run time and a minute of compiling, README.)
 
 Each variant also gets its compute ceiling on this machine: the step's FLOPs per image, counted by
 ``torch.utils.flop_counter`` (matrix products and convolutions, forward and backward), against the best rate of a
@@ -40,6 +44,8 @@ VARIANTS = {
     "paper-bf16": ("mnist", PAPER + ["train.precision='bf16'"]),
     "default": ("mnist", []),  # the mnist config as shipped: bf16 + the invariant categorical code
     "narrow": ("fashion-mnist", []),
+    "dsprites": ("dsprites-infogan", []),
+    "dsprites-cr": ("dsprites", ["loss.cr_late_from=0"]),  # the CR phase from the first step
 }
 
 
@@ -71,9 +77,12 @@ def sgemm_peak(size: int = 3072, repeats: int = 5) -> float:
     return best
 
 
-def measure(name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10) -> tuple[float, float, str]:
-    """(images/s, GFLOP per image of one step, the precision it ran in)."""
+def measure(
+    name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10, extra: list[str] | None = None
+) -> tuple[float, float, str]:
+    """(images/s, GFLOP per image of one step, the precision it ran in); ``extra``: more config overrides."""
     config, overrides = VARIANTS[name]
+    overrides = overrides + (extra or [])
     if data_dirs.get(config):  # each config reads its own data set: MNIST or Fashion-MNIST
         overrides = overrides + [f"data.dir='{data_dirs[config]}'"]
     t = Trainer(load_config(config, overrides), Path("/tmp/infogan-bench"), progress=False)
@@ -98,16 +107,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None, help="MNIST folder (the mnist variants)")
     ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the narrow variant)")
+    ap.add_argument("--dsprites-dir", default=None, help="dSprites folder (default: the rendered cache)")
     ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (train.threads; 0: torch's default)")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a config override for every variant, e.g. train.precision='fp32'",
+    )
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     peak = sgemm_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matrix-product peak {peak:.0f} GFLOP/s")
     results = {}
+    dirs = {
+        "mnist": args.data_dir,
+        "fashion-mnist": args.fashion_dir,
+        "dsprites": args.dsprites_dir,
+        "dsprites-infogan": args.dsprites_dir,
+    }
     for name in args.variants:
-        results[name], gflop, precision = measure(
-            name, {"mnist": args.data_dir, "fashion-mnist": args.fashion_dir}, args.steps
-        )
+        extra = [f"train.threads={args.threads}"] if args.threads else []
+        results[name], gflop, precision = measure(name, dirs, args.steps, extra=extra + args.set)
         line = f"{name:16s} {results[name]:8.0f} images/s  {precision}  {gflop:.3f} GFLOP/image"
         if precision == "fp32":  # bf16 multiplies at another peak: the fp32 one bounds only fp32 steps
             ceiling = peak / gflop

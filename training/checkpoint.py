@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 import torch
 
 from .latent import LatentSpec
-from .networks import Discriminator, Generator, build_networks
+from .networks import Discriminator, Generator, bake_spectral_norm, build_networks
 
 FORMAT = "infogan-checkpoint/1"
 
@@ -80,4 +80,5 @@ def load_networks(path_or_ckpt: str | Path | dict[str, Any]) -> tuple[Generator,
     G, D = build_networks(spec, **ckpt["model_args"])
     G.load_state_dict(ckpt["G"])
     D.load_state_dict(ckpt["D"])
+    bake_spectral_norm(D)  # for inference: plain weights, the same function (ONNX export, weight rounding)
     return G.eval(), D.eval(), ckpt

@@ -218,8 +218,9 @@ def _positive_int(text: str) -> int:
 
 
 _SPLIT_HELP = (
-    "split to evaluate on (default: test); a data set without it is an error, never a quiet fallback: "
-    "give --split train to evaluate on the training images"
+    "split to evaluate on (default: the data set's evaluation split: test, or train for dsprites and chairs3d, which "
+    "have one); a data set without it is an error, never a quiet fallback: give --split train to evaluate on the "
+    "training images"
 )
 
 
@@ -261,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint")
     e.add_argument("--data-dir")
     e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
-    e.add_argument("--split", default="test", help=_SPLIT_HELP)
+    e.add_argument("--split", default=None, help=_SPLIT_HELP)
     e.add_argument("--no-figures", action="store_true")
     e.add_argument("--json", action="store_true", help="print the whole result (evaluation.json) instead of a summary")
     e.set_defaults(fn=_cmd_evaluate)
@@ -278,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="id of the model the page shows beside this one (e.g. its lambda = 0 baseline)",
     )
-    x.add_argument("--split", default="test", help=_SPLIT_HELP)
+    x.add_argument("--split", default=None, help=_SPLIT_HELP)
     x.add_argument("--force", action="store_true", help="replace an existing models/<id>/ (refused without it)")
     x.add_argument(
         "--weights",

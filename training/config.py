@@ -7,6 +7,7 @@ The resolved config (file + command-line overrides) is validated here, printed, 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import sys
 import tomllib
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .augment import NuisanceAugment
+from .disentanglement import disentanglement_metrics
 from .latent import LatentSpec, mnist_spec
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -49,6 +51,11 @@ class LossConfig:
     # Transform ranges under which Q must recover categorical codes, e.g. {rotate = 15, shear = 0.3, scale = 0.15,
     # translate = 2} (degrees, x per y, relative, pixels); empty = the paper's loss. See training/augment.py.
     invariance: dict[str, float] = field(default_factory=dict)
+    # InfoGAN-CR's contrastive regularizer (training/loss.py): G's loss adds cr_weight x the CR head's cross-entropy,
+    # cr_weight_late from cr_late_from images seen on (unset: cr_weight throughout). 0 and unset: no CR head at all.
+    cr_weight: float = 0.0
+    cr_weight_late: float | None = None
+    cr_late_from: int = 0
 
 
 @dataclass
@@ -57,6 +64,9 @@ class OptimConfig:
     lr_g: float = 1e-3  # G and D rates of the reference implementation (openai/InfoGAN, MNIST)
     lr_d: float = 2e-4
     lr_q: float | None = None  # Q head's rate; None = lr_g
+    lr_cr: float | None = None  # the CR head's rate; None = lr_d
+    # G updates per step, each on the same latents (InfoGAN-CR runs its G op twice per D update); 1 = the paper
+    g_steps: int = 1
     beta1: float = 0.5
     beta2: float = 0.999
 
@@ -80,6 +90,11 @@ class TrainConfig:
     # it on. 1 = no restarts.
     restarts: int = 1
     restart_steps: int = 300
+    # Disentanglement metrics (training/disentanglement.py) every this many images into metrics.jsonl, for data sets
+    # with ground-truth factors (dSprites); 0 = never. metrics_sizes: disentanglement_metrics' sample sizes for these
+    # rows (e.g. {fvae_train = 1000, dci_train = 0}); the final evaluation uses the full ones.
+    metrics_every: int = 0
+    metrics_sizes: dict[str, int] = field(default_factory=dict)
 
 
 # Settings renamed: old name -> new name, read from TOML files, --set and old checkpoints so commands keep working.
@@ -173,6 +188,20 @@ class Config:
                 "the latent spec has no categorical code"
             )
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
+        if (cfg.loss.cr_weight or cfg.loss.cr_weight_late) and len(cfg.spec.codes) < 2:
+            raise ValueError(
+                "loss.cr_weight: the contrastive regularizer names which of the codes two images share; "
+                "it needs at least 2 codes"
+            )
+        sizes = set(inspect.signature(disentanglement_metrics).parameters) - {
+            "representation",
+            "data",
+            "rng",
+            "code_names",
+        }
+        bad = sorted(set(cfg.train.metrics_sizes) - sizes)
+        if bad:
+            raise ValueError(f"unknown keys in train.metrics_sizes: {bad}; expected {sorted(sizes)}")
         return cfg
 
 
@@ -196,6 +225,12 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.threads (--threads)", lambda v: v >= 0, ">= 0 (0: torch's default)"),
     ("train.restarts", lambda v: v >= 1, ">= 1 (1: no restarts)"),
     ("train.restart_steps", lambda v: v >= 1, ">= 1"),
+    ("train.metrics_every", lambda v: v >= 0, ">= 0 (images; 0: never)"),
+    ("loss.cr_weight", lambda v: v >= 0, ">= 0"),
+    ("loss.cr_weight_late", lambda v: v is None or v >= 0, ">= 0 (or unset: cr_weight throughout)"),
+    ("loss.cr_late_from", lambda v: v >= 0, ">= 0 (images)"),
+    ("optim.lr_cr", lambda v: v is None or v > 0, "> 0 (or unset: lr_d)"),
+    ("optim.g_steps", lambda v: v >= 1, ">= 1"),
     ("train.precision", lambda v: v in ("auto", "fp32", "bf16"), "auto, fp32 or bf16"),
     ("train.device", lambda v: v in ("auto", "cpu", "cuda"), "auto, cpu or cuda"),
 )

@@ -9,6 +9,10 @@
   I(y; x) ~= H(E_x[p(y|x)]) - E_x[H(p(y|x))] (nats; ln K at best). A model whose code splits real data into K
   confident, balanced groups scores high, which needs no labels to pick the best of several seeds.
 - Traversal figures like the paper's Fig. 2.
+- On data sets with ground-truth factors (``ImageSet.factors``, dSprites): the disentanglement metrics of
+  ``training/disentanglement.py`` (FactorVAE score, MIG, DCI, SAP, the code x factor MI matrix, each code's
+  best-matching factor), with Q's point estimate of each code (``LatentSpec.point_estimates``: a continuous code's
+  mean, a categorical code's argmax) on real images as the representation, as InfoGAN-CR evaluates.
 
 ``evaluate_model`` is the one entry point (the training loop, ``infogan evaluate`` and ``infogan export`` call it):
 it owns the BatchNorm recalibration and its sample size (``BN_SAMPLES``); ``load_eval_data`` loads the images it
@@ -28,6 +32,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from .data import DataError, ImageSet, dataset_info, load_dataset
+from .disentanglement import disentanglement_metrics
 from .images import grid, save_png, to_unit
 from .latent import LatentSpec
 from .networks import Discriminator, Generator
@@ -51,12 +56,13 @@ class EvalData:
 
 
 def load_eval_data(
-    data_cfg: dict[str, Any], data_dir: str | None, split: str = "test", *, allow_download: bool | None = None
+    data_cfg: dict[str, Any], data_dir: str | None, split: str | None = None, *, allow_download: bool | None = None
 ) -> EvalData:
     """The run's data set (``data_cfg``: the config's [data] table as a dict) for ``evaluate_model``.
 
-    ``split`` "train" evaluates on the training images themselves (say so explicitly: nothing falls back to them).
-    ``allow_download`` None: the config's ``download``."""
+    ``split`` None: the data set's own evaluation split (``DataSetInfo.eval_split``: "test", or "train" for dSprites,
+    whose metrics are defined over the whole set); "train" evaluates on the training images themselves (say so
+    explicitly: nothing falls back to them). ``allow_download`` None: the config's ``download``."""
     name = data_cfg["name"]
     data_dir = data_dir or data_cfg.get("dir")
     kw = dict(
@@ -67,6 +73,7 @@ def load_eval_data(
     )
     try:
         splits = dataset_info(name).splits
+        split = split or dataset_info(name).eval_split
     except DataError as e:
         raise EvaluationError(str(e)) from None
     if split not in splits:
@@ -88,20 +95,48 @@ def calibrated_copy(D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPL
     """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on the first
     ``bn_samples`` training images."""
     D = copy.deepcopy(D)
-    recalibrate_batchnorm(D, data.train.as_float(bn_samples))
+    if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):  # else nothing to calibrate
+        recalibrate_batchnorm(D, data.train.as_float(bn_samples))
     return D.eval()
 
 
-def evaluate_model(G: Generator, D: Discriminator, data: EvalData, *, bn_samples: int = BN_SAMPLES) -> dict[str, Any]:
+def evaluate_model(
+    G: Generator,
+    D: Discriminator,
+    data: EvalData,
+    *,
+    bn_samples: int = BN_SAMPLES,
+    metric_sizes: dict[str, int] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
-    (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were."""
+    (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were. Where the data
+    set has factor classes, ``result["disentanglement"]`` holds ``disentanglement_metrics`` (``metric_sizes``: its
+    sample sizes, default disentanglement_lib's; ``seed``: its random stream)."""
     was_training = G.training
     try:
-        return evaluate(
-            G, calibrated_copy(D, data, bn_samples), data.eval.as_float(), data.eval.labels, data.eval.classes
-        )
+        D_eval = calibrated_copy(D, data, bn_samples)
+        result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes)
+        if data.eval.factors is not None:
+            result["disentanglement"] = factor_metrics(D_eval, data.eval, seed=seed, **(metric_sizes or {}))
+        return result
     finally:
         G.train(was_training)
+
+
+@torch.no_grad()
+def factor_metrics(D: Discriminator, data: ImageSet, *, seed: int = 0, **sizes: int) -> dict[str, Any]:
+    """``disentanglement_metrics`` of Q's point estimates (one value per code) on ``data``'s real images."""
+    device = next(D.parameters()).device
+    D.eval()
+
+    def representation(images: np.ndarray) -> np.ndarray:
+        q = D(torch.from_numpy(images).to(device))[1]
+        return D.spec.point_estimates(q.float()).cpu().numpy()
+
+    return disentanglement_metrics(
+        representation, data, np.random.default_rng(seed), code_names=[c.name for c in D.spec.codes], **sizes
+    )
 
 
 @torch.no_grad()
@@ -127,10 +162,15 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
 
 @torch.no_grad()
 def predict_codes(D: Discriminator, images: torch.Tensor, batch: int = 1000) -> dict[str, dict[str, torch.Tensor]]:
-    """images (N, C, H, W) in [-1, 1] -> {code: {'logits' | 'mean','std': (N, ...)}} from Q in eval mode."""
+    """images (N, C, H, W), float in [-1, 1] or uint8 (converted a batch at a time, so a large set such as dSprites
+    never exists as floats whole) -> {code: {'logits' | 'mean','std': (N, ...)}} from Q in eval mode."""
     D.eval()
     device = next(D.parameters()).device
-    qs = torch.cat([D(images[i : i + batch].to(device))[1] for i in range(0, len(images), batch)])
+
+    def floats(x: torch.Tensor) -> torch.Tensor:
+        return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+    qs = torch.cat([D(floats(images[i : i + batch]).to(device))[1] for i in range(0, len(images), batch)])
     return D.spec.predict(qs)
 
 
@@ -195,10 +235,11 @@ def evaluate(
     test_labels: torch.Tensor | None,
     classes: list[str] | None = None,
 ) -> dict[str, Any]:
-    """All figures for one model; ``test_images`` (N, C, H, W) in [-1, 1]. D's BN should be recalibrated first."""
+    """All figures for one model; ``test_images`` (N, C, H, W) in [-1, 1] or uint8. D's BN should be recalibrated
+    first."""
     spec = G.spec
     result: dict[str, Any] = {"info": info_bound(G, D)}
-    preds = predict_codes(D, test_images)
+    preds = predict_codes(D, test_images) if spec.categorical_codes() else {}
     for code in spec.categorical_codes():
         logits = preds[code.name]["logits"]
         pred = logits.argmax(1).cpu().numpy()

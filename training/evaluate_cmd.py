@@ -2,7 +2,7 @@
 evaluation.json and the Fig. 2 traversals, and summarise for a person.
 
 Also draws the paper's Fig. 1 (``plot_info_curves``): L_I over training for InfoGAN vs the lambda = 0 GAN, read
-from the runs' ``metrics.jsonl``.
+from the runs' ``metrics.jsonl``, and the disentanglement metrics against images seen (``plot_disentanglement``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def evaluate_checkpoint(
     data_dir: str | None = None,
     out_dir: str | Path | None = None,
     figures: bool = True,
-    split: str = "test",
+    split: str | None = None,
 ) -> dict[str, Any]:
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
@@ -52,6 +52,27 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
             parts = [f"unsupervised accuracy {r['accuracy']:.4f}", f"NMI {r['nmi']:.3f}"] if "accuracy" in r else []
             parts.append(f"label-free score {r['label_free_score']:.3f} nats (H = {r['H']:.3f})")
             lines.append(f"{name}: " + ", ".join(parts))
+    dis = result.get("disentanglement")
+    if dis:  # a data set with ground-truth factors
+        parts = [f"FactorVAE score {dis['factor_vae']['score']:.3f}", f"MIG {dis['mig']['score']:.3f}"]
+        if "dci" in dis:
+            parts.append(
+                f"DCI disentanglement {dis['dci']['disentanglement']:.3f}, completeness "
+                f"{dis['dci']['completeness']:.3f}, informativeness {dis['dci']['informativeness_test']:.3f}"
+            )
+        if "sap" in dis:
+            parts.append(f"SAP {dis['sap']['score']:.3f}")
+        lines.append("disentanglement: " + ", ".join(parts))
+        lines.append(
+            "best-matching factor (MI / H(factor)): "
+            + ", ".join(f"{c} {v['factor']} ({v['normalised_mi']:.2f})" for c, v in dis["best_factor"].items())
+        )
+        lines.append(
+            "MI matrix, nats (codes x "
+            + " ".join(dis["factors"])
+            + "): "
+            + "; ".join(" ".join("-" if v is None else f"{v:.2f}" for v in row) for row in dis["mi_matrix"])
+        )
     lines.append(
         "L_I, nats (H(c)): " + ", ".join(f"{name} {v['L_I']:.3f} ({v['H']:.3f})" for name, v in result["info"].items())
     )
@@ -85,6 +106,49 @@ def plot_info_curves(runs: dict[str, str | Path], code: str, out: str | Path, en
     ax.set_title("Lower bound L_I over training (Chen et al., 2016, Fig. 1)")
     ax.legend()
     ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return Path(out)
+
+
+# the metrics drawn by plot_disentanglement: metrics.jsonl key -> panel title
+CURVES = {
+    "dis/factor_vae": "FactorVAE score",
+    "dis/mig": "MIG",
+    "dis/sap": "SAP",
+    "dis/dci_disentanglement": "DCI disentanglement",
+}
+
+
+def plot_disentanglement(
+    runs: dict[str, str | Path], out: str | Path, anchors: dict[str, dict[str, float]] | None = None
+) -> Path:
+    """Each disentanglement metric against images seen, one panel per metric, one line per run ({label:
+    metrics.jsonl}, rows written every train.metrics_every images); ``anchors`` {metric key: {label: value}} draws
+    published figures as dashed lines (e.g. InfoGAN-CR's FactorVAE score 0.88)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = {label: [r for r in read_metrics(path) if "dis/mig" in r] for label, path in runs.items()}
+    keys = [k for k in CURVES if any(k in r for rs in rows.values() for r in rs)]
+    if not keys:
+        raise ValueError("no disentanglement rows (dis/...) in these metrics files; train with train.metrics_every")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.4), dpi=110, squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for label, rs in rows.items():
+            pts = [(r["images"], r[key]) for r in rs if r.get(key) is not None]
+            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], marker=".", label=label)
+        for name, value in (anchors or {}).get(key, {}).items():
+            ax.axhline(value, color="grey", ls="--", lw=1)
+            ax.text(0.01, value, name, transform=ax.get_yaxis_transform(), fontsize=7, color="grey", va="bottom")
+        ax.set_title(CURVES[key])
+        ax.set_xlabel("images seen (millions)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out)
     plt.close(fig)

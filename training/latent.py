@@ -59,6 +59,11 @@ class Categorical(base.Categorical):
         """Q's raw columns (N, K) -> {"logits"}, the readings the recognizer exports (``<name>.logits``)."""
         return {"logits": q}
 
+    def point_estimate(self, q: torch.Tensor) -> torch.Tensor:
+        """Q's raw columns (N, K) -> (N,) float: the most likely category, this code's value in a representation
+        for the disentanglement metrics."""
+        return q.argmax(dim=1).float()
+
     def permute(self, q: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Q's raw columns reordered so exported index j reads checkpoint category order[j]."""
         return q[:, order]
@@ -94,6 +99,10 @@ class Continuous(base.Continuous):
         """Q's raw columns (N, 2) -> {"mean", "std"} (N,) each, exported as ``<name>.mean`` / ``<name>.std``."""
         mean, log_std = self._mean_logstd(q)
         return {"mean": mean, "std": log_std.exp()}
+
+    def point_estimate(self, q: torch.Tensor) -> torch.Tensor:
+        """Q's raw columns (N, 2) -> (N,): the posterior mean (InfoGAN-CR's representation for the metrics)."""
+        return self._mean_logstd(q)[0]
 
     def permute(self, q: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         return q
@@ -152,6 +161,23 @@ class LatentSpec(base.LatentSpec):
 
     def predict(self, q: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
         return {code.name: code.predict(q[:, s]) for code, s in self.q_slices()}
+
+    def point_estimates(self, q: torch.Tensor) -> torch.Tensor:
+        """Q's output (N, q_dim) -> (N, #codes), one value per code in spec order (``point_estimate``)."""
+        return torch.stack([code.point_estimate(q[:, s]) for code, s in self.q_slices()], dim=1)
+
+    def shared_code_pairs(
+        self, n: int, generator: torch.Generator | None = None, device: Any = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """InfoGAN-CR's pairs (``JointLatent.sample_cr`` with gap 0): z (N, noise.dim) shared by both images, c1 and
+        c2 (N, c_dim) drawn independently from the prior except code ``k`` (N,), uniform over the codes, whose value
+        c2 copies from c1. Returns (z, c1, c2, k)."""
+        z = self.noise.sample(n, generator, device)
+        v1, v2 = self.sample_values(n, generator, device), self.sample_values(n, generator, device)
+        k = torch.randint(len(self.codes), (n,), generator=generator, device=device)
+        for i, code in enumerate(self.codes):
+            v2[code.name] = torch.where(k == i, v1[code.name], v2[code.name])
+        return z, self.encode(v1), self.encode(v2), k
 
 
 def mnist_spec() -> LatentSpec:

@@ -19,10 +19,10 @@ from . import checkpoint as ckpt_io
 from .augment import NuisanceAugment
 from .config import Config, dumps
 from .data import load_dataset
-from .evaluate import EvaluationError, evaluate_model, load_eval_data
+from .evaluate import EvalData, EvaluationError, calibrated_copy, evaluate_model, factor_metrics, load_eval_data
 from .images import grid, save_png, to_unit
 from .latent import LatentSpec
-from .loss import InfoGANLoss
+from .loss import CRSchedule, InfoGANLoss
 from .networks import build_networks, count_parameters
 from .restarts import Restarts
 from .run_dir import (
@@ -44,12 +44,22 @@ __all__ = ["Interrupted", "Trainer", "TrainingError", "sample_grid_latents", "tr
 # One fused kernel per parameter group instead of ~10 elementwise passes per tensor: ~10% faster steps on the
 # paper's 13 M-parameter MNIST pair on a 2-core CPU (benchmarks/train_throughput.py).
 ADAM_KW = {"fused": True}
+# A training set larger than this as float32 stays uint8 in memory and is converted one batch at a time (dSprites:
+# 12 GB as floats, 3 GB as bytes); smaller ones (MNIST: 188 MB) are converted once.
+FLOAT_DATA_LIMIT = 2 << 30
+
+
+def cr_schedule(cfg: Config) -> CRSchedule:
+    lc = cfg.loss
+    return CRSchedule(lc.cr_weight, lc.cr_weight_late, lc.cr_late_from)
 
 
 def model_args(cfg: Config, channels: int, resolution: int) -> dict[str, Any]:
     args = {"arch": cfg.model.arch, "channels": channels, "resolution": resolution, **cfg.model.widths}
     if cfg.model.noise_scale != 1.0:  # absent = 1, so checkpoints from before the option still resume
         args["noise_scale"] = cfg.model.noise_scale
+    if cr_schedule(cfg).used:  # the contrastive regularizer's head on D, one output per code
+        args["cr_codes"] = len(cfg.spec.codes)
     return args
 
 
@@ -106,7 +116,11 @@ class Trainer:
         self.channels, res_h, res_w = train.shape
         if res_h != res_w:
             raise TrainingError(f"{dc.name}: images must be square, got {res_h}x{res_w}")
-        self.data = train.as_float().to(self.device)  # (N, C, H, W) in [-1, 1], whole set in memory
+        # (N, C, H, W) in [-1, 1] (or uint8, see FLOAT_DATA_LIMIT), whole set in memory
+        small = train.images.numel() * 4 <= FLOAT_DATA_LIMIT
+        self.data = (train.as_float() if small else train.images).to(self.device)
+        # ground-truth factors (dSprites): disentanglement metrics every train.metrics_every images
+        self.factor_set = train if train.factors is not None and tc.metrics_every and self.rank == 0 else None
         self.dataset_name = train.name
         self.model_args = model_args(cfg, self.channels, res_h)
         # Labelled test split, if the data set has one: unsupervised accuracy is logged at every epoch's end.
@@ -130,6 +144,7 @@ class Trainer:
             lambda_continuous=cfg.loss.lambda_continuous,
             invariance=NuisanceAugment.from_config(cfg.loss.invariance),
         )
+        self.cr = cr_schedule(cfg)
         self.restarts = Restarts(tc.restarts, tc.restart_steps)
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self.build(restart=0)
@@ -152,16 +167,16 @@ class Trainer:
         # (measured, paper network, 5 seeds x 10 epochs: mean test accuracy 0.77 with Q at D's 2e-4, 0.89 at 1e-3).
         # The trunk and D's head learn at D's rate; all three take the D phase's information loss.
         q_params = list(self.D.q_head.parameters())
-        q_ids = {id(p) for p in q_params}
-        self.opt_D = torch.optim.Adam(
-            [
-                {"params": [p for p in self.D.parameters() if id(p) not in q_ids]},
-                {"params": q_params, "lr": oc.lr_q if oc.lr_q is not None else oc.lr_g},
-            ],
-            lr=oc.lr_d,
-            betas=(oc.beta1, oc.beta2),
-            **ADAM_KW,
-        )
+        # the CR head (InfoGAN-CR's crd_op, its own Adam at crd_lr): only its own cross-entropy reaches it
+        cr_params = list(self.D.cr_head.parameters()) if self.D.cr_head is not None else []
+        own = {id(p) for p in q_params + cr_params}
+        groups = [
+            {"params": [p for p in self.D.parameters() if id(p) not in own]},
+            {"params": q_params, "lr": oc.lr_q if oc.lr_q is not None else oc.lr_g},
+        ]
+        if cr_params:
+            groups.append({"params": cr_params, "lr": oc.lr_cr if oc.lr_cr is not None else oc.lr_d})
+        self.opt_D = torch.optim.Adam(groups, lr=oc.lr_d, betas=(oc.beta1, oc.beta2), **ADAM_KW)
         self.step = 0
         # Latents come from their own generator so resuming restores exactly the draws a run would have made.
         self.latent_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 7919 + self.rank + offset)
@@ -234,23 +249,43 @@ class Trainer:
         return order.view(self.steps_per_epoch, self.world, self.local_batch)[:, self.rank].to(self.device)
 
     def train_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
+        if real.dtype == torch.uint8:  # a large set kept as bytes (FLOAT_DATA_LIMIT)
+            real = real.float().div_(127.5).sub_(1.0)
         n = real.shape[0]
         z = self.spec.noise.sample(n, self.latent_gen, self.device)
         c = self.spec.encode(self.spec.sample_values(n, self.latent_gen, self.device))
+        # the CR term's weight at the images seen before this step; 0: no pairs, the head untouched (loss.CRSchedule)
+        cr_weight = self.cr.weight(self.step * self.cfg.optim.batch_size)
+        pair_latents = self.spec.shared_code_pairs(n, self.latent_gen, self.device) if cr_weight > 0 else None
+
+        def generate():
+            """G's images with their graph: the batch, and the CR pairs stacked on channels (None without CR)."""
+            fake = self.G_train(z, c)
+            if pair_latents is None:
+                return fake, None
+            zp, c1, c2, _ = pair_latents  # separate G passes, each its own BatchNorm statistics, as InfoGAN-CR
+            return fake, torch.cat([self.G_train(zp, c1), self.G_train(zp, c2)], dim=1)
+
+        shared = None if pair_latents is None else pair_latents[3]
         with self.runtime.autocast():
-            fake = self.G_train(z, c)  # one G forward serves both phases
-            out_d = self.loss.discriminator_step(self.D_train, real, fake, c)
+            fake, pair = generate()  # one G forward serves both phases
+            out_d = self.loss.discriminator_step(self.D_train, real, fake, c, pair, shared)
         self.opt_D.zero_grad(set_to_none=True)
         out_d.loss.backward()
         self.opt_D.step()
 
         # G phase through the just-updated D; D's weights are frozen so no weight gradients are computed for it.
+        # optim.g_steps > 1: more G updates on the same latents, each through a fresh G forward (InfoGAN-CR: 2).
         self.D.requires_grad_(False)
-        with self.runtime.autocast():
-            out_g = self.loss.generator_step(self.D, fake, c)  # unwrapped D: no DDP sync needed for frozen weights
-        self.opt_G.zero_grad(set_to_none=True)
-        out_g.loss.backward()
-        self.opt_G.step()
+        for i in range(self.cfg.optim.g_steps):
+            with self.runtime.autocast():
+                if i:
+                    fake, pair = generate()
+                # unwrapped D: no DDP sync needed for frozen weights
+                out_g = self.loss.generator_step(self.D, fake, c, pair, shared, cr_weight)
+            self.opt_G.zero_grad(set_to_none=True)
+            out_g.loss.backward()
+            self.opt_G.step()
         self.D.requires_grad_(True)
 
         for phase, out in (("D", out_d), ("G", out_g)):
@@ -306,6 +341,12 @@ class Trainer:
                 self.save_checkpoint()
             if on_epoch_end is not None and self.step % self.steps_per_epoch == 0:
                 on_epoch_end()
+            every = tc.metrics_every
+            bs = self.cfg.optim.batch_size
+            if self.factor_set is not None and every and self.step * bs // every != (self.step - 1) * bs // every:
+                t_metrics = time.perf_counter()
+                self.log_factor_metrics(log)
+                t0 += time.perf_counter() - t_metrics  # images_per_s counts training time only
 
     # ---- log -----------------------------------------------------------------------------------------------
     def progress_bar(self, total: int, desc: str | None = None):
@@ -348,6 +389,31 @@ class Trainer:
                 }
             )
         return out
+
+    def log_factor_metrics(self, log: MetricsLog) -> dict[str, Any]:
+        """The disentanglement metrics (train.metrics_sizes) of Q on the training set's factors, as a metrics.jsonl
+        row ``dis/...`` against images seen; rank 0 only. Seeded by the step, so a resume logs the same figures."""
+        t0 = time.perf_counter()
+        D = calibrated_copy(self.D, EvalData(self.factor_set, self.factor_set, "train"))
+        r = factor_metrics(D, self.factor_set, seed=self.step, **self.cfg.train.metrics_sizes)
+        row: dict[str, Any] = {
+            "step": self.step,
+            "images": self.step * self.cfg.optim.batch_size,
+            "epoch": self.step / self.steps_per_epoch,
+            "dis/factor_vae": r["factor_vae"]["score"],
+            "dis/mig": r["mig"]["score"],
+        }
+        row.update({f"dis/mig/{k}": v for k, v in r["mig"]["per_factor"].items()})
+        if "dci" in r:
+            row.update(
+                {f"dis/dci_{k}": r["dci"][k] for k in ("disentanglement", "completeness", "informativeness_test")}
+            )
+        if "sap" in r:
+            row["dis/sap"] = r["sap"]["score"]
+        row["dis/best_factor"] = {c: v["factor"] for c, v in r["best_factor"].items()}
+        row["dis/seconds"] = time.perf_counter() - t0
+        log.write(row)
+        return row
 
     @torch.no_grad()
     def save_samples(self, epoch: int) -> None:

@@ -8,6 +8,13 @@
 - the G phase adds the same term without detaching, so G learns to make codes recognisable.
 This is the split the reference implementation (openai/InfoGAN) uses: D's optimizer holds trunk + D head +
 Q head, G's optimizer holds G.
+
+The contrastive regularizer (InfoGAN-CR, Lin et al., ICML 2020, Sec. 4; fjxmlzn/InfoGAN-CR ``gan/infogan_cr.py``):
+a pair of G's images shares the noise and the value of one code k, the other codes drawn independently
+(``LatentSpec.shared_code_pairs``); D's CR head reads the pair (stacked on channels) and must name k. The head
+minimises its cross-entropy alone (their ``crd_loss``, weight 1, its own parameters only: here in the D phase, on
+detached pairs); G minimises ``cr_weight`` x the same cross-entropy through the head (their ``de_loss``), so it
+makes each code's effect recognisable and distinct from the others'. Passing no pair leaves the objective as it was.
 """
 
 from __future__ import annotations
@@ -76,10 +83,23 @@ class InfoGANLoss:
         return total, stats
 
     def discriminator_step(
-        self, D: Discriminator, real: torch.Tensor, fake: torch.Tensor, c: torch.Tensor
+        self,
+        D: Discriminator,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        c: torch.Tensor,
+        pair: torch.Tensor | None = None,
+        shared: torch.Tensor | None = None,
     ) -> LossOutput:
-        """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from."""
-        (d_real, _), (d_fake, q_fake), *inv = D(real, *self._fakes(fake.detach()))
+        """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from; with the
+        CR term, pair (M, 2C, H, W) two of G's images stacked on channels and shared (M,) the code they share."""
+        outs = D(real, *self._fakes(fake.detach()), pair=None if pair is None else pair.detach())
+        cr_stats: dict[str, torch.Tensor] = {}
+        cr_loss = None
+        if pair is not None:
+            *outs, cr_logits = outs
+            cr_loss, cr_stats = _contrastive(cr_logits.float(), shared)
+        (d_real, _), (d_fake, q_fake), *inv = outs
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)
         d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
         gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
@@ -91,16 +111,63 @@ class InfoGANLoss:
                 "loss_D": gan.detach(),
                 "D_real": torch.sigmoid(d_real).mean().detach(),
                 "D_fake": torch.sigmoid(d_fake).mean().detach(),
+                **cr_stats,
             }
         )
-        return LossOutput(gan + info, stats)
+        return LossOutput(gan + info + (cr_loss if cr_loss is not None else 0.0), stats)
 
-    def generator_step(self, D: Discriminator, fake: torch.Tensor, c: torch.Tensor) -> LossOutput:
-        """G phase: fake = G(z, c) with its graph; D's parameters are frozen by the caller."""
-        outs = D(*self._fakes(fake))
+    def generator_step(
+        self,
+        D: Discriminator,
+        fake: torch.Tensor,
+        c: torch.Tensor,
+        pair: torch.Tensor | None = None,
+        shared: torch.Tensor | None = None,
+        cr_weight: float = 0.0,
+    ) -> LossOutput:
+        """G phase: fake = G(z, c) with its graph; D's parameters are frozen by the caller. With ``pair`` (with its
+        graph) and ``shared``, G's loss adds ``cr_weight`` x the CR head's cross-entropy."""
+        fakes = self._fakes(fake)
+        outs = D(*fakes, pair=pair)
+        cr = None
+        if pair is not None:
+            outs, cr = (outs[0] if len(fakes) == 1 else outs[:-1]), outs[-1]
         (d_fake, q_fake), inv = (outs, None) if self.invariance is None else (outs[0], outs[1][1].float())
         d_fake, q_fake = d_fake.float(), q_fake.float()
         # non-saturating generator loss (Goodfellow et al., 2014, Sec. 3)
         gan = F.binary_cross_entropy_with_logits(d_fake, torch.ones_like(d_fake))
         info, _ = self._info(c, q_fake, inv, for_q=False)
-        return LossOutput(gan + info, {"loss_G": gan.detach()})
+        stats = {"loss_G": gan.detach()}
+        total = gan + info
+        if cr is not None:
+            cr_loss, _ = _contrastive(cr.float(), shared)
+            total = total + cr_weight * cr_loss
+            stats["loss_G_cr"] = cr_loss.detach()
+        return LossOutput(total, stats)
+
+
+def _contrastive(logits: torch.Tensor, shared: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The CR head's cross-entropy over the codes (nats; ln #codes at chance) and its accuracy, for logging."""
+    loss = F.cross_entropy(logits, shared)
+    acc = (logits.argmax(1) == shared).float().mean()
+    return loss, {"loss_CR": loss.detach(), "CR_acc": acc.detach()}
+
+
+@dataclass(frozen=True)
+class CRSchedule:
+    """The CR term's weight in G's loss as a function of images seen: ``early`` until ``late_from`` images, then
+    ``late`` (InfoGAN-CR's dSprites run: 0, then 2.0 from step 288,000 of 322,560 at batch 64 -- 18.4 M images, the
+    last 3 of 28 epochs; ``cr_coe_increase_batch`` in their config.py). While the weight is 0 the CR head is not
+    trained at all: InfoGAN-CR trains it then but re-initialises it when the weight rises, so those steps are
+    spent for nothing."""
+
+    early: float = 0.0
+    late: float | None = None  # None: ``early`` throughout
+    late_from: int = 0  # images
+
+    def weight(self, images: int) -> float:
+        return self.late if self.late is not None and images >= self.late_from else self.early
+
+    @property
+    def used(self) -> bool:
+        return self.early > 0 or bool(self.late)

@@ -7,6 +7,13 @@ Architectures, selected by name with keyword widths so a checkpoint rebuilds the
   the widths (1024 and 64 in the paper) so a leaner variant fits the shipping budget.
 - ``dcgan``: DCGAN-style conv nets for 32x32 (SVHN) or 64x64 (CelebA, chairs, faces) colour or grey images,
   as in the paper's Tables 2-5: G from a 4x4 feature map doubling up to the image size, D mirroring it.
+- ``dsprites``: InfoGAN-CR's dSprites networks (Lin et al., ICML 2020; fjxmlzn/InfoGAN-CR,
+  ``InfoGAN-CR_*/gan/network.py``): G: FC128-ReLU-BN, FC4x4x64-ReLU-BN, upconv64/32/32 (4x4, s2)-lReLU-BN each,
+  upconv1 (4x4, s2) to 64x64; D/Q: conv32-32-64-64 (4x4, s2)-lReLU, FC128-lReLU, no BatchNorm, spectral
+  normalisation on every layer (``sn``); D head FC1; Q head FC128-lReLU-FC. Their order is activation then BN
+  in G, and lReLU slope 0.2 (carpedm20's ``lrelu``), both kept.
+
+Any architecture gets the contrastive regularizer's head (``cr_codes`` > 0, ``ContrastiveHead``) on D.
 
 Both networks work in [-1, 1] image space (tanh output); the ONNX export maps to and from [0, 1].
 """
@@ -18,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from .latent import LatentSpec
 
@@ -45,29 +53,93 @@ class Discriminator(nn.Module):
     both heads from one trunk pass and the loss decides which terms backpropagate where.
     """
 
-    def __init__(self, spec: LatentSpec, trunk: nn.Module, features: int, q_hidden: int = 128):
+    def __init__(
+        self,
+        spec: LatentSpec,
+        trunk: nn.Module,
+        features: int,
+        q_hidden: int = 128,
+        *,
+        q_norm: bool = True,
+        slope: float = LRELU,
+        sn: bool = False,
+    ):
         super().__init__()
         self.spec = spec
         self.trunk = trunk
-        self.d_head = nn.Linear(features, 1)
+        self.d_head = _sn(nn.Linear(features, 1), sn)
         self.q_head = nn.Sequential(
-            nn.Linear(features, q_hidden),
-            nn.BatchNorm1d(q_hidden),
-            nn.LeakyReLU(LRELU),
-            nn.Linear(q_hidden, max(spec.q_dim, 1)),
+            _sn(nn.Linear(features, q_hidden), sn),
+            *([nn.BatchNorm1d(q_hidden)] if q_norm else []),
+            nn.LeakyReLU(slope),
+            _sn(nn.Linear(q_hidden, max(spec.q_dim, 1)), sn),
         )
+        self.cr_head: ContrastiveHead | None = None  # set by build_networks when the loss has a CR term
 
-    def forward(self, *xs: torch.Tensor):
+    def forward(self, *xs: torch.Tensor, pair: torch.Tensor | None = None):
         """x (N, C, H, W) in [-1, 1] -> (D logit (N,), Q output (N, q_dim)); several batches -> one pair each.
+        ``pair`` (N, 2C, H, W), two images stacked on channels: the CR head's logits (N, #codes) come last.
 
         Real and fake batches go through the trunk separately (their own BatchNorm statistics, as in the
-        paper's implementation) but in one ``forward`` call, which is what DistributedDataParallel expects.
+        paper's implementation) but in one ``forward`` call, which is what DistributedDataParallel expects
+        (the CR head too, so all of D's parameters see one backward).
         """
-        outs = []
+        outs: list = []
         for x in xs:
             h = self.trunk(x)
             outs.append((self.d_head(h).squeeze(1), self.q_head(h)))
+        if pair is not None:
+            outs.append(self.cr_head(pair))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+class ContrastiveHead(nn.Module):
+    """InfoGAN-CR's contrastive-regularizer discriminator (``CrDiscriminator``): a pair of images stacked on the
+    channel axis -> one logit per regularised code, saying which code the two images share. Its own conv stack
+    (not D's trunk): conv32-32-64-64... (4x4, s2)-lReLU 0.2 down to 4x4, FC128-lReLU, FC #codes, spectral
+    normalisation on all but the last layer, as in their code."""
+
+    def __init__(self, channels: int, resolution: int, n_codes: int, sn: bool = True):
+        super().__init__()
+        n_down = int(math.log2(resolution)) - 2
+        widths = [32 * 2 ** (i // 2) for i in range(n_down)]  # 64x64: 32, 32, 64, 64 (their CrDiscriminator)
+        layers: list[nn.Module] = []
+        w_in = 2 * channels
+        for w in widths:
+            layers += [_sn(nn.Conv2d(w_in, w, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
+            w_in = w
+        layers += [nn.Flatten(), _sn(nn.Linear(w_in * 16, 128), sn), nn.LeakyReLU(0.2), nn.Linear(128, n_codes)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, pair: torch.Tensor) -> torch.Tensor:
+        return self.net(pair)
+
+
+def _sn(layer: nn.Module, on: bool) -> nn.Module:
+    """Marks a layer for spectral normalisation (Miyato et al., 2018), as InfoGAN-CR's D uses; ``build_networks``
+    applies it after ``init_weights``, because registering it runs 15 power iterations on the weight as it is then:
+    on the default init those would leave u, v stale for the initialised weight, and a fresh D in eval mode (no
+    iteration per forward) would divide by a far too small sigma."""
+    layer.spectral_norm = on
+    return layer
+
+
+def bake_spectral_norm(module: nn.Module) -> None:
+    """Replace each spectrally normalised weight by its value now (W / sigma from the stored power-iteration
+    vectors, what eval mode computes): the same function as a plain layer, for inference and export (ONNX has no
+    ``vdot``; weight rounding writes plain weights). Training needs the parametrisation: bake loaded copies only."""
+    for m in module.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            was = m.training
+            m.eval()
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+            m.train(was)
+
+
+def apply_spectral_norm(module: nn.Module) -> None:
+    for m in module.modules():
+        if getattr(m, "spectral_norm", False) and not parametrize.is_parametrized(m, "weight"):
+            nn.utils.parametrizations.spectral_norm(m)
 
 
 # ---- the paper's MNIST architecture ---------------------------------------------------------------------
@@ -138,22 +210,72 @@ def _dcgan_nets(
     return nn.Sequential(*g_layers), Discriminator(spec, nn.Sequential(*d_layers), features)
 
 
-ARCHITECTURES = {"mnist": _mnist_nets, "dcgan": _dcgan_nets}
+# ---- InfoGAN-CR's dSprites networks (64x64) --------------------------------------------------------------
+
+
+def _dsprites_nets(
+    spec: LatentSpec, channels: int, resolution: int, fc: int = 128, ch: int = 32, sn: int = 1
+) -> tuple[nn.Module, nn.Module]:
+    if resolution != 64:
+        raise ValueError(f"the 'dsprites' architecture is for 64x64 images, got resolution {resolution}")
+    slope = 0.2
+    g = nn.Sequential(
+        nn.Linear(spec.input_dim, fc),
+        nn.ReLU(),
+        nn.BatchNorm1d(fc),
+        nn.Linear(fc, 4 * 4 * 2 * ch),
+        nn.ReLU(),
+        nn.BatchNorm1d(4 * 4 * 2 * ch),
+        nn.Unflatten(1, (2 * ch, 4, 4)),
+        nn.ConvTranspose2d(2 * ch, 2 * ch, 4, 2, 1),
+        nn.LeakyReLU(slope),
+        nn.BatchNorm2d(2 * ch),  # 8x8
+        nn.ConvTranspose2d(2 * ch, ch, 4, 2, 1),
+        nn.LeakyReLU(slope),
+        nn.BatchNorm2d(ch),  # 16x16
+        nn.ConvTranspose2d(ch, ch, 4, 2, 1),
+        nn.LeakyReLU(slope),
+        nn.BatchNorm2d(ch),  # 32x32
+        nn.ConvTranspose2d(ch, channels, 4, 2, 1),
+        nn.Tanh(),  # 64x64; theirs is sigmoid in [0, 1], ours [-1, 1]
+    )
+    on = bool(sn)
+    d_layers: list[nn.Module] = []
+    w_in = channels
+    for w in (ch, ch, 2 * ch, 2 * ch):  # 32, 16, 8, 4
+        d_layers += [_sn(nn.Conv2d(w_in, w, 4, 2, 1), on), nn.LeakyReLU(slope)]
+        w_in = w
+    d_layers += [nn.Flatten(), _sn(nn.Linear(w_in * 16, fc), on), nn.LeakyReLU(slope)]
+    return g, Discriminator(spec, nn.Sequential(*d_layers), fc, fc, q_norm=False, slope=slope, sn=on)
+
+
+ARCHITECTURES = {"mnist": _mnist_nets, "dcgan": _dcgan_nets, "dsprites": _dsprites_nets}
 
 
 def build_networks(
-    spec: LatentSpec, *, arch: str, channels: int, resolution: int, noise_scale: float = 1.0, **widths: Any
+    spec: LatentSpec,
+    *,
+    arch: str,
+    channels: int,
+    resolution: int,
+    noise_scale: float = 1.0,
+    cr_codes: int = 0,
+    **widths: Any,
 ) -> tuple[Generator, Discriminator]:
-    """Build (G, D) from the latent spec, the image shape and the architecture's keyword widths.
+    """Build (G, D) from the latent spec, the image shape and the architecture's keyword widths; ``cr_codes`` > 0
+    adds the contrastive regularizer's head (``D.cr_head``) with that many outputs.
 
     A checkpoint stores exactly these arguments (``model_args``), so loading needs nothing else.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; expected one of {sorted(ARCHITECTURES)}")
     body, d = ARCHITECTURES[arch](spec, channels, resolution, **widths)
+    if cr_codes:
+        d.cr_head = ContrastiveHead(channels, resolution, cr_codes)
     g = Generator(spec, body, noise_scale)
     init_weights(g)
     init_weights(d)
+    apply_spectral_norm(d)
     return g, d
 
 
@@ -161,7 +283,10 @@ def init_weights(module: nn.Module) -> None:
     """DCGAN initialisation (Radford et al., 2016): N(0, 0.02) weights, BN scale N(1, 0.02)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # a spectrally normalised layer's weight is computed from its stored original: initialise that
+            weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+            with torch.no_grad():
+                nn.init.normal_(weight, 0.0, 0.02)
             nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
             nn.init.normal_(m.weight, 1.0, 0.02)

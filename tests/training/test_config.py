@@ -84,3 +84,38 @@ def test_restarts_need_a_categorical_code():
     with pytest.raises(ValueError, match="no categorical code"):
         load_config("mnist", ['latent.codes=[{ name = "c1", type = "continuous" }]', "train.restarts=2"])
     assert load_config("mnist", ['latent.codes=[{ name = "c1", type = "continuous" }]', "train.restarts=1"])
+
+
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("loss.cr_weight=-1", "loss.cr_weight must be >= 0"),
+        ("loss.cr_late_from=-5", "loss.cr_late_from must be >= 0 (images)"),
+        ("optim.g_steps=0", "optim.g_steps must be >= 1"),
+        ("optim.lr_cr=0", "optim.lr_cr must be > 0"),
+        ("train.metrics_every=-1", "train.metrics_every must be >= 0"),
+        ("train.metrics_sizes={ fvae_votes = 10 }", "unknown keys in train.metrics_sizes: ['fvae_votes']"),
+    ],
+)
+def test_cr_and_metric_settings_are_checked(override, words):
+    with pytest.raises(ValueError, match=re.escape(words)):
+        load_config("dsprites", [override])
+
+
+def test_dsprites_configs_differ_only_in_the_regularizer():
+    """`dsprites` and `dsprites-infogan` share InfoGAN-CR's networks, codes, rates and schedule; only the CR term
+    differs (0 then 2.0 late, against 0 throughout)."""
+    cr, plain = load_config("dsprites"), load_config("dsprites-infogan")
+    assert cr.latent == plain.latent and cr.model == plain.model and cr.data == plain.data
+    assert len(cr.spec.codes) == 5 and cr.spec.noise.dim == 5 and cr.optim.batch_size == 64
+    assert (cr.optim.lr_g, cr.optim.lr_d, cr.optim.lr_q, cr.optim.g_steps) == (1e-3, 2e-3, 2e-3, 2)
+    assert cr.loss.lambda_continuous == plain.loss.lambda_continuous == 0.05
+    assert cr.loss.cr_weight_late == 2.0 and 0 < cr.loss.cr_late_from < cr.train.epochs * 737_280
+    assert not plain.loss.cr_weight and plain.loss.cr_weight_late is None
+    assert cr.train == plain.train and cr.train.metrics_every > 0
+    assert load_config("mnist").train.metrics_every == 0  # off unless asked for
+
+
+def test_cr_needs_two_codes():
+    with pytest.raises(ValueError, match="at least 2 codes"):
+        load_config("dsprites", ["latent.codes=[{ name = 'c1', type = 'continuous' }]"])

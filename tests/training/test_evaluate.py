@@ -84,3 +84,161 @@ def test_a_missing_split_is_a_loud_error_never_the_training_images(fake_mnist_di
 def test_explicit_train_split_evaluates_the_training_images(fake_mnist_dir):
     data = load_eval_data(_data_cfg(fake_mnist_dir), None, "train")
     assert isinstance(data, EvalData) and data.split == "train" and data.eval is data.train
+
+
+# ---- data sets with ground-truth factors (dSprites): the disentanglement metrics --------------------------------
+
+SUBSET = (1, 1, 2, 4, 4, 4)  # 3 shapes x 3 scales x 10 orientations x 8 x 8 positions: 5,760 images
+SMALL = {
+    "mig_samples": 2000,
+    "fvae_train": 300,
+    "fvae_eval": 200,
+    "fvae_variance": 2000,
+    "dci_train": 0,
+    "sap_train": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def dsprites_dir(tmp_path_factory):
+    from training import dsprites as ds
+
+    root = tmp_path_factory.mktemp("dsprites")
+    ds.write_npz(root / ds.RENDERED_FILE, ds.render(SUBSET), compress=False)
+    return root
+
+
+def _ds_cfg(root):
+    return {"name": "dsprites", "dir": str(root), "resolution": 64, "channels": 1, "verify": True, "download": False}
+
+
+def test_dsprites_evaluates_its_one_split_by_default_and_nothing_else(dsprites_dir):
+    data = load_eval_data(_ds_cfg(dsprites_dir), None)
+    assert data.split == "train" and data.eval is data.train and data.eval.factors is not None
+    with pytest.raises(EvaluationError, match="has no 'test' split"):
+        load_eval_data(_ds_cfg(dsprites_dir), None, "test")
+
+
+class _ReadsTheSprite(torch.nn.Module):
+    """A stand-in D whose Q reads the sprite: code 1 = centre column, code 2 = centre row, code 3 = area, codes 4-5
+    constant; each continuous code's Q columns are (mean, unused), as a fixed-std code's are."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        m = (x[:, 0] > 0).float()
+        area = m.sum((1, 2)).clamp_min(1)
+        cols = torch.arange(x.shape[-1], dtype=torch.float32)
+        cx = (m.sum(1) * cols).sum(1) / area
+        cy = (m.sum(2) * cols).sum(1) / area
+        zero = torch.zeros_like(cx)
+        q = torch.stack([cx, zero, cy, zero, area / 100, zero, zero, zero, zero, zero], dim=1)
+        return zero + self.w, q
+
+
+def test_factor_metrics_read_q_point_estimates_per_code(dsprites_dir):
+    """The representation is Q's mean per code (LatentSpec.point_estimates), so a Q that reads position and size
+    scores high on those factors and names them as each code's best match; reading any other column of Q (the
+    unused second column of each code) would give constant codes and a FactorVAE score of 0."""
+    from training.config import load_config
+
+    data = load_eval_data(_ds_cfg(dsprites_dir), None)
+    r = evaluate.factor_metrics(_ReadsTheSprite(load_config("dsprites").spec), data.eval, seed=0, **SMALL)
+    assert r["factors"] == ["shape", "scale", "orientation", "posX", "posY"]
+    assert r["mig"]["per_factor"]["posX"] > 0.5 and r["mig"]["per_factor"]["posY"] > 0.5
+    assert [r["best_factor"][c]["factor"] for c in ("c1", "c2", "c3")] == ["posX", "posY", "scale"]
+    assert r["factor_vae"]["num_active_codes"] == 3 and r["factor_vae"]["score"] > 0.5
+    assert r["sizes"]["fvae_train"] == 300 and "dci" not in r
+
+
+def test_evaluate_model_adds_the_metrics_where_the_data_has_factors(dsprites_dir, fake_mnist_dir):
+    from training.config import load_config
+
+    torch.manual_seed(0)
+    spec = load_config("dsprites").spec
+    G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64)
+    res = evaluate_model(G.eval(), D.eval(), load_eval_data(_ds_cfg(dsprites_dir), None), metric_sizes=SMALL)
+    dis = res["disentanglement"]
+    assert (
+        len(dis["mi_matrix"]) == 5
+        and len(dis["mi_matrix"][0]) == 5
+        and set(dis["best_factor"]) == set(c.name for c in spec.codes)
+    )
+    assert 0 <= dis["factor_vae"]["score"] <= 1 and 0 <= dis["mig"]["score"] <= 1
+    G, D = _nets()
+    assert "disentanglement" not in evaluate_model(G, D, load_eval_data(_data_cfg(fake_mnist_dir), None))
+
+
+def test_the_loop_logs_the_metrics_every_metrics_every_images(dsprites_dir, tmp_path):
+    """metrics.jsonl gets a dis/ row each time the images seen cross a multiple of train.metrics_every."""
+    import json
+
+    from training.config import load_config
+    from training.loop import Trainer
+
+    sizes = "{" + ", ".join(f"{k} = {v}" for k, v in SMALL.items()) + "}"
+    cfg = load_config(
+        "dsprites",
+        [
+            f"data.dir='{dsprites_dir}'",
+            "train.metrics_every=100",
+            "optim.batch_size=32",
+            f"train.metrics_sizes={sizes}",
+            "loss.cr_late_from=64",
+            "train.threads=1",
+        ],
+    )
+    Trainer(cfg, tmp_path / "run", progress=False, max_steps=7).run()
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    dis = [r for r in rows if "dis/mig" in r]
+    assert [r["images"] for r in dis] == [128, 224]  # 4 x 32 crosses 100, 7 x 32 crosses 200
+    assert all(
+        0 <= r["dis/factor_vae"] <= 1 and set(r["dis/best_factor"]) == {"c1", "c2", "c3", "c4", "c5"} for r in dis
+    )
+    losses = [r for r in rows if "loss_G" in r]
+    assert "loss_CR" in losses[-1]  # the CR phase began at 64 images
+
+
+def test_plot_disentanglement_draws_each_metric_against_images(tmp_path):
+    import json
+
+    from training.evaluate_cmd import plot_disentanglement
+
+    for name, base in (("a", 0.2), ("b", 0.5)):
+        rows = [{"step": 10, "loss_G": 1.0}] + [
+            {"step": i, "images": i * 64, "dis/factor_vae": base + i / 1000, "dis/mig": base / 2, "dis/sap": None}
+            for i in (100, 200, 300)
+        ]
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = plot_disentanglement(
+        {"a": tmp_path / "a.jsonl", "b": tmp_path / "b.jsonl"},
+        tmp_path / "c.png",
+        {"dis/factor_vae": {"InfoGAN-CR": 0.88}},
+    )
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    (tmp_path / "none.jsonl").write_text(json.dumps({"step": 1, "loss_G": 1.0}) + "\n")
+    with pytest.raises(ValueError, match="no disentanglement rows"):
+        plot_disentanglement({"x": tmp_path / "none.jsonl"}, tmp_path / "d.png")
+
+
+def test_infogan_evaluate_summary_prints_the_disentanglement_figures(tmp_path):
+    from training.evaluate_cmd import summary
+
+    dis = {
+        "factors": ["scale", "posX"],
+        "factor_vae": {"score": 0.8123},
+        "mig": {"score": 0.3456},
+        "sap": {"score": 0.05},
+        "mi_matrix": [[0.5, None], [0.01, 1.2]],
+        "best_factor": {
+            "c1": {"factor": "scale", "normalised_mi": 0.4},
+            "c2": {"factor": "posX", "normalised_mi": 0.7},
+        },
+    }
+    result = {"split": "train", "checkpoint": {"step": 5, "epoch": 0.1}, "info": {}, "disentanglement": dis}
+    text = summary(result, tmp_path)
+    assert "FactorVAE score 0.812, MIG 0.346, SAP 0.050" in text
+    assert "c1 scale (0.40), c2 posX (0.70)" in text and "0.50 -; 0.01 1.20" in text

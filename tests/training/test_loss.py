@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from training.latent import mnist_spec
@@ -77,3 +78,92 @@ def test_each_code_takes_the_lambda_its_part_names():
     """loss.lambda_categorical / lambda_continuous reach the codes through the parts (no branch on a code's kind)."""
     loss = InfoGANLoss(mnist_spec(), lambda_categorical=1.0, lambda_continuous=0.1)
     assert loss.weights == {"digit": 1.0, "c1": 0.1, "c2": 0.1} and loss.invariant == set()
+
+
+# ---- the contrastive regularizer (InfoGAN-CR) --------------------------------------------------------------------
+
+
+def _cr_nets():
+    from training.config import load_config
+
+    torch.manual_seed(0)
+    spec = load_config("dsprites").spec
+    G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64, cr_codes=len(spec.codes))
+    return spec, G, D
+
+
+def _pair(spec, G, n=16):
+    z, c1, c2, k = spec.shared_code_pairs(n, torch.Generator().manual_seed(1))
+    return torch.cat([G(z, c1), G(z, c2)], dim=1), k
+
+
+def test_shared_code_pairs_share_the_noise_and_exactly_one_code():
+    spec = _cr_nets()[0]
+    z, c1, c2, k = spec.shared_code_pairs(500, torch.Generator().manual_seed(0))
+    same = c1 == c2
+    assert same.sum(1).eq(1).all()  # one code the same (the others uniform draws: equal with probability 0)
+    assert torch.equal(same.float().argmax(1), k)
+    assert set(k.tolist()) == set(range(len(spec.codes)))
+    assert z.shape == (500, spec.noise.dim)
+
+
+def test_cr_head_learns_in_the_d_phase_only_from_its_own_cross_entropy():
+    """The D phase with a pair adds the CR head's cross-entropy (weight 1, InfoGAN-CR's crd_loss); the trunk, D's and
+    Q's heads get exactly the gradients they got without it, and the head gets a gradient."""
+    spec, G, D = _cr_nets()
+    z, c = spec.sample(16)
+    fake = G(z, c).detach()
+    real = torch.rand(16, 1, 64, 64) * 2 - 1
+    pair, k = _pair(spec, G)
+    loss = InfoGANLoss(spec, lambda_continuous=0.05)
+    D.eval()  # the spectral norm's power iteration moves with each training forward: compare in eval mode
+    with_cr = loss.discriminator_step(D, real, fake, c, pair, k)
+    plain = loss.discriminator_step(D, real, fake, c)
+    assert 0 < float(with_cr.stats["loss_CR"]) and 0 <= float(with_cr.stats["CR_acc"]) <= 1
+    assert float((with_cr.loss - plain.loss).detach()) == pytest.approx(float(with_cr.stats["loss_CR"]), rel=1e-4)
+    others = [p for n, p in D.named_parameters() if not n.startswith("cr_head")]
+    g_cr = _flat(
+        torch.autograd.grad(loss.discriminator_step(D, real, fake, c, pair, k).loss, others, allow_unused=True), others
+    )
+    g_plain = _flat(
+        torch.autograd.grad(loss.discriminator_step(D, real, fake, c).loss, others, allow_unused=True), others
+    )
+    assert torch.allclose(g_cr, g_plain, atol=1e-6)
+    head = list(D.cr_head.parameters())
+    assert _flat(torch.autograd.grad(loss.discriminator_step(D, real, fake, c, pair, k).loss, head)).abs().sum() > 0
+
+
+def test_generator_loss_adds_cr_weight_times_the_heads_cross_entropy():
+    """G's loss = GAN + info + cr_weight x CE(CR head(pair), shared code) (InfoGAN-CR's de_loss), so G's gradient
+    moves linearly with the weight and the pair's images get a gradient; weight 0 or no pair = the InfoGAN loss."""
+    spec, G, D = _cr_nets()
+    D.eval()
+    D.requires_grad_(False)
+    z, c = spec.sample(16)
+    loss = InfoGANLoss(spec, lambda_continuous=0.05)
+    params = list(G.parameters())
+
+    def g_grad(weight, with_pair=True):
+        torch.manual_seed(3)
+        fake = G(z, c)
+        pair, k = _pair(spec, G)
+        out = loss.generator_step(D, fake, c, pair if with_pair else None, k, weight)
+        return _flat(torch.autograd.grad(out.loss, params, allow_unused=True), params), out
+
+    g0, out0 = g_grad(0.0)
+    g1, out1 = g_grad(1.0)
+    g3, _ = g_grad(3.0)
+    g_none, _ = g_grad(2.0, with_pair=False)
+    assert torch.allclose(g0, g_none, atol=1e-7)
+    assert (g1 - g0).norm() > 1e-3 * g0.norm()
+    assert torch.allclose(g3 - g0, 3 * (g1 - g0), rtol=1e-3, atol=1e-6 * float((g1 - g0).abs().max()) + 1e-9)
+    assert float((out1.loss - out0.loss).detach()) == pytest.approx(float(out1.stats["loss_G_cr"]), rel=1e-4)
+
+
+def test_cr_schedule_switches_at_late_from_images():
+    from training.loss import CRSchedule
+
+    s = CRSchedule(0.0, 2.0, 1000)
+    assert [s.weight(i) for i in (0, 999, 1000, 10**9)] == [0.0, 0.0, 2.0, 2.0]
+    assert CRSchedule(0.5).weight(10**9) == 0.5 and CRSchedule(0.5).used
+    assert not CRSchedule().used and CRSchedule(0.0, 2.0, 5).used

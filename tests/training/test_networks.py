@@ -1,0 +1,96 @@
+"""training/networks.py: InfoGAN-CR's 64x64 dSprites networks and the contrastive regularizer's head."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+from training.config import load_config
+from training.loop import model_args
+from training.networks import ContrastiveHead, bake_spectral_norm, build_networks, init_weights
+
+
+def _dsprites(**kw):
+    torch.manual_seed(0)
+    spec = load_config("dsprites").spec
+    return spec, *build_networks(spec, arch="dsprites", channels=1, resolution=64, **kw)
+
+
+def test_dsprites_networks_have_infogan_crs_layers():
+    """G: FC128, FC4x4x64, up-convolutions 64-32-32-1 to 64x64; D/Q: convolutions 32-32-64-64 (4x4, s2), FC128, no
+    BatchNorm; Q head FC128 -> Q's columns (fjxmlzn/InfoGAN-CR, gan/network.py)."""
+    spec, G, D = _dsprites()
+    g_lin = [m.out_features for m in G.modules() if isinstance(m, nn.Linear)]
+    g_up = [m.out_channels for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    assert g_lin == [128, 4 * 4 * 64] and g_up == [64, 32, 32, 1]
+    convs = [m for m in D.trunk.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [32, 32, 64, 64]
+    assert all(c.kernel_size == (4, 4) and c.stride == (2, 2) for c in convs)
+    assert [m.out_features for m in D.trunk.modules() if isinstance(m, nn.Linear)] == [128]
+    assert [m.out_features for m in D.q_head.modules() if isinstance(m, nn.Linear)] == [128, spec.q_dim]
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules())
+    z, c = spec.sample(6)
+    x = G(z, c)
+    assert x.shape == (6, 1, 64, 64) and x.abs().max() <= 1
+    d, q = D(x)
+    assert d.shape == (6,) and q.shape == (6, spec.q_dim)
+    with pytest.raises(ValueError, match="64x64"):
+        build_networks(spec, arch="dsprites", channels=1, resolution=32)
+
+
+def test_d_is_spectrally_normalised_from_its_first_forward():
+    """Every D layer is spectrally normalised (InfoGAN-CR's D), on the initialised weights (N(0, 0.02)): a fresh D in
+    eval mode (no power iteration per forward) already divides by the right sigma. Against registering the norm
+    before init_weights (15 power iterations on PyTorch's default init, then the weight replaced), the FC layer's
+    normalised weight had spectral norm 40 and the CR head's cross-entropy came out ~8e5 nats."""
+    _, _, D = _dsprites()
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert layers and all(parametrize.is_parametrized(m, "weight") for m in layers)
+    first = D.trunk[0].parametrizations.weight.original.detach()
+    assert abs(float(first.std()) - 0.02) < 0.004
+    D.eval()
+    with torch.no_grad():
+        for fc in (D.trunk[9], D.q_head[0], D.d_head):
+            assert float(torch.linalg.matrix_norm(fc.weight, ord=2)) == pytest.approx(1.0, abs=0.05)
+        assert float(torch.linalg.matrix_norm(D.trunk[9].parametrizations.weight.original, ord=2)) < 0.9
+
+
+def test_cr_head_reads_pairs_and_rides_in_the_checkpoint():
+    spec, G, D = _dsprites(cr_codes=5)
+    assert isinstance(D.cr_head, ContrastiveHead)
+    x = G(*spec.sample(4))
+    pair = torch.cat([x, x], dim=1)
+    (d, q), cr = D(x, pair=pair)
+    assert cr.shape == (4, 5) and d.shape == (4,)
+    assert D(x)[1].shape == q.shape  # no pair: (D logit, Q) as before
+    # rebuilt from the same arguments, the state dict loads (what checkpoint.load_networks does)
+    _, _, D2 = _dsprites(cr_codes=5)
+    D2.load_state_dict(D.state_dict())
+    assert _dsprites()[2].cr_head is None
+
+
+def test_model_args_carry_cr_codes_only_for_the_cr_config():
+    cr, plain = load_config("dsprites"), load_config("dsprites-infogan")
+    assert model_args(cr, 1, 64)["cr_codes"] == 5
+    assert "cr_codes" not in model_args(plain, 1, 64) and "cr_codes" not in model_args(load_config("mnist"), 1, 28)
+
+
+def test_init_weights_still_initialises_plain_layers():
+    lin = nn.Sequential(nn.Linear(400, 400))
+    init_weights(lin)
+    assert abs(float(lin[0].weight.std()) - 0.02) < 0.002 and float(lin[0].bias.abs().max()) == 0
+
+
+def test_baked_spectral_norm_is_the_same_function_with_plain_weights():
+    """checkpoint.load_networks bakes the norm (bake_spectral_norm) so ONNX export (no aten::vdot in opset 17) and
+    weight rounding (which writes m.weight) see plain layers computing what the trained D computes in eval mode."""
+    spec, _, D = _dsprites(cr_codes=5)
+    D.train()
+    x = torch.rand(8, 1, 64, 64) * 2 - 1
+    for _ in range(3):
+        D(x)  # power iterations move u, v away from their initial values
+    D.eval()
+    before = D(x)[1].detach()
+    bake_spectral_norm(D)
+    assert not any(parametrize.is_parametrized(m) for m in D.modules())
+    assert torch.allclose(D(x)[1], before, atol=1e-6)
