@@ -108,17 +108,26 @@ def evaluate_model(
     bn_samples: int = BN_SAMPLES,
     metric_sizes: dict[str, int] | None = None,
     seed: int = 0,
+    generated_classes: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
     (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were. Where the data
     set has factor classes, ``result["disentanglement"]`` holds ``disentanglement_metrics`` (``metric_sizes``: its
-    sample sizes, default disentanglement_lib's; ``seed``: its random stream)."""
+    sample sizes, default disentanglement_lib's; ``seed``: its random stream). ``generated_classes``: where the
+    training split is labelled and the spec has a categorical code, also ``result["generated_classes"]`` -- does
+    each category *draw* its own class, by a classifier trained with labels (``class_check``; about a minute on
+    2 CPU cores, so the per-epoch evaluation leaves it off)."""
     was_training = G.training
     try:
         D_eval = calibrated_copy(D, data, bn_samples)
         result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes)
         if data.eval.factors is not None:
             result["disentanglement"] = factor_metrics(D_eval, data.eval, seed=seed, **(metric_sizes or {}))
+        if generated_classes and data.train.labels is not None and G.spec.categorical_codes():
+            from .class_check import check_generated_classes
+
+            held_out = data.eval if data.eval is not data.train else None
+            result["generated_classes"] = check_generated_classes(G, data.train, held_out, result)
         return result
     finally:
         G.train(was_training)

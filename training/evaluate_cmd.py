@@ -33,7 +33,7 @@ def evaluate_checkpoint(
     data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_model(G, D, data)
+    result = evaluate_model(G, D, data, generated_classes=True)
     result["split"] = data.split
     result["checkpoint"] = {"path": str(checkpoint), "step": ck["step"], "epoch": ck.get("epoch")}
     if figures:
@@ -52,6 +52,16 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
             parts = [f"unsupervised accuracy {r['accuracy']:.4f}", f"NMI {r['nmi']:.3f}"] if "accuracy" in r else []
             parts.append(f"label-free score {r['label_free_score']:.3f} nats (H = {r['H']:.3f})")
             lines.append(f"{name}: " + ", ".join(parts))
+    gen = result.get("generated_classes")
+    if gen:  # does each category draw its own class (an independent classifier's view)
+        acc = gen.get("classifier_test_accuracy")
+        for name, g in gen["codes"].items():
+            agree = f", {sum(g['agrees_with_q'])} agree with Q's map" if "agrees_with_q" in g else ""
+            lines.append(
+                f"{name} generates {g['classes_shown']} distinct classes of {len(g['class_of_category'])} categories "
+                f"(purity {min(g['purity']):.2f}-{max(g['purity']):.2f}{agree}; classifier test accuracy "
+                + (f"{acc:.3f})" if acc is not None else "n/a)")
+            )
     dis = result.get("disentanglement")
     if dis:  # a data set with ground-truth factors
         parts = [f"FactorVAE score {dis['factor_vae']['score']:.3f}", f"MIG {dis['mig']['score']:.3f}"]

@@ -242,3 +242,15 @@ def test_infogan_evaluate_summary_prints_the_disentanglement_figures(tmp_path):
     text = summary(result, tmp_path)
     assert "FactorVAE score 0.812, MIG 0.346, SAP 0.050" in text
     assert "c1 scale (0.40), c2 posX (0.70)" in text and "0.50 -; 0.01 1.20" in text
+
+
+def test_generated_classes_are_checked_only_when_asked_and_labelled(fake_mnist_dir):
+    """infogan evaluate / export ask for the generated-class check; the per-epoch evaluation does not."""
+    data = load_eval_data(_data_cfg(fake_mnist_dir), None)
+    G, D = _nets()
+    assert "generated_classes" not in evaluate_model(G, D, data)
+    result = evaluate_model(G, D, data, generated_classes=True)
+    digit = result["generated_classes"]["codes"]["digit"]
+    assert len(digit["class_of_category"]) == 10 and len(digit["agrees_with_q"]) == 10
+    assert digit["distinct"] == (digit["classes_shown"] == 10)
+    assert 0 <= result["generated_classes"]["classifier_test_accuracy"] <= 1
