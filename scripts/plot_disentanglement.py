@@ -3,7 +3,7 @@
     python scripts/plot_disentanglement.py --run dsprites=runs/dsprites-s0-00000 \
         --run dsprites-infogan=runs/dsprites-infogan-s0-00000 [--out docs/dsprites-curves.png]
 
-Each run's metrics.jsonl holds a ``dis/...`` row every ``train.metrics_every`` images (training/loop.py); the
+Each run's metrics.jsonl holds a ``dis/...`` row every ``train.metrics_every`` images (training/epoch_report.py); the
 published dSprites figures are drawn as dashed lines (InfoGAN 0.59 and InfoGAN-CR 0.88 FactorVAE score, Lin et al.,
 ICML 2020, Table 1; the issue's MIG bar 0.35). Those were measured on DeepMind's pixels, ours on the re-rendering
 (docs/dsprites.md), and the curves here use train.metrics_sizes' reduced samples.

@@ -2,8 +2,9 @@
 
 Data lives in memory; each step runs two optimizer phases (``InfoGANLoss`` knows the terms, ``LatentSpec`` the
 codes); checkpoints are atomic and a resume continues bit-identically. Around it: ``runtime`` (processes, device,
-precision, seeding), ``restarts`` (the label-free restarts, a driver over this loop), ``run_dir`` (run folders and the
-metrics file), ``signals`` (SIGINT/SIGTERM stop a run with a checkpoint) and ``evaluate`` (the per-epoch test row).
+precision, seeding), ``train_state`` (what a checkpoint holds, restoring and resuming from one), ``restarts`` (the
+label-free restarts, a driver over this loop), ``run_dir`` (run folders and the metrics file), ``signals``
+(SIGINT/SIGTERM stop a run with a checkpoint) and ``epoch_report`` (sample grids, the test and disentanglement rows).
 """
 
 from __future__ import annotations
@@ -15,15 +16,14 @@ from typing import Any
 
 import torch
 
-from . import checkpoint as ckpt_io
+from . import epoch_report, train_state
 from .augment import NuisanceAugment
 from .config import Config, dumps
 from .data import load_dataset
-from .evaluate import EvalData, EvaluationError, calibrated_copy, evaluate_model, factor_metrics, load_eval_data
-from .images import grid, save_png, to_unit
-from .latent import LatentSpec
+from .evaluate import EvaluationError, load_eval_data
 from .loss import CRSchedule, InfoGANLoss
 from .networks import build_networks, count_parameters
+from .optimizers import build_optimizers
 from .restarts import Restarts
 from .run_dir import (
     CHECKPOINT_FILE,
@@ -34,16 +34,12 @@ from .run_dir import (
     command_line,
     discard_if_untrained,
     new_run_dir,
-    trim_metrics,
 )
 from .runtime import Runtime, TrainingError, is_rank_zero, seed_everything
 from .signals import Interrupted, stop_requests
 
-__all__ = ["Interrupted", "Trainer", "TrainingError", "sample_grid_latents", "train"]
+__all__ = ["Interrupted", "Trainer", "TrainingError", "train"]
 
-# One fused kernel per parameter group instead of ~10 elementwise passes per tensor: ~10% faster steps on the
-# paper's 13 M-parameter MNIST pair on a 2-core CPU (benchmarks/train_throughput.py).
-ADAM_KW = {"fused": True}
 # A training set larger than this as float32 stays uint8 in memory and is converted one batch at a time (dSprites:
 # 12 GB as floats, 3 GB as bytes); smaller ones (MNIST: 188 MB) are converted once.
 FLOAT_DATA_LIMIT = 2 << 30
@@ -61,24 +57,6 @@ def model_args(cfg: Config, channels: int, resolution: int) -> dict[str, Any]:
     if cr_schedule(cfg).used:  # the contrastive regularizer's head on D, one output per code
         args["cr_codes"] = len(cfg.spec.codes)
     return args
-
-
-def sample_grid_latents(spec: LatentSpec, n_cols: int = 10, seed: int = 1234) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents for the per-epoch sample grid in the paper's layout (Fig. 2): one row per value of the first
-    categorical code (8 rows without one), the first continuous code swept over its prior range left to right, all
-    else fixed."""
-    g = torch.Generator().manual_seed(seed)
-    cat = next(iter(spec.categorical_codes()), None)
-    cont = next(iter(spec.continuous_codes()), None)
-    rows = cat.categories if cat else 8
-    n = rows * n_cols
-    z = spec.noise.sample(1, g).expand(n, -1).clone() if cont else spec.noise.sample(n, g)
-    values = {k: v[:1].expand(n).clone() for k, v in spec.sample_values(1, g).items()}
-    if cat:
-        values[cat.name] = torch.arange(rows).repeat_interleave(n_cols)
-    if cont:
-        values[cont.name] = torch.linspace(cont.low, cont.high, n_cols).repeat(rows)
-    return z, spec.encode(values)
 
 
 class Trainer:
@@ -149,97 +127,25 @@ class Trainer:
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self.build(restart=0)
         if resume is not None:
-            self.restore(resume)
+            train_state.restore(self, resume)
             self.restarts.load_state_dict(resume)
 
     # ---- build ---------------------------------------------------------------------------------------------
     def build(self, restart: int) -> None:
         """Fresh networks, optimizers and latent stream; restart 0 is the plain run of cfg.train.seed, the
         others (label-free restarts) differ only in their initial weights and latent draws."""
-        cfg, oc = self.cfg, self.cfg.optim
+        cfg = self.cfg
         offset = 1_000_003 * restart
         seed_everything(cfg.train.seed + self.rank + offset)
         self.G, self.D = build_networks(self.spec, **self.model_args)
         self.G.to(self.device)
         self.D.to(self.device)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=oc.lr_g, betas=(oc.beta1, oc.beta2), **ADAM_KW)
-        # Q's head learns at its own rate, G's by default, as in the reference ports where Q sits in G's optimizer
-        # (measured, paper network, 5 seeds x 10 epochs: mean test accuracy 0.77 with Q at D's 2e-4, 0.89 at 1e-3).
-        # The trunk and D's head learn at D's rate; all three take the D phase's information loss.
-        q_params = list(self.D.q_head.parameters())
-        # the CR head (InfoGAN-CR's crd_op, its own Adam at crd_lr): only its own cross-entropy reaches it
-        cr_params = list(self.D.cr_head.parameters()) if self.D.cr_head is not None else []
-        own = {id(p) for p in q_params + cr_params}
-        groups = [
-            {"params": [p for p in self.D.parameters() if id(p) not in own]},
-            {"params": q_params, "lr": oc.lr_q if oc.lr_q is not None else oc.lr_g},
-        ]
-        if cr_params:
-            groups.append({"params": cr_params, "lr": oc.lr_cr if oc.lr_cr is not None else oc.lr_d})
-        self.opt_D = torch.optim.Adam(groups, lr=oc.lr_d, betas=(oc.beta1, oc.beta2), **ADAM_KW)
+        self.opt_G, self.opt_D = build_optimizers(self.G, self.D, cfg.optim)
         self.step = 0
         # Latents come from their own generator so resuming restores exactly the draws a run would have made.
         self.latent_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 7919 + self.rank + offset)
         self.G_train = self.runtime.wrap(self.G)
         self.D_train = self.runtime.wrap(self.D)
-
-    # ---- checkpoint ----------------------------------------------------------------------------------------
-    def state(self, rank_rngs: list | None = None) -> dict[str, Any]:
-        return {
-            "format": ckpt_io.FORMAT,
-            "step": self.step,
-            "epoch": self.step / self.steps_per_epoch,
-            "spec": self.spec.to_dict(),
-            "model_args": self.model_args,
-            "config": self.cfg.to_dict(),
-            "dataset": self.dataset_name,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "latent_rng": self.latent_gen.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "rank_rngs": rank_rngs,
-            **self.restarts.state_dict(),
-            "precision": self.precision,
-            # the command line that started the run and those that resumed it, for the manifest
-            "command": self.commands[0],
-            "resumed_by": self.commands[1:],
-        }
-
-    def restore(self, ck: dict[str, Any]) -> None:
-        """Networks, optimizers, step and random streams from a checkpoint (the restarts' state is theirs)."""
-        if ck["spec"] != self.spec.to_dict() or ck["model_args"] != self.model_args:
-            raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
-        self.G.load_state_dict(ck["G"])
-        self.D.load_state_dict(ck["D"])
-        self.opt_G.load_state_dict(ck["opt_G"])
-        self.opt_D.load_state_dict(ck["opt_D"])
-        self.step = int(ck["step"])
-        self.latent_gen.set_state(ck["latent_rng"])
-        torch.set_rng_state(ck["torch_rng"])
-        rank_rngs = ck.get("rank_rngs")
-        if self.distributed and rank_rngs and len(rank_rngs) == self.world:
-            self.latent_gen.set_state(rank_rngs[self.rank][0])
-            torch.set_rng_state(rank_rngs[self.rank][1])
-        elif self.distributed and self.rank > 0:
-            # saved under another number of processes (or by a version without per-rank states): fresh streams per
-            # rank, a function of (seed, rank, step), so the ranks do not repeat rank 0's draws
-            stream = self.cfg.train.seed * 7919 + self.rank + 7_777_777 * (int(ck["step"]) + 1)
-            self.latent_gen.manual_seed(stream)
-            torch.manual_seed(stream)
-        if ck.get("precision", self.precision) != self.precision:
-            print(
-                f"note: the run so far trained in {ck['precision']}, this machine continues in {self.precision} "
-                f"({self.runtime.precision_reason}); set train.precision to keep one",
-                flush=True,
-            )
-        self.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
-
-    def save_checkpoint(self) -> None:
-        rank_rngs = self.runtime.gather_rngs(self.latent_gen)  # a collective: every rank calls it
-        if self.rank == 0:
-            ckpt_io.save_atomic(self.state(rank_rngs), self.run_dir / CHECKPOINT_FILE)
 
     # ---- step ----------------------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> torch.Tensor:
@@ -312,7 +218,7 @@ class Trainer:
         order_epoch = -1
         while self.step < end:
             if received:
-                self.save_checkpoint()
+                train_state.save_checkpoint(self)
                 raise Interrupted(received[0], self.step, self.run_dir)
             epoch, pos = divmod(self.step, self.steps_per_epoch)
             if epoch != order_epoch:
@@ -338,14 +244,12 @@ class Trainer:
             if bar:
                 bar.update(1)
             if self.step % tc.checkpoint_every == 0 and self.step < end:
-                self.save_checkpoint()
+                train_state.save_checkpoint(self)
             if on_epoch_end is not None and self.step % self.steps_per_epoch == 0:
                 on_epoch_end()
-            every = tc.metrics_every
-            bs = self.cfg.optim.batch_size
-            if self.factor_set is not None and every and self.step * bs // every != (self.step - 1) * bs // every:
+            if epoch_report.factor_metrics_due(self):
                 t_metrics = time.perf_counter()
-                self.log_factor_metrics(log)
+                epoch_report.log_factor_metrics(self, log)
                 t0 += time.perf_counter() - t_metrics  # images_per_s counts training time only
 
     # ---- log -----------------------------------------------------------------------------------------------
@@ -355,74 +259,6 @@ class Trainer:
         from tqdm import tqdm
 
         return tqdm(total=total, initial=self.step, unit="step", dynamic_ncols=True, desc=desc)
-
-    def _end_epoch(self, log: MetricsLog) -> None:
-        """An epoch's sample grid and, with a test split, its test row (rank 0 only)."""
-        if self.rank != 0:
-            return
-        self.save_samples(self.step // self.steps_per_epoch)
-        if self.eval_data is not None:
-            row = {"step": self.step, "epoch": self.step / self.steps_per_epoch, **self.evaluate_test()}
-            log.write(row)
-            print(
-                f"\nepoch {row['epoch']:.0f}: "
-                + ", ".join(f"{k} {v:.4f}" for k, v in row.items() if k.startswith("test")),
-                flush=True,
-            )
-
-    def evaluate_test(self) -> dict[str, float]:
-        """Test-split accuracy, NMI and label-free score per categorical code (``evaluate_model``: on a copy of D
-        with BatchNorm recalibrated on training images; training is untouched)."""
-        try:
-            res = evaluate_model(self.G.eval(), self.D, self.eval_data)
-        finally:
-            self.G.train()
-            self.D.train()
-        out = {}
-        for code in self.spec.categorical_codes():
-            r = res[code.name]
-            out.update(
-                {
-                    f"test_acc/{code.name}": r["accuracy"],
-                    f"test_nmi/{code.name}": r["nmi"],
-                    f"test_lfs/{code.name}": r["label_free_score"],
-                }
-            )
-        return out
-
-    def log_factor_metrics(self, log: MetricsLog) -> dict[str, Any]:
-        """The disentanglement metrics (train.metrics_sizes) of Q on the training set's factors, as a metrics.jsonl
-        row ``dis/...`` against images seen; rank 0 only. Seeded by the step, so a resume logs the same figures."""
-        t0 = time.perf_counter()
-        D = calibrated_copy(self.D, EvalData(self.factor_set, self.factor_set, "train"))
-        r = factor_metrics(D, self.factor_set, seed=self.step, **self.cfg.train.metrics_sizes)
-        row: dict[str, Any] = {
-            "step": self.step,
-            "images": self.step * self.cfg.optim.batch_size,
-            "epoch": self.step / self.steps_per_epoch,
-            "dis/factor_vae": r["factor_vae"]["score"],
-            "dis/mig": r["mig"]["score"],
-        }
-        row.update({f"dis/mig/{k}": v for k, v in r["mig"]["per_factor"].items()})
-        if "dci" in r:
-            row.update(
-                {f"dis/dci_{k}": r["dci"][k] for k in ("disentanglement", "completeness", "informativeness_test")}
-            )
-        if "sap" in r:
-            row["dis/sap"] = r["sap"]["score"]
-        row["dis/best_factor"] = {c: v["factor"] for c, v in r["best_factor"].items()}
-        row["dis/seconds"] = time.perf_counter() - t0
-        log.write(row)
-        return row
-
-    @torch.no_grad()
-    def save_samples(self, epoch: int) -> None:
-        z, c = sample_grid_latents(self.spec)
-        self.G.eval()
-        x = self.G(z.to(self.device), c.to(self.device))
-        self.G.train()
-        rows = len(x) // 10  # sample_grid_latents' 10 columns
-        save_png(grid(to_unit(x), rows), self.run_dir / "samples" / f"epoch-{epoch:03d}.png", scale=2)
 
     # ---- the run -------------------------------------------------------------------------------------------
     def run(self) -> Path:
@@ -437,17 +273,8 @@ class Trainer:
                 f"{self.total_steps} steps of {cfg.optim.batch_size} images",
                 flush=True,
             )
-        restart = self.restarts.current()
-        if self.rank == 0 and (self.step > 0 or restart is not None):  # a resume (a later restart resumes at step 0)
-            dropped = trim_metrics(self.run_dir / METRICS_FILE, self.step, restart)
-            if dropped:
-                print(
-                    f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {self.step}; "
-                    "those steps are logged again",
-                    flush=True,
-                )
-        if self.rank == 0 and self.restarts.record is not None:
-            self.restarts.remove_files(self.run_dir)  # left by a kill between the choice's checkpoint and removal
+        if self.rank == 0:
+            train_state.tidy_run_dir(self)
         bar = None
         with MetricsLog(self.run_dir / METRICS_FILE if self.rank == 0 else None) as log:
             try:
@@ -470,9 +297,9 @@ class Trainer:
                             bar,
                             row_extra,
                             log_at_end=True,
-                            on_epoch_end=lambda: self._end_epoch(log),
+                            on_epoch_end=lambda: epoch_report.end_epoch(self, log),
                         )
-                self.save_checkpoint()
+                train_state.save_checkpoint(self)
             finally:
                 if bar:
                     bar.close()
@@ -491,29 +318,11 @@ def train(
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
-    ``epochs`` with ``resume`` sets a new length for the run, so a finished run can be trained on: the schedule has
-    no decay and the epoch order is a function of (seed, epoch), so 4 epochs then 6 more equals 10 in one go."""
+    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` change it
+    (``train_state.load_for_resume``)."""
     state = None
     if resume is not None:
-        resume = Path(resume)
-        ck_path = resume / CHECKPOINT_FILE if resume.is_dir() else resume
-        state = ckpt_io.load(ck_path)
-        run_dir = ck_path.parent
-        if is_rank_zero():
-            for p in ckpt_io.remove_stale_temps(ck_path):
-                print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
-        conf = dict(state["config"])
-        # threads: a setting of the machine, not of the recipe, so a resume may change it; the run then goes on close
-        # to, not bit-identical with, the same run on the old count (another count sums in another order)
-        if threads is not None:
-            conf["train"] = {**conf["train"], "threads": threads}
-        cfg = Config.from_dict(conf)  # validates it, threads included; old keys of the config are read too
-        if epochs is not None:
-            if epochs < state["epoch"] - 1e-9:
-                raise TrainingError(
-                    f"--epochs {epochs} is shorter than the {state['epoch']:.2f} epochs already trained"
-                )
-            cfg.train.epochs = float(epochs)
+        state, cfg, run_dir = train_state.load_for_resume(resume, epochs=epochs, threads=threads)
     else:
         run_dir = None
         if is_rank_zero():

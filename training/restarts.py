@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import checkpoint as ckpt_io
+from . import epoch_report, train_state
 from .evaluate import BN_SAMPLES, label_free_score, predict_codes, recalibrate_batchnorm
 from .run_dir import RESTART_ROW_KEY, MetricsLog
 
@@ -99,7 +100,7 @@ class Restarts:
                 t.build(restart=i)
                 self.progress = {"restart": i, "scores": list(scores), "best": best_i}
                 if i > 0:
-                    t.save_checkpoint()
+                    train_state.save_checkpoint(t)
                     if rank0:
                         self.remove_files(t.run_dir, keep=best_i)
             bar = t.progress_bar(n, desc=f"restart {i + 1}/{self.count}")
@@ -121,7 +122,7 @@ class Restarts:
                 "seconds": round(time.perf_counter() - t0, 1),
             }
             if t.eval_data is not None:  # for the record only; the choice never sees labels
-                row.update(t.evaluate_test())
+                row.update(epoch_report.evaluate_test(t))
             if rank0:
                 print(
                     f"restart {i + 1}/{self.count}: label-free score {score:.4f} nats after {n} steps "
@@ -132,21 +133,21 @@ class Restarts:
             if best_i is None or score > scores[best_i]:
                 best_i = i
                 if i < self.count - 1:  # the last restart, if best, goes on in memory
-                    best_state = copy.deepcopy(t.state(t.runtime.gather_rngs(t.latent_gen)))
+                    best_state = copy.deepcopy(train_state.state(t, t.runtime.gather_rngs(t.latent_gen)))
                     if rank0:
                         ckpt_io.save_atomic(best_state, self.path(t.run_dir, i))
             self.progress = None
         assert best_i is not None
         if best_i != self.count - 1:
             commands = t.commands
-            t.restore(best_state)  # type: ignore[arg-type]
+            train_state.restore(t, best_state)  # type: ignore[arg-type]
             t.commands = commands  # the run's command history, not the one saved with that restart
         self.progress = None
         self.record = {"restarts": self.count, "steps": n, "scores": scores, "kept": best_i}
         if rank0:
             print(f"kept restart {best_i + 1} (label-free score {scores[best_i]:.4f})", flush=True)
             log.write({"step": n, "kept": best_i})
-        t.save_checkpoint()
+        train_state.save_checkpoint(t)
         if rank0:
             self.remove_files(t.run_dir)
         return True

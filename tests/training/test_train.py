@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from training import checkpoint as ckpt_io
-from training import loop, runtime
+from training import loop, runtime, train_state
 from training.config import Config, load_config
 from training.loop import Trainer, TrainingError, train
 from training.restarts import Restarts
@@ -284,7 +284,7 @@ def test_auto_precision_picks_bf16_only_on_native_hardware(fake_mnist_dir, tmp_p
         # an explicit bf16 is kept; where it is emulated the start-up line says so
         assert ("emulated" in resolve_precision("bf16", cpu)[1]) == (not native)
         t = Trainer(tiny_config(fake_mnist_dir, precision="auto"), tmp_path, progress=False)
-        assert t.precision == want and t.state()["precision"] == want
+        assert t.precision == want and train_state.state(t)["precision"] == want
         assert step_with_dtypes(t)[0] == {torch.bfloat16 if want == "bf16" else torch.float32}
     # the precision a run really used reaches the exported manifest (the config only says "auto")
     from training.export import export_checkpoint

@@ -1,0 +1,127 @@
+"""A training run's checkpoint: what it holds, writing it, restoring a ``Trainer`` from it and reading it back for a
+resume (the file format itself, atomic writes and torn-file checks are ``checkpoint``'s).
+
+A resume must continue bit-identically, so the state holds everything the next step depends on: weights, optimizer
+moments, the step, the latent stream and torch's RNG (per rank under DDP), beside what rebuilds the networks alone
+(spec, model arguments, config) and the run's history (restarts, precision, command lines).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import checkpoint as ckpt_io
+from .config import Config
+from .run_dir import CHECKPOINT_FILE, METRICS_FILE, command_line, trim_metrics
+from .runtime import TrainingError, is_rank_zero
+
+if TYPE_CHECKING:
+    from .loop import Trainer
+
+
+def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
+    """The checkpoint dict of ``t`` now; ``rank_rngs``: every rank's (latent, torch) RNG states, from
+    ``Runtime.gather_rngs`` (None: one process)."""
+    return {
+        "format": ckpt_io.FORMAT,
+        "step": t.step,
+        "epoch": t.step / t.steps_per_epoch,
+        "spec": t.spec.to_dict(),
+        "model_args": t.model_args,
+        "config": t.cfg.to_dict(),
+        "dataset": t.dataset_name,
+        "G": t.G.state_dict(),
+        "D": t.D.state_dict(),
+        "opt_G": t.opt_G.state_dict(),
+        "opt_D": t.opt_D.state_dict(),
+        "latent_rng": t.latent_gen.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "rank_rngs": rank_rngs,
+        **t.restarts.state_dict(),
+        "precision": t.precision,
+        # the command line that started the run and those that resumed it, for the manifest
+        "command": t.commands[0],
+        "resumed_by": t.commands[1:],
+    }
+
+
+def restore(t: Trainer, ck: dict[str, Any]) -> None:
+    """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
+    if ck["spec"] != t.spec.to_dict() or ck["model_args"] != t.model_args:
+        raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
+    t.G.load_state_dict(ck["G"])
+    t.D.load_state_dict(ck["D"])
+    t.opt_G.load_state_dict(ck["opt_G"])
+    t.opt_D.load_state_dict(ck["opt_D"])
+    t.step = int(ck["step"])
+    t.latent_gen.set_state(ck["latent_rng"])
+    torch.set_rng_state(ck["torch_rng"])
+    rank_rngs = ck.get("rank_rngs")
+    if t.distributed and rank_rngs and len(rank_rngs) == t.world:
+        t.latent_gen.set_state(rank_rngs[t.rank][0])
+        torch.set_rng_state(rank_rngs[t.rank][1])
+    elif t.distributed and t.rank > 0:
+        # saved under another number of processes (or by a version without per-rank states): fresh streams per
+        # rank, a function of (seed, rank, step), so the ranks do not repeat rank 0's draws
+        stream = t.cfg.train.seed * 7919 + t.rank + 7_777_777 * (int(ck["step"]) + 1)
+        t.latent_gen.manual_seed(stream)
+        torch.manual_seed(stream)
+    if ck.get("precision", t.precision) != t.precision:
+        print(
+            f"note: the run so far trained in {ck['precision']}, this machine continues in {t.precision} "
+            f"({t.runtime.precision_reason}); set train.precision to keep one",
+            flush=True,
+        )
+    t.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
+
+
+def save_checkpoint(t: Trainer) -> None:
+    """The run folder's checkpoint, written atomically by rank 0; every rank must call it (it gathers their RNGs)."""
+    rank_rngs = t.runtime.gather_rngs(t.latent_gen)  # a collective: every rank calls it
+    if t.rank == 0:
+        ckpt_io.save_atomic(state(t, rank_rngs), t.run_dir / CHECKPOINT_FILE)
+
+
+def tidy_run_dir(t: Trainer) -> None:
+    """Bring the run folder in line with the checkpoint ``t`` starts from (rank 0): metrics rows logged after its step
+    are dropped, as those steps are trained and logged again, and a finished choice's leftover restart files go."""
+    restart = t.restarts.current()
+    if t.step > 0 or restart is not None:  # a resume (a later restart resumes at step 0)
+        dropped = trim_metrics(t.run_dir / METRICS_FILE, t.step, restart)
+        if dropped:
+            print(
+                f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {t.step}; "
+                "those steps are logged again",
+                flush=True,
+            )
+    if t.restarts.record is not None:
+        t.restarts.remove_files(t.run_dir)  # left by a kill between the choice's checkpoint and removal
+
+
+def load_for_resume(
+    resume: str | Path, *, epochs: float | None = None, threads: int | None = None
+) -> tuple[dict[str, Any], Config, Path]:
+    """(checkpoint, config, run folder) to resume from a run folder or a checkpoint file.
+
+    ``epochs`` sets a new length for the run, so a finished run can be trained on: the schedule has no decay and the
+    epoch order is a function of (seed, epoch), so 4 epochs then 6 more equals 10 in one go."""
+    resume = Path(resume)
+    ck_path = resume / CHECKPOINT_FILE if resume.is_dir() else resume
+    ck = ckpt_io.load(ck_path)
+    if is_rank_zero():
+        for p in ckpt_io.remove_stale_temps(ck_path):
+            print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
+    conf = dict(ck["config"])
+    # threads: a setting of the machine, not of the recipe, so a resume may change it; the run then goes on close
+    # to, not bit-identical with, the same run on the old count (another count sums in another order)
+    if threads is not None:
+        conf["train"] = {**conf["train"], "threads": threads}
+    cfg = Config.from_dict(conf)  # validates it, threads included; old keys of the config are read too
+    if epochs is not None:
+        if epochs < ck["epoch"] - 1e-9:
+            raise TrainingError(f"--epochs {epochs} is shorter than the {ck['epoch']:.2f} epochs already trained")
+        cfg.train.epochs = float(epochs)
+    return ck, cfg, ck_path.parent
