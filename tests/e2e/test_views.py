@@ -3,6 +3,9 @@ beside the 28x28 ones: the tiny sprites models of sprites_model.py, served with 
 
 from __future__ import annotations
 
+import base64
+
+import httpx
 import pytest
 
 from .conftest import PHONE, new_page, served_models
@@ -139,8 +142,8 @@ def test_chooser_shows_one_thumbnail_per_model_and_switches(page, server):
     assert page.locator('#chooser .thumb[data-model="tiny"]').get_attribute("aria-pressed") == "true"
 
 
-def test_sprites_views_work_like_digits(page):
-    """Traversal grid and side by side for a 64x64 model, as for the 28x28 ones."""
+def test_sprites_views_work_like_digits(page, server, tmp_path):
+    """Traversal grid, side by side and infer codes for a 64x64 model, as for the 28x28 ones."""
     open_page(page, f"model={SPRITES_ID}&seed=9&view=traverse&grid=c1&rows=2&cols=3")
     cells = page.locator("#grid canvas")
     assert cells.count() == 6
@@ -152,6 +155,17 @@ def test_sprites_views_work_like_digits(page):
     b = page.locator("#compare-b").evaluate("(c) => c.toDataURL()")
     assert a != b
     assert page.locator("#compare-b-cap").inner_text() == "Tiny sprites baseline"
+    # one of the model's own 64x64 pictures, read back by its recognizer; the controls move to the inferred codes
+    body = httpx.post(f"{server.url}/generate", json={"model": SPRITES_ID, "seed": 21}, timeout=30).json()
+    png = tmp_path / "sprite.png"
+    png.write_bytes(base64.b64decode(body["images"][0]))
+    page.get_by_role("tab", name="Infer codes").click()
+    settle(page)
+    page.locator("#file").set_input_files(str(png))
+    page.wait_for_selector("#infer-result:not([hidden])")
+    settle(page)
+    assert page.locator("#infer-recon").evaluate("(i) => [i.naturalWidth, i.naturalHeight]") == [64, 64]
+    assert page.locator("#infer-codes h4").count() == len(SPRITES_CODES)
 
 
 def test_phone_chooser_and_view(browser, server):
