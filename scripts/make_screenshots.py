@@ -1,10 +1,13 @@
 """Screenshots of the explorer for the docs (run by `make figures`, never by the tests): the service on the shipped
 models, Chromium at desktop (1280x860) and phone (390x844, 2x) size, every view.
 
-Writes docs/screenshot.png and docs/screenshot-phone.png (the explore view), and docs/screenshot-<view>.png /
-docs/screenshot-<view>-phone.png for the traversal grid, side by side and infer-codes views.
+Writes docs/screenshot.png and docs/screenshot-phone.png (the explore view, under the model chooser's thumbnails),
+and docs/screenshot-<view>.png / docs/screenshot-<view>-phone.png for the traversal grid, side by side and
+infer-codes views. When the --factors-model (default dsprites) is served and its manifest has ground-truth metrics,
+also its Disentanglement view (screenshot-factors[-phone].png) and its side by side (screenshot-compare-<id>.png).
 
-    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--out docs]
+    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--factors-model dsprites]
+        [--out docs]
 """
 
 from __future__ import annotations
@@ -36,15 +39,18 @@ DESKTOP = {"viewport": {"width": 1280, "height": 860}}
 # an iPhone 12-15 class screen (the size issue 23 names), at its pixel density
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 # one picture per view; the codes are the Fig. 2 look of the shipped MNIST model (a 3, slightly wide and slanted)
-VIEWS = {"explore": "", "traverse": "&grid=c1&rows=5", "compare": "", "infer": ""}
+VIEWS = {"explore": "", "traverse": "&grid=c1&rows=5", "compare": "", "infer": "", "factors": ""}
+DIGIT_CODES = "&c.digit=3&c.c1=0.6&c.c2=-0.4"
+# the main model's views; the factors model adds its Disentanglement view and its side by side
+MAIN_VIEWS = ("explore", "traverse", "compare", "infer")
 SETTLED = (
     "() => document.body.classList.contains('ready') && window.explorer.idle()"
     " && [...document.querySelectorAll('.view:not([hidden]) img')].every((i) => !i.src || i.complete)"
 )
 
 
-def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool) -> None:
-    page.goto(f"/#model={model}&seed=7&view={view}&c.digit=3&c.c1=0.6&c.c2=-0.4{VIEWS[view]}")
+def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool, codes: str = DIGIT_CODES) -> None:
+    page.goto(f"/#model={model}&seed=7&view={view}{codes}{VIEWS[view]}")
     page.wait_for_function(SETTLED, timeout=30_000)
     if view == "infer":  # a result to show: one of the model's own digits, read back by the recognizer
         digit = httpx.post(f"{url}/generate", json={"model": model, "seed": 21, "codes": {"digit": 4}}, timeout=30)
@@ -62,7 +68,9 @@ def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool) ->
     page.screenshot(path=str(path), full_page=full_page)
 
 
-def make_screenshots(models_dir: Path, out: Path, model: str = "mnist") -> list[Path]:
+def make_screenshots(
+    models_dir: Path, out: Path, model: str = "mnist", factors_model: str | None = "dsprites"
+) -> list[Path]:
     """Start the service on models_dir, write every view's desktop and phone screenshot into out; return the paths."""
     from playwright.sync_api import sync_playwright
 
@@ -74,18 +82,28 @@ def make_screenshots(models_dir: Path, out: Path, model: str = "mnist") -> list[
         server = Server(models_dir, Path(tmp) / "uvicorn.log", DEVICE="cpu")
         try:
             server.wait_ready()
-            served = [m["id"] for m in httpx.get(f"{server.url}/models", timeout=30).json()["models"]]
+            listing = httpx.get(f"{server.url}/models", timeout=30).json()["models"]
+            served = [m["id"] for m in listing]
             if model not in served:
                 raise SystemExit(f"model {model!r} is not served from {models_dir} (served: {', '.join(served)})")
+            with_factors = {m["id"] for m in listing if (m.get("metrics") or {}).get("disentanglement")}
+            if factors_model and factors_model not in with_factors:
+                print(f"no Disentanglement screenshots: {factors_model!r} is not served with ground-truth metrics")
+                factors_model = None
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 for suffix, context_args, full_page in (("", DESKTOP, False), ("-phone", PHONE, True)):
                     context = browser.new_context(base_url=server.url, **context_args)
                     page = context.new_page()
-                    for view in VIEWS:
-                        name = "screenshot" if view == "explore" else f"screenshot-{view}"
-                        path = out / f"{name}{suffix}.png"
-                        shoot(page, server.url, model, view, path, full_page)
+                    shots = [(model, view, f"screenshot-{view}", DIGIT_CODES) for view in MAIN_VIEWS]
+                    if factors_model:
+                        shots += [
+                            (factors_model, "factors", "screenshot-factors", ""),
+                            (factors_model, "compare", f"screenshot-compare-{factors_model}", ""),
+                        ]
+                    for shown, view, name, codes in shots:
+                        path = out / f"{name.replace('screenshot-explore', 'screenshot')}{suffix}.png"
+                        shoot(page, server.url, shown, view, path, full_page, codes)
                         written.append(path)
                     context.close()
                 browser.close()
@@ -98,9 +116,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--model", default="mnist", help="the model shown (its compare_with is the side-by-side peer)")
+    ap.add_argument("--factors-model", default="dsprites", help="a model with ground-truth metrics ('' for none)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
-    for path in make_screenshots(args.models_dir, args.out, args.model):
+    for path in make_screenshots(args.models_dir, args.out, args.model, args.factors_model or None):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 

@@ -7,6 +7,8 @@ import { defaultState, parseHash, toHash, VIEWS } from "./state.js";
 import { setupInfer } from "./infer.js";
 import { downloadCanvas, gridCanvas, upscaledCanvas } from "./images.js";
 import { imageSrc, paint } from "./frames.js";
+import { disentanglementOf, renderDisentanglement, withFactorCaptions } from "./disentangle.js";
+import { Chooser } from "./chooser.js";
 
 const $ = (id) => document.getElementById(id);
 const GALLERY_SIZE = 8;
@@ -16,6 +18,7 @@ let state = defaultState();
 let controls = {};
 let infer = null; // setupInfer's handle: reset(model) on a model switch
 let engine = null; // engine.js: the in-browser generator or the server
+let chooser = null; // chooser.js: the thumbnails the page opens on
 // Inputs not yet reflected on screen, for the input→paint latency figures (benchmarks/browser_latency.py)
 const unpainted = [];
 // inputToPaint: ms from each slider input event to the animation frame after its image was painted; latencyParts:
@@ -208,7 +211,8 @@ function render(phase = "commit") {
 }
 
 function idle() {
-  return [mainLive, galleryLive, gridLive, compareLive].every((r) => r.idle) && !document.querySelector(".busy") && !engine?.loading;
+  return [mainLive, galleryLive, gridLive, compareLive].every((r) => r.idle) && !document.querySelector(".busy") && !engine?.loading
+    && !chooser?.pending;
 }
 
 // ---------------------------------------------------------------- state ⇄ URL
@@ -249,6 +253,7 @@ function defaultComparison(model) {
 /** Bring the page in line with `next` (from the URL or a model switch) and rebuild what changed. */
 function applyState(next, { fromUrl = false } = {}) {
   const prevModel = state.model;
+  const prevVs = state.vs;
   const requested = next.model ?? models[0].id;
   const model = modelById(requested);
   state = { ...next, model: requested };
@@ -264,6 +269,9 @@ function applyState(next, { fromUrl = false } = {}) {
   const comparable = comparableModels(spec);
   if (!comparable.some((m) => m.id === state.vs)) state.vs = defaultComparison(spec);
   state.seed = parseSeed(state.seed) ?? randomSeed();
+  // the Disentanglement view exists only for models with ground-truth metrics (its tab is hidden for the others)
+  const hasFactors = !!disentanglementOf(spec);
+  if (state.view === "factors" && !hasFactors) state.view = "explore";
   for (const key of ["rows", "cols"]) {
     const input = $(`grid-${key}`);
     state[key] = Number.isFinite(state[key]) ? Math.min(Number(input.max), Math.max(Number(input.min), state[key]))
@@ -272,8 +280,11 @@ function applyState(next, { fromUrl = false } = {}) {
 
   if (model) engine.prepare(model); // fetch its generator into the page while the server paints
   if (prevModel !== state.model || !Object.keys(controls).length) {
-    controls = buildControls($("codes"), spec.codes, state.codes, onCodeChange);
+    // sliders captioned with the factor each code matches best (a label in the manifest wins)
+    controls = buildControls($("codes"), withFactorCaptions(spec), state.codes, onCodeChange);
     $("model").value = model ? model.id : "";
+    chooser.select(model ? model.id : null);
+    $("tab-factors").hidden = !hasFactors;
     showDevice(spec);
     $("model-meta").textContent = modelMeta(spec);
     fillSelect($("grid-code"), spec.codes.map((c) => [c.name, c.label ? `${c.name} (${c.label})` : c.name]));
@@ -292,6 +303,9 @@ function applyState(next, { fromUrl = false } = {}) {
   $("compare-none").textContent = state.vs ? "" : `No other served model has the same codes as "${state.model}": side by side ` +
     "needs a model trained with the same latent spec (such as its λ = 0 baseline, exported beside it).";
   $("compare-pair").hidden = !state.vs;
+  if (hasFactors && (prevModel !== state.model || prevVs !== state.vs || !$("factors").childElementCount)) {
+    renderDisentanglement($("factors"), spec, modelById(state.vs));
+  }
   $("compare-model").disabled = !state.vs;
   const sweepCode = spec.codes.find((c) => c.name === state.grid);
   const fixedCols = sweepCode ? widgetOf(sweepCode).sweep(sweepCode.control).cols : undefined;
@@ -373,8 +387,9 @@ function wire() {
   // tablist: arrow keys move between tabs
   $("tab-explore").parentElement.addEventListener("keydown", (e) => {
     if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
-    const i = VIEWS.indexOf(state.view) + (e.key === "ArrowRight" ? 1 : -1);
-    const view = VIEWS[(i + VIEWS.length) % VIEWS.length];
+    const shown = VIEWS.filter((v) => !$(`tab-${v}`).hidden); // the Disentanglement tab only where it applies
+    const i = shown.indexOf(state.view) + (e.key === "ArrowRight" ? 1 : -1);
+    const view = shown[(i + shown.length) % shown.length];
     update({ view });
     $(`tab-${view}`).focus();
   });
@@ -442,6 +457,7 @@ async function main() {
   engine = await Engine.create({ staticSite: document.documentElement.dataset.site === "static" });
   engine.onReady = (model) => { if (model.id === state.model) render("commit"); };
   document.body.classList.toggle("static-site", engine.staticSite);
+  chooser = new Chooser($("chooser"), engine, (id) => update({ model: id }));
   wire();
   try {
     models = await loadModels();
@@ -456,6 +472,7 @@ async function main() {
   clearError();
   document.querySelector("main").inert = false;
   fillSelect($("model"), models.map((m) => [m.id, m.title ? `${m.title}` : m.id]));
+  chooser.build(models);
   applyState(parseHash(location.hash), { fromUrl: true });
   document.body.classList.add("ready");
 }

@@ -2,7 +2,7 @@
 // through changes. Codes are stored as "c.<name>=<value>" so code names never collide with keys.
 //   #model=mnist&seed=42&view=explore&c.digit=3&c.c1=0.5&c.c2=-1&grid=c1&vs=mnist-gan
 
-export const VIEWS = ["explore", "traverse", "compare", "infer"];
+export const VIEWS = ["explore", "traverse", "compare", "infer", "factors"];
 
 export function defaultState() {
   return { model: null, seed: null, view: "explore", codes: {}, grid: null, vs: null, rows: 6, cols: 7 };

@@ -26,6 +26,8 @@ PHONE = {"width": 360, "height": 780}
 
 from benchmarks._server import Server  # noqa: E402  (one server helper for tests and benchmarks)
 
+from .sprites_model import BASELINE_SCORES, SPRITES_BASELINE_ID, SPRITES_ID, build_sprites_model  # noqa: E402
+
 
 def exported_models() -> list[Path]:
     """Exported models in $MODELS_DIR or models/ (served beside the tiny ones; the screenshots use 'mnist')."""
@@ -44,6 +46,9 @@ def e2e_models_dir(tiny_models_dir: Path, tmp_path_factory, build_tiny_model) ->
         (Categorical("item", 4, ("T-shirt/top", "Trouser", "Ankle boot", "Bag")), Continuous("c1")),
     )
     build_tiny_model(root, "tiny-words", seed=2, title="Tiny, word labels", spec=words)
+    # 64x64 models with ground-truth metrics (the Disentanglement view) and their baseline (side by side)
+    build_sprites_model(root, SPRITES_ID, seed=5, compare_with=SPRITES_BASELINE_ID)
+    build_sprites_model(root, SPRITES_BASELINE_ID, seed=6, title="Tiny sprites baseline", scores=BASELINE_SCORES)
     for folder in [*sorted(tiny_models_dir.iterdir()), *exported_models()]:
         if folder.is_dir() and not (root / folder.name).exists():
             (root / folder.name).symlink_to(folder.resolve(), target_is_directory=True)

@@ -14,6 +14,7 @@ import pytest
 from training.site import build_site
 
 from .conftest import DESKTOP
+from .sprites_model import SPRITES_ID
 
 pytestmark = pytest.mark.browser
 
@@ -97,3 +98,24 @@ def test_static_site_generates_in_the_browser(browser, site):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_static_site_paints_the_thumbnails_in_the_page(browser, site):
+    """No server behind the page: each thumbnail is generated in the browser, 64x64 and 28x28 alike."""
+    url, ids = site
+    context = browser.new_context(base_url=url, viewport=DESKTOP)
+    page = context.new_page()
+    try:
+        page.goto(f"/#model={SPRITES_ID}&seed=3")
+        page.wait_for_function(
+            "() => document.body.classList.contains('ready') && window.explorer.idle()", timeout=60_000
+        )
+        assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
+        thumbs = page.locator("#chooser .thumb")
+        assert [t.get_attribute("data-model") for t in thumbs.all()] == ids
+        painted = page.locator("#chooser .thumb canvas[data-painted]")
+        assert painted.count() == len(ids)
+        assert {tuple(c.evaluate("(c) => [c.width, c.height]")) for c in painted.all()} >= {(28, 28), (64, 64)}
+        assert page.get_by_role("tab", name="Disentanglement").is_visible()
+    finally:
+        context.close()
