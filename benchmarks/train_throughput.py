@@ -1,7 +1,7 @@
 """Training throughput (images/second) of the InfoGAN step on this machine, for several variants in one run.
 
     python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--fashion-dir DIR] [--dsprites-dir DIR]
-                                          [--steps 40]
+                                          [--chairs3d-dir DIR] [--steps 40]
                                           [--variants ...]
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-bf16`` (bfloat16 autocast),
@@ -9,7 +9,10 @@ Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``pa
 reading the digit code from a transformed copy of each fake, ``loss.invariance``), ``narrow`` (the narrowed network,
 fc=384, shipped for Fashion-MNIST), ``dsprites`` (InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the
 ``dsprites-infogan`` config, two G updates per step), ``dsprites-cr`` (the ``dsprites`` config in its late phase: the
-contrastive regularizer on, two more G images per sample and the CR head), and ``naive`` -- the textbook step most
+contrastive regularizer on, two more G images per sample and the CR head), ``chairs3d`` / ``chairs3d-cr`` (the
+same networks on the rendered 3D chairs with the ``chairs3d-infogan`` / ``chairs3d`` configs: a 4-way style code
+and 5 continuous codes), ``chairs3d-dcgan`` (``chairs3d-infogan`` with the larger DCGAN-style pair, ``dcgan`` at
+ch=32), and ``naive`` -- the textbook step most
 ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the "before"
 reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes share the
 cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1. (The channels_last
@@ -46,6 +49,10 @@ VARIANTS = {
     "narrow": ("fashion-mnist", []),
     "dsprites": ("dsprites-infogan", []),
     "dsprites-cr": ("dsprites", ["loss.cr_late_from=0"]),  # the CR phase from the first step
+    "chairs3d": ("chairs3d-infogan", []),  # 3D chairs: the dSprites networks, a 4-way style code + 5 continuous
+    "chairs3d-cr": ("chairs3d", ["loss.cr_late_from=0"]),
+    # the DCGAN-style pair (networks.py ``dcgan``, widths 32-64-128-256, BatchNorm, no spectral norm), plain InfoGAN
+    "chairs3d-dcgan": ("chairs3d-infogan", ["model.arch='dcgan'", "model.widths={ch = 32}"]),
 }
 
 
@@ -108,6 +115,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None, help="MNIST folder (the mnist variants)")
     ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the narrow variant)")
     ap.add_argument("--dsprites-dir", default=None, help="dSprites folder (default: the rendered cache)")
+    ap.add_argument("--chairs3d-dir", default=None, help="3D chairs folder (default: the rendered cache)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (train.threads; 0: torch's default)")
     ap.add_argument(
@@ -129,6 +137,8 @@ def main() -> None:
         "fashion-mnist": args.fashion_dir,
         "dsprites": args.dsprites_dir,
         "dsprites-infogan": args.dsprites_dir,
+        "chairs3d": args.chairs3d_dir,
+        "chairs3d-infogan": args.chairs3d_dir,
     }
     for name in args.variants:
         extra = [f"train.threads={args.threads}"] if args.threads else []

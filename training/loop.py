@@ -101,11 +101,16 @@ class Trainer:
         self.factor_set = train if train.factors is not None and tc.metrics_every and self.rank == 0 else None
         self.dataset_name = train.name
         self.model_args = model_args(cfg, self.channels, res_h)
-        # Labelled test split, if the data set has one: unsupervised accuracy is logged at every epoch's end.
+        # The data set's evaluation split (test; chairs3d: its one, labelled train split), if labelled: unsupervised
+        # accuracy is logged at every epoch's end (rows test_acc/<code> whichever split it is).
         self.eval_data = None
         if self.rank == 0 and train.labels is not None and tc.eval_every_epoch:
             try:
-                self.eval_data = load_eval_data(dataclasses.asdict(dc), dc.dir, "test")
+                data = load_eval_data(dataclasses.asdict(dc), dc.dir)
+                # the factor metrics keep their own schedule (train.metrics_every): evaluate_model would add the full
+                # disentanglement metrics (minutes) to every epoch's row of a set with factors (chairs3d)
+                eval_set = dataclasses.replace(data.eval, factors=None, factor_names=None)
+                self.eval_data = EvalData(data.train, eval_set, data.split)
             except EvaluationError as e:  # evaluation is a bonus; never stop training for it, but say so
                 print(f"no per-epoch evaluation: {e}", flush=True)
         oc = cfg.optim
