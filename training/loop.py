@@ -20,7 +20,7 @@ from . import epoch_report, train_state
 from .augment import NuisanceAugment
 from .config import Config, dumps
 from .data import load_dataset
-from .evaluate import EvaluationError, load_eval_data
+from .evaluate import EvalData, EvaluationError, load_eval_data
 from .loss import CRSchedule, InfoGANLoss
 from .networks import build_networks, count_parameters
 from .optimizers import build_optimizers
