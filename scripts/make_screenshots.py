@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -25,16 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._server import Server  # noqa: E402  (the tests' and benchmarks' server helper)
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (one Chromium setup, as benchmarks/browser_latency.py)
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"viewport": {"width": 1280, "height": 860}}
 # an iPhone 12-15 class screen (the size issue 23 names), at its pixel density
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
