@@ -109,6 +109,7 @@ def evaluate_model(
     metric_sizes: dict[str, int] | None = None,
     seed: int = 0,
     generated_classes: bool = False,
+    code_effects: bool = False,
 ) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
     (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were. Where the data
@@ -116,7 +117,9 @@ def evaluate_model(
     sample sizes, default disentanglement_lib's; ``seed``: its random stream). ``generated_classes``: where the
     training split is labelled and the spec has a categorical code, also ``result["generated_classes"]`` -- does
     each category *draw* its own class, by a classifier trained with labels (``class_check``; about a minute on
-    2 CPU cores, so the per-epoch evaluation leaves it off)."""
+    2 CPU cores, so the per-epoch evaluation leaves it off). ``code_effects``: also ``result["code_effects"]``, what
+    each continuous code does to G's images (``code_effects.code_effects``: the image statistics it moves, the basis
+    for naming it; a few seconds)."""
     was_training = G.training
     try:
         D_eval = calibrated_copy(D, data, bn_samples)
@@ -128,6 +131,15 @@ def evaluate_model(
 
             held_out = data.eval if data.eval is not data.train else None
             result["generated_classes"] = check_generated_classes(G, data.train, held_out, result)
+        if code_effects and G.spec.continuous_codes():
+            from .code_effects import code_effects as measure_effects
+            from .code_effects import torch_generator
+
+            try:
+                drawing = dataset_info(data.train.name).drawing
+            except DataError:  # an ad-hoc ImageSet (tests): light objects on a dark ground, as MNIST
+                drawing = "light-on-dark"
+            result["code_effects"] = measure_effects(G.spec, torch_generator(G), drawing=drawing)
         return result
     finally:
         G.train(was_training)

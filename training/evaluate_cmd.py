@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt_io
+from .code_effects import describe as describe_effects
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
 
 
@@ -33,7 +34,7 @@ def evaluate_checkpoint(
     data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_model(G, D, data, generated_classes=True)
+    result = evaluate_model(G, D, data, generated_classes=True, code_effects=True)
     result["split"] = data.split
     result["checkpoint"] = {"path": str(checkpoint), "step": ck["step"], "epoch": ck.get("epoch")}
     if figures:
@@ -62,6 +63,10 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
                 f"(purity {min(g['purity']):.2f}-{max(g['purity']):.2f}{agree}; classifier test accuracy "
                 + (f"{acc:.3f})" if acc is not None else "n/a)")
             )
+    effects = result.get("code_effects")
+    if effects:  # what each continuous code moves, the basis for its label (export --label c1=...)
+        lines.append("continuous codes, the image statistics each moves most (change from -2 to +2, in sd):")
+        lines.extend("  " + line for line in describe_effects(effects, top=3).splitlines())
     dis = result.get("disentanglement")
     if dis:  # a data set with ground-truth factors
         parts = [f"FactorVAE score {dis['factor_vae']['score']:.3f}", f"MIG {dis['mig']['score']:.3f}"]

@@ -139,7 +139,7 @@ def export_checkpoint(
     data = load_eval_data(dc, data_dir, split, allow_download=False)
     D = calibrated_copy(D, data)  # the recognizer serves real images: its BN statistics are those of real data
     if evaluation is None:
-        evaluation = evaluate_model(G, D, data, generated_classes=True)
+        evaluation = evaluate_model(G, D, data, generated_classes=True, code_effects=True)
     cat_map = {c.name: evaluation.get(c.name, {}).get("category_to_class") for c in spec.categorical_codes()}
     orders = category_order(spec, cat_map)
     for name, text in code_labels.items():

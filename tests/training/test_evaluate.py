@@ -254,3 +254,22 @@ def test_generated_classes_are_checked_only_when_asked_and_labelled(fake_mnist_d
     assert len(digit["class_of_category"]) == 10 and len(digit["agrees_with_q"]) == 10
     assert digit["distinct"] == (digit["classes_shown"] == 10)
     assert 0 <= result["generated_classes"]["classifier_test_accuracy"] <= 1
+
+
+def test_code_effects_are_measured_only_when_asked_and_summarised(fake_mnist_dir, tmp_path):
+    """infogan evaluate / export measure what each continuous code moves (the basis of its label) and print it."""
+    from training.evaluate_cmd import summary
+
+    data = load_eval_data(_data_cfg(fake_mnist_dir), None)
+    G, D = _nets()
+    G.train()  # a caller mid-training: the mode must come back
+    assert "code_effects" not in evaluate_model(G, D, data)
+    result = evaluate_model(G, D, data, code_effects=True)
+    effects = result["code_effects"]
+    assert set(effects) == {"c1", "c2"} and "digit" not in effects
+    assert all(len(e["values"]) == 9 and e["strongest"] in e["statistics"] for e in effects.values())
+    assert G.training  # the evaluation leaves G's mode as it was
+    result.update(split="test", checkpoint={"step": 1})
+    lines = summary(result, tmp_path).splitlines()
+    i = lines.index("continuous codes, the image statistics each moves most (change from -2 to +2, in sd):")
+    assert lines[i + 1].startswith("  c1: ") and lines[i + 2].startswith("  c2: ") and " sd (r " in lines[i + 1]

@@ -325,6 +325,9 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
     assert exported.code("c1").label == "slant" and exported.code("digit").labels == tuple(str(i) for i in range(10))
     assert manifest.provenance["evaluated_on"] == "test" and manifest.provenance["step"] == 7
     assert manifest.metrics["digit"]["category_to_class"] is not None
+    # what each continuous code moves, the evidence behind its label
+    assert set(manifest.metrics["code_effects"]) == {"c1", "c2"}
+    assert manifest.metrics["code_effects"]["c1"]["strongest"] in manifest.metrics["code_effects"]["c1"]["statistics"]
 
     # the drawing follows the data set's definition, not its name
     monkeypatch.setitem(DATASETS, "mnist", DataSetInfo("mnist", "dark-on-light", ("train", "test"), labelled=True))
