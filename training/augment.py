@@ -25,16 +25,28 @@ PARAMS = {
     "shear": "maximum horizontal shear (x shift per unit of y)",
     "scale": "maximum relative change of width and of height, independently",
     "translate": "maximum shift, pixels",
+    "contrast": "maximum relative change of the object's intensity above the background (a gain on x + 1)",
 }
 
 
 class NuisanceAugment:
-    def __init__(self, *, rotate: float = 0.0, shear: float = 0.0, scale: float = 0.0, translate: float = 0.0):
-        for name, v in (("rotate", rotate), ("shear", shear), ("scale", scale), ("translate", translate)):
-            if not (math.isfinite(v) and v >= 0):
+    def __init__(
+        self,
+        *,
+        rotate: float = 0.0,
+        shear: float = 0.0,
+        scale: float = 0.0,
+        translate: float = 0.0,
+        contrast: float = 0.0,
+    ):
+        values = (("rotate", rotate), ("shear", shear), ("scale", scale), ("translate", translate))
+        for name, v in (*values, ("contrast", contrast)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"loss.invariance.{name} must be a finite number >= 0, got {v!r}")
-        if scale >= 1:
-            raise ValueError(f"loss.invariance.scale must be < 1 (a relative change), got {scale}")
+        for name, v in (("scale", scale), ("contrast", contrast)):
+            if v >= 1:
+                raise ValueError(f"loss.invariance.{name} must be < 1 (a relative change), got {v}")
+        self.contrast = float(contrast)
         self.rotate, self.shear, self.scale, self.translate = (
             float(rotate),
             float(shear),
@@ -74,4 +86,11 @@ class NuisanceAugment:
         theta = self.theta(n, max(h, w)).to(device=x.device, dtype=torch.float32)
         grid = F.affine_grid(theta, [n, x.shape[1], h, w], align_corners=False)
         # shift so the zero padding outside the image is the background (-1), not mid grey
-        return F.grid_sample(x.float() + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
+        y = F.grid_sample(x.float() + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if self.contrast > 0:
+            # a gain on the intensity above the background (-1 stays -1): a dark and a light shirt differ by about
+            # this, so a category cannot stand for how light an object is. Drawn only when on, after theta, so the
+            # transforms of configs without it (and their resumed runs) are the same random stream as before.
+            gain = 1 + (torch.rand(n, 1, 1, 1) * 2 - 1) * self.contrast
+            y = (y * gain.to(device=y.device)).clamp(max=2.0)  # white stays white; no value above the image range
+        return y - 1

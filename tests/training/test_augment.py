@@ -33,6 +33,24 @@ def test_transforms_change_images_but_keep_the_background_and_range():
     assert y.min() >= -1 - 1e-5 and y.max() <= 1 + 1e-5
 
 
+def test_contrast_is_a_per_image_gain_above_the_background_after_the_same_geometry():
+    x = _digits()
+    torch.manual_seed(0)
+    plain = NuisanceAugment(scale=0.15, translate=2)(x)
+    torch.manual_seed(0)
+    y = NuisanceAugment(scale=0.15, translate=2, contrast=0.5)(x)
+    assert torch.allclose(y[:, :, :2, :], torch.full_like(y[:, :, :2, :], -1.0), atol=1e-5)  # background kept
+    assert y.min() >= -1 - 1e-5 and y.max() <= 1 + 1e-5
+    lit = (plain + 1 > 0.05) & (y + 1 < 2 - 1e-4)  # object pixels the clamp at white left alone
+    gains = [((y[i] + 1)[lit[i]] / (plain[i] + 1)[lit[i]]) for i in range(len(x))]
+    for g in gains:  # one gain per image, within the range
+        assert g.numel() and (g.max() - g.min()) < 1e-4 and 0.5 - 1e-4 <= g.mean() <= 1.5 + 1e-4
+    assert torch.tensor([g.mean() for g in gains]).std() > 0.05  # the gain differs between images
+    x.requires_grad_(True)
+    NuisanceAugment(contrast=0.5)(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
 def test_draws_come_from_the_global_generator_so_resumes_repeat_them():
     aug = NuisanceAugment(rotate=10, translate=1)
     torch.manual_seed(3)
@@ -48,6 +66,8 @@ def test_bad_ranges_and_unknown_keys_are_refused_with_the_key_named():
         NuisanceAugment.from_config({"scale": 1.5})
     with pytest.raises(ValueError, match="translate"):
         NuisanceAugment.from_config({"translate": -1})
+    with pytest.raises(ValueError, match="contrast"):
+        NuisanceAugment.from_config({"contrast": 1.0})
     assert NuisanceAugment.from_config({}) is None
     with pytest.raises(ValueError, match="invariance"):
         load_config("mnist", ["loss.invariance={ spin = 3 }"])
