@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 RESTART = "candidate"  # training/run_dir.py's RESTART_ROW_KEY (this script imports no torch)
@@ -92,6 +94,58 @@ def spearman(a: list[float], b: list[float]) -> float:
     return num / den if den else float("nan")
 
 
+def seed_command(args: argparse.Namespace, runs_root: Path, seed: int) -> tuple[list[str], Path, bool]:
+    """(command, log file, append) of one seed: ``--resume`` continues its newest run where it has a checkpoint."""
+    sub = runs_root / f"seed{seed}"
+    previous = sorted(sub.glob("*/checkpoint.pt")) if args.resume else []
+    log = runs_root / f"seed{seed}.log"
+    if previous:  # the run's own config and data folder travel in its checkpoint
+        cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
+        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        cmd += ["--threads", str(args.threads)] if args.threads is not None else []
+        return cmd, log, True
+    cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub)]
+    cmd += ["--no-progress", *(a for s in args.set for a in ("--set", s))]
+    cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+    return cmd, log, False
+
+
+def run_all(jobs: list[tuple[int, list[str], Path, bool]], parallel: int, poll_s: float = 0.5) -> dict[int, int]:
+    """Run each (seed, command, log, append) job, at most ``parallel`` at once, the next starting as soon as *any*
+    running one ends; returns {seed: exit status}. SIGTERM or SIGHUP to this script is passed on to the running
+    jobs (a training run then checkpoints and stops) and waited for before the script exits 128 + signal, so
+    stopping a study never leaves its runs training on unseen (``--resume`` continues them)."""
+    pending = list(jobs)
+    running: list[tuple[int, subprocess.Popen]] = []
+    codes: dict[int, int] = {}
+
+    def stop(signum: int, _frame: object) -> None:
+        for _, p in running:
+            if p.poll() is None:
+                p.send_signal(signum)
+        for _, p in running:
+            p.wait()
+        sys.exit(128 + signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                seed, cmd, log_path, append = pending.pop(0)
+                with open(log_path, "a" if append else "w") as log:
+                    running.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+            ended = [r for r in running if r[1].poll() is not None]
+            for seed, p in ended:
+                running.remove((seed, p))
+                codes[seed] = p.returncode
+            if running and not ended:
+                time.sleep(poll_s)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return codes
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("config")
@@ -115,42 +169,14 @@ def main() -> None:
     args = ap.parse_args()
 
     runs_root = Path(args.runs_dir)
-    procs: list[tuple[int, subprocess.Popen]] = []
-    pending = list(args.seeds)
     done: dict[int, Path] = {}
-    if args.summarize_only:
-        done.update({seed: newest_run(runs_root, seed) for seed in pending})
-        pending = []
-    while pending or procs:
-        while pending and len(procs) < args.parallel:
-            seed = pending.pop(0)
-            sub = runs_root / f"seed{seed}"
-            previous = sorted(sub.glob("*/checkpoint.pt")) if args.resume else []
-            if previous:  # the run's own config and data folder travel in its checkpoint
-                cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
-                cmd += ["--epochs", str(args.epochs)] if args.epochs else []
-                cmd += ["--threads", str(args.threads)] if args.threads is not None else []
-            else:
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "training",
-                    "train",
-                    args.config,
-                    "--seed",
-                    str(seed),
-                    "--runs-dir",
-                    str(sub),
-                    "--no-progress",
-                ] + [a for s in args.set for a in ("--set", s)]
-                cmd += ["--data-dir", args.data_dir] if args.data_dir else []
-            runs_root.mkdir(parents=True, exist_ok=True)
-            log = open(runs_root / f"seed{seed}.log", "a" if previous else "w")
-            procs.append((seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
-        seed, p = procs.pop(0)
-        if p.wait() != 0:
-            print(f"seed {seed} failed; see {runs_root / f'seed{seed}.log'}", file=sys.stderr)
-        done[seed] = newest_run(runs_root, seed)
+    if not args.summarize_only:
+        jobs = [(seed, *seed_command(args, runs_root, seed)) for seed in args.seeds]
+        runs_root.mkdir(parents=True, exist_ok=True)
+        for seed, code in run_all(jobs, args.parallel).items():
+            if code != 0:
+                print(f"seed {seed} failed; see {runs_root / f'seed{seed}.log'}", file=sys.stderr)
+    done.update({seed: newest_run(runs_root, seed) for seed in args.seeds})
 
     table = []
     for seed in args.seeds:

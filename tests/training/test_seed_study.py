@@ -71,3 +71,63 @@ def test_a_run_without_a_test_row_after_its_choice_is_not_extended(tmp_path):
 def test_a_run_that_kept_its_second_start_is_not_extended(tmp_path):
     rows = START_ROWS[:-1] + [{"step": 100, "kept": 1}, eval_row(200, 0.85)]
     assert seed_study.continuation(write_run(tmp_path / "a", rows), write_run(tmp_path / "b", OTHER)) is None
+
+
+def job(seed: int, tmp_path: Path, code: str) -> tuple[int, list[str], Path, bool]:
+    import sys
+
+    return seed, [sys.executable, "-c", code], tmp_path / f"seed{seed}.log", False
+
+
+def test_the_next_seed_starts_when_any_running_one_ends(tmp_path):
+    """With two slots, a quick seed's slot goes to the third seed while a slow first one is still running."""
+    import time
+
+    stamp = "import time, pathlib; pathlib.Path(r'{}').write_text(str(time.monotonic())); time.sleep({})"
+    jobs = [
+        job(0, tmp_path, stamp.format(tmp_path / "0", 3)),
+        job(1, tmp_path, stamp.format(tmp_path / "1", 0) + "; raise SystemExit(3)"),
+        job(2, tmp_path, stamp.format(tmp_path / "2", 0)),
+    ]
+    t0 = time.monotonic()
+    codes = seed_study.run_all(jobs, parallel=2, poll_s=0.05)
+    assert codes == {0: 0, 1: 3, 2: 0}
+    started = {s: float((tmp_path / str(s)).read_text()) for s in range(3)}
+    assert started[2] - t0 < 2.5  # not after seed 0's 3 s
+
+
+def test_stopping_the_study_stops_its_runs(tmp_path):
+    """SIGTERM to the study reaches the running seeds (a training run checkpoints on it) before the study exits."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    child = (
+        "import signal, sys, time, pathlib, os\n"
+        "def bye(*_):\n"
+        "    pathlib.Path(r'{}').write_text('stopped'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, bye)\n"
+        "pathlib.Path(r'{}').write_text(str(os.getpid()))\n"
+        "time.sleep(60)\n"
+    )
+    driver = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('s', r'{ROOT / 'scripts' / 'seed_study.py'}')\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "from pathlib import Path\n"
+        f"jobs = [(s, [sys.executable, '-c', {child!r}.format(r'{tmp_path}/stopped%d' % s, r'{tmp_path}/pid%d' % s)],"
+        f" Path(r'{tmp_path}') / ('log%d' % s), False) for s in (0, 1)]\n"
+        "m.run_all(jobs, parallel=2, poll_s=0.05)\n"
+    )
+    study = subprocess.Popen([sys.executable, "-c", driver])
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"pid{s}").exists() for s in (0, 1)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # both children have installed their handlers
+    study.send_signal(signal.SIGTERM)
+    assert study.wait(timeout=30) == 128 + signal.SIGTERM
+    for s in (0, 1):
+        assert (tmp_path / f"stopped{s}").read_text() == "stopped"
+        pid = int((tmp_path / f"pid{s}").read_text())
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
