@@ -93,6 +93,20 @@ def test_recorded_accuracy_is_what_the_recognizer_does(folder: Path):
     assert accuracy == pytest.approx(m.metrics[cat.name]["accuracy"], abs=2e-3)
 
 
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_every_continuous_code_is_named_from_what_it_measurably_does(folder: Path):
+    """Every continuous code of a shipped model has a label (issue 24), and the manifest holds the measurement it was
+    named from (``metrics.code_effects``: the image statistics the code moves, training/code_effects.py)."""
+    m = Manifest.read(folder)
+    codes = m.latent().continuous_codes()
+    unlabelled = [c.name for c in codes if not (c.label or "").strip()]
+    assert not unlabelled, f"{folder.name}: unlabelled continuous codes {unlabelled}"
+    effects = m.metrics.get("code_effects", {})
+    assert set(effects) == {c.name for c in codes}
+    for e in effects.values():
+        assert e["strongest"] in e["statistics"] and len(e["values"]) >= 2
+
+
 def test_shipped_mnist_meets_the_accuracy_bar():
     """The training issue's bar for the model we ship: >= 97 % unsupervised test accuracy (the paper: 95 %). The
     figure is the manifest's, which test_recorded_accuracy_is_what_the_recognizer_does reproduces from the ONNX file."""
