@@ -3,7 +3,9 @@
     python scripts/make_docs_figures.py
 
 Fig. 1 from docs/training/*-metrics.jsonl; Fig. 2-style traversals from models/<id>/generator.onnx (ONNX Runtime,
-so they show exactly what the service serves): (a) the categorical code, (c) c1 and (d) c2 from -2 to 2.
+so they show exactly what the service serves), for every model under models/: (a) the categorical code, then each
+continuous code from -2 to 2 (the paper's Fig. 2 c/d; Fig. 3/4 for the 3D sets: one row per category of the first
+categorical code).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from spec.manifest import GENERATOR_FILE, Manifest  # noqa: E402
+from spec.manifest import GENERATOR_FILE, MANIFEST_FILE, Manifest  # noqa: E402
 from training.evaluate import figure_latents  # noqa: E402
 from training.evaluate_cmd import plot_info_curves  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
@@ -45,9 +47,9 @@ def main() -> None:
         docs / "fig1-info-curves.png",
         entropy=math.log(10),
     )
-    for model in ("mnist", "mnist-gan", "fashion-mnist"):
-        for c in Manifest.read(ROOT / "models" / model).latent().codes:
-            traversal(model, c.name, docs / f"fig2-{model}-{c.name}.png")
+    for folder in sorted(p.parent for p in (ROOT / "models").glob(f"*/{MANIFEST_FILE}")):  # every shipped model
+        for c in Manifest.read(folder).latent().codes:
+            traversal(folder.name, c.name, docs / f"fig2-{folder.name}-{c.name}.png")
     print("wrote", sorted(p.name for p in docs.glob("fig*.png")))
 
 
