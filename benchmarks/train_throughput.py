@@ -6,13 +6,13 @@
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-bf16`` (bfloat16 autocast),
 ``default`` (the ``mnist`` config as it is: precision "auto", i.e. bf16 where the CPU computes it natively, plus Q
-reading the digit code from a transformed copy of each fake, ``loss.invariance``), ``narrow`` (the narrowed network,
-fc=384, shipped for Fashion-MNIST), ``dsprites`` (InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the
-``dsprites-infogan`` config, two G updates per step), ``dsprites-cr`` (the ``dsprites`` config in its late phase: the
-contrastive regularizer on, two more G images per sample and the CR head), ``chairs3d`` / ``chairs3d-cr`` (the
-same networks on the rendered 3D chairs with the ``chairs3d-infogan`` / ``chairs3d`` configs: a 4-way style code
-and 5 continuous codes), ``chairs3d-dcgan`` (``chairs3d-infogan`` with the larger DCGAN-style pair, ``dcgan`` at
-ch=32), and ``naive`` -- the textbook step most
+reading the digit code from a transformed copy of each fake, ``loss.invariance``), ``fashion`` (the ``fashion-mnist``
+config: the full network, Q reading the item from a rescaled, shifted, contrast-changed copy), ``dsprites``
+(InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the ``dsprites-infogan`` config, two G updates per step),
+``dsprites-cr`` (the ``dsprites`` config in its late phase: the contrastive regularizer on, two more G images per
+sample and the CR head), ``chairs3d`` / ``chairs3d-cr`` (the same networks on the rendered 3D chairs with the
+``chairs3d-infogan`` / ``chairs3d`` configs: a 4-way style code and 5 continuous codes), ``chairs3d-dcgan``
+(``chairs3d-infogan`` with the larger DCGAN-style pair, ``dcgan`` at ch=32), and ``naive`` -- the textbook step most
 ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the "before"
 reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes share the
 cores: on 2 shared cores (load ~8) the dSprites step ran at 13 images/s on 2 threads and 140 on 1. (The channels_last
@@ -46,7 +46,7 @@ VARIANTS = {
     "paper-eager": ("mnist", PAPER + ["train.precision='fp32'"]),
     "paper-bf16": ("mnist", PAPER + ["train.precision='bf16'"]),
     "default": ("mnist", []),  # the mnist config as shipped: bf16 + the invariant categorical code
-    "narrow": ("fashion-mnist", []),
+    "fashion": ("fashion-mnist", []),
     "dsprites": ("dsprites-infogan", []),
     "dsprites-cr": ("dsprites", ["loss.cr_late_from=0"]),  # the CR phase from the first step
     "chairs3d": ("chairs3d-infogan", []),  # 3D chairs: the dSprites networks, a 4-way style code + 5 continuous
@@ -113,7 +113,7 @@ def measure(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", default=None, help="MNIST folder (the mnist variants)")
-    ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the narrow variant)")
+    ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the fashion variant)")
     ap.add_argument("--dsprites-dir", default=None, help="dSprites folder (default: the rendered cache)")
     ap.add_argument("--chairs3d-dir", default=None, help="3D chairs folder (default: the rendered cache)")
     ap.add_argument("--steps", type=int, default=40)
