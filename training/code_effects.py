@@ -12,7 +12,9 @@ codes, and a few interpretable statistics of each image's intensity mass are com
   as it widens them, so its width and height move in opposite directions);
 - ``slant``: the shear mu_xy / mu_yy (columns moved per row; positive leans right at the top, as italic text);
 - ``x``, ``y``: the intensity centroid (pixels from the left / top);
-- ``brightness``: the intensity-weighted mean intensity, sum(m^2) / sum(m) (how light the object is, not its size).
+- ``brightness``: the intensity-weighted mean intensity, sum(m^2) / sum(m) (how light the object is, not its size);
+- ``texture``: the summed absolute differences between horizontally and vertically neighbouring pixels over the
+  summed intensity (edges per unit of ink: a plain garment has edges only at its outline, a patterned one inside too).
 
 Intensity m is the image in [0, 1] with the data set's object bright (the manifest's ``drawing``: "light-on-dark" as
 MNIST; "dark-on-light" flips it); for a colour image its channel mean. ``generate`` is a checkpoint's G
@@ -40,7 +42,7 @@ from .evaluate import traversal_latents
 from .images import to_unit
 from .latent import LatentSpec
 
-STATISTICS = ("ink", "width", "height", "aspect", "slant", "x", "y", "brightness")
+STATISTICS = ("ink", "width", "height", "aspect", "slant", "x", "y", "brightness", "texture")
 
 
 def image_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
@@ -69,6 +71,7 @@ def image_statistics(images: np.ndarray) -> dict[str, np.ndarray]:
         "x": x,
         "y": y,
         "brightness": (m**2).sum((1, 2)) / safe,
+        "texture": (np.abs(np.diff(m, axis=1)).sum((1, 2)) + np.abs(np.diff(m, axis=2)).sum((1, 2))) / safe,
     }
 
 

@@ -39,6 +39,9 @@ def test_statistics_of_known_images():
     assert s["width"][1] > 1.9 * s["width"][0]
     assert s["brightness"][0] == 1.0 and s["brightness"][1] == 0.5
     assert abs(s["slant"][0]) < 1e-9
+    striped = img[:1].copy()
+    striped[0, 10:20:2, 5:9] = 0.2  # the same patch with stripes inside: more edges per unit of ink
+    assert image_statistics(striped)["texture"][0] > 2 * s["texture"][0]
 
 
 def test_each_code_is_named_by_what_it_moves():
