@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from spec.manifest import GENERATOR_FILE, MANIFEST_FILE, Manifest  # noqa: E402
+from spec.manifest import MANIFEST_FILE, Manifest  # noqa: E402
+from training.code_effects import onnx_generator  # noqa: E402
 from training.evaluate import figure_latents  # noqa: E402
 from training.evaluate_cmd import plot_info_curves  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
@@ -25,14 +26,12 @@ from training.latent import LatentSpec  # noqa: E402
 
 def traversal(model: str, code: str, out: Path) -> None:
     """Render ``figure_latents`` (the same panels ``infogan evaluate`` draws) with the exported generator."""
-    import onnxruntime as ort
     import torch
 
     folder = ROOT / "models" / model
     spec = Manifest.read(folder).latent(LatentSpec)
     z, c, rows = figure_latents(spec, code)
-    sess = ort.InferenceSession(str(folder / GENERATOR_FILE), providers=["CPUExecutionProvider"])
-    x = sess.run(None, {"z": z.numpy(), "c": c.numpy()})[0]
+    x = onnx_generator(folder)(z, c)  # sha256-checked against the manifest, the service's tensor names
     save_png(grid(torch.from_numpy(x), rows), out, scale=2)
 
 
