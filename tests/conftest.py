@@ -12,6 +12,21 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Tests write only to temporary folders: the caches the CLI keeps under ~/.cache/infogan (the reference
+    classifier of the generated-class check) go to a session folder, for this process and the CLIs it starts."""
+    import os
+
+    old = os.environ.get("INFOGAN_CACHE")
+    os.environ["INFOGAN_CACHE"] = str(tmp_path_factory.mktemp("infogan-cache"))
+    yield
+    if old is None:
+        os.environ.pop("INFOGAN_CACHE", None)
+    else:
+        os.environ["INFOGAN_CACHE"] = old
+
+
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write a uint8 array as a gzip IDX file (magic 0x00000800 | ndim, big-endian dims)."""
     header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)

@@ -110,6 +110,7 @@ def evaluate_model(
     seed: int = 0,
     generated_classes: bool = False,
     code_effects: bool = False,
+    classifier_cache: str | Path | None = None,
 ) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
     (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were. Where the data
@@ -117,7 +118,8 @@ def evaluate_model(
     sample sizes, default disentanglement_lib's; ``seed``: its random stream). ``generated_classes``: where the
     training split is labelled and the spec has a categorical code, also ``result["generated_classes"]`` -- does
     each category *draw* its own class, by a classifier trained with labels (``class_check``; about a minute on
-    2 CPU cores, so the per-epoch evaluation leaves it off). ``code_effects``: also ``result["code_effects"]``, what
+    2 CPU cores, so the per-epoch evaluation leaves it off; ``classifier_cache``: a folder that keeps the trained
+    classifier for the next evaluation of the same split). ``code_effects``: also ``result["code_effects"]``, what
     each continuous code does to G's images (``code_effects.code_effects``: the image statistics it moves, the basis
     for naming it; a few seconds)."""
     was_training = G.training
@@ -130,7 +132,9 @@ def evaluate_model(
             from .class_check import check_generated_classes
 
             held_out = data.eval if data.eval is not data.train else None
-            result["generated_classes"] = check_generated_classes(G, data.train, held_out, result)
+            result["generated_classes"] = check_generated_classes(
+                G, data.train, held_out, result, cache_dir=classifier_cache
+            )
         if code_effects and G.spec.continuous_codes():
             from .code_effects import code_effects as measure_effects
             from .code_effects import torch_generator

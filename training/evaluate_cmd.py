@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint as ckpt_io
+from .class_check import classifier_cache_dir
 from .code_effects import describe as describe_effects
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
 
@@ -34,7 +35,9 @@ def evaluate_checkpoint(
     data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = evaluate_model(G, D, data, generated_classes=True, code_effects=True)
+    result = evaluate_model(
+        G, D, data, generated_classes=True, code_effects=True, classifier_cache=classifier_cache_dir()
+    )
     result["split"] = data.split
     result["checkpoint"] = {"path": str(checkpoint), "step": ck["step"], "epoch": ck.get("epoch")}
     if figures:

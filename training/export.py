@@ -27,6 +27,7 @@ from torch import nn
 from spec.manifest import MODEL_ID_PATTERN, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
+from .class_check import classifier_cache_dir
 from .data import dataset_info
 from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
@@ -139,7 +140,9 @@ def export_checkpoint(
     data = load_eval_data(dc, data_dir, split, allow_download=False)
     D = calibrated_copy(D, data)  # the recognizer serves real images: its BN statistics are those of real data
     if evaluation is None:
-        evaluation = evaluate_model(G, D, data, generated_classes=True, code_effects=True)
+        evaluation = evaluate_model(
+            G, D, data, generated_classes=True, code_effects=True, classifier_cache=classifier_cache_dir()
+        )
     cat_map = {c.name: evaluation.get(c.name, {}).get("category_to_class") for c in spec.categorical_codes()}
     orders = category_order(spec, cat_map)
     for name, text in code_labels.items():

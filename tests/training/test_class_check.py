@@ -50,3 +50,48 @@ def test_two_categories_drawing_one_class_are_caught(make_digit_set):
     digit = result["codes"]["digit"]
     assert not digit["distinct"] and digit["classes_shown"] == 9
     assert digit["agrees_with_q"][1] == 0 and "classifier_test_accuracy" not in result
+
+
+def test_the_classifier_is_trained_once_per_split_and_read_back_from_the_cache(make_digit_set, tmp_path, monkeypatch):
+    import training.class_check as cc
+
+    train, test = bars(make_digit_set, 600, 0), bars(make_digit_set, 200, 1)
+    evaluation = {"digit": {"category_to_class": list(range(10))}}
+    trained = []
+    real_train = cc.train_reference_classifier
+
+    def counting(*args, **kwargs):
+        trained.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(cc, "train_reference_classifier", counting)
+    first = check_generated_classes(
+        DrawsClass(list(range(10))), train, test, evaluation, per_category=10, cache_dir=tmp_path
+    )
+    cached = list(tmp_path.glob("bars-*.pt"))
+    assert len(trained) == 1 and len(cached) == 1
+    again = check_generated_classes(
+        DrawsClass(list(range(10))), train, test, evaluation, per_category=10, cache_dir=tmp_path
+    )
+    assert len(trained) == 1, "the second evaluation of the same split trained the classifier again"
+    assert again == first  # the cached weights are the trained ones
+
+    # other labels are another split: a new key, a new classifier
+    relabelled = ImageSet(train.images, (train.labels + 1) % 10, None, "bars")
+    cc.reference_classifier(relabelled, cache_dir=tmp_path)
+    assert len(trained) == 2 and len(list(tmp_path.glob("bars-*.pt"))) == 2
+
+    # a torn file is trained again and replaced, never an error
+    cached[0].write_bytes(b"not a torch file")
+    cc.reference_classifier(train, cache_dir=tmp_path)
+    assert len(trained) == 3
+    cc.reference_classifier(train, cache_dir=tmp_path)
+    assert len(trained) == 3
+
+
+def test_without_a_cache_folder_nothing_is_written(make_digit_set, tmp_path, monkeypatch):
+    import training.class_check as cc
+
+    monkeypatch.chdir(tmp_path)
+    cc.reference_classifier(bars(make_digit_set, 600, 0), epochs=1)
+    assert list(tmp_path.iterdir()) == []
