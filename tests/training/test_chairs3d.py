@@ -9,7 +9,7 @@ import pytest
 from training import chairs3d as ch
 from training.data import DataError, load_dataset
 
-SUBSET = (1, 3, 2, 2, 2)  # 4 x 11 x 3 x 3 x 3 = 1,188 images (azimuth steps of 33.75 deg: no symmetry of a stool)
+SUBSET = (1, 3, 2, 2, 2)  # 4 x 11 x 3 x 3 x 3 = 1,188 images (azimuth -45..+42 deg in steps of 8.7: no stool repeats)
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_layout_and_row_order(small):
     vals = ch.factor_values()
     for f in range(5):
         np.testing.assert_allclose(values[:, f], vals[f][classes[:, f]])
-    np.testing.assert_allclose(vals[1][[0, 8, 31]], [0.0, 90.0, 348.75])
+    np.testing.assert_allclose(vals[1][[0, 31]], [-45.0, 45.0])  # a quarter turn about the front view, ends included
     # an image sits in the row of its classes: the same classes in another subset give the same picture
     other = ch.render((2, 3, 1, 1, 4))
     want = (2, 3, 2, 2, 4)
@@ -106,6 +106,13 @@ def test_loader_subsets_files_and_errors(tmp_path, small):
     np.savez(tmp_path / "bad" / ch.RENDERED_FILE, imgs=np.zeros((2, 64, 64), np.uint8))
     with pytest.raises(DataError, match="not a chairs3d file"):
         load_dataset("chairs3d", tmp_path / "bad")
+    # a file of another definition (v1's full-turn azimuth) is refused, never read as this set
+    old = ch.render((1, 3, 1, 2, 2))
+    old["latents_values"][:, 1] = 360.0 * old["latents_classes"][:, 1] / 32
+    (tmp_path / "v1").mkdir()
+    ch.factor_sets.write_npz(tmp_path / "v1" / ch.RENDERED_FILE, old)
+    with pytest.raises(DataError, match="azimuth values are not this renderer's"):
+        load_dataset("chairs3d", tmp_path / "v1", subset=list(SUBSET))
 
 
 def test_cli_writes_the_layout(tmp_path, capsys):
