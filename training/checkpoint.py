@@ -73,12 +73,15 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def load_networks(path_or_ckpt: str | Path | dict[str, Any]) -> tuple[Generator, Discriminator, dict[str, Any]]:
-    """Rebuild (G, D) in eval mode from a checkpoint path or a loaded checkpoint dict."""
+def load_networks(
+    path_or_ckpt: str | Path | dict[str, Any], *, ema: bool = True
+) -> tuple[Generator, Discriminator, dict[str, Any]]:
+    """Rebuild (G, D) in eval mode from a checkpoint path or a loaded checkpoint dict. G is the moving average of
+    G's weights where the run kept one (train.ema_half_life) unless ``ema`` is False, else the trained G."""
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load(path_or_ckpt)
     spec = LatentSpec.from_dict(ckpt["spec"])
     G, D = build_networks(spec, **ckpt["model_args"])
-    G.load_state_dict(ckpt["G"])
+    G.load_state_dict((ckpt.get("G_ema") if ema else None) or ckpt["G"])
     D.load_state_dict(ckpt["D"])
     bake_spectral_norm(D)  # for inference: plain weights, the same function (ONNX export, weight rounding)
     return G.eval(), D.eval(), ckpt

@@ -95,6 +95,13 @@ class TrainConfig:
     # rows (e.g. {fvae_train = 1000, dci_train = 0}); the final evaluation uses the full ones.
     metrics_every: int = 0
     metrics_sizes: dict[str, int] = field(default_factory=dict)
+    # An exponential moving average of G's weights (Karras et al., 2018, "Progressive Growing of GANs", Sec. A.1;
+    # StyleGAN's G_ema), half-life in images: after each step G_ema <- beta G_ema + (1 - beta) G with beta =
+    # 0.5 ** (batch_size / ema_half_life), BatchNorm buffers copied. It never feeds back into training (the same run
+    # with and without it trains the same G, D and Q); the checkpoint keeps both, and what draws images from a
+    # checkpoint (samples, evaluation, export) uses G_ema. 0 = off. Switched on at a resume of a run without it, it
+    # starts from G there.
+    ema_half_life: int = 0
 
 
 # Settings renamed: old name -> new name, read from TOML files, --set and old checkpoints so commands keep working.
@@ -226,6 +233,7 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.restarts", lambda v: v >= 1, ">= 1 (1: no restarts)"),
     ("train.restart_steps", lambda v: v >= 1, ">= 1"),
     ("train.metrics_every", lambda v: v >= 0, ">= 0 (images; 0: never)"),
+    ("train.ema_half_life", lambda v: v >= 0, ">= 0 (images; 0: off)"),
     ("loss.cr_weight", lambda v: v >= 0, ">= 0"),
     ("loss.cr_weight_late", lambda v: v is None or v >= 0, ">= 0 (or unset: cr_weight throughout)"),
     ("loss.cr_late_from", lambda v: v >= 0, ">= 0 (images)"),

@@ -45,9 +45,11 @@ def sample_grid_latents(
 @torch.no_grad()
 def save_samples(t: Trainer, epoch: int) -> None:
     z, c = sample_grid_latents(t.spec)
-    t.G.eval()
-    x = t.G(z.to(t.device), c.to(t.device))
-    t.G.train()
+    G = t.drawing_G
+    was_training = G.training
+    G.eval()
+    x = G(z.to(t.device), c.to(t.device))
+    G.train(was_training)
     rows = len(x) // GRID_COLUMNS
     save_png(grid(to_unit(x), rows), t.run_dir / "samples" / f"epoch-{epoch:03d}.png", scale=2)
 
@@ -55,10 +57,12 @@ def save_samples(t: Trainer, epoch: int) -> None:
 def evaluate_test(t: Trainer) -> dict[str, float]:
     """Test-split accuracy, NMI and label-free score per categorical code (``evaluate_model``: on a copy of D
     with BatchNorm recalibrated on training images; training is untouched)."""
+    G = t.drawing_G
+    was_training = G.training
     try:
-        res = evaluate_model(t.G.eval(), t.D, t.eval_data)
+        res = evaluate_model(G.eval(), t.D, t.eval_data)
     finally:
-        t.G.train()
+        G.train(was_training)
         t.D.train()
     out = {}
     for code in t.spec.categorical_codes():

@@ -9,12 +9,14 @@ label-free restarts, a driver over this loop), ``run_dir`` (run folders and the 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from . import epoch_report, train_state
 from .augment import NuisanceAugment
@@ -57,6 +59,20 @@ def model_args(cfg: Config, channels: int, resolution: int) -> dict[str, Any]:
     if cr_schedule(cfg).used:  # the contrastive regularizer's head on D, one output per code
         args["cr_codes"] = len(cfg.spec.codes)
     return args
+
+
+def ema_beta(batch_size: int, half_life: float) -> float:
+    """The per-step decay of an EMA whose weight halves every ``half_life`` images (train.ema_half_life)."""
+    return 0.5 ** (batch_size / half_life)
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """ema's parameters <- beta ema + (1 - beta) model's; its buffers (BatchNorm statistics) <- model's."""
+    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(p.detach(), 1.0 - beta)
+    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(b)
 
 
 class Trainer:
@@ -145,12 +161,19 @@ class Trainer:
         self.G, self.D = build_networks(self.spec, **self.model_args)
         self.G.to(self.device)
         self.D.to(self.device)
+        # train.ema_half_life: a moving average of G's weights for drawing images, never trained through
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False) if cfg.train.ema_half_life else None
         self.opt_G, self.opt_D = build_optimizers(self.G, self.D, cfg.optim)
         self.step = 0
         # Latents come from their own generator so resuming restores exactly the draws a run would have made.
         self.latent_gen = torch.Generator(device=self.device).manual_seed(cfg.train.seed * 7919 + self.rank + offset)
         self.G_train = self.runtime.wrap(self.G)
         self.D_train = self.runtime.wrap(self.D)
+
+    @property
+    def drawing_G(self) -> nn.Module:
+        """The generator that draws images (samples, evaluation): G_ema when train.ema_half_life is set, else G."""
+        return self.G_ema if self.G_ema is not None else self.G
 
     # ---- step ----------------------------------------------------------------------------------------------
     def _epoch_order(self, epoch: int) -> torch.Tensor:
@@ -198,6 +221,8 @@ class Trainer:
             out_g.loss.backward()
             self.opt_G.step()
         self.D.requires_grad_(True)
+        if self.G_ema is not None:
+            update_ema(self.G_ema, self.G, ema_beta(self.cfg.optim.batch_size, self.cfg.train.ema_half_life))
 
         for phase, out in (("D", out_d), ("G", out_g)):
             if not torch.isfinite(out.loss):

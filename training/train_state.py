@@ -34,6 +34,8 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
         "config": t.cfg.to_dict(),
         "dataset": t.dataset_name,
         "G": t.G.state_dict(),
+        # train.ema_half_life: the moving average that draws images (checkpoint.load_networks returns it as G)
+        "G_ema": None if t.G_ema is None else t.G_ema.state_dict(),
         "D": t.D.state_dict(),
         "opt_G": t.opt_G.state_dict(),
         "opt_D": t.opt_D.state_dict(),
@@ -53,6 +55,8 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
     if ck["spec"] != t.spec.to_dict() or ck["model_args"] != t.model_args:
         raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
     t.G.load_state_dict(ck["G"])
+    if t.G_ema is not None:  # a run that had no EMA before this resume starts it from G
+        t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
     t.D.load_state_dict(ck["D"])
     t.opt_G.load_state_dict(ck["opt_G"])
     t.opt_D.load_state_dict(ck["opt_D"])

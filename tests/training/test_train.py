@@ -621,3 +621,49 @@ def test_progress_bar_shows_losses_and_L_I_from_the_first_step(fake_mnist_dir, t
     train(tiny_config(fake_mnist_dir, log_every=50), runs_dir=tmp_path, progress=True, max_steps=3)
     assert [n for n, _ in shown] == [0, 1, 2]  # before each step's bar.update
     assert all({"I_digit", "I_c1", "I_c2", "loss_D", "loss_G"} <= set(d) for _, d in shown)
+
+
+def test_g_ema_averages_g_and_never_changes_training(fake_mnist_dir, tmp_path):
+    """train.ema_half_life: G_ema follows G by beta = 0.5 ** (batch / half-life) per step, with G's BatchNorm buffers;
+    G, D and Q train exactly as without it; load_networks draws with G_ema (ema=False: the trained G)."""
+    cfg = tiny_config(fake_mnist_dir, ema_half_life=64)  # batch 32: beta = 0.5 ** 0.5
+    t = Trainer(cfg, tmp_path / "probe", progress=False)
+    before = {k: v.clone() for k, v in t.G.state_dict().items()}
+    t.train_step(t.data[:32])
+    beta = loop.ema_beta(32, 64)
+    assert beta == pytest.approx(0.5**0.5)
+    params = dict(t.G.named_parameters())
+    for name, pe in t.G_ema.named_parameters():
+        torch.testing.assert_close(pe, beta * before[name] + (1 - beta) * params[name].detach())
+    for (name, be), b in zip(t.G_ema.named_buffers(), t.G.buffers(), strict=True):
+        assert torch.equal(be, b), name
+    assert t.drawing_G is t.G_ema and not any(p.requires_grad for p in t.G_ema.parameters())
+
+    with_ema = ckpt_io.load(train(cfg, runs_dir=tmp_path / "a", progress=False, max_steps=8))
+    without = ckpt_io.load(train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "b", progress=False, max_steps=8))
+    assert without["G_ema"] is None
+    for net in ("G", "D"):
+        for k in without[net]:
+            assert torch.equal(with_ema[net][k], without[net][k]), (net, k)
+    assert any(not torch.equal(with_ema["G_ema"][k], with_ema["G"][k]) for k in with_ema["G"])
+    G, _, _ = ckpt_io.load_networks(with_ema)
+    G_trained, _, _ = ckpt_io.load_networks(with_ema, ema=False)
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, with_ema["G_ema"][k]) and torch.equal(G_trained.state_dict()[k], with_ema["G"][k])
+
+
+def test_g_ema_resumes_exactly_and_starts_from_g_when_switched_on_at_a_resume(fake_mnist_dir, tmp_path):
+    cfg = tiny_config(fake_mnist_dir, ema_half_life=64)
+    straight = ckpt_io.load(train(cfg, runs_dir=tmp_path / "a", progress=False))
+    part = train(tiny_config(fake_mnist_dir, ema_half_life=64), runs_dir=tmp_path / "b", progress=False, max_steps=8)
+    resumed = ckpt_io.load(train(None, resume=part.parent, progress=False))
+    for k in straight["G_ema"]:
+        assert torch.equal(straight["G_ema"][k], resumed["G_ema"][k]), k
+    # a run without EMA, given one in its checkpoint's config: G_ema starts from G at the resumed step
+    plain = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "c", progress=False, max_steps=8)
+    ck = ckpt_io.load(plain)
+    ck["config"]["train"]["ema_half_life"] = 64
+    ckpt_io.save_atomic(ck, plain)
+    same_step = ckpt_io.load(train(None, resume=plain.parent, progress=False, max_steps=8))
+    for k in ck["G"]:
+        assert torch.equal(same_step["G_ema"][k], ck["G"][k]), k
