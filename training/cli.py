@@ -77,7 +77,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate_cmd import evaluate_checkpoint, evaluation_dir, summary
 
     result = evaluate_checkpoint(
-        args.checkpoint, data_dir=args.data_dir, out_dir=args.out, figures=not args.no_figures, split=args.split
+        args.checkpoint,
+        data_dir=args.data_dir,
+        out_dir=args.out,
+        figures=not args.no_figures,
+        split=args.split,
+        ema=not args.no_ema,
     )
     print(json.dumps(result, indent=2) if args.json else summary(result, evaluation_dir(args.checkpoint, args.out)))
     return 0
@@ -264,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
     e.add_argument("--split", default=None, help=_SPLIT_HELP)
     e.add_argument("--no-figures", action="store_true")
+    e.add_argument(
+        "--no-ema",
+        action="store_true",
+        help="draw with the trained G, not the moving average of its weights the run kept (train.ema_half_life)",
+    )
     e.add_argument("--json", action="store_true", help="print the whole result (evaluation.json) instead of a summary")
     e.set_defaults(fn=_cmd_evaluate)
 

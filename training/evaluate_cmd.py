@@ -29,9 +29,12 @@ def evaluate_checkpoint(
     out_dir: str | Path | None = None,
     figures: bool = True,
     split: str | None = None,
+    ema: bool = True,
 ) -> dict[str, Any]:
+    """``ema``: G is the moving average of G's weights where the run kept one (train.ema_half_life), else the
+    trained G; ``result["checkpoint"]["G"]`` says which ("ema" or "trained")."""
     ck = ckpt_io.load(checkpoint)
-    G, D, _ = ckpt_io.load_networks(ck)
+    G, D, _ = ckpt_io.load_networks(ck, ema=ema)
     data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -39,7 +42,12 @@ def evaluate_checkpoint(
         G, D, data, generated_classes=True, code_effects=True, classifier_cache=classifier_cache_dir()
     )
     result["split"] = data.split
-    result["checkpoint"] = {"path": str(checkpoint), "step": ck["step"], "epoch": ck.get("epoch")}
+    result["checkpoint"] = {
+        "path": str(checkpoint),
+        "step": ck["step"],
+        "epoch": ck.get("epoch"),
+        "G": "ema" if ema and ck.get("G_ema") else "trained",
+    }
     if figures:
         result["figures"] = [str(p) for p in paper_figures(G, out)]
     write_json(result, out / "evaluation.json")
@@ -50,7 +58,8 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
     """A few lines for a person: the figures that matter from ``evaluate_checkpoint``'s result, and what it wrote."""
     ck = result["checkpoint"]
     epoch = f", epoch {ck['epoch']:.2f}" if ck.get("epoch") is not None else ""
-    lines = [f"{result['split']} split; checkpoint step {ck['step']}{epoch}"]
+    drawn = "; G: the moving average of its weights" if ck.get("G") == "ema" else ""
+    lines = [f"{result['split']} split; checkpoint step {ck['step']}{epoch}{drawn}"]
     for name, r in result.items():
         if isinstance(r, dict) and "label_free_score" in r:  # a categorical code
             parts = [f"unsupervised accuracy {r['accuracy']:.4f}", f"NMI {r['nmi']:.3f}"] if "accuracy" in r else []

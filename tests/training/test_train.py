@@ -603,6 +603,15 @@ def test_evaluate_command_summarises_and_writes_everything(fake_mnist_dir, tmp_p
     full = json.loads(run("--json", "--no-figures"))
     assert full["split"] == "test" and full["checkpoint"]["step"] == 2 and 0 <= full["digit"]["accuracy"] <= 1
     assert full == json.loads((ck.parent / "evaluation.json").read_text())
+    assert full["checkpoint"]["G"] == "trained" and "moving average" not in text
+
+    # a run with train.ema_half_life draws with G_ema unless --no-ema; the two G's draw different images
+    ck = train(tiny_config(fake_mnist_dir, ema_half_life=64), runs_dir=tmp_path / "ema", progress=False, max_steps=4)
+    capsys.readouterr()
+    assert "G: the moving average of its weights" in run("--no-figures").splitlines()[0]
+    ema, trained = json.loads(run("--json", "--no-figures")), json.loads(run("--json", "--no-figures", "--no-ema"))
+    assert (ema["checkpoint"]["G"], trained["checkpoint"]["G"]) == ("ema", "trained")
+    assert ema["code_effects"] != trained["code_effects"]
 
 
 def test_progress_bar_shows_losses_and_L_I_from_the_first_step(fake_mnist_dir, tmp_path, monkeypatch):
