@@ -177,6 +177,8 @@ def export_checkpoint(
             "seed": cfg["train"]["seed"],
             "step": ck["step"],
             "epoch": ck.get("epoch"),
+            # which weights G ships: the moving average the run kept (train.ema_half_life) or the trained ones
+            "generator": "ema" if ck.get("G_ema") else "trained",
             "evaluated_on": data.split,
             "commit": git_commit(),
             "model_args": ck["model_args"],

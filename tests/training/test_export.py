@@ -324,6 +324,17 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
     exported = manifest.latent(LatentSpec)
     assert exported.code("c1").label == "slant" and exported.code("digit").labels == tuple(str(i) for i in range(10))
     assert manifest.provenance["evaluated_on"] == "test" and manifest.provenance["step"] == 7
+    assert manifest.provenance["generator"] == "trained"  # no G_ema in this checkpoint
+    # a checkpoint with a moving average of G ships that, not the trained G
+    saved = ckpt_io.load(ck)
+    saved["G_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["G"].items()}
+    ckpt_io.save_atomic(saved, ck)
+    with pytest.raises(SystemExit) as done:
+        main(["export", str(ck), "--id", "m-ema", "--models-dir", str(tmp_path / "models")])
+    assert done.value.code == 0
+    ema_manifest = Manifest.read(tmp_path / "models" / "m-ema")
+    assert ema_manifest.provenance["generator"] == "ema"
+    assert ema_manifest.metrics["code_effects"] != manifest.metrics["code_effects"]
     assert manifest.metrics["digit"]["category_to_class"] is not None
     # what each continuous code moves, the evidence behind its label
     assert set(manifest.metrics["code_effects"]) == {"c1", "c2"}
