@@ -75,6 +75,12 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
                 f"(purity {min(g['purity']):.2f}-{max(g['purity']):.2f}{agree}; classifier test accuracy "
                 + (f"{acc:.3f})" if acc is not None else "n/a)")
             )
+            if "corners" in g:  # does a category keep its class whichever way the continuous codes are set
+                cn = g["corners"]
+                lines.append(
+                    f"  {cn['stable_categories']} of {len(cn['corner_classes'])} categories draw one class at all "
+                    f"{len(cn['corner_values'])} corners of the continuous codes"
+                )
     effects = result.get("code_effects")
     if effects:  # what each continuous code moves, the basis for its label (export --label c1=...)
         lines.append("continuous codes, the image statistics each moves most (change from -2 to +2, in sd):")
