@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -75,6 +76,35 @@ def test_controls_match_spec(page, server):
     # the picture is the server's picture for the state in the URL (seed 3, default codes)
     codes = {c["name"]: c["control"]["default"] for c in spec["codes"]}
     assert same_pixels(main_src(page), expected_png(server, model="tiny", n=1, seed=3, codes=codes))
+
+
+def test_every_shipped_model_shows_its_labelled_controls(page, server):
+    """Each model under models/ (the shipped ones): one slider per continuous code, captioned with the label its
+    manifest gives (what the code measurably does, e.g. width, azimuth), and one button per category, named by the
+    manifest's labels where it has them. The list is read from models/, so a newly shipped model is covered."""
+    import json
+
+    from .conftest import exported_models
+
+    shipped = exported_models()
+    assert shipped or not (Path(__file__).resolve().parents[2] / "models").is_dir()
+    for folder in shipped:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        open_page(page, f"model={manifest['id']}&seed=1")
+        assert page.locator("#model").input_value() == manifest["id"]
+        codes = manifest["spec"]["codes"]
+        for code in codes:
+            if code["type"] == "continuous":
+                slider = page.get_by_role("slider", name=code["name"], exact=True)
+                assert slider.count() == 1, (manifest["id"], code["name"])
+                caption = page.locator(f"#{slider.get_attribute('aria-describedby')}").inner_text()
+                assert code.get("label") and caption.startswith(code["label"] + " "), (manifest["id"], caption)
+            else:
+                buttons = page.get_by_role("group", name=code["name"], exact=True).get_by_role("button")
+                assert buttons.count() == code["categories"], (manifest["id"], code["name"])
+                if code.get("labels"):
+                    assert sorted(buttons.all_inner_texts()) == sorted(code["labels"]), manifest["id"]
+        assert page.get_by_role("slider").count() == sum(c["type"] == "continuous" for c in codes)
 
 
 def test_drag_slider_changes_image(page, server):
