@@ -56,6 +56,9 @@ class LossConfig:
     cr_weight: float = 0.0
     cr_weight_late: float | None = None
     cr_late_from: int = 0
+    # The real-data information term (training/loss.py): the D phase subtracts lambda_real x I(category; x) of Q's
+    # categorical read over each real batch (IMSAT's balanced, confident clusters); 0 = the paper's loss.
+    lambda_real: float = 0.0
 
 
 @dataclass
@@ -234,6 +237,7 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.restart_steps", lambda v: v >= 1, ">= 1"),
     ("train.metrics_every", lambda v: v >= 0, ">= 0 (images; 0: never)"),
     ("train.ema_half_life", lambda v: v >= 0, ">= 0 (images; 0: off)"),
+    ("loss.lambda_real", lambda v: v >= 0, ">= 0"),
     ("loss.cr_weight", lambda v: v >= 0, ">= 0"),
     ("loss.cr_weight_late", lambda v: v is None or v >= 0, ">= 0 (or unset: cr_weight throughout)"),
     ("loss.cr_late_from", lambda v: v >= 0, ">= 0 (images)"),

@@ -142,6 +142,7 @@ class Trainer:
             lambda_categorical=cfg.loss.lambda_categorical,
             lambda_continuous=cfg.loss.lambda_continuous,
             invariance=NuisanceAugment.from_config(cfg.loss.invariance),
+            lambda_real=cfg.loss.lambda_real,
         )
         self.cr = cr_schedule(cfg)
         self.restarts = Restarts(tc.restarts, tc.restart_steps)

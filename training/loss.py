@@ -15,6 +15,13 @@ a pair of G's images shares the noise and the value of one code k, the other cod
 minimises its cross-entropy alone (their ``crd_loss``, weight 1, its own parameters only: here in the D phase, on
 detached pairs); G minimises ``cr_weight`` x the same cross-entropy through the head (their ``de_loss``), so it
 makes each code's effect recognisable and distinct from the others'. Passing no pair leaves the objective as it was.
+
+The real-data information term (``lambda_real``; not in the paper; the regularized information maximization of
+IMSAT, Hu et al., ICML 2017, Eq. 5, on Q's categorical read): in the D phase, per categorical code, minus
+``I(category; x) = H(mean_x p(.|x)) - mean_x H(p(.|x))`` over the real batch, p = Q's softmax on the real images D
+reads anyway. It asks Q to sort *real* images into confident, equally used categories (the label-free score of
+``evaluate``, made a training signal), so G's categories, which Q must read back, are pulled toward the data's own
+balanced groups. 0 leaves the objective as it was.
 """
 
 from __future__ import annotations
@@ -27,6 +34,16 @@ import torch.nn.functional as F
 from .augment import NuisanceAugment
 from .latent import LatentSpec
 from .networks import Discriminator
+
+
+def real_information(logits: torch.Tensor) -> torch.Tensor:
+    """I(category; x) in nats over a batch, from Q's logits (N, K): H(mean p) - mean H(p), differentiable."""
+    logp = logits.log_softmax(dim=1)
+    p = logp.exp()
+    mean = p.mean(0)
+    h_mean = -(mean * mean.clamp_min(1e-12).log()).sum()
+    h_each = -(p * logp).sum(1).mean()
+    return h_mean - h_each
 
 
 @dataclass
@@ -48,8 +65,10 @@ class InfoGANLoss:
         lambda_categorical: float = 1.0,
         lambda_continuous: float = 0.1,
         invariance: NuisanceAugment | None = None,
+        lambda_real: float = 0.0,
     ):
         self.spec = spec
+        self.lambda_real = float(lambda_real)
         settings = {"lambda_categorical": float(lambda_categorical), "lambda_continuous": float(lambda_continuous)}
         self.weights = {code.name: settings[code.lambda_setting] for code in spec.codes}
         self.q_weight_floor = 1.0 if max(settings.values()) == 0 else 0.0
@@ -99,7 +118,7 @@ class InfoGANLoss:
         if pair is not None:
             *outs, cr_logits = outs
             cr_loss, cr_stats = _contrastive(cr_logits.float(), shared)
-        (d_real, _), (d_fake, q_fake), *inv = outs
+        (d_real, q_real), (d_fake, q_fake), *inv = outs
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)
         d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
         gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
@@ -114,7 +133,14 @@ class InfoGANLoss:
                 **cr_stats,
             }
         )
-        return LossOutput(gan + info + (cr_loss if cr_loss is not None else 0.0), stats)
+        total = gan + info + (cr_loss if cr_loss is not None else 0.0)
+        if self.lambda_real:
+            for code, sl in self.spec.q_slices():
+                if code.kind == "categorical":
+                    mi = real_information(q_real[:, sl].float())
+                    total = total - self.lambda_real * mi
+                    stats[f"I_real/{code.name}"] = mi.detach()
+        return LossOutput(total, stats)
 
     def generator_step(
         self,

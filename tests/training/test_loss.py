@@ -167,3 +167,41 @@ def test_cr_schedule_switches_at_late_from_images():
     assert [s.weight(i) for i in (0, 999, 1000, 10**9)] == [0.0, 0.0, 2.0, 2.0]
     assert CRSchedule(0.5).weight(10**9) == 0.5 and CRSchedule(0.5).used
     assert not CRSchedule().used and CRSchedule(0.0, 2.0, 5).used
+
+
+def test_real_information_is_the_label_free_score_of_the_batch():
+    from training.evaluate import label_free_score
+    from training.loss import real_information
+
+    confident_balanced = torch.eye(4).repeat(8, 1) * 50.0
+    assert float(real_information(confident_balanced)) == pytest.approx(float(torch.log(torch.tensor(4.0))))
+    assert float(real_information(torch.zeros(16, 4))) == pytest.approx(0.0, abs=1e-7)  # undecided
+    assert float(real_information(torch.tensor([[50.0, 0, 0, 0]] * 16))) == pytest.approx(0.0, abs=1e-6)  # one
+    logits = torch.randn(64, 10, generator=torch.Generator().manual_seed(0)) * 3
+    assert float(real_information(logits)) == pytest.approx(label_free_score(logits), rel=1e-5)
+
+
+def test_lambda_real_subtracts_q_s_information_on_real_images_in_the_d_phase_only():
+    """loss.lambda_real: the D phase's loss is the paper's minus lambda_real x I(category; real x); its gradient reaches
+    Q's head and the trunk; 0 leaves the D and G phases exactly as they were."""
+    from training.loss import real_information
+
+    G, D = _nets()
+    spec = G.spec
+    z, c = spec.sample(64)
+    fake = G(z, c)
+    real = torch.rand(64, 1, 28, 28) * 2 - 1
+    plain = InfoGANLoss(spec).discriminator_step(D, real, fake, c)
+    with_term = InfoGANLoss(spec, lambda_real=2.0).discriminator_step(D, real, fake, c)
+    (_, q_real), _ = D(real, fake.detach())
+    mi = real_information(q_real[:, :10].float())
+    assert float(with_term.loss) == pytest.approx(float(plain.loss - 2.0 * mi), rel=1e-5)
+    assert float(with_term.stats["I_real/digit"]) == pytest.approx(float(mi), rel=1e-5)
+    assert "I_real/digit" not in plain.stats and not any(k.startswith("I_real/c") for k in with_term.stats)
+    head = list(D.q_head.parameters())
+    diff = _flat(torch.autograd.grad(with_term.loss, head)) - _flat(torch.autograd.grad(plain.loss, head))
+    assert diff.abs().sum() > 0
+    # the G phase does not see it
+    g_plain = InfoGANLoss(spec).generator_step(D, fake, c).loss
+    g_with = InfoGANLoss(spec, lambda_real=2.0).generator_step(D, fake, c).loss
+    assert float(g_plain) == float(g_with)

@@ -676,3 +676,12 @@ def test_g_ema_resumes_exactly_and_starts_from_g_when_switched_on_at_a_resume(fa
     same_step = ckpt_io.load(train(None, resume=plain.parent, progress=False, max_steps=8))
     for k in ck["G"]:
         assert torch.equal(same_step["G_ema"][k], ck["G"][k]), k
+
+
+def test_lambda_real_is_trained_and_logged(fake_mnist_dir, tmp_path):
+    cfg = tiny_config(fake_mnist_dir)
+    cfg.loss.lambda_real = 1.0
+    run = train(cfg, runs_dir=tmp_path, progress=False, max_steps=4).parent
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["I_real/digit"] for r in rows if "I_real/digit" in r]
+    assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
