@@ -73,6 +73,12 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+def generator_weights(ckpt: dict[str, Any], *, ema: bool = True) -> str:
+    """Which of a checkpoint's G weights draw its images: "ema", the moving average the run kept
+    (train.ema_half_life), unless ``ema`` is False or there is none; else "trained"."""
+    return "ema" if ema and ckpt.get("G_ema") else "trained"
+
+
 def load_networks(
     path_or_ckpt: str | Path | dict[str, Any], *, ema: bool = True
 ) -> tuple[Generator, Discriminator, dict[str, Any]]:
@@ -81,7 +87,7 @@ def load_networks(
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load(path_or_ckpt)
     spec = LatentSpec.from_dict(ckpt["spec"])
     G, D = build_networks(spec, **ckpt["model_args"])
-    G.load_state_dict((ckpt.get("G_ema") if ema else None) or ckpt["G"])
+    G.load_state_dict(ckpt["G_ema" if generator_weights(ckpt, ema=ema) == "ema" else "G"])
     D.load_state_dict(ckpt["D"])
     bake_spectral_norm(D)  # for inference: plain weights, the same function (ONNX export, weight rounding)
     return G.eval(), D.eval(), ckpt

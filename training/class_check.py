@@ -59,15 +59,19 @@ class ReferenceClassifier(nn.Module):
         return self.net(x)
 
 
-def train_reference_classifier(train: ImageSet, *, epochs: int = 6, batch: int = 256, seed: int = 0) -> nn.Module:
-    """A supervised classifier of ``train``'s labelled images (eval mode on return)."""
+def new_classifier(train: ImageSet) -> ReferenceClassifier:
+    """An untrained classifier shaped for ``train``'s images and classes (which it must have)."""
     if train.labels is None:
         raise ValueError(f"{train.name} has no labels: the generated-class check needs a labelled training split")
+    c, h, _ = train.shape
+    return ReferenceClassifier(c, h, int(train.labels.max()) + 1)
+
+
+def train_reference_classifier(train: ImageSet, *, epochs: int = 6, batch: int = 256, seed: int = 0) -> nn.Module:
+    """A supervised classifier of ``train``'s labelled images (eval mode on return)."""
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    c, h, _ = train.shape
-    n_classes = int(train.labels.max()) + 1
-    model = ReferenceClassifier(c, h, n_classes)
+    model = new_classifier(train)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for _ in range(epochs):
         order = torch.randperm(len(train), generator=g)
@@ -103,11 +107,8 @@ def reference_classifier(
     trained before (a file that cannot be read is trained again and replaced)."""
     if cache_dir is None:
         return train_reference_classifier(train, epochs=epochs, batch=batch, seed=seed)
-    if train.labels is None:
-        raise ValueError(f"{train.name} has no labels: the generated-class check needs a labelled training split")
+    model = new_classifier(train)  # before the key: it reads the labels
     path = Path(cache_dir) / f"{train.name}-{classifier_key(train, epochs=epochs, batch=batch, seed=seed)}.pt"
-    c, h, _ = train.shape
-    model = ReferenceClassifier(c, h, int(train.labels.max()) + 1)
     try:
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.eval()
@@ -132,6 +133,28 @@ def classify(model: nn.Module, images: torch.Tensor, batch: int = 1000) -> np.nd
 
 
 @torch.no_grad()
+def drawn_classes(
+    G: Generator,
+    classifier: nn.Module,
+    code: Any,
+    k: int,
+    n: int,
+    n_classes: int,
+    g: torch.Generator,
+    held: dict[str, float] | None = None,
+) -> np.ndarray:
+    """The classifier's class counts (n_classes,) for n images G draws with ``code`` = k, the continuous codes in
+    ``held`` at those values and every other input from the prior (drawn from ``g``)."""
+    spec = G.spec
+    z = spec.noise.sample(n, g)
+    values = spec.sample_values(n, g)
+    values[code.name] = torch.full((n,), k, dtype=torch.long)
+    for name, v in (held or {}).items():
+        values[name] = torch.full((n,), float(v))
+    return np.bincount(classify(classifier, G(z, spec.encode(values)).clamp(-1, 1)), minlength=n_classes)
+
+
+@torch.no_grad()
 def generated_classes(
     G: Generator,
     classifier: nn.Module,
@@ -151,11 +174,7 @@ def generated_classes(
         for code in spec.categorical_codes():
             majority, purity, counts = [], [], []
             for k in range(code.categories):
-                z = spec.noise.sample(per_category, g)
-                values = spec.sample_values(per_category, g)
-                values[code.name] = torch.full((per_category,), k, dtype=torch.long)
-                pred = classify(classifier, G(z, spec.encode(values)).clamp(-1, 1))
-                hist = np.bincount(pred, minlength=n_classes)
+                hist = drawn_classes(G, classifier, code, k, per_category, n_classes, g)
                 majority.append(int(hist.argmax()))
                 purity.append(float(hist.max() / per_category))
                 counts.append(hist.tolist())
@@ -199,20 +218,11 @@ def corner_check(
 ) -> dict[str, Any]:
     """Category k's majority class with the continuous codes held at each corner (``per_category / 4`` images per
     category and corner, at least 25)."""
-    spec = G.spec
     n = max(25, per_category // 4)
-    classes: list[list[int]] = []
-    for k in range(code.categories):
-        row = []
-        for corner in corners:
-            z = spec.noise.sample(n, g)
-            values = spec.sample_values(n, g)
-            values[code.name] = torch.full((n,), k, dtype=torch.long)
-            for name, v in corner.items():
-                values[name] = torch.full((n,), float(v))
-            pred = classify(classifier, G(z, spec.encode(values)).clamp(-1, 1))
-            row.append(int(np.bincount(pred, minlength=n_classes).argmax()))
-        classes.append(row)
+    classes = [
+        [int(drawn_classes(G, classifier, code, k, n, n_classes, g, corner).argmax()) for corner in corners]
+        for k in range(code.categories)
+    ]
     return {
         "corner_values": corners,
         "corner_classes": classes,

@@ -46,7 +46,7 @@ def evaluate_checkpoint(
         "path": str(checkpoint),
         "step": ck["step"],
         "epoch": ck.get("epoch"),
-        "G": "ema" if ema and ck.get("G_ema") else "trained",
+        "G": ckpt_io.generator_weights(ck, ema=ema),
     }
     if figures:
         result["figures"] = [str(p) for p in paper_figures(G, out)]

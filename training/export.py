@@ -178,7 +178,7 @@ def export_checkpoint(
             "step": ck["step"],
             "epoch": ck.get("epoch"),
             # which weights G ships: the moving average the run kept (train.ema_half_life) or the trained ones
-            "generator": "ema" if ck.get("G_ema") else "trained",
+            "generator": ckpt_io.generator_weights(ck),
             "evaluated_on": data.split,
             "commit": git_commit(),
             "model_args": ck["model_args"],
