@@ -106,6 +106,22 @@ def category_order(spec: LatentSpec, category_to_class: dict[str, list[int]] | N
     return orders
 
 
+def factor_labels(spec: LatentSpec, evaluation: dict[str, Any]) -> dict[str, str]:
+    """{continuous code: the ground-truth factor it matches} from the evaluation's code x factor MI matrix
+    (``disentanglement.best_factor``, MI normalised by the factor's entropy), for data sets with factor classes;
+    {} otherwise. A factor that is the best match of several codes names the one with the highest normalised MI;
+    the others get "<factor> 2", "<factor> 3", ... in that order, so no two sliders carry the same name and the
+    page still says what each one moves most."""
+    best = (evaluation.get("disentanglement") or {}).get("best_factor") or {}
+    matched = [(c.name, best[c.name]) for c in spec.continuous_codes() if c.name in best]
+    labels: dict[str, str] = {}
+    for factor in dict.fromkeys(m["factor"] for _, m in matched):
+        ranked = sorted((m for m in matched if m[1]["factor"] == factor), key=lambda m: -m[1]["normalised_mi"])
+        for rank, (name, _) in enumerate(ranked, start=1):
+            labels[name] = factor if rank == 1 else f"{factor} {rank}"
+    return labels
+
+
 def export_checkpoint(
     checkpoint: str | Path,
     model_id: str,
@@ -145,7 +161,8 @@ def export_checkpoint(
         )
     cat_map = {c.name: evaluation.get(c.name, {}).get("category_to_class") for c in spec.categorical_codes()}
     orders = category_order(spec, cat_map)
-    for name, text in code_labels.items():
+    # an explicit --label wins over the factor a code matches (data sets with ground-truth factors)
+    for name, text in {**factor_labels(spec, evaluation), **code_labels}.items():
         spec = spec.with_text(name, label=text)
     classes = data.train.classes
     for code in spec.categorical_codes():

@@ -157,3 +157,25 @@ def test_collapsed_codes_are_dropped(data):
         num_variance_estimate=100,
     )
     assert dead["score"] == 0.0 and dead["num_active_codes"] == 0
+
+
+def test_a_small_set_is_encoded_once_with_the_same_figures(data):
+    """Where the metrics draw more images than the set has, each image is encoded once and looked up: the same
+    figures as encoding every draw (same random stream), with len(data) encodings instead of tens of thousands."""
+    weights = np.random.default_rng(3).standard_normal((64 * 64, 4))
+    seen = []
+
+    def linear(images: np.ndarray) -> np.ndarray:  # a deterministic per-image representation (as Q in eval mode)
+        seen.append(len(images))
+        return images.reshape(len(images), -1).astype(np.float64) @ weights
+
+    per_draw = dm.disentanglement_metrics(linear, data, np.random.default_rng(0), encode_once=False, **SMALL)
+    draws = sum(seen)
+    seen.clear()
+    auto = dm.disentanglement_metrics(linear, data, np.random.default_rng(0), **SMALL)
+    assert sum(seen) == len(data.images) < draws / 10
+    assert json.dumps(auto["factor_vae"]) == json.dumps(per_draw["factor_vae"])
+    for key in ("mig", "sap"):
+        assert auto[key]["score"] == pytest.approx(per_draw[key]["score"], abs=1e-9)
+    np.testing.assert_allclose(auto["mi_matrix"], per_draw["mi_matrix"], atol=1e-9)
+    assert auto["dci"]["disentanglement"] == pytest.approx(per_draw["dci"]["disentanglement"], abs=1e-6)

@@ -349,3 +349,40 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
     with pytest.raises(SystemExit) as done:
         main(["export", str(ck), "--id", "m3", "--models-dir", str(tmp_path / "models")])
     assert done.value.code == 1 and not (tmp_path / "models" / "m3").exists()
+
+
+def test_factor_labels_name_each_continuous_code_by_the_factor_it_matches():
+    """Codes take the name of their best-matching ground-truth factor; a factor several codes match names the
+    strongest one, the others are numbered (no two sliders share a name); categorical codes and data sets without
+    factors get nothing, and an explicit --label wins at export (a dict merge, checked in export_checkpoint)."""
+    from training.export import factor_labels
+
+    spec = LatentSpec.from_dict(
+        {
+            "noise": {"name": "z", "dim": 2},
+            "codes": [
+                {"name": "style", "type": "categorical", "categories": 4},
+                *({"name": f"c{i}", "type": "continuous"} for i in range(1, 5)),
+            ],
+        }
+    )
+
+    def best(factor, nmi):
+        return {"factor": factor, "mi": nmi, "normalised_mi": nmi}
+
+    evaluation = {
+        "disentanglement": {
+            "best_factor": {
+                "style": best("style", 0.9),
+                "c1": best("width", 0.2),
+                "c2": best("azimuth", 0.5),
+                "c3": best("width", 0.4),
+                "c4": best("width", 0.1),
+            }
+        }
+    }
+    assert factor_labels(spec, evaluation) == {"c1": "width 2", "c2": "azimuth", "c3": "width", "c4": "width 3"}
+    assert factor_labels(spec, {}) == {} and factor_labels(spec, {"disentanglement": {}}) == {}
+    for name, text in factor_labels(spec, evaluation).items():  # every label is one the spec accepts
+        spec = spec.with_text(name, label=text)
+    assert [c.label for c in spec.continuous_codes()] == ["width 2", "azimuth", "width", "width 3"]
