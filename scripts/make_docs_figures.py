@@ -4,8 +4,8 @@
 
 Fig. 1 from docs/training/*-metrics.jsonl; Fig. 2-style traversals from models/<id>/generator.onnx (ONNX Runtime,
 so they show exactly what the service serves), for every model under models/: (a) the categorical code, then each
-continuous code from -2 to 2 (the paper's Fig. 2 c/d; Fig. 3/4 for the 3D sets: one row per category of the first
-categorical code).
+continuous code from -2 to 2 (the paper's Fig. 2 c/d), one row per category of the first categorical code; for the
+rendered sets with ground-truth factors from -1 to 1, as the paper's Figs. 3-4 of its 3D sets.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from spec.manifest import MANIFEST_FILE, Manifest  # noqa: E402
 from training.code_effects import onnx_generator  # noqa: E402
+from training.data import DataError, dataset_info  # noqa: E402
 from training.evaluate import figure_latents  # noqa: E402
 from training.evaluate_cmd import plot_info_curves  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
@@ -29,8 +30,13 @@ def traversal(model: str, code: str, out: Path) -> None:
     import torch
 
     folder = ROOT / "models" / model
-    spec = Manifest.read(folder).latent(LatentSpec)
-    z, c, rows = figure_latents(spec, code)
+    manifest = Manifest.read(folder)
+    spec = manifest.latent(LatentSpec)
+    try:
+        span = dataset_info(manifest.dataset).traversal_span  # -2..2 as Fig. 2, -1..1 as Figs. 3-4
+    except DataError:  # a data set this checkout does not define: the Fig. 2 sweep
+        span = 2.0
+    z, c, rows = figure_latents(spec, code, span=span)
     x = onnx_generator(folder)(z, c)  # sha256-checked against the manifest, the service's tensor names
     save_png(grid(torch.from_numpy(x), rows), out, scale=2)
 

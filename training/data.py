@@ -76,13 +76,17 @@ class DataSetInfo:
     SVHN and CelebA are photographs, for which a drawing is dark ink on a light page (what a person sketches), as
     for an arbitrary image folder. ``splits``: the splits the data set has; asking for another one is an error,
     never a quiet substitute. ``eval_split``: the split an evaluation uses unless told otherwise (dSprites' metrics
-    are defined over its one, whole set; chairs3d has one split too)."""
+    are defined over its one, whole set; chairs3d has one split too). ``traversal_span``: how far the Fig. 2-style
+    traversals sweep each continuous code, in half-ranges of its prior either side of the centre: the paper's MNIST
+    figure (Fig. 2) sweeps -2..2, past the prior, to show the codes extrapolate; its 3D figures (Figs. 3-4: faces,
+    chairs) sweep -1..1, the prior's range, as do the rendered sets with ground-truth factors here."""
 
     name: str
     drawing: str
     splits: tuple[str, ...]
     labelled: bool
     eval_split: str = "test"
+    traversal_span: float = 2.0
 
 
 DATASETS = {
@@ -92,9 +96,13 @@ DATASETS = {
     "celeba": DataSetInfo("celeba", "dark-on-light", ("train",), labelled=False),
     "folder": DataSetInfo("folder", "dark-on-light", ("train",), labelled=False),
     # white sprites on black; no labels, but factor classes (ImageSet.factors) for the disentanglement metrics
-    "dsprites": DataSetInfo("dsprites", "light-on-dark", ("train",), labelled=False, eval_split="train"),
+    "dsprites": DataSetInfo(
+        "dsprites", "light-on-dark", ("train",), labelled=False, eval_split="train", traversal_span=1.0
+    ),
     # rendered dark chairs on white (training/chairs3d.py); labels = style, factor classes as for dsprites
-    "chairs3d": DataSetInfo("chairs3d", "dark-on-light", ("train",), labelled=True, eval_split="train"),
+    "chairs3d": DataSetInfo(
+        "chairs3d", "dark-on-light", ("train",), labelled=True, eval_split="train", traversal_span=1.0
+    ),
 }
 
 

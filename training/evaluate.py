@@ -313,35 +313,36 @@ def traversal_latents(
 
 
 def figure_latents(
-    spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0
+    spec: LatentSpec, code_name: str, cols: int = 9, seed: int = 0, span: float = 2.0
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Latents of one Fig. 2 panel, as (z (R*K, noise dim), c (R*K, c_dim), R) row-major: (a) the first categorical
     code swept over its categories, one row per noise sample; (c, d) any other code at its Fig. 2 values (a
-    continuous one from -2 to 2), one row per category of the first categorical code (noise fixed per row). Other
-    continuous codes stay at their prior's centre."""
+    continuous one ``span`` half-ranges either side of its centre: -2 to 2 for the paper's Fig. 2, -1 to 1 for its
+    Figs. 3-4, ``DataSetInfo.traversal_span``), one row per category of the first categorical code (noise fixed per
+    row). Other continuous codes stay at their prior's centre."""
     cats = spec.categorical_codes()
     centre = {c.name: c.default() for c in spec.continuous_codes() if c.name != code_name}
     if not cats or cats[0].name == code_name:
         rows = 10
-        z, c = traversal_latents(spec, code_name, rows, cols, seed=seed, fixed=centre)
+        z, c = traversal_latents(spec, code_name, rows, cols, span=span, seed=seed, fixed=centre)
         return z, c, rows
     cat = cats[0]
     rows = cat.categories
     parts = [
-        traversal_latents(spec, code_name, 1, cols, seed=seed + r, fixed={**centre, cat.name: float(r)})
+        traversal_latents(spec, code_name, 1, cols, span=span, seed=seed + r, fixed={**centre, cat.name: float(r)})
         for r in range(rows)
     ]
     return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), rows
 
 
 @torch.no_grad()
-def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "") -> list[Path]:
-    """One Fig. 2-style traversal PNG per code (see ``figure_latents``)."""
+def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "", span: float = 2.0) -> list[Path]:
+    """One Fig. 2-style traversal PNG per code (see ``figure_latents``; ``span``: its sweep of continuous codes)."""
     out_dir = Path(out_dir)
     G.eval()
     paths = []
     for code in G.spec.codes:
-        z, c, rows = figure_latents(G.spec, code.name)
+        z, c, rows = figure_latents(G.spec, code.name, span=span)
         p = out_dir / f"{prefix}traversal-{code.name}.png"
         save_png(grid(to_unit(G(z, c)), rows), p, scale=2)
         paths.append(p)

@@ -14,6 +14,7 @@ from typing import Any
 from . import checkpoint as ckpt_io
 from .class_check import classifier_cache_dir
 from .code_effects import describe as describe_effects
+from .data import dataset_info
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
 
 
@@ -49,7 +50,8 @@ def evaluate_checkpoint(
         "G": ckpt_io.generator_weights(ck, ema=ema),
     }
     if figures:
-        result["figures"] = [str(p) for p in paper_figures(G, out)]
+        span = dataset_info(ck["config"]["data"]["name"]).traversal_span  # load_eval_data checked the name
+        result["figures"] = [str(p) for p in paper_figures(G, out, span=span)]
     write_json(result, out / "evaluation.json")
     return result
 

@@ -273,3 +273,21 @@ def test_code_effects_are_measured_only_when_asked_and_summarised(fake_mnist_dir
     lines = summary(result, tmp_path).splitlines()
     i = lines.index("continuous codes, the image statistics each moves most (change from -2 to +2, in sd):")
     assert lines[i + 1].startswith("  c1: ") and lines[i + 2].startswith("  c2: ") and " sd (r " in lines[i + 1]
+
+
+def test_figure_latents_sweep_the_papers_range_for_each_kind_of_data_set():
+    """Fig. 2 (MNIST) sweeps a continuous code from -2 to 2, Figs. 3-4 (the 3D sets) from -1 to 1: the data set's
+    ``traversal_span``; one row per category of the first categorical code, which each row holds."""
+    from training.config import load_config
+    from training.data import dataset_info
+
+    assert dataset_info("mnist").traversal_span == 2.0 and dataset_info("fashion-mnist").traversal_span == 2.0
+    assert dataset_info("chairs3d").traversal_span == 1.0 and dataset_info("dsprites").traversal_span == 1.0
+    spec = load_config("chairs3d").spec
+    sl = dict((code.name, s) for code, s in spec.c_slices())
+    for span in (1.0, 2.0):
+        z, c, rows = evaluate.figure_latents(spec, "c2", cols=9, span=span)
+        sweep = c[:, sl["c2"]].reshape(rows, 9)
+        assert rows == 4 and torch.allclose(sweep, torch.linspace(-span, span, 9).expand(4, 9))
+        assert c[:, sl["style"]].argmax(1).reshape(4, 9).tolist() == [[r] * 9 for r in range(4)]
+        assert torch.all(c[:, sl["c1"]] == 0) and len(z) == 36
