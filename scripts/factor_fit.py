@@ -54,13 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from training.checkpoint import load_networks
-    from training.evaluate import calibrated_copy, load_eval_data, predict_codes
+    from training.data import DataError
+    from training.evaluate import EvaluationError, calibrated_copy, load_eval_data, predict_codes
 
-    G, D, ck = load_networks(args.checkpoint)
-    data = load_eval_data(ck["config"]["data"], args.data_dir, None, allow_download=False)
+    try:
+        G, D, ck = load_networks(args.checkpoint)
+        data = load_eval_data(ck["config"]["data"], args.data_dir, None, allow_download=False)
+    except (OSError, ValueError, KeyError, DataError, EvaluationError) as e:
+        raise SystemExit(f"factor_fit: {e}") from None
     if data.eval.factors is None:
         raise SystemExit(f"factor_fit: {data.eval.name} has no ground-truth factors")
     names = list(data.eval.factor_names)
+    if args.group and args.group not in names:
+        raise SystemExit(f"factor_fit: --group {args.group!r} is not a factor of {data.eval.name} ({', '.join(names)})")
     group = names.index(args.group) if args.group else 0
     D = calibrated_copy(D, data)
     with torch.no_grad():

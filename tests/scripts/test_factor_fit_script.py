@@ -38,3 +38,19 @@ def test_per_class_rotations_fit_within_each_class_but_not_over_the_set():
 def test_r_squared_of_a_constant_is_zero():
     assert factor_fit.r_squared(np.ones((5, 1)), np.full(5, 3.0)) == 0.0
     assert factor_fit.r_squared(np.arange(5.0)[:, None], 2 * np.arange(5.0) + 1) == pytest.approx(1.0)
+
+
+def test_bad_input_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "not-a-checkpoint.pt"
+    bad.write_text("hello")
+    for path, words in ((tmp_path / "missing.pt", "no checkpoint at"), (bad, "not a readable checkpoint")):
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "factor_fit.py"), str(path)], capture_output=True, text=True
+        )
+        assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+        assert (
+            out.stderr.strip().startswith("factor_fit: ") and words in out.stderr and len(out.stderr.splitlines()) == 1
+        )
