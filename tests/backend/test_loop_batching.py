@@ -12,6 +12,15 @@ import backend.api.routes.generate as generate_route
 from backend.core.batching import LoopBatcher
 
 
+def run_async(coro):
+    """``asyncio.run`` in a thread of its own: the browser tests' session fixtures keep an event loop running in the
+    main thread, where ``asyncio.run`` refuses to start (whichever order the suite runs in)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def rows(i: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, 2), i, np.float32), np.ones((n, 1), np.float32)
 
@@ -31,13 +40,18 @@ def test_concurrent_submits_share_runs_and_get_their_own_rows():
             *(batcher.submit(1 + i % 3, lambda i=i: rows(i, 1 + i % 3), lambda out: out) for i in range(40))
         )
 
-    results = asyncio.run(main())
+    results = run_async(main())
     for i, out in enumerate(results):
         assert out.shape == (1 + i % 3, 2) and (out == 2 * i + 1).all()
     assert sum(runs) == sum(1 + i % 3 for i in range(40))
     assert max(runs) <= 8 and len(runs) < 40  # merged, never over max_rows
     assert sum(q for _, q in batches) == 40 and [r for r, _ in batches] == runs
-    assert not batcher._draining  # the drain thread left once the queue was empty
+    # the drain thread leaves once it finds the queue empty: just after it resolved the last futures, so on a loaded
+    # machine it may not have looked yet when gather returns (a bounded wait, not a sleep-and-hope)
+    deadline = time.monotonic() + 5.0
+    while batcher._draining and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert not batcher._draining
 
 
 def test_a_failing_request_or_run_fails_only_its_own_and_the_drain_goes_on():
@@ -64,13 +78,13 @@ def test_a_failing_request_or_run_fails_only_its_own_and_the_drain_goes_on():
             return_exceptions=True,
         )
 
-    results = asyncio.run(main())
+    results = run_async(main())
     assert isinstance(results[3], KeyError) and isinstance(results[5], ValueError)
     assert isinstance(results[7], RuntimeError)
     for i in (0, 1, 2, 4, 6, 8, 9):
         assert (results[i] == i).all()
     # and the batcher serves again afterwards, from another event loop
-    assert (asyncio.run(batcher.submit(2, lambda: rows(11, 2), lambda out: out)) == 11).all()
+    assert (run_async(batcher.submit(2, lambda: rows(11, 2), lambda out: out)) == 11).all()
 
 
 def test_a_cancelled_request_does_not_disturb_the_others():
@@ -91,7 +105,7 @@ def test_a_cancelled_request_does_not_disturb_the_others():
         queued[0].cancel()  # the client went away while its request waited
         return await first, await queued[1], queued[0].cancelled()
 
-    a, b, cancelled = asyncio.run(main())
+    a, b, cancelled = run_async(main())
     assert (a == 1).all() and (b == 3).all() and cancelled
 
 
