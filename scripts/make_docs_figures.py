@@ -24,6 +24,10 @@ from training.evaluate_cmd import plot_info_curves  # noqa: E402
 from training.images import grid, save_png  # noqa: E402
 from training.latent import LatentSpec  # noqa: E402
 
+# the paper's figure each data set's traversals stand for (file names docs/<figure>-<model>-<code>.png): Fig. 2 is
+# MNIST's, Fig. 4 the 3D chairs'
+PAPER_FIGURE = {"chairs3d": "fig4"}
+
 
 def traversal(model: str, code: str, out: Path) -> None:
     """Render ``figure_latents`` (the same panels ``infogan evaluate`` draws) with the exported generator."""
@@ -53,8 +57,10 @@ def main() -> None:
         entropy=math.log(10),
     )
     for folder in sorted(p.parent for p in (ROOT / "models").glob(f"*/{MANIFEST_FILE}")):  # every shipped model
-        for c in Manifest.read(folder).latent().codes:
-            traversal(folder.name, c.name, docs / f"fig2-{folder.name}-{c.name}.png")
+        manifest = Manifest.read(folder)
+        figure = PAPER_FIGURE.get(manifest.dataset, "fig2")
+        for c in manifest.latent().codes:
+            traversal(folder.name, c.name, docs / f"{figure}-{folder.name}-{c.name}.png")
     print("wrote", sorted(p.name for p in docs.glob("fig*.png")))
 
 
