@@ -3,10 +3,10 @@ models, Chromium at desktop (1280x860) and phone (390x844, 2x) size, every view.
 
 Writes docs/screenshot.png and docs/screenshot-phone.png (the explore view, under the model chooser's thumbnails),
 and docs/screenshot-<view>.png / docs/screenshot-<view>-phone.png for the traversal grid, side by side and
-infer-codes views. When the --factors-model (default dsprites) is served and its manifest has ground-truth metrics,
+infer-codes views. When the --factors-model (default chairs3d) is served and its manifest has ground-truth metrics,
 also its Disentanglement view (screenshot-factors[-phone].png) and its side by side (screenshot-compare-<id>.png).
 
-    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--factors-model dsprites]
+    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--factors-model chairs3d]
         [--out docs]
 """
 
@@ -60,7 +60,7 @@ def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool, co
 
 
 def make_screenshots(
-    models_dir: Path, out: Path, model: str = "mnist", factors_model: str | None = "dsprites"
+    models_dir: Path, out: Path, model: str = "mnist", factors_model: str | None = "chairs3d"
 ) -> list[Path]:
     """Start the service on models_dir, write every view's desktop and phone screenshot into out; return the paths."""
     from playwright.sync_api import sync_playwright
@@ -107,7 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--model", default="mnist", help="the model shown (its compare_with is the side-by-side peer)")
-    ap.add_argument("--factors-model", default="dsprites", help="a model with ground-truth metrics ('' for none)")
+    ap.add_argument("--factors-model", default="chairs3d", help="a model with ground-truth metrics ('' for none)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
     for path in make_screenshots(args.models_dir, args.out, args.model, args.factors_model or None):
