@@ -39,7 +39,7 @@ def factor_fit(codes: np.ndarray, factors: np.ndarray, names: list[str], group: 
     for j, name in enumerate(names):
         if j == group:
             continue
-        per = [r_squared(codes[factors[:, group] == k], factors[factors[:, group] == k, j]) for k in classes]
+        per = [r_squared(codes[m], factors[m, j]) for m in (factors[:, group] == k for k in classes)]
         out[name] = {"all": r_squared(codes, factors[:, j]), "per_class": per}
     return out
 

@@ -105,31 +105,29 @@ class EncodedOnce:
     each image on its own (Q in eval mode does), up to the float rounding of a different batch size."""
 
     def __init__(self, representation: Representation, data: FactorData, batch: int = 256):
-        n = len(data.images)
-        self.codes = np.concatenate(
-            [
-                np.asarray(representation(data.images_at(np.arange(i, min(i + batch, n)))), np.float64).reshape(
-                    min(batch, n - i), -1
-                )
-                for i in range(0, n, batch)
-            ]
-        )
+        self.codes = encode_rows(representation, data, np.arange(len(data.images)), batch)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         raise TypeError("EncodedOnce looks codes up by factors (encode), not by images")
 
 
-def encode(representation: Representation, data: FactorData, factors: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Codes (n, d) float64 of the images of ``factors``, ``batch`` images per call."""
-    if isinstance(representation, EncodedOnce):
-        return representation.codes[data.rows_for(factors)]
+def encode_rows(representation: Representation, data: FactorData, rows: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Codes (n, d) float64 of the images at ``rows`` of ``data.images``, ``batch`` images per call."""
     parts = [
-        np.asarray(representation(data.images_for(factors[i : i + batch])), np.float64).reshape(
-            min(batch, len(factors) - i), -1
+        np.asarray(representation(data.images_at(rows[i : i + batch])), np.float64).reshape(
+            min(batch, len(rows) - i), -1
         )
-        for i in range(0, len(factors), batch)
+        for i in range(0, len(rows), batch)
     ]
     return np.concatenate(parts)
+
+
+def encode(representation: Representation, data: FactorData, factors: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Codes (n, d) float64 of the images of ``factors``, ``batch`` images per call."""
+    rows = data.rows_for(factors)
+    if isinstance(representation, EncodedOnce):
+        return representation.codes[rows]
+    return encode_rows(representation, data, rows, batch)
 
 
 def sample_codes(
