@@ -59,6 +59,9 @@ class LossConfig:
     # The real-data information term (training/loss.py): the D phase subtracts lambda_real x I(category; x) of Q's
     # categorical read over each real batch (IMSAT's balanced, confident clusters); 0 = the paper's loss.
     lambda_real: float = 0.0
+    # The paired real-data term (training/loss.py): minus lambda_real_pair x I(q(x); q(T x)) of Q's categorical read
+    # of each real batch and its transformed copy (IIC; T = loss.invariance's transforms, which it needs); 0 = off.
+    lambda_real_pair: float = 0.0
 
 
 @dataclass
@@ -198,6 +201,10 @@ class Config:
                 "the latent spec has no categorical code"
             )
         NuisanceAugment.from_config(cfg.loss.invariance)  # validate ranges and keys now
+        if cfg.loss.lambda_real_pair and not cfg.loss.invariance:
+            raise ValueError(
+                "loss.lambda_real_pair needs loss.invariance: its term is I(q(x); q(T x)) with T those transforms"
+            )
         if (cfg.loss.cr_weight or cfg.loss.cr_weight_late) and len(cfg.spec.codes) < 2:
             raise ValueError(
                 "loss.cr_weight: the contrastive regularizer names which of the codes two images share; "
@@ -238,6 +245,7 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.metrics_every", lambda v: v >= 0, ">= 0 (images; 0: never)"),
     ("train.ema_half_life", lambda v: v >= 0, ">= 0 (images; 0: off)"),
     ("loss.lambda_real", lambda v: v >= 0, ">= 0"),
+    ("loss.lambda_real_pair", lambda v: v >= 0, ">= 0"),
     ("loss.cr_weight", lambda v: v >= 0, ">= 0"),
     ("loss.cr_weight_late", lambda v: v is None or v >= 0, ">= 0 (or unset: cr_weight throughout)"),
     ("loss.cr_late_from", lambda v: v >= 0, ">= 0 (images)"),

@@ -143,6 +143,7 @@ class Trainer:
             lambda_continuous=cfg.loss.lambda_continuous,
             invariance=NuisanceAugment.from_config(cfg.loss.invariance),
             lambda_real=cfg.loss.lambda_real,
+            lambda_real_pair=cfg.loss.lambda_real_pair,
         )
         self.cr = cr_schedule(cfg)
         self.restarts = Restarts(tc.restarts, tc.restart_steps)

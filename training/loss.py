@@ -22,6 +22,12 @@ IMSAT, Hu et al., ICML 2017, Eq. 5, on Q's categorical read): in the D phase, pe
 reads anyway. It asks Q to sort *real* images into confident, equally used categories (the label-free score of
 ``evaluate``, made a training signal), so G's categories, which Q must read back, are pulled toward the data's own
 balanced groups. 0 leaves the objective as it was.
+
+The paired real-data term (``lambda_real_pair``; not in the paper; IIC, Ji et al., ICCV 2019, Eq. 1-3, on Q's
+categorical read): per categorical code, minus ``I(q(x); q(T x))`` over the real batch, T the same nuisance transforms
+as the invariant code's (``invariance``), the joint P = mean_x q(x) q(T x)^T symmetrised. Unlike ``lambda_real``,
+which any balanced partition satisfies (brightness or fill as well as kind), it rewards only a partition that
+survives the transforms, i.e. the same one the invariant code asks G to draw. Needs ``invariance``; 0 = off.
 """
 
 from __future__ import annotations
@@ -46,6 +52,18 @@ def real_information(logits: torch.Tensor) -> torch.Tensor:
     return h_mean - h_each
 
 
+def paired_information(logits: torch.Tensor, logits_t: torch.Tensor) -> torch.Tensor:
+    """IIC's I(q(x); q(T x)) in nats over a batch (Ji et al., 2019, Eq. 3), from Q's logits (N, K) on the images and
+    on their transformed copy: P = mean_n p_n p'_n^T (K, K), symmetrised; sum P log(P / (P_i P_j)), differentiable.
+    At most ln K, reached by K equally used, confident groups that the transform does not change."""
+    p, pt = logits.softmax(dim=1), logits_t.softmax(dim=1)
+    # an outer product, not p.t() @ pt: under bf16 autocast a matmul would round P to 3 digits (MI went negative)
+    joint = (p[:, :, None] * pt[:, None, :]).mean(0)
+    joint = ((joint + joint.t()) / 2).clamp_min(1e-12)
+    pi, pj = joint.sum(1, keepdim=True), joint.sum(0, keepdim=True)
+    return (joint * (joint.log() - pi.log() - pj.log())).sum()
+
+
 @dataclass
 class LossOutput:
     loss: torch.Tensor
@@ -66,9 +84,13 @@ class InfoGANLoss:
         lambda_continuous: float = 0.1,
         invariance: NuisanceAugment | None = None,
         lambda_real: float = 0.0,
+        lambda_real_pair: float = 0.0,
     ):
         self.spec = spec
         self.lambda_real = float(lambda_real)
+        self.lambda_real_pair = float(lambda_real_pair)
+        if self.lambda_real_pair and invariance is None:
+            raise ValueError("loss.lambda_real_pair needs loss.invariance (the transforms T of I(q(x); q(T x)))")
         settings = {"lambda_categorical": float(lambda_categorical), "lambda_continuous": float(lambda_continuous)}
         self.weights = {code.name: settings[code.lambda_setting] for code in spec.codes}
         self.q_weight_floor = 1.0 if max(settings.values()) == 0 else 0.0
@@ -112,13 +134,16 @@ class InfoGANLoss:
     ) -> LossOutput:
         """D phase: real (N, C, H, W), fake = G(z, c) detached, c (N, c_dim) the codes fake was made from; with the
         CR term, pair (M, 2C, H, W) two of G's images stacked on channels and shared (M,) the code they share."""
-        outs = D(real, *self._fakes(fake.detach()), pair=None if pair is None else pair.detach())
+        reals = (real,) if not self.lambda_real_pair else (real, self.invariance(real).to(real.dtype))
+        outs = D(*reals, *self._fakes(fake.detach()), pair=None if pair is None else pair.detach())
         cr_stats: dict[str, torch.Tensor] = {}
         cr_loss = None
         if pair is not None:
             *outs, cr_logits = outs
             cr_loss, cr_stats = _contrastive(cr_logits.float(), shared)
-        (d_real, q_real), (d_fake, q_fake), *inv = outs
+        (d_real, q_real), *outs = outs
+        q_real_t = outs.pop(0)[1] if self.lambda_real_pair else None  # its D logit is unused: T x is no sample
+        (d_fake, q_fake), *inv = outs
         # losses in fp32 whatever precision the networks ran in (bf16 autocast)
         d_real, d_fake, q_fake = d_real.float(), d_fake.float(), q_fake.float()
         gan = F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real)) + F.binary_cross_entropy_with_logits(
@@ -140,6 +165,12 @@ class InfoGANLoss:
                     mi = real_information(q_real[:, sl].float())
                     total = total - self.lambda_real * mi
                     stats[f"I_real/{code.name}"] = mi.detach()
+        if q_real_t is not None:
+            for code, sl in self.spec.q_slices():
+                if code.kind == "categorical":
+                    mi = paired_information(q_real[:, sl].float(), q_real_t[:, sl].float())
+                    total = total - self.lambda_real_pair * mi
+                    stats[f"I_pair/{code.name}"] = mi.detach()
         return LossOutput(total, stats)
 
     def generator_step(

@@ -96,6 +96,8 @@ def test_restarts_need_a_categorical_code():
         ("train.metrics_every=-1", "train.metrics_every must be >= 0"),
         ("train.ema_half_life=-1", "train.ema_half_life must be >= 0"),
         ("loss.lambda_real=-0.5", "loss.lambda_real must be >= 0"),
+        ("loss.lambda_real_pair=-1", "loss.lambda_real_pair must be >= 0"),
+        ("loss.lambda_real_pair=1", "loss.lambda_real_pair needs loss.invariance"),
         ("train.metrics_sizes={ fvae_votes = 10 }", "unknown keys in train.metrics_sizes: ['fvae_votes']"),
     ],
 )

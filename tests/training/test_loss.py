@@ -205,3 +205,59 @@ def test_lambda_real_subtracts_q_s_information_on_real_images_in_the_d_phase_onl
     g_plain = InfoGANLoss(spec).generator_step(D, fake, c).loss
     g_with = InfoGANLoss(spec, lambda_real=2.0).generator_step(D, fake, c).loss
     assert float(g_plain) == float(g_with)
+
+
+def test_paired_information_rewards_only_groups_the_transform_keeps():
+    """IIC's I(q(x); q(T x)): ln K for K confident, equally used groups that T keeps; 0 when T's groups are
+    independent of x's (a partition the transform destroys), when Q is undecided, or when one group takes all."""
+    from training.loss import paired_information
+
+    k = 4
+    labels = torch.arange(64) % k
+    confident = torch.nn.functional.one_hot(labels, k).float() * 50
+    ln_k = float(torch.log(torch.tensor(float(k))))
+    assert float(paired_information(confident, confident)) == pytest.approx(ln_k, rel=1e-5)
+    # the transformed copy lands in a group independent of the original's: balanced and confident, yet nothing shared
+    shuffled = torch.nn.functional.one_hot((labels + torch.arange(64) // k) % k, k).float() * 50
+    assert float(paired_information(confident, shuffled)) == pytest.approx(0.0, abs=1e-5)
+    assert float(paired_information(torch.zeros(64, k), torch.zeros(64, k))) == pytest.approx(0.0, abs=1e-6)
+    one = torch.tensor([[50.0, 0, 0, 0]] * 64)
+    assert float(paired_information(one, one)) == pytest.approx(0.0, abs=1e-5)
+    torch.manual_seed(0)
+    a, b = torch.randn(64, k) * 3, torch.randn(64, k) * 3
+    mi = float(paired_information(a, b))
+    assert 0.0 <= mi <= ln_k and mi == pytest.approx(float(paired_information(b, a)), rel=1e-5)
+
+
+def test_lambda_real_pair_subtracts_iic_information_of_real_and_transformed_real_in_the_d_phase_only():
+    """loss.lambda_real_pair: the D phase's loss is the paper's minus lambda x I(q(real); q(T real)), T the invariance
+    transform (here a deterministic flip, so both sides see the same T); the gradient reaches Q's head; the fakes' terms
+    are unchanged; the G phase does not see it; without an invariance the option is refused."""
+    from training.loss import paired_information
+
+    G, D = _nets()
+    spec = G.spec
+    z, c = spec.sample(64)
+    fake = G(z, c)
+    real = torch.rand(64, 1, 28, 28) * 2 - 1
+
+    def flip(x):
+        return x.flip(3)
+
+    plain = InfoGANLoss(spec, invariance=flip).discriminator_step(D, real, fake, c)
+    with_term = InfoGANLoss(spec, invariance=flip, lambda_real_pair=2.0).discriminator_step(D, real, fake, c)
+    (_, q_real), (_, q_flip) = D(real, flip(real))
+    mi = paired_information(q_real[:, :10].float(), q_flip[:, :10].float())
+    assert float(with_term.loss) == pytest.approx(float(plain.loss - 2.0 * mi), rel=1e-5)
+    assert float(with_term.stats["I_pair/digit"]) == pytest.approx(float(mi), rel=1e-5)
+    assert "I_pair/digit" not in plain.stats and not any(k.startswith("I_pair/c") for k in with_term.stats)
+    for key in ("L_I/digit", "L_I/c1", "loss_D", "D_real", "D_fake"):  # the real copy shifts no other term
+        assert float(with_term.stats[key]) == pytest.approx(float(plain.stats[key]), rel=1e-6), key
+    head = list(D.q_head.parameters())
+    diff = _flat(torch.autograd.grad(with_term.loss, head)) - _flat(torch.autograd.grad(plain.loss, head))
+    assert diff.abs().sum() > 0
+    g_plain = InfoGANLoss(spec, invariance=flip).generator_step(D, fake, c).loss
+    g_with = InfoGANLoss(spec, invariance=flip, lambda_real_pair=2.0).generator_step(D, fake, c).loss
+    assert float(g_plain) == float(g_with)
+    with pytest.raises(ValueError, match="needs loss.invariance"):
+        InfoGANLoss(spec, lambda_real_pair=1.0)

@@ -685,3 +685,13 @@ def test_lambda_real_is_trained_and_logged(fake_mnist_dir, tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = [r["I_real/digit"] for r in rows if "I_real/digit" in r]
     assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
+
+
+def test_lambda_real_pair_is_trained_and_logged(fake_mnist_dir, tmp_path):
+    cfg = tiny_config(fake_mnist_dir)
+    cfg.loss.invariance = {"translate": 2.0, "contrast": 0.5}
+    cfg.loss.lambda_real_pair = 1.0
+    run = train(cfg, runs_dir=tmp_path, progress=False, max_steps=4).parent
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["I_pair/digit"] for r in rows if "I_pair/digit" in r]
+    assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
