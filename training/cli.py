@@ -34,7 +34,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 for name, val in (
                     ("a config", args.config),
                     ("--seed", args.seed),
-                    ("--set", args.set),
+                    ("--set", None if args.fork else args.set),
                     ("--lambda", args.lambda_),
                     ("--device", args.device),
                     ("--data-dir", args.data_dir),
@@ -44,7 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
                 raise SystemExit(
                     f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
-                    "cannot be given with it (--epochs may, to train a run longer)"
+                    "cannot be given with it (--epochs may, to train a run longer; --set may with --fork NEW_DIR)"
                 )
             ck = train(
                 None,
@@ -53,8 +53,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 max_steps=args.max_steps,
                 epochs=args.epochs,
                 threads=args.threads,
+                fork=args.fork,
+                overrides=args.set,
             )
         else:
+            if args.fork:
+                raise SystemExit("infogan train: --fork copies a run to change its settings; give --resume RUN too")
             if not args.config:
                 raise SystemExit(
                     "infogan train: give a config (name in training/configs or a .toml path) or --resume RUN"
@@ -258,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume",
         metavar="RUN_DIR_OR_CHECKPOINT",
         help="continue a killed run where it stopped (with --epochs: train a run longer)",
+    )
+    t.add_argument(
+        "--fork",
+        metavar="NEW_RUN_DIR",
+        help="with --resume: continue a copy of the run in a new folder, with --set changes to its loss, optimizer "
+        "rates or train settings (the run itself is left as it is)",
     )
     t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")

@@ -347,14 +347,18 @@ def train(
     max_steps: int | None = None,
     epochs: float | None = None,
     threads: int | None = None,
+    fork: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
-    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` change it
-    (``train_state.load_for_resume``)."""
+    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` change it;
+    ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``)."""
     state = None
     if resume is not None:
-        state, cfg, run_dir = train_state.load_for_resume(resume, epochs=epochs, threads=threads)
+        state, cfg, run_dir = train_state.load_for_resume(
+            resume, epochs=epochs, threads=threads, fork=fork, overrides=overrides
+        )
     else:
         run_dir = None
         if is_rank_zero():

@@ -8,13 +8,15 @@ moments, the step, the latent stream and torch's RNG (per rank under DDP), besid
 
 from __future__ import annotations
 
+import copy
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import checkpoint as ckpt_io
-from .config import Config
+from .config import Config, apply_override
 from .run_dir import CHECKPOINT_FILE, METRICS_FILE, command_line, trim_metrics
 from .runtime import TrainingError, is_rank_zero
 
@@ -105,27 +107,73 @@ def tidy_run_dir(t: Trainer) -> None:
         t.restarts.remove_files(t.run_dir)  # left by a kill between the choice's checkpoint and removal
 
 
+# What a fork may change: the loss, the optimizer's rates and the run's own settings. Not what the checkpoint's
+# tensors are shaped by (latent, model, data, batch size) nor what the run so far was a function of (seed, restarts).
+FORK_FIXED = (
+    "name",
+    "latent",
+    "model",
+    "data",
+    "optim.batch_size",
+    "train.seed",
+    "train.restarts",
+    "train.restart_steps",
+)
+
+
 def load_for_resume(
-    resume: str | Path, *, epochs: float | None = None, threads: int | None = None
+    resume: str | Path,
+    *,
+    epochs: float | None = None,
+    threads: int | None = None,
+    fork: str | Path | None = None,
+    overrides: list[str] | None = None,
 ) -> tuple[dict[str, Any], Config, Path]:
     """(checkpoint, config, run folder) to resume from a run folder or a checkpoint file.
 
     ``epochs`` sets a new length for the run, so a finished run can be trained on: the schedule has no decay and the
-    epoch order is a function of (seed, epoch), so 4 epochs then 6 more equals 10 in one go."""
+    epoch order is a function of (seed, epoch), so 4 epochs then 6 more equals 10 in one go.
+
+    ``fork``: a new folder that continues a copy of the run (checkpoint and metrics rows up to its step) with
+    ``overrides`` (``section.key=value``, as ``--set``) applied to its config; the original run is left as it is. The
+    fork's checkpoint records the command that made it among its resumes, so its manifest says what changed when."""
     resume = Path(resume)
     ck_path = resume / CHECKPOINT_FILE if resume.is_dir() else resume
+    if overrides and fork is None:
+        raise TrainingError("changing a run's settings on resume needs a new folder for the changed run (--fork DIR)")
     ck = ckpt_io.load(ck_path)
     if is_rank_zero():
         for p in ckpt_io.remove_stale_temps(ck_path):
             print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
-    conf = dict(ck["config"])
+    conf = copy.deepcopy(dict(ck["config"]))
+    for item in overrides or []:
+        key = item.split("=", 1)[0].strip()
+        if any(key == f or key.startswith(f + ".") for f in FORK_FIXED):
+            raise TrainingError(
+                f"--set {key}: a fork continues the run's networks and history, so it may change the loss, the "
+                f"optimizer's rates and train settings, not {key}"
+            )
+        apply_override(conf, item)
     # threads: a setting of the machine, not of the recipe, so a resume may change it; the run then goes on close
     # to, not bit-identical with, the same run on the old count (another count sums in another order)
     if threads is not None:
         conf["train"] = {**conf["train"], "threads": threads}
-    cfg = Config.from_dict(conf)  # validates it, threads included; old keys of the config are read too
+    cfg = Config.from_dict(conf)  # validates it, threads and the fork's changes included; old keys are read too
     if epochs is not None:
         if epochs < ck["epoch"] - 1e-9:
             raise TrainingError(f"--epochs {epochs} is shorter than the {ck['epoch']:.2f} epochs already trained")
         cfg.train.epochs = float(epochs)
-    return ck, cfg, ck_path.parent
+    if fork is None:
+        return ck, cfg, ck_path.parent
+    fork = Path(fork)
+    if fork.exists() and (not fork.is_dir() or any(fork.iterdir())):
+        raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
+    if fork.resolve() == ck_path.parent.resolve():
+        raise TrainingError("--fork names the run itself; give a new folder")
+    if is_rank_zero():
+        fork.mkdir(parents=True, exist_ok=True)
+        if (ck_path.parent / METRICS_FILE).exists():  # rows after the checkpoint's step are trimmed at the start
+            shutil.copyfile(ck_path.parent / METRICS_FILE, fork / METRICS_FILE)
+        ck = {**ck, "config": cfg.to_dict()}
+        ckpt_io.save_atomic(ck, fork / CHECKPOINT_FILE)
+    return ck, cfg, fork

@@ -23,7 +23,10 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
     """(exit code, stderr) of the console script run in this process; a traceback fails the test by raising."""
     with pytest.raises(SystemExit) as done:
         main(argv)
-    return done.value.code, capsys.readouterr().err
+    code, err = done.value.code, capsys.readouterr().err
+    if isinstance(code, str):  # SystemExit("message"): Python prints it to stderr and exits with status 1
+        return 1, err + code + "\n"
+    return code, err
 
 
 @pytest.fixture
@@ -178,3 +181,22 @@ def test_a_failure_before_the_first_step_removes_the_new_run_folder(fake_mnist_d
     monkeypatch.undo()
     ck = loop.train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
     assert runs_in(tmp_path) == [ck.parent.name]
+
+
+def test_resume_settings_need_a_fork_and_a_fork_needs_a_run(fake_mnist_dir, tmp_path, capsys):
+    """`train --resume RUN --set ...` without --fork, `--fork` without --resume, and a fork changing what the
+    checkpoint's networks are made of: one line each, nothing written."""
+    from tests.training.test_train import tiny_config
+
+    run = loop.train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2).parent
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    fork = str(tmp_path / "fork")
+    cases = [
+        (["train", "--resume", str(run), "--set", "loss.lambda_real=1"], "--set may with --fork NEW_DIR"),
+        (["train", "mnist", "--fork", fork], "give --resume RUN too"),
+        (["train", "--resume", str(run), "--fork", fork, "--set", "model.arch=dsprites"], "not model.arch"),
+    ]
+    for argv, words in cases:
+        code, err = run_cli(argv, capsys)
+        assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before

@@ -223,6 +223,59 @@ def test_a_stop_signal_checkpoints_the_step_reached_then_resume_finishes(fake_mn
     resume_to_end(ck.parent)
 
 
+def test_a_fork_continues_a_copy_with_changed_settings_and_leaves_the_run_as_it_was(fake_mnist_dir, tmp_path):
+    """--resume RUN --fork NEW --set ...: the copy goes on from the run's step with the new settings (a fork without
+    changes is bit-identical to the resume, so the change is the only difference), its metrics keep the run's rows up
+    to the step, its checkpoint records the change; the run's own folder is not touched."""
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=8)
+    before = {p.name: p.read_bytes() for p in part.parent.iterdir() if p.is_file()}
+    same = ckpt_io.load(train(None, resume=part.parent, progress=False, fork=tmp_path / "same"))
+    changed_path = train(
+        None, resume=part.parent, progress=False, fork=tmp_path / "changed", overrides=["loss.lambda_continuous=0.5"]
+    )
+    assert {p.name: p.read_bytes() for p in part.parent.iterdir() if p.is_file()} == before
+    resumed = ckpt_io.load(train(None, resume=part.parent, progress=False))
+    changed = ckpt_io.load(changed_path)
+    assert same["step"] == changed["step"] == resumed["step"] == 16
+    for k in resumed["G"]:
+        assert torch.equal(same["G"][k], resumed["G"][k]), k
+    assert any(not torch.equal(changed["G"][k], resumed["G"][k]) for k in resumed["G"])
+    assert changed["config"]["loss"]["lambda_continuous"] == 0.5
+    assert resumed["config"]["loss"]["lambda_continuous"] == 0.1
+    assert changed["command"] == resumed["command"] and len(changed["resumed_by"]) == 1
+
+    def steps(run):
+        return [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+    assert steps(changed_path.parent) == steps(part.parent) and steps(part.parent)[:4] == [2, 4, 6, 8]
+    assert json.loads((changed_path.parent / "training_options.json").read_text())["loss"]["lambda_continuous"] == 0.5
+    # the fork's checkpoint holds the change from the start, so a fork killed before its first save resumes changed
+    _, _, folder = train_state.load_for_resume(part, fork=tmp_path / "early", overrides=["loss.lambda_real=0.5"])
+    assert ckpt_io.load(folder / "checkpoint.pt")["config"]["loss"]["lambda_real"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"fork": "same-again", "overrides": []}, "is not an empty folder"),
+        ({"fork": "new", "overrides": ["latent.noise={ name = 'z', dim = 3 }"]}, "not latent"),
+        ({"fork": "new", "overrides": ["optim.batch_size=4"]}, "not optim.batch_size"),
+        ({"fork": "new", "overrides": ["train.seed=3"]}, "not train.seed"),
+        ({"fork": "new", "overrides": ["loss.lambda_real=-1"]}, "loss.lambda_real must be >= 0"),
+        ({"overrides": ["loss.lambda_real=1"]}, "--fork DIR"),
+    ],
+)
+def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, words):
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
+    (tmp_path / "same-again").mkdir()
+    (tmp_path / "same-again" / "checkpoint.pt").write_bytes(b"another run")
+    if "fork" in kwargs:
+        kwargs = {**kwargs, "fork": tmp_path / kwargs["fork"]}
+    with pytest.raises((TrainingError, ValueError), match=re.escape(words)):
+        train(None, resume=part.parent, progress=False, **kwargs)
+    assert not (tmp_path / "new").exists()
+
+
 def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_path):
     ck = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=4)
     torn = ck.parent / (ck.name + ".abc123.tmp")
