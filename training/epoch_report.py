@@ -60,7 +60,7 @@ def evaluate_test(t: Trainer) -> dict[str, float]:
     G = t.drawing_G
     was_training = G.training
     try:
-        res = evaluate_model(G.eval(), t.D, t.eval_data)
+        res = evaluate_model(G.eval(), t.D, t.eval_data, info=False)  # the row reports the categorical codes only
     finally:
         G.train(was_training)
         t.D.train()

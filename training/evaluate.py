@@ -111,21 +111,22 @@ def evaluate_model(
     generated_classes: bool = False,
     code_effects: bool = False,
     classifier_cache: str | Path | None = None,
+    info: bool = True,
 ) -> dict[str, Any]:
-    """Every figure of one model on ``data.eval`` (see ``evaluate``), with D's BatchNorm recalibrated on a copy
-    (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they were. Where the data
-    set has factor classes, ``result["disentanglement"]`` holds ``disentanglement_metrics`` (``metric_sizes``: its
-    sample sizes, default disentanglement_lib's; ``seed``: its random stream). ``generated_classes``: where the
-    training split is labelled and the spec has a categorical code, also ``result["generated_classes"]`` -- does
-    each category *draw* its own class, by a classifier trained with labels (``class_check``; about a minute on
-    2 CPU cores, so the per-epoch evaluation leaves it off; ``classifier_cache``: a folder that keeps the trained
-    classifier for the next evaluation of the same split). ``code_effects``: also ``result["code_effects"]``, what
-    each continuous code does to G's images (``code_effects.code_effects``: the image statistics it moves, the basis
-    for naming it; a few seconds)."""
+    """Every figure of one model on ``data.eval`` (see ``evaluate``; ``info`` as there), with D's BatchNorm
+    recalibrated on a copy (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they
+    were. Where the data set has factor classes, ``result["disentanglement"]`` holds ``disentanglement_metrics``
+    (``metric_sizes``: its sample sizes, default disentanglement_lib's; ``seed``: its random stream).
+    ``generated_classes``: where the training split is labelled and the spec has a categorical code, also
+    ``result["generated_classes"]`` -- does each category *draw* its own class, by a classifier trained with labels
+    (``class_check``; about a minute on 2 CPU cores, so the per-epoch evaluation leaves it off;
+    ``classifier_cache``: a folder that keeps the trained classifier for the next evaluation of the same split).
+    ``code_effects``: also ``result["code_effects"]``, what each continuous code does to G's images
+    (``code_effects.code_effects``: the image statistics it moves, the basis for naming it; a few seconds)."""
     was_training = G.training
     try:
         D_eval = calibrated_copy(D, data, bn_samples)
-        result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes)
+        result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes, info=info)
         if data.eval.factors is not None:
             result["disentanglement"] = factor_metrics(D_eval, data.eval, seed=seed, **(metric_sizes or {}))
         if generated_classes and data.train.labels is not None and G.spec.categorical_codes():
@@ -259,11 +260,14 @@ def evaluate(
     test_images: torch.Tensor,
     test_labels: torch.Tensor | None,
     classes: list[str] | None = None,
+    *,
+    info: bool = True,
 ) -> dict[str, Any]:
     """All figures for one model; ``test_images`` (N, C, H, W) in [-1, 1] or uint8. D's BN should be recalibrated
-    first."""
+    first. ``info``: also L_I on 5,000 generated images (``info_bound``; off for the per-epoch row, which does not
+    report it: on 3D chairs it was ~5 % of the training time)."""
     spec = G.spec
-    result: dict[str, Any] = {"info": info_bound(G, D)}
+    result: dict[str, Any] = {"info": info_bound(G, D)} if info else {}
     preds = predict_codes(D, test_images) if spec.categorical_codes() else {}
     for code in spec.categorical_codes():
         logits = preds[code.name]["logits"]

@@ -291,3 +291,22 @@ def test_figure_latents_sweep_the_papers_range_for_each_kind_of_data_set():
         assert rows == 4 and torch.allclose(sweep, torch.linspace(-span, span, 9).expand(4, 9))
         assert c[:, sl["style"]].argmax(1).reshape(4, 9).tolist() == [[r] * 9 for r in range(4)]
         assert torch.all(c[:, sl["c1"]] == 0) and len(z) == 36
+
+
+def test_the_per_epoch_row_skips_the_information_bound_that_evaluate_reports(fake_mnist_dir, monkeypatch):
+    """L_I on 5,000 generated images is in `infogan evaluate`'s result but not computed for the per-epoch row, which
+    reports only the categorical codes (it was ~40 % of that row's time on 3D chairs)."""
+    from training import epoch_report, evaluate
+
+    data = load_eval_data(_data_cfg(fake_mnist_dir), None)
+    G, D = _nets()
+    assert set(evaluate_model(G, D, data)["info"]) == {"digit", "c1", "c2"}
+    calls = []
+    monkeypatch.setattr(evaluate, "info_bound", lambda *a, **k: calls.append(1) or {})
+
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(drawing_G=G, D=D, eval_data=data, spec=G.spec)  # what evaluate_test reads of a Trainer
+    row = epoch_report.evaluate_test(run)
+    assert calls == [] and set(row) == {"test_acc/digit", "test_nmi/digit", "test_lfs/digit"}
+    assert "info" not in evaluate_model(G, D, data, info=False)
