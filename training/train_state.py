@@ -166,6 +166,10 @@ def load_for_resume(
     if fork is None:
         return ck, cfg, ck_path.parent
     fork = Path(fork)
+    if ck.get("restarting") is not None:  # the finished starts wait in the run folder's restart-<i>.pt files
+        raise TrainingError(
+            "--fork: the run is still inside its label-free restarts; resume it past them first, then fork"
+        )
     if fork.exists() and (not fork.is_dir() or any(fork.iterdir())):
         raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
     if fork.resolve() == ck_path.parent.resolve():

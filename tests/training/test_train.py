@@ -748,3 +748,17 @@ def test_lambda_real_pair_is_trained_and_logged(fake_mnist_dir, tmp_path):
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     logged = [r["I_pair/digit"] for r in rows if "I_pair/digit" in r]
     assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
+
+
+def test_a_run_inside_its_restarts_is_not_forked(fake_mnist_dir, tmp_path):
+    """The finished starts wait in the run folder's restart files until the choice: a fork would lose them, so it is
+    refused until the run is past its restarts (then allowed)."""
+    cfg = tiny_config(fake_mnist_dir, restarts=2, restart_steps=6)
+    short = train(cfg, runs_dir=tmp_path, progress=False, max_steps=3)
+    with pytest.raises(TrainingError, match="inside its label-free restarts"):
+        train(None, resume=short.parent, progress=False, fork=tmp_path / "fork")
+    assert not (tmp_path / "fork").exists()
+    past = train(None, resume=short.parent, progress=False, max_steps=14)
+    assert ckpt_io.load(past)["restarting"] is None
+    forked = train(None, resume=short.parent, progress=False, fork=tmp_path / "fork")
+    assert ckpt_io.load(forked)["step"] == 16
