@@ -731,22 +731,20 @@ def test_g_ema_resumes_exactly_and_starts_from_g_when_switched_on_at_a_resume(fa
         assert torch.equal(same_step["G_ema"][k], ck["G"][k]), k
 
 
-def test_lambda_real_is_trained_and_logged(fake_mnist_dir, tmp_path):
+@pytest.mark.parametrize(
+    "settings, key",
+    [
+        ({"lambda_real": 1.0}, "I_real/digit"),
+        ({"lambda_real_pair": 1.0, "invariance": {"translate": 2.0, "contrast": 0.5}}, "I_pair/digit"),
+    ],
+)
+def test_real_image_terms_are_trained_and_logged(fake_mnist_dir, tmp_path, settings, key):
     cfg = tiny_config(fake_mnist_dir)
-    cfg.loss.lambda_real = 1.0
+    for name, value in settings.items():
+        setattr(cfg.loss, name, value)
     run = train(cfg, runs_dir=tmp_path, progress=False, max_steps=4).parent
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    logged = [r["I_real/digit"] for r in rows if "I_real/digit" in r]
-    assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
-
-
-def test_lambda_real_pair_is_trained_and_logged(fake_mnist_dir, tmp_path):
-    cfg = tiny_config(fake_mnist_dir)
-    cfg.loss.invariance = {"translate": 2.0, "contrast": 0.5}
-    cfg.loss.lambda_real_pair = 1.0
-    run = train(cfg, runs_dir=tmp_path, progress=False, max_steps=4).parent
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    logged = [r["I_pair/digit"] for r in rows if "I_pair/digit" in r]
+    logged = [r[key] for r in rows if key in r]
     assert len(logged) == 2 and all(0.0 <= v <= 2.31 for v in logged)
 
 
