@@ -159,18 +159,17 @@ class InfoGANLoss:
             }
         )
         total = gan + info + (cr_loss if cr_loss is not None else 0.0)
-        if self.lambda_real:
-            for code, sl in self.spec.q_slices():
-                if code.kind == "categorical":
-                    mi = real_information(q_real[:, sl].float())
-                    total = total - self.lambda_real * mi
-                    stats[f"I_real/{code.name}"] = mi.detach()
-        if q_real_t is not None:
-            for code, sl in self.spec.q_slices():
-                if code.kind == "categorical":
-                    mi = paired_information(q_real[:, sl].float(), q_real_t[:, sl].float())
-                    total = total - self.lambda_real_pair * mi
-                    stats[f"I_pair/{code.name}"] = mi.detach()
+        for code, sl in self.spec.q_slices():  # the real-image terms, on each categorical code's read
+            if code.kind != "categorical":
+                continue
+            if self.lambda_real:
+                mi = real_information(q_real[:, sl].float())
+                total = total - self.lambda_real * mi
+                stats[f"I_real/{code.name}"] = mi.detach()
+            if q_real_t is not None:
+                mi = paired_information(q_real[:, sl].float(), q_real_t[:, sl].float())
+                total = total - self.lambda_real_pair * mi
+                stats[f"I_pair/{code.name}"] = mi.detach()
         return LossOutput(total, stats)
 
     def generator_step(

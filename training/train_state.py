@@ -171,9 +171,8 @@ def load_for_resume(
             "--fork: the run is still inside its label-free restarts; resume it past them first, then fork"
         )
     if fork.exists() and (not fork.is_dir() or any(fork.iterdir())):
+        # the run's own folder is never empty (it holds the checkpoint), so this refuses forking a run onto itself
         raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
-    if fork.resolve() == ck_path.parent.resolve():
-        raise TrainingError("--fork names the run itself; give a new folder")
     if is_rank_zero():
         fork.mkdir(parents=True, exist_ok=True)
         if (ck_path.parent / METRICS_FILE).exists():  # rows after the checkpoint's step are trimmed at the start

@@ -296,6 +296,8 @@ def test_figure_latents_sweep_the_papers_range_for_each_kind_of_data_set():
 def test_the_per_epoch_row_skips_the_information_bound_that_evaluate_reports(fake_mnist_dir, monkeypatch):
     """L_I on 5,000 generated images is in `infogan evaluate`'s result but not computed for the per-epoch row, which
     reports only the categorical codes (it was ~40 % of that row's time on 3D chairs)."""
+    from types import SimpleNamespace
+
     from training import epoch_report, evaluate
 
     data = load_eval_data(_data_cfg(fake_mnist_dir), None)
@@ -303,9 +305,6 @@ def test_the_per_epoch_row_skips_the_information_bound_that_evaluate_reports(fak
     assert set(evaluate_model(G, D, data)["info"]) == {"digit", "c1", "c2"}
     calls = []
     monkeypatch.setattr(evaluate, "info_bound", lambda *a, **k: calls.append(1) or {})
-
-    from types import SimpleNamespace
-
     run = SimpleNamespace(drawing_G=G, D=D, eval_data=data, spec=G.spec)  # what evaluate_test reads of a Trainer
     row = epoch_report.evaluate_test(run)
     assert calls == [] and set(row) == {"test_acc/digit", "test_nmi/digit", "test_lfs/digit"}

@@ -258,6 +258,7 @@ def test_a_fork_continues_a_copy_with_changed_settings_and_leaves_the_run_as_it_
     "kwargs, words",
     [
         ({"fork": "same-again", "overrides": []}, "is not an empty folder"),
+        ({"fork": "run itself", "overrides": []}, "is not an empty folder"),
         ({"fork": "new", "overrides": ["latent.noise={ name = 'z', dim = 3 }"]}, "not latent"),
         ({"fork": "new", "overrides": ["optim.batch_size=4"]}, "not optim.batch_size"),
         ({"fork": "new", "overrides": ["train.seed=3"]}, "not train.seed"),
@@ -270,7 +271,7 @@ def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, 
     (tmp_path / "same-again").mkdir()
     (tmp_path / "same-again" / "checkpoint.pt").write_bytes(b"another run")
     if "fork" in kwargs:
-        kwargs = {**kwargs, "fork": tmp_path / kwargs["fork"]}
+        kwargs = {**kwargs, "fork": part.parent if kwargs["fork"] == "run itself" else tmp_path / kwargs["fork"]}
     with pytest.raises((TrainingError, ValueError), match=re.escape(words)):
         train(None, resume=part.parent, progress=False, **kwargs)
     assert not (tmp_path / "new").exists()
