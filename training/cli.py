@@ -38,6 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     ("--lambda", args.lambda_),
                     ("--device", args.device),
                     ("--data-dir", args.data_dir),
+                    ("--init-from", args.init_from),
                 )
                 if val
             ]
@@ -66,7 +67,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
             cfg = load_config(args.config, overrides)
             if int(os.environ.get("RANK", "0")) == 0:
                 print(dumps(cfg))
-            ck = train(cfg, runs_dir=args.runs_dir, progress=not args.no_progress, max_steps=args.max_steps)
+            ck = train(
+                cfg,
+                runs_dir=args.runs_dir,
+                progress=not args.no_progress,
+                max_steps=args.max_steps,
+                init_from=args.init_from,
+            )
     except Interrupted as e:
         print(f"infogan train: {e}", file=sys.stderr)
         return (
@@ -268,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NEW_RUN_DIR",
         help="with --resume: continue a copy of the run in a new folder, with --set changes to its loss, optimizer "
         "rates or train settings (the run itself is left as it is)",
+    )
+    t.add_argument(
+        "--init-from",
+        metavar="RUN_DIR_OR_CHECKPOINT",
+        help="start this new run from another run's trained networks (same latent and model), e.g. to fine-tune on "
+        "another data set version; its step, schedule and history are the new run's own",
     )
     t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")

@@ -188,6 +188,7 @@ def export_checkpoint(
             "command": command,
             "train_command": ck.get("command"),
             "resumed_by": ck.get("resumed_by", []),
+            "init_from": ck.get("init_from"),
             "restarts": read_restarts(ck)[0],
             "precision": ck.get("precision"),  # "auto" resolved per machine
             "config": cfg,

@@ -84,6 +84,7 @@ class Trainer:
         resume: dict[str, Any] | None = None,
         progress: bool = True,
         max_steps: int | None = None,
+        init_from: tuple[Path, dict[str, Any]] | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -148,7 +149,10 @@ class Trainer:
         self.cr = cr_schedule(cfg)
         self.restarts = Restarts(tc.restarts, tc.restart_steps)
         self.commands = [command_line()]  # the command that started the run, then each resume's
+        self.init_from: dict[str, Any] | None = None  # train_state.init_from's record of the run this one started from
         self.build(restart=0)
+        if init_from is not None:
+            train_state.init_from(self, init_from)
         if resume is not None:
             train_state.restore(self, resume)
             self.restarts.load_state_dict(resume)
@@ -349,12 +353,17 @@ def train(
     threads: int | None = None,
     fork: str | Path | None = None,
     overrides: list[str] | None = None,
+    init_from: str | Path | None = None,
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
     With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` change it;
-    ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``)."""
+    ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``).
+    ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``)."""
+    if init_from is not None and resume is not None:
+        raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
     state = None
+    source = None if init_from is None else train_state.read_init_source(init_from, cfg)
     if resume is not None:
         state, cfg, run_dir = train_state.load_for_resume(
             resume, epochs=epochs, threads=threads, fork=fork, overrides=overrides
@@ -366,7 +375,12 @@ def train(
     # a new run's numbered folder is made only once the data loaded and the networks were built, so a start that
     # fails there (bad data folder, a config value only the data can check) leaves no empty folder behind
     trainer = Trainer(
-        cfg, run_dir or Path(runs_dir) / "not-yet-numbered", resume=state, progress=progress, max_steps=max_steps
+        cfg,
+        run_dir or Path(runs_dir) / "not-yet-numbered",
+        resume=state,
+        progress=progress,
+        max_steps=max_steps,
+        init_from=source,
     )
     if run_dir is None:
         run_dir = (

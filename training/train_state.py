@@ -49,6 +49,8 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
         # the command line that started the run and those that resumed it, for the manifest
         "command": t.commands[0],
         "resumed_by": t.commands[1:],
+        # the run whose trained weights this one started from (train --init-from), with that run's own lineage
+        "init_from": t.init_from,
     }
 
 
@@ -82,6 +84,58 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
             flush=True,
         )
     t.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
+    t.init_from = ck.get("init_from")
+
+
+def read_init_source(path: str | Path, cfg: Config) -> tuple[Path, dict[str, Any]]:
+    """(checkpoint path, checkpoint) of ``infogan train CONFIG --init-from PATH``, checked against ``cfg`` before any
+    data loads. Label-free restarts are refused: each start draws fresh weights, which would throw the loaded ones
+    away."""
+    path = Path(path)
+    ck_path = path / CHECKPOINT_FILE if path.is_dir() else path
+    if cfg.train.restarts > 1:
+        raise TrainingError(
+            f"--init-from: train.restarts is {cfg.train.restarts}; restarts start from fresh weights and would "
+            "discard the loaded ones: set train.restarts=1"
+        )
+    ck = ckpt_io.load(ck_path)
+    if ck.get("restarting") is not None:
+        raise TrainingError(f"--init-from {ck_path}: that run is still inside its label-free restarts")
+    return ck_path, ck
+
+
+def init_from(t: Trainer, source: tuple[Path, dict[str, Any]]) -> None:
+    """Start the new run ``t`` (step 0) from another run's trained networks and optimizer moments (``infogan train
+    CONFIG --init-from CHECKPOINT``; ``source`` from ``read_init_source``): fine-tuning on another data set version or
+    with another loss, where a fork (which continues a run's step count, schedule and metrics) would mix two data sets
+    in one history. The step, the schedule (e.g. loss.cr_late_from), the latent stream and the epoch order are the new
+    run's own. The latent spec and the model arguments must be the checkpoint's (they shape every tensor)."""
+    ck_path, ck = source
+    for what, theirs, ours in (
+        ("latent spec", ck["spec"], t.spec.to_dict()),
+        ("model arguments", ck["model_args"], t.model_args),
+    ):
+        if theirs != ours:
+            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise TrainingError(
+                f"--init-from {ck_path}: its {what} differ from the config's ({', '.join(diff)}); the weights cannot "
+                "be loaded into these networks"
+            )
+    t.G.load_state_dict(ck["G"])
+    if t.G_ema is not None:
+        t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
+    t.D.load_state_dict(ck["D"])
+    t.opt_G.load_state_dict(ck["opt_G"])
+    t.opt_D.load_state_dict(ck["opt_D"])
+    t.init_from = {
+        "checkpoint": str(ck_path),
+        "step": int(ck["step"]),
+        "dataset": ck.get("dataset"),
+        "config": ck["config"].get("name"),
+        "command": ck.get("command"),
+        "resumed_by": ck.get("resumed_by", []),
+        "init_from": ck.get("init_from"),
+    }
 
 
 def save_checkpoint(t: Trainer) -> None:

@@ -195,6 +195,9 @@ def test_resume_settings_need_a_fork_and_a_fork_needs_a_run(fake_mnist_dir, tmp_
         (["train", "--resume", str(run), "--set", "loss.lambda_real=1"], "--set may with --fork NEW_DIR"),
         (["train", "mnist", "--fork", fork], "give --resume RUN too"),
         (["train", "--resume", str(run), "--fork", fork, "--set", "model.arch=dsprites"], "not model.arch"),
+        (["train", "--resume", str(run), "--init-from", str(run)], "--init-from cannot be given with it"),
+        (["train", "mnist", "--init-from", str(tmp_path / "nowhere")], "set train.restarts=1"),
+        (["train", "mnist", "--set", "train.restarts=1", "--init-from", str(tmp_path / "no")], "no checkpoint at"),
     ]
     for argv, words in cases:
         code, err = run_cli(argv, capsys)

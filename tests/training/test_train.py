@@ -22,22 +22,23 @@ from training.runtime import cpu_has_native_bf16, resolve_precision
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _tiny_overrides(data_dir) -> list[str]:
+    return [
+        f"data.dir={json.dumps(str(data_dir))}",
+        "data.verify=false",
+        "data.download=false",
+        "model.widths={ fc = 32, ch = 8 }",
+        "optim.batch_size=32",
+        "train.checkpoint_every=4",
+        "train.log_every=2",
+        "train.epochs=1",
+        "train.threads=1",
+        "train.restarts=1",
+    ]
+
+
 def tiny_config(data_dir, **train_kw) -> Config:
-    cfg = load_config(
-        "mnist",
-        [
-            f"data.dir={json.dumps(str(data_dir))}",
-            "data.verify=false",
-            "data.download=false",
-            "model.widths={ fc = 32, ch = 8 }",
-            "optim.batch_size=32",
-            "train.checkpoint_every=4",
-            "train.log_every=2",
-            "train.epochs=1",
-            "train.threads=1",
-            "train.restarts=1",
-        ],
-    )
+    cfg = load_config("mnist", _tiny_overrides(data_dir))
     for k, v in train_kw.items():
         setattr(cfg.train, k, v)
     return cfg
@@ -275,6 +276,53 @@ def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, 
     with pytest.raises((TrainingError, ValueError), match=re.escape(words)):
         train(None, resume=part.parent, progress=False, **kwargs)
     assert not (tmp_path / "new").exists()
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(fake_mnist_dir, tmp_path):
+    """--init-from: the new run's step 0 holds the source's networks and optimizer moments (not a fresh draw), its
+    step count and history are its own, its checkpoint (and so the manifest) names the source, a resume keeps that."""
+    src = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "a", progress=False, max_steps=8)
+    src_ck = ckpt_io.load(src)
+    cfg = tiny_config(fake_mnist_dir)
+    cfg.loss.lambda_continuous = 0.5
+    t = Trainer(cfg, tmp_path / "probe", progress=False, init_from=train_state.read_init_source(src.parent, cfg))
+    fresh = Trainer(cfg, tmp_path / "probe2", progress=False)
+    for k, v in src_ck["G"].items():
+        assert torch.equal(t.G.state_dict()[k], v), k
+    for k, v in src_ck["D"].items():
+        assert torch.equal(t.D.state_dict()[k], v), k
+    assert any(not torch.equal(fresh.G.state_dict()[k], v) for k, v in src_ck["G"].items())
+    assert t.opt_G.state_dict()["state"][0]["step"] == src_ck["opt_G"]["state"][0]["step"]
+    assert t.step == 0
+    part = train(cfg, runs_dir=tmp_path / "b", progress=False, max_steps=4, init_from=src)
+    ck = ckpt_io.load(part)
+    assert ck["step"] == 4 and ck["config"]["loss"]["lambda_continuous"] == 0.5
+    assert ck["init_from"]["checkpoint"] == str(src) and ck["init_from"]["step"] == 8
+    assert ck["init_from"]["command"] == src_ck["command"]
+    rows = [json.loads(line)["step"] for line in (part.parent / "metrics.jsonl").read_text().splitlines()]
+    assert rows == [2, 4]  # its own history, none of the source's rows
+    done = ckpt_io.load(train(None, resume=part.parent, progress=False))
+    assert done["step"] == 16 and done["init_from"] == ck["init_from"]
+    plain = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "c", progress=False)
+    assert ckpt_io.load(plain)["init_from"] is None
+
+
+@pytest.mark.parametrize(
+    "change, words",
+    [
+        ("model.widths={ fc = 16, ch = 8 }", "model arguments differ from the config's (fc)"),
+        ("latent.noise={ name = 'z', dim = 3 }", "latent spec differ"),
+        ("train.restarts=2", "set train.restarts=1"),
+    ],
+)
+def test_init_from_refuses_networks_it_cannot_fill(fake_mnist_dir, tmp_path, change, words):
+    src = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    cfg = load_config("mnist", [*_tiny_overrides(fake_mnist_dir), change])
+    with pytest.raises(TrainingError, match=re.escape(words)):
+        train(cfg, runs_dir=tmp_path / "b", progress=False, init_from=src)
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    with pytest.raises(TrainingError, match="a resume already has its own"):
+        train(None, resume=src.parent, progress=False, init_from=src)
 
 
 def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_path):
