@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dataset", choices=["dsprites", "chairs3d"])
     d.add_argument(
         "--out",
-        help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_v2_64x64.npz "
+        help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_v3_64x64.npz "
         "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)",
     )
     d.add_argument(

@@ -59,6 +59,16 @@ def test_light_changes_shading_not_geometry(small):
     assert (covered == covered[:, :, :, :1]).all()
 
 
+def test_light_makes_chairs_darker_from_the_front_to_the_side(small):
+    """v3's light sweep (0..90 degrees off the camera) is not symmetric in brightness, unlike v2's -90..90: the mean
+    grey of a chair's pixels, averaged over the other factors, falls at every light step, so one code can read it."""
+    imgs = small["imgs"].reshape(4, 11, 3, 3, 3, 64, 64).astype(float)
+    chair = np.where(imgs < 255, imgs, np.nan)
+    per_light = np.nanmean(chair, axis=(-1, -2)).mean(axis=(0, 1, 2, 4))
+    assert ch.factor_values()[3].tolist() == [0.0, 22.5, 45.0, 67.5, 90.0]
+    assert (np.diff(per_light) < -5).all(), per_light
+
+
 def test_every_chair_is_inside_the_frame(small):
     imgs = small["imgs"]
     assert (imgs < 255).any(axis=(1, 2)).all()  # every image shows a chair
