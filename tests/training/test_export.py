@@ -326,14 +326,17 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
     assert manifest.provenance["evaluated_on"] == "test" and manifest.provenance["step"] == 7
     assert manifest.provenance["generator"] == "trained"  # no G_ema in this checkpoint
     # a checkpoint with a moving average of G ships that, not the trained G
+    assert manifest.provenance["init_from"] is None  # trained from scratch
     saved = ckpt_io.load(ck)
     saved["G_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["G"].items()}
+    saved["init_from"] = {"checkpoint": "runs/a/checkpoint.pt", "step": 40, "command": "infogan train mnist"}
     ckpt_io.save_atomic(saved, ck)
     with pytest.raises(SystemExit) as done:
         main(["export", str(ck), "--id", "m-ema", "--models-dir", str(tmp_path / "models")])
     assert done.value.code == 0
     ema_manifest = Manifest.read(tmp_path / "models" / "m-ema")
     assert ema_manifest.provenance["generator"] == "ema"
+    assert ema_manifest.provenance["init_from"]["step"] == 40  # the run it was fine-tuned from
     assert ema_manifest.metrics["code_effects"] != manifest.metrics["code_effects"]
     assert manifest.metrics["digit"]["category_to_class"] is not None
     # what each continuous code moves, the evidence behind its label
