@@ -202,6 +202,7 @@ def factor_vae_score(
         "eval_accuracy": 0.0,
         "num_active_codes": len(active),
         "classifier": None,
+        "per_factor": None,
     }
     if len(active) == 0:
         return result
@@ -211,6 +212,12 @@ def factor_vae_score(
     cols = np.arange(train.shape[1])
     result["train_accuracy"] = float(train[classifier, cols].sum() / train.sum())
     result["eval_accuracy"] = result["score"] = float(held_out[classifier, cols].sum() / held_out.sum())
+    # the held-out accuracy of the votes with each factor fixed (rows of data.varying; None: never drawn): which
+    # factor the score loses on. The score is their mean weighted by how often each factor was drawn.
+    result["per_factor"] = [
+        float(held_out[f, classifier == f].sum() / held_out[f].sum()) if held_out[f].any() else None
+        for f in range(len(data.varying))
+    ]
     # codes that never won a vote (inactive ones included) have no factor
     result["classifier"] = [int(data.varying[classifier[c]]) if train[:, c].any() else None for c in cols]
     return result
@@ -356,10 +363,11 @@ def disentanglement_metrics(
         "codes": code_names,
         "factor_vae": {k: fv[k] for k in ("score", "train_accuracy", "eval_accuracy", "num_active_codes")}
         | {
+            "per_factor": dict(zip(names, fv["per_factor"] or [None] * len(names), strict=True)),
             "classifier": {
                 c: (None if f is None else data.names[f])
                 for c, f in zip(code_names, fv["classifier"] or [None] * d, strict=False)
-            }
+            },
         },
         "mig": {"score": m["score"], "per_factor": dict(zip(names, _floats(m["per_factor"]), strict=False))},
         "mi_matrix": [_floats(row) for row in m["mi"]],

@@ -111,6 +111,7 @@ def log_factor_metrics(t: Trainer, log: MetricsLog) -> dict[str, Any]:
         "dis/mig": r["mig"]["score"],
     }
     row.update({f"dis/mig/{k}": v for k, v in r["mig"]["per_factor"].items()})
+    row.update({f"dis/factor_vae/{k}": v for k, v in r["factor_vae"]["per_factor"].items()})
     if "dci" in r:
         row.update({f"dis/dci_{k}": r["dci"][k] for k in ("disentanglement", "completeness", "informativeness_test")})
     if "sap" in r:

@@ -98,6 +98,12 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
         if "sap" in dis:
             parts.append(f"SAP {dis['sap']['score']:.3f}")
         lines.append("disentanglement: " + ", ".join(parts))
+        per = dis["factor_vae"].get("per_factor") or {}
+        if per:  # evaluations from before the per-factor split lack it
+            lines.append(
+                "FactorVAE votes right with each factor fixed: "
+                + ", ".join(f"{f} {'-' if v is None else f'{v:.2f}'}" for f, v in per.items())
+            )
         lines.append(
             "best-matching factor (MI / H(factor)): "
             + ", ".join(f"{c} {v['factor']} ({v['normalised_mi']:.2f})" for c, v in dis["best_factor"].items())

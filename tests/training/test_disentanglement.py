@@ -127,6 +127,7 @@ def test_a_reader_of_the_factors_scores_one(sprites, data):
     names = [sprites.factor_names[k] for k in ORDER]
     assert [r["best_factor"][c]["factor"] for c in r["codes"]] == names
     assert [r["factor_vae"]["classifier"][c] for c in r["codes"]] == names
+    assert list(r["factor_vae"]["per_factor"]) == r["factors"] and min(r["factor_vae"]["per_factor"].values()) >= 0.98
     assert np.array(r["mi_matrix"]).shape == (5, 5)
 
 
@@ -134,6 +135,7 @@ def test_a_random_representation_scores_at_chance(sprites, data):
     r = dm.disentanglement_metrics(random_codes(), data, np.random.default_rng(2), **SMALL)
     # five factors: a majority-vote classifier over random argmins is right ~1/5 of the time on held-out votes
     assert 0.08 < r["factor_vae"]["score"] < 0.35, r["factor_vae"]
+    assert np.mean(list(r["factor_vae"]["per_factor"].values())) < 0.4
     assert r["mig"]["score"] < 0.05
     assert r["dci"]["disentanglement"] < 0.25
     assert r["sap"]["score"] < 0.05
@@ -148,6 +150,9 @@ def test_collapsed_codes_are_dropped(data):
 
     r = dm.factor_vae_score(rep, data, np.random.default_rng(4), num_train=50, num_eval=50, num_variance_estimate=200)
     assert r["num_active_codes"] == 3 and r["classifier"][3] is None and r["classifier"][4] is None
+    # per factor: the held-out accuracy of the votes with that factor fixed; their drawn-weighted mean is the score
+    drawn = np.array([p is not None for p in r["per_factor"]])
+    assert drawn.any() and all(0.0 <= p <= 1.0 for p in np.array(r["per_factor"])[drawn])
     dead = dm.factor_vae_score(
         lambda im: np.zeros((len(im), 2)),
         data,

@@ -229,7 +229,7 @@ def test_infogan_evaluate_summary_prints_the_disentanglement_figures(tmp_path):
 
     dis = {
         "factors": ["scale", "posX"],
-        "factor_vae": {"score": 0.8123},
+        "factor_vae": {"score": 0.8123, "per_factor": {"scale": 0.91, "posX": None}},
         "mig": {"score": 0.3456},
         "sap": {"score": 0.05},
         "mi_matrix": [[0.5, None], [0.01, 1.2]],
@@ -242,6 +242,9 @@ def test_infogan_evaluate_summary_prints_the_disentanglement_figures(tmp_path):
     text = summary(result, tmp_path)
     assert "FactorVAE score 0.812, MIG 0.346, SAP 0.050" in text
     assert "c1 scale (0.40), c2 posX (0.70)" in text and "0.50 -; 0.01 1.20" in text
+    assert "FactorVAE votes right with each factor fixed: scale 0.91, posX -" in text
+    del dis["factor_vae"]["per_factor"]  # an evaluation.json from before the split still prints
+    assert "FactorVAE votes right" not in summary(result, tmp_path)
 
 
 def test_generated_classes_are_checked_only_when_asked_and_labelled(fake_mnist_dir):
