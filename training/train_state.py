@@ -54,16 +54,27 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
     }
 
 
-def restore(t: Trainer, ck: dict[str, Any]) -> None:
-    """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
-    if ck["spec"] != t.spec.to_dict() or ck["model_args"] != t.model_args:
-        raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
+def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file of a run folder, or ``path`` itself when it names a file (``--resume``, ``--init-from``)."""
+    path = Path(path)
+    return path / CHECKPOINT_FILE if path.is_dir() else path
+
+
+def load_weights(t: Trainer, ck: dict[str, Any]) -> None:
+    """G (and G_ema), D and both optimizers' moments of ``t`` from a checkpoint: what a resume and --init-from share."""
     t.G.load_state_dict(ck["G"])
     if t.G_ema is not None:  # a run that had no EMA before this resume starts it from G
         t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
     t.D.load_state_dict(ck["D"])
     t.opt_G.load_state_dict(ck["opt_G"])
     t.opt_D.load_state_dict(ck["opt_D"])
+
+
+def restore(t: Trainer, ck: dict[str, Any]) -> None:
+    """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
+    if ck["spec"] != t.spec.to_dict() or ck["model_args"] != t.model_args:
+        raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
+    load_weights(t, ck)
     t.step = int(ck["step"])
     t.latent_gen.set_state(ck["latent_rng"])
     torch.set_rng_state(ck["torch_rng"])
@@ -91,8 +102,7 @@ def read_init_source(path: str | Path, cfg: Config) -> tuple[Path, dict[str, Any
     """(checkpoint path, checkpoint) of ``infogan train CONFIG --init-from PATH``, checked against ``cfg`` before any
     data loads. Label-free restarts are refused: each start draws fresh weights, which would throw the loaded ones
     away."""
-    path = Path(path)
-    ck_path = path / CHECKPOINT_FILE if path.is_dir() else path
+    ck_path = checkpoint_path(path)
     if cfg.train.restarts > 1:
         raise TrainingError(
             f"--init-from: train.restarts is {cfg.train.restarts}; restarts start from fresh weights and would "
@@ -121,12 +131,7 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]]) -> None:
                 f"--init-from {ck_path}: its {what} differ from the config's ({', '.join(diff)}); the weights cannot "
                 "be loaded into these networks"
             )
-    t.G.load_state_dict(ck["G"])
-    if t.G_ema is not None:
-        t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
-    t.D.load_state_dict(ck["D"])
-    t.opt_G.load_state_dict(ck["opt_G"])
-    t.opt_D.load_state_dict(ck["opt_D"])
+    load_weights(t, ck)
     t.init_from = {
         "checkpoint": str(ck_path),
         "step": int(ck["step"]),
@@ -191,8 +196,7 @@ def load_for_resume(
     ``fork``: a new folder that continues a copy of the run (checkpoint and metrics rows up to its step) with
     ``overrides`` (``section.key=value``, as ``--set``) applied to its config; the original run is left as it is. The
     fork's checkpoint records the command that made it among its resumes, so its manifest says what changed when."""
-    resume = Path(resume)
-    ck_path = resume / CHECKPOINT_FILE if resume.is_dir() else resume
+    ck_path = checkpoint_path(resume)
     if overrides and fork is None:
         raise TrainingError("changing a run's settings on resume needs a new folder for the changed run (--fork DIR)")
     ck = ckpt_io.load(ck_path)
