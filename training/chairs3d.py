@@ -69,7 +69,7 @@ from pathlib import Path
 import numpy as np
 
 from . import factor_sets
-from .factor_sets import check_strides, class_grid, kept_classes
+from .factor_sets import check_strides, factor_arrays, kept_classes
 
 FACTOR_NAMES = ("style", "azimuth", "elevation", "light", "width")
 FACTOR_SIZES = (4, 32, 5, 5, 5)
@@ -261,15 +261,7 @@ def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:
                     normal, albedo = cast(int(st), az, el, w)
                     for d, light in enumerate(lights):
                         imgs[a, b, c, d, e] = shade(normal, albedo, light)
-    classes = class_grid(kept)
-    values = np.stack([vals[f][classes[:, f]] for f in range(len(FACTOR_NAMES))], axis=1)
-    return {
-        "imgs": imgs.reshape(-1, SIZE, SIZE),
-        "latents_classes": classes,
-        "latents_values": values,
-        "factor_names": np.array(FACTOR_NAMES),
-        "factor_sizes": np.array(FACTOR_SIZES, np.int64),
-    }
+    return factor_arrays(imgs.reshape(-1, SIZE, SIZE), kept, vals, FACTOR_NAMES, FACTOR_SIZES)
 
 
 def write_dataset(path: str | Path, subset: Sequence[int] | None = None) -> dict:

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import factor_sets
-from .factor_sets import KEYS, check_strides, class_grid, kept_classes, npz_bytes, sha256_file, write_npz
+from .factor_sets import KEYS, check_strides, factor_arrays, kept_classes, npz_bytes, sha256_file, write_npz
 
 __all__ = ["KEYS", "npz_bytes", "sha256_file", "write_npz", "render", "write_dataset", "read_npz", "load_dsprites"]
 
@@ -147,15 +147,7 @@ def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:
                     block = windows[(pad - 1) - ys[None, :], (pad - 1) - xs[:, None]]  # (len(xs), len(ys), 64, 64)
                     imgs[row : row + per_mask] = block.reshape(per_mask, SIZE, SIZE)
                     row += per_mask
-    classes = class_grid(kept)
-    values = np.stack([factor_values()[f][classes[:, f]] for f in range(6)], axis=1)
-    return {
-        "imgs": imgs,
-        "latents_classes": classes,
-        "latents_values": values,
-        "factor_names": np.array(FACTOR_NAMES),
-        "factor_sizes": np.array(FACTOR_SIZES, np.int64),
-    }
+    return factor_arrays(imgs, kept, factor_values(), FACTOR_NAMES, FACTOR_SIZES)
 
 
 def write_dataset(path: str | Path, subset: Sequence[int] | None = None) -> dict:

@@ -47,6 +47,26 @@ def class_grid(kept: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([g.reshape(-1) for g in grids], axis=1).astype(np.int64)
 
 
+def factor_arrays(
+    imgs: np.ndarray,
+    kept: Sequence[np.ndarray],
+    values: Sequence[np.ndarray],
+    names: Sequence[str],
+    sizes: Sequence[int],
+) -> dict[str, np.ndarray]:
+    """The set's arrays in DeepMind's npz layout plus our names and sizes: ``imgs`` (N, H, W) row-major over the kept
+    classes (the last factor fastest), ``latents_classes`` int64 (N, F) and ``latents_values`` float64 (N, F) read
+    from each factor's ``values``."""
+    classes = class_grid(kept)
+    return {
+        "imgs": imgs,
+        "latents_classes": classes,
+        "latents_values": np.stack([values[f][classes[:, f]] for f in range(len(names))], axis=1),
+        "factor_names": np.array(names),
+        "factor_sizes": np.array(sizes, np.int64),
+    }
+
+
 def keep_subset(arrays: dict[str, np.ndarray], strides: Sequence[int]) -> dict[str, np.ndarray]:
     """The rows of a full set's arrays that a ``subset`` keeps (row order preserved)."""
     keep = np.all(arrays["latents_classes"] % np.array(strides) == 0, axis=1)
