@@ -382,6 +382,8 @@ def train(
         max_steps=max_steps,
         init_from=source,
     )
+    if fork is not None and resume is not None and is_rank_zero():
+        train_state.write_fork(state, resume, run_dir)  # only now: a fork that could not start leaves no folder
     if run_dir is None:
         run_dir = (
             new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")

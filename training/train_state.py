@@ -70,10 +70,22 @@ def load_weights(t: Trainer, ck: dict[str, Any]) -> None:
     t.opt_D.load_state_dict(ck["opt_D"])
 
 
+def network_differences(ck: dict[str, Any], spec: dict[str, Any], args: dict[str, Any]) -> list[str]:
+    """Where a checkpoint's latent spec and model arguments (what shapes every tensor) differ from a config's, e.g.
+    ``["model arguments (cr_codes)"]``; empty when its weights fit the config's networks."""
+    out = []
+    for what, theirs, ours in (("latent spec", ck["spec"], spec), ("model arguments", ck["model_args"], args)):
+        if theirs != ours:
+            keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            out.append(f"{what} ({', '.join(keys)})")
+    return out
+
+
 def restore(t: Trainer, ck: dict[str, Any]) -> None:
     """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
-    if ck["spec"] != t.spec.to_dict() or ck["model_args"] != t.model_args:
-        raise TrainingError("checkpoint's latent spec or model arguments differ from the config; cannot resume")
+    diff = network_differences(ck, t.spec.to_dict(), t.model_args)
+    if diff:
+        raise TrainingError(f"the checkpoint's {' and '.join(diff)} differ from the config's; cannot resume")
     load_weights(t, ck)
     t.step = int(ck["step"])
     t.latent_gen.set_state(ck["latent_rng"])
@@ -121,16 +133,12 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]]) -> None:
     in one history. The step, the schedule (e.g. loss.cr_late_from), the latent stream and the epoch order are the new
     run's own. The latent spec and the model arguments must be the checkpoint's (they shape every tensor)."""
     ck_path, ck = source
-    for what, theirs, ours in (
-        ("latent spec", ck["spec"], t.spec.to_dict()),
-        ("model arguments", ck["model_args"], t.model_args),
-    ):
-        if theirs != ours:
-            diff = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            raise TrainingError(
-                f"--init-from {ck_path}: its {what} differ from the config's ({', '.join(diff)}); the weights cannot "
-                "be loaded into these networks"
-            )
+    diff = network_differences(ck, t.spec.to_dict(), t.model_args)
+    if diff:
+        raise TrainingError(
+            f"--init-from {ck_path}: its {' and '.join(diff)} differ from the config's; the weights cannot be loaded "
+            "into these networks"
+        )
     load_weights(t, ck)
     t.init_from = {
         "checkpoint": str(ck_path),
@@ -195,7 +203,9 @@ def load_for_resume(
 
     ``fork``: a new folder that continues a copy of the run (checkpoint and metrics rows up to its step) with
     ``overrides`` (``section.key=value``, as ``--set``) applied to its config; the original run is left as it is. The
-    fork's checkpoint records the command that made it among its resumes, so its manifest says what changed when."""
+    fork's checkpoint records the command that made it among its resumes, so its manifest says what changed when.
+    Everything about the fork is checked here, before the data loads; its folder is written by ``write_fork`` once
+    the trainer is built, so a fork that cannot start leaves no folder behind."""
     ck_path = checkpoint_path(resume)
     if overrides and fork is None:
         raise TrainingError("changing a run's settings on resume needs a new folder for the changed run (--fork DIR)")
@@ -231,10 +241,31 @@ def load_for_resume(
     if fork.exists() and (not fork.is_dir() or any(fork.iterdir())):
         # the run's own folder is never empty (it holds the checkpoint), so this refuses forking a run onto itself
         raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
-    if is_rank_zero():
-        fork.mkdir(parents=True, exist_ok=True)
-        if (ck_path.parent / METRICS_FILE).exists():  # rows after the checkpoint's step are trimmed at the start
-            shutil.copyfile(ck_path.parent / METRICS_FILE, fork / METRICS_FILE)
-        ck = {**ck, "config": cfg.to_dict()}
-        ckpt_io.save_atomic(ck, fork / CHECKPOINT_FILE)
-    return ck, cfg, fork
+    from .loop import model_args  # here, not at the top: loop imports this module
+
+    theirs = ck["model_args"]
+    diff = network_differences(ck, cfg.spec.to_dict(), model_args(cfg, theirs["channels"], theirs["resolution"]))
+    if diff:
+        # e.g. loss.cr_weight_late=0 on a run with the contrastive regularizer: its head (on D) would go
+        hint = (
+            "; to go on without the contrastive regularizer keep its weights and move its start past the run's end "
+            "(--set loss.cr_late_from=N, N more images than the run will see)"
+            if any("cr_codes" in d for d in diff)
+            else ""
+        )
+        raise TrainingError(
+            f"--fork: with {' '.join(overrides or [])} the networks' {' and '.join(diff)} would differ from the "
+            f"run's, and a fork goes on with the run's trained networks{hint}"
+        )
+    return {**ck, "config": cfg.to_dict()}, cfg, fork
+
+
+def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
+    """The fork's folder (rank 0): the source run's metrics rows (those after the checkpoint's step are trimmed when
+    it starts) and ``ck``, the run's checkpoint with the fork's config, so a fork killed before its first save
+    resumes with its changes."""
+    fork.mkdir(parents=True, exist_ok=True)
+    metrics = checkpoint_path(source).parent / METRICS_FILE
+    if metrics.exists():
+        shutil.copyfile(metrics, fork / METRICS_FILE)
+    ckpt_io.save_atomic(ck, fork / CHECKPOINT_FILE)

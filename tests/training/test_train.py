@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import torch
 from training import checkpoint as ckpt_io
 from training import loop, runtime, train_state
 from training.config import Config, load_config
+from training.data import DataError
 from training.loop import Trainer, TrainingError, train
 from training.restarts import Restarts
 from training.runtime import cpu_has_native_bf16, resolve_precision
@@ -251,8 +253,11 @@ def test_a_fork_continues_a_copy_with_changed_settings_and_leaves_the_run_as_it_
     assert steps(changed_path.parent) == steps(part.parent) and steps(part.parent)[:4] == [2, 4, 6, 8]
     assert json.loads((changed_path.parent / "training_options.json").read_text())["loss"]["lambda_continuous"] == 0.5
     # the fork's checkpoint holds the change from the start, so a fork killed before its first save resumes changed
-    _, _, folder = train_state.load_for_resume(part, fork=tmp_path / "early", overrides=["loss.lambda_real=0.5"])
+    ck, _, folder = train_state.load_for_resume(part, fork=tmp_path / "early", overrides=["loss.lambda_real=0.5"])
+    assert not folder.exists()  # written only once the trainer is built
+    train_state.write_fork(ck, part, folder)
     assert ckpt_io.load(folder / "checkpoint.pt")["config"]["loss"]["lambda_real"] == 0.5
+    assert steps(folder) == steps(part.parent)
 
 
 @pytest.mark.parametrize(
@@ -276,6 +281,38 @@ def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, 
     with pytest.raises((TrainingError, ValueError), match=re.escape(words)):
         train(None, resume=part.parent, progress=False, **kwargs)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_fork_that_would_change_the_networks_is_refused_with_the_way_round(fake_mnist_dir, tmp_path):
+    """Turning the contrastive regularizer off (its late weight 0) takes its head off D, so the fork could not go on
+    with the run's networks: refused before anything is written, naming the key and the way to leave the regularizer
+    off (its start moved past the run's end: the head stays, untrained), which works."""
+    cfg = load_config("mnist", [*_tiny_overrides(fake_mnist_dir), "loss.cr_weight_late=1.0", "loss.cr_late_from=64"])
+    part = train(cfg, runs_dir=tmp_path, progress=False, max_steps=2)
+    with pytest.raises(TrainingError, match=r"model arguments \(cr_codes\) would differ.*loss\.cr_late_from=N"):
+        train(None, resume=part.parent, progress=False, fork=tmp_path / "plain", overrides=["loss.cr_weight_late=0"])
+    assert not (tmp_path / "plain").exists()
+    out = train(
+        None, resume=part.parent, progress=False, fork=tmp_path / "plain", overrides=["loss.cr_late_from=1_000_000_000"]
+    )
+    ck = ckpt_io.load(out)
+    assert ck["step"] == 16 and ck["model_args"]["cr_codes"] == 3 and ck["config"]["loss"]["cr_late_from"] == 10**9
+    assert not any("CR_acc" in line for line in (out.parent / "metrics.jsonl").read_text().splitlines()[1:])
+
+
+def test_a_fork_that_cannot_start_leaves_no_folder(fake_mnist_dir, tmp_path):
+    """The fork's folder is written once its trainer is built: a fork whose run's data has gone fails with nothing
+    left behind, so the same command works once the data is back."""
+    data = tmp_path / "data"
+    shutil.copytree(fake_mnist_dir, data)
+    part = train(load_config("mnist", _tiny_overrides(data)), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    shutil.move(data, tmp_path / "moved")
+    with pytest.raises(DataError, match="is missing"):
+        train(None, resume=part.parent, progress=False, fork=tmp_path / "fork", max_steps=4)
+    assert not (tmp_path / "fork").exists()
+    shutil.move(tmp_path / "moved", data)
+    forked = train(None, resume=part.parent, progress=False, fork=tmp_path / "fork", max_steps=4)
+    assert ckpt_io.load(forked)["step"] == 4
 
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(fake_mnist_dir, tmp_path):
@@ -310,8 +347,8 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(fake_mnist_dir, tm
 @pytest.mark.parametrize(
     "change, words",
     [
-        ("model.widths={ fc = 16, ch = 8 }", "model arguments differ from the config's (fc)"),
-        ("latent.noise={ name = 'z', dim = 3 }", "latent spec differ"),
+        ("model.widths={ fc = 16, ch = 8 }", "model arguments (fc) differ from the config's"),
+        ("latent.noise={ name = 'z', dim = 3 }", "latent spec (noise) differ"),
         ("train.restarts=2", "set train.restarts=1"),
     ],
 )
