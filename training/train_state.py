@@ -254,8 +254,8 @@ def load_for_resume(
             else ""
         )
         raise TrainingError(
-            f"--fork: with {' '.join(overrides or [])} the networks' {' and '.join(diff)} would differ from the "
-            f"run's, and a fork goes on with the run's trained networks{hint}"
+            f"--fork:{' with --set ' + ' '.join(overrides) if overrides else ''} the networks' {' and '.join(diff)} "
+            f"would differ from the run's, and a fork goes on with the run's trained networks{hint}"
         )
     return {**ck, "config": cfg.to_dict()}, cfg, fork
 
