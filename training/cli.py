@@ -86,6 +86,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate_cmd import evaluate_checkpoint, evaluation_dir, summary
+    from .stages import stage_printer
 
     result = evaluate_checkpoint(
         args.checkpoint,
@@ -94,6 +95,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
         split=args.split,
         ema=not args.no_ema,
+        progress=stage_printer(),  # minutes of work: a line per stage on stderr (stdout stays the result)
     )
     print(json.dumps(result, indent=2) if args.json else summary(result, evaluation_dir(args.checkpoint, args.out)))
     return 0
@@ -101,6 +103,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from .export import export_checkpoint
+    from .stages import stage_printer
 
     command = shlex.join(["infogan", *sys.argv[1:]])
     folder = export_checkpoint(
@@ -115,6 +118,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
         compare_with=args.compare_with,
         split=args.split,
         force=args.force,
+        progress=stage_printer(),
     )
     print(f"exported {folder}")
     return 0

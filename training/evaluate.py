@@ -36,6 +36,7 @@ from .disentanglement import disentanglement_metrics
 from .images import grid, save_png, to_unit
 from .latent import LatentSpec
 from .networks import Discriminator, Generator
+from .stages import Progress, quiet
 
 # Real training images whose statistics D's BatchNorm layers get before Q reads real images (precise BN): 10,000
 # (a sixth of MNIST's training split) puts the running means within ~1 % of the full split's.
@@ -112,6 +113,7 @@ def evaluate_model(
     code_effects: bool = False,
     classifier_cache: str | Path | None = None,
     info: bool = True,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``; ``info`` as there), with D's BatchNorm
     recalibrated on a copy (``calibrated_copy``); G's and D's weights, buffers and train/eval modes are left as they
@@ -122,15 +124,22 @@ def evaluate_model(
     (``class_check``; about a minute on 2 CPU cores, so the per-epoch evaluation leaves it off;
     ``classifier_cache``: a folder that keeps the trained classifier for the next evaluation of the same split).
     ``code_effects``: also ``result["code_effects"]``, what each continuous code does to G's images
-    (``code_effects.code_effects``: the image statistics it moves, the basis for naming it; a few seconds)."""
+    (``code_effects.code_effects``: the image statistics it moves, the basis for naming it; a few seconds).
+    ``progress``: called with a line before each stage (``stages.stage_printer`` on the command line)."""
     was_training = G.training
     try:
+        progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
         D_eval = calibrated_copy(D, data, bn_samples)
+        progress(f"Q on the {len(data.eval.images):,} images of the {data.split} split")
         result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes, info=info)
         if data.eval.factors is not None:
-            result["disentanglement"] = factor_metrics(D_eval, data.eval, seed=seed, **(metric_sizes or {}))
+            result["disentanglement"] = factor_metrics(
+                D_eval, data.eval, seed=seed, progress=progress, **(metric_sizes or {})
+            )
         if generated_classes and data.train.labels is not None and G.spec.categorical_codes():
             from .class_check import check_generated_classes
+
+            progress("generated classes: does each category draw its own class (a classifier trained with labels)")
 
             held_out = data.eval if data.eval is not data.train else None
             result["generated_classes"] = check_generated_classes(
@@ -144,6 +153,7 @@ def evaluate_model(
                 drawing = dataset_info(data.train.name).drawing
             except DataError:  # an ad-hoc ImageSet (tests): light objects on a dark ground, as MNIST
                 drawing = "light-on-dark"
+            progress("code effects: the image statistics each continuous code moves")
             result["code_effects"] = measure_effects(G.spec, torch_generator(G), drawing=drawing)
         return result
     finally:
@@ -151,7 +161,9 @@ def evaluate_model(
 
 
 @torch.no_grad()
-def factor_metrics(D: Discriminator, data: ImageSet, *, seed: int = 0, **sizes: int) -> dict[str, Any]:
+def factor_metrics(
+    D: Discriminator, data: ImageSet, *, seed: int = 0, progress: Progress = quiet, **sizes: int
+) -> dict[str, Any]:
     """``disentanglement_metrics`` of Q's point estimates (one value per code) on ``data``'s real images."""
     device = next(D.parameters()).device
     D.eval()
@@ -161,7 +173,12 @@ def factor_metrics(D: Discriminator, data: ImageSet, *, seed: int = 0, **sizes: 
         return D.spec.point_estimates(q.float()).cpu().numpy()
 
     return disentanglement_metrics(
-        representation, data, np.random.default_rng(seed), code_names=[c.name for c in D.spec.codes], **sizes
+        representation,
+        data,
+        np.random.default_rng(seed),
+        code_names=[c.name for c in D.spec.codes],
+        progress=progress,
+        **sizes,
     )
 
 

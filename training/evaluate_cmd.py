@@ -16,6 +16,7 @@ from .class_check import classifier_cache_dir
 from .code_effects import describe as describe_effects
 from .data import dataset_info
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
+from .stages import Progress, quiet
 
 
 def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) -> Path:
@@ -31,16 +32,24 @@ def evaluate_checkpoint(
     figures: bool = True,
     split: str | None = None,
     ema: bool = True,
+    progress: Progress = quiet,
 ) -> dict[str, Any]:
     """``ema``: G is the moving average of G's weights where the run kept one (train.ema_half_life), else the
-    trained G; ``result["checkpoint"]["G"]`` says which ("ema" or "trained")."""
+    trained G; ``result["checkpoint"]["G"]`` says which ("ema" or "trained"). ``progress``: a line per stage."""
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck, ema=ema)
+    progress(f"loading {ck['config']['data']['name']} (step {ck['step']:,} checkpoint)")
     data = load_eval_data(ck["config"]["data"], data_dir, split)
     out = evaluation_dir(checkpoint, out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = evaluate_model(
-        G, D, data, generated_classes=True, code_effects=True, classifier_cache=classifier_cache_dir()
+        G,
+        D,
+        data,
+        generated_classes=True,
+        code_effects=True,
+        classifier_cache=classifier_cache_dir(),
+        progress=progress,
     )
     result["split"] = data.split
     result["checkpoint"] = {
@@ -50,6 +59,7 @@ def evaluate_checkpoint(
         "G": ckpt_io.generator_weights(ck, ema=ema),
     }
     if figures:
+        progress(f"traversal figures under {out}")
         span = dataset_info(ck["config"]["data"]["name"]).traversal_span  # load_eval_data checked the name
         result["figures"] = [str(p) for p in paper_figures(G, out, span=span)]
     write_json(result, out / "evaluation.json")

@@ -33,6 +33,7 @@ from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
 from .onnx_graphs import export_networks
 from .restarts import read_state as read_restarts
+from .stages import Progress, quiet
 from .weight_storage import round_weights
 
 
@@ -136,9 +137,11 @@ def export_checkpoint(
     compare_with: str | None = None,
     split: str = "test",
     force: bool = False,
+    progress: Progress = quiet,
 ) -> Path:
     """Checkpoint -> models/<id>/ with both ONNX files and manifest.json (evaluates on ``split`` first unless
-    ``evaluation`` is given). An existing models/<id>/ is replaced only with ``force``."""
+    ``evaluation`` is given). An existing models/<id>/ is replaced only with ``force``. ``progress``: a line per
+    stage (the evaluation's minutes)."""
     check_model_id(model_id)
     if compare_with is not None:
         check_model_id(compare_with, "--compare-with")
@@ -153,11 +156,18 @@ def export_checkpoint(
     code_labels = parse_code_labels(spec, labels or [])
     cfg = ck["config"]
     dc = cfg["data"]
+    progress(f"loading {dc['name']} (step {ck['step']:,} checkpoint)")
     data = load_eval_data(dc, data_dir, split, allow_download=False)
     D = calibrated_copy(D, data)  # the recognizer serves real images: its BN statistics are those of real data
     if evaluation is None:
         evaluation = evaluate_model(
-            G, D, data, generated_classes=True, code_effects=True, classifier_cache=classifier_cache_dir()
+            G,
+            D,
+            data,
+            generated_classes=True,
+            code_effects=True,
+            classifier_cache=classifier_cache_dir(),
+            progress=progress,
         )
     cat_map = {c.name: evaluation.get(c.name, {}).get("category_to_class") for c in spec.categorical_codes()}
     orders = category_order(spec, cat_map)
@@ -171,6 +181,7 @@ def export_checkpoint(
         if classes and len(classes) == code.categories and one_to_one:
             spec = spec.with_text(code.name, labels=list(classes))
     G.spec = D.spec = spec
+    progress(f"writing {Path(models_dir) / model_id}: generator and recognizer as ONNX, manifest.json")
     return write_model_folder(
         G,
         D,

@@ -116,8 +116,18 @@ def test_dci_and_sap_from_the_importance_by_hand():
 
 
 def test_a_reader_of_the_factors_scores_one(sprites, data):
-    r = dm.disentanglement_metrics(reader(sprites, 0.01), data, np.random.default_rng(1), **SMALL)
+    said = []
+    r = dm.disentanglement_metrics(reader(sprites, 0.01), data, np.random.default_rng(1), progress=said.append, **SMALL)
     json.dumps(r, allow_nan=False)
+    # a line before each metric (minutes each at full size), naming its sizes
+    assert [line.split(":")[0] for line in said] == [
+        "encoding all 2,304 images once (the metrics draw 37,400)",
+        "MIG",
+        "FactorVAE score",
+        "DCI",
+        "SAP",
+    ]
+    assert "2,000 samples" in said[1] and "300 + 200 votes of 64" in said[2]
     assert r["factors"] == ["shape", "scale", "orientation", "posX", "posY"]
     assert r["factor_vae"]["score"] >= 0.99 and r["factor_vae"]["num_active_codes"] == 5
     assert r["mig"]["score"] > 0.8, r["mig"]

@@ -726,13 +726,24 @@ def test_evaluate_command_summarises_and_writes_everything(fake_mnist_dir, tmp_p
     ck = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
     capsys.readouterr()  # the run's own output
 
+    stages = []
+
     def run(*extra):
         with pytest.raises(SystemExit) as done:
             main(["evaluate", str(ck), *extra])
         assert done.value.code == 0
-        return capsys.readouterr().out
+        out, err = capsys.readouterr()
+        stages.append(err)
+        return out
 
     text = run()
+    # minutes of work on a full-size set: a line per stage on stderr, with the seconds since the start
+    lines = stages[-1].splitlines()
+    assert lines and all(re.match(r"^\[ +\d+ s\] \S", line) for line in lines), lines
+    said = " | ".join(lines)
+    for words in ("loading mnist", "BatchNorm", "Q on the", "code effects", "traversal figures"):
+        assert words in said, (words, said)
+    assert said.index("loading") < said.index("BatchNorm") < said.index("code effects") < said.index("traversal")
     assert text.startswith("test split; checkpoint step 2")
     assert re.search(r"^digit: unsupervised accuracy 0\.\d{4}, NMI \d\.\d{3}, label-free score", text, re.M)
     assert "L_I, nats (H(c)): digit " in text and "(2.303)" in text
