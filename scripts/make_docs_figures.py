@@ -25,8 +25,9 @@ from training.images import grid, save_png  # noqa: E402
 from training.latent import LatentSpec  # noqa: E402
 
 # the paper's figure each data set's traversals stand for (file names docs/<figure>-<model>-<code>.png): Fig. 2 is
-# MNIST's, Fig. 4 the 3D chairs'
-PAPER_FIGURE = {"chairs3d": "fig4"}
+# MNIST's, Fig. 4 the 3D chairs' (a categorical style, one row each), Fig. 3 the faces' (continuous codes only, as
+# dSprites in InfoGAN-CR's setting: one row per noise sample)
+PAPER_FIGURE = {"chairs3d": "fig4", "dsprites": "fig3"}
 
 
 def traversal(model: str, code: str, out: Path) -> None:

@@ -3,11 +3,12 @@ models, Chromium at desktop (1280x860) and phone (390x844, 2x) size, every view.
 
 Writes docs/screenshot.png and docs/screenshot-phone.png (the explore view, under the model chooser's thumbnails),
 and docs/screenshot-<view>.png / docs/screenshot-<view>-phone.png for the traversal grid, side by side and
-infer-codes views. When the --factors-model (default chairs3d) is served and its manifest has ground-truth metrics,
-also its Disentanglement view (screenshot-factors[-phone].png) and its side by side (screenshot-compare-<id>.png).
+infer-codes views. For each --factors-model (default dsprites and chairs3d) that is served with ground-truth metrics
+in its manifest, also its Disentanglement view (screenshot-factors-<id>[-phone].png) and its side by side
+(screenshot-compare-<id>[-phone].png).
 
-    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist] [--factors-model chairs3d]
-        [--out docs]
+    .venv/bin/python scripts/make_screenshots.py [--models-dir models] [--model mnist]
+        [--factors-model dsprites chairs3d] [--out docs]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import argparse
 import base64
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -32,7 +34,9 @@ PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "i
 # one picture per view; the codes are the Fig. 2 look of the shipped MNIST model (a 3, slightly wide and slanted)
 VIEWS = {"explore": "", "traverse": "&grid=c1&rows=5", "compare": "", "infer": "", "factors": ""}
 DIGIT_CODES = "&c.digit=3&c.c1=0.6&c.c2=-0.4"
-# the main model's views; the factors model adds its Disentanglement view and its side by side
+# the shipped models with ground-truth metrics whose Disentanglement view and side by side the docs show
+FACTORS_MODELS = ("dsprites", "chairs3d")
+# the main model's views; each factors model adds its Disentanglement view and its side by side
 MAIN_VIEWS = ("explore", "traverse", "compare", "infer")
 SETTLED = (
     "() => document.body.classList.contains('ready') && window.explorer.idle()"
@@ -60,9 +64,10 @@ def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool, co
 
 
 def make_screenshots(
-    models_dir: Path, out: Path, model: str = "mnist", factors_model: str | None = "chairs3d"
+    models_dir: Path, out: Path, model: str = "mnist", factors_models: Sequence[str] = FACTORS_MODELS
 ) -> list[Path]:
-    """Start the service on models_dir, write every view's desktop and phone screenshot into out; return the paths."""
+    """Start the service on models_dir, write every view's desktop and phone screenshot into out; return the paths.
+    Each of ``factors_models`` served with ground-truth metrics adds its Disentanglement view and side by side."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.is_file():
@@ -78,18 +83,18 @@ def make_screenshots(
             if model not in served:
                 raise SystemExit(f"model {model!r} is not served from {models_dir} (served: {', '.join(served)})")
             with_factors = {m["id"] for m in listing if (m.get("metrics") or {}).get("disentanglement")}
-            if factors_model and factors_model not in with_factors:
-                print(f"no Disentanglement screenshots: {factors_model!r} is not served with ground-truth metrics")
-                factors_model = None
+            for missing in [f for f in factors_models if f not in with_factors]:
+                print(f"no Disentanglement screenshots of {missing!r}: not served with ground-truth metrics")
+            factors_models = [f for f in factors_models if f in with_factors]
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
                 for suffix, context_args, full_page in (("", DESKTOP, False), ("-phone", PHONE, True)):
                     context = browser.new_context(base_url=server.url, **context_args)
                     page = context.new_page()
                     shots = [(model, view, f"screenshot-{view}", DIGIT_CODES) for view in MAIN_VIEWS]
-                    if factors_model:
+                    for factors_model in factors_models:
                         shots += [
-                            (factors_model, "factors", "screenshot-factors", ""),
+                            (factors_model, "factors", f"screenshot-factors-{factors_model}", ""),
                             (factors_model, "compare", f"screenshot-compare-{factors_model}", ""),
                         ]
                     for shown, view, name, codes in shots:
@@ -107,10 +112,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--model", default="mnist", help="the model shown (its compare_with is the side-by-side peer)")
-    ap.add_argument("--factors-model", default="chairs3d", help="a model with ground-truth metrics ('' for none)")
+    ap.add_argument(
+        "--factors-model",
+        nargs="*",
+        default=list(FACTORS_MODELS),
+        help=f"models with ground-truth metrics (default: {' '.join(FACTORS_MODELS)}; none given: none)",
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
-    for path in make_screenshots(args.models_dir, args.out, args.model, args.factors_model or None):
+    for path in make_screenshots(args.models_dir, args.out, args.model, args.factors_model):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 
 

@@ -179,3 +179,32 @@ def test_phone_chooser_and_view(browser, server):
         assert thumbnails(pg).count() == len(served_models(server))
     finally:
         context.close()
+
+
+def test_every_served_model_with_factor_metrics_shows_its_scores_and_its_baseline(page, server):
+    """Every served model with ground-truth metrics (the shipped dsprites and chairs3d pairs where models/ has them,
+    and the tiny sprites models): its Disentanglement view shows its manifest's scores beside its baseline's, one
+    heatmap row per code, and its side by side paints both models' pictures (different ones: different networks)."""
+    models = {m["id"]: m for m in served_models(server)}
+    with_factors = [m for m in models.values() if has_disentanglement(m) and m.get("compare_with") in models]
+    assert {SPRITES_ID, *({"dsprites", "chairs3d"} & set(models))} <= {m["id"] for m in with_factors}
+    for model in with_factors:
+        peer = models[model["compare_with"]]
+        open_page(page, f"model={model['id']}&seed=5&view=factors")
+        view = page.locator("#view-factors")
+        assert view.is_visible(), model["id"]
+        assert view.locator(".hm-row").count() == len(model["metrics"]["disentanglement"]["mi_matrix"])
+        for key, score in (("factor_vae", "factor_vae"), ("mig", "mig")):
+            shown = view.locator(f'tr[data-score="{key}"] .score-value').all_text_contents()
+            mine, theirs = (m["metrics"]["disentanglement"][score]["score"] for m in (model, peer))
+            assert shown == [f"{mine:.3f}", f"{theirs:.3f}"], (model["id"], key)
+        page.get_by_role("tab", name="Side by side").click()
+        page.wait_for_function(
+            "() => window.explorer.idle() && ['a', 'b'].every((s) => 'painted' in"
+            " document.getElementById('compare-' + s).dataset)",
+            timeout=15_000,
+        )
+        assert page.locator("#compare-model").input_value() == peer["id"]
+        assert page.locator("#compare-b-cap").inner_text() == peer["title"]
+        pictures = [page.locator(f"#compare-{s}").evaluate("(c) => c.toDataURL()") for s in "ab"]
+        assert pictures[0] != pictures[1], model["id"]
