@@ -25,7 +25,13 @@ CATEGORICAL = [p for p in FOLDERS if Manifest.read(p).latent().categorical_codes
 
 def test_models_are_shipped():
     assert {p.name for p in FOLDERS} >= {
-        "mnist", "mnist-gan", "fashion-mnist", "chairs3d", "chairs3d-infogan", "dsprites", "dsprites-infogan"
+        "mnist",
+        "mnist-gan",
+        "fashion-mnist",
+        "chairs3d",
+        "chairs3d-infogan",
+        "dsprites",
+        "dsprites-infogan",
     }
     assert {p.name for p in CATEGORICAL} >= {"mnist", "mnist-gan", "fashion-mnist", "chairs3d", "chairs3d-infogan"}
 
