@@ -36,6 +36,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .stages import Progress, quiet
+
 Representation = Callable[[np.ndarray], np.ndarray]
 
 
@@ -323,7 +325,7 @@ def disentanglement_metrics(
     sap_test: int = 5_000,
     batch: int = 256,
     encode_once: bool | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: Progress = quiet,
 ) -> dict:
     """MIG, FactorVAE score, DCI, SAP, the code x factor MI matrix (nats, from the MIG samples) and each code's
     best-matching factor (largest MI / factor entropy), over the factors that vary. ``data``: a FactorData or an
@@ -332,7 +334,6 @@ def disentanglement_metrics(
     look the draws up (``EncodedOnce``); None = where the data set has fewer images than the metrics draw.
     ``progress``: called with a line before each metric (``stages.Progress``). Plain floats, lists and dicts:
     json.dumps takes it."""
-    say = progress or (lambda message: None)
     if not isinstance(data, FactorData):
         data = FactorData.from_imageset(data)
     draws = mig_samples + fvae_variance + (fvae_train + fvae_eval) * fvae_batch
@@ -340,12 +341,12 @@ def disentanglement_metrics(
     if encode_once is None:
         encode_once = len(data.images) < draws
     if encode_once and not isinstance(representation, EncodedOnce):
-        say(f"encoding all {len(data.images):,} images once (the metrics draw {draws:,})")
+        progress(f"encoding all {len(data.images):,} images once (the metrics draw {draws:,})")
         representation = EncodedOnce(representation, data, batch)
     var = list(data.varying)
     names = [data.names[f] for f in var]
     seed = int(rng.integers(2**31))
-    say(f"MIG: {mig_samples:,} samples, {bins} bins")
+    progress(f"MIG: {mig_samples:,} samples, {bins} bins")
     codes, factors = sample_codes(representation, data, mig_samples, rng, batch)
     d = codes.shape[1]
     code_names = list(code_names) if code_names is not None else [f"c{i + 1}" for i in range(d)]
@@ -353,7 +354,7 @@ def disentanglement_metrics(
         raise ValueError(f"{len(code_names)} code names for {d} codes")
     m = mig(codes, factors[:, var], bins)
     normalised = m["mi"] / np.where(m["entropy"] > 0, m["entropy"], np.inf)
-    say(f"FactorVAE score: {fvae_train:,} + {fvae_eval:,} votes of {fvae_batch} images")
+    progress(f"FactorVAE score: {fvae_train:,} + {fvae_eval:,} votes of {fvae_batch} images")
     fv = factor_vae_score(
         representation,
         data,
@@ -401,14 +402,14 @@ def disentanglement_metrics(
         },
     }
     if dci_train:
-        say(f"DCI: gradient-boosted trees on {dci_train:,} / {dci_test:,} samples")
+        progress(f"DCI: gradient-boosted trees on {dci_train:,} / {dci_test:,} samples")
         (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (dci_train, dci_test))
         r = dci(ctr, ftr[:, var], cte, fte[:, var], seed=seed)
         out["dci"] = {
             k: r[k] for k in ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
         } | {"importance": [_floats(x) for x in r["importance"]]}
     if sap_train:
-        say(f"SAP: {sap_train:,} / {sap_test:,} samples")
+        progress(f"SAP: {sap_train:,} / {sap_test:,} samples")
         (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (sap_train, sap_test))
         r = sap(ctr, ftr[:, var], cte, fte[:, var])
         out["sap"] = {"score": r["score"], "matrix": [_floats(x) for x in r["matrix"]]}
