@@ -119,15 +119,22 @@ def test_a_reader_of_the_factors_scores_one(sprites, data):
     said = []
     r = dm.disentanglement_metrics(reader(sprites, 0.01), data, np.random.default_rng(1), progress=said.append, **SMALL)
     json.dumps(r, allow_nan=False)
-    # a line before each metric (minutes each at full size), naming its sizes
-    assert [line.split(":")[0] for line in said] == [
+    # a line before each metric (minutes each at full size), naming its sizes; indented lines within the long ones
+    stages = [line for line in said if not line.startswith("  ")]
+    assert [line.split(":")[0] for line in stages] == [
         "encoding all 2,304 images once (the metrics draw 37,400)",
         "MIG",
         "FactorVAE score",
         "DCI",
         "SAP",
     ]
-    assert "2,000 samples" in said[1] and "300 + 200 votes of 64" in said[2]
+    assert "2,000 samples" in stages[1] and "300 + 200 votes of 64" in stages[2]
+    # the encoding at each tenth (batches of 256: 8 of the 9 end past a new tenth, the last one is the end itself)
+    encoded = [int(line.split()[0].replace(",", "")) for line in said if line.endswith("images encoded")]
+    assert encoded == [256 * k for k in range(1, 9)] and all("of 2,304" in line for line in said if "encoded" in line)
+    # one line per factor's trees, between DCI's line and SAP's
+    between = said[said.index(next(x for x in said if x.startswith("DCI"))) + 1 : said.index(stages[-1])]
+    assert between == [f"  trees for factor {j} of 5" for j in range(1, 6)]
     assert r["factors"] == ["shape", "scale", "orientation", "posX", "posY"]
     assert r["factor_vae"]["score"] >= 0.99 and r["factor_vae"]["num_active_codes"] == 5
     assert r["mig"]["score"] > 0.8, r["mig"]
