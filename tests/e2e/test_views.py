@@ -194,9 +194,9 @@ def test_every_served_model_with_factor_metrics_shows_its_scores_and_its_baselin
         view = page.locator("#view-factors")
         assert view.is_visible(), model["id"]
         assert view.locator(".hm-row").count() == len(model["metrics"]["disentanglement"]["mi_matrix"])
-        for key, score in (("factor_vae", "factor_vae"), ("mig", "mig")):
+        for key in ("factor_vae", "mig"):  # the row's data-score is the metrics' key
             shown = view.locator(f'tr[data-score="{key}"] .score-value').all_text_contents()
-            mine, theirs = (m["metrics"]["disentanglement"][score]["score"] for m in (model, peer))
+            mine, theirs = (m["metrics"]["disentanglement"][key]["score"] for m in (model, peer))
             assert shown == [f"{mine:.3f}", f"{theirs:.3f}"], (model["id"], key)
         page.get_by_role("tab", name="Side by side").click()
         page.wait_for_function(
