@@ -101,14 +101,19 @@ class ContrastiveHead(nn.Module):
 
     def __init__(self, channels: int, resolution: int, n_codes: int, sn: bool = True):
         super().__init__()
-        n_down = int(math.log2(resolution)) - 2
+        # each conv (4x4, stride 2, pad 1) takes a side s to s // 2; halve while the result stays >= 4 px, so 64 -> 4
+        # (their four layers), 32 -> 4, and a side that is no power of two stops above 4: 28 -> 14 -> 7
+        side, n_down = resolution, 0
+        while side >= 8:
+            side, n_down = side // 2, n_down + 1
         widths = [32 * 2 ** (i // 2) for i in range(n_down)]  # 64x64: 32, 32, 64, 64 (their CrDiscriminator)
         layers: list[nn.Module] = []
         w_in = 2 * channels
         for w in widths:
             layers += [_sn(nn.Conv2d(w_in, w, 4, 2, 1), sn), nn.LeakyReLU(0.2)]
             w_in = w
-        layers += [nn.Flatten(), _sn(nn.Linear(w_in * 16, 128), sn), nn.LeakyReLU(0.2), nn.Linear(128, n_codes)]
+        fc_in = w_in * side * side
+        layers += [nn.Flatten(), _sn(nn.Linear(fc_in, 128), sn), nn.LeakyReLU(0.2), nn.Linear(128, n_codes)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, pair: torch.Tensor) -> torch.Tensor:

@@ -69,6 +69,16 @@ def test_cr_head_reads_pairs_and_rides_in_the_checkpoint():
     assert _dsprites()[2].cr_head is None
 
 
+@pytest.mark.parametrize(("channels", "resolution"), [(1, 28), (3, 32), (1, 48), (1, 64), (3, 64)])
+def test_cr_head_reads_pairs_at_every_resolution_a_data_set_has(channels, resolution):
+    """The head halves each side while it stays >= 4 px and sizes its FC from what is left: MNIST's 28 px (28 -> 14
+    -> 7, no power of two) as well as 32 and 64 (-> 4, InfoGAN-CR's four layers at 64)."""
+    head = ContrastiveHead(channels, resolution, 3)
+    assert head(torch.zeros(2, 2 * channels, resolution, resolution)).shape == (2, 3)
+    convs = [m for m in head.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) == {28: 2, 32: 3, 48: 3, 64: 4}[resolution]
+
+
 def test_model_args_carry_cr_codes_only_for_the_cr_config():
     cr, plain = load_config("dsprites"), load_config("dsprites-infogan")
     assert model_args(cr, 1, 64)["cr_codes"] == 5

@@ -300,6 +300,17 @@ def test_a_fork_that_would_change_the_networks_is_refused_with_the_way_round(fak
     assert not any("CR_acc" in line for line in (out.parent / "metrics.jsonl").read_text().splitlines()[1:])
 
 
+def test_the_contrastive_regularizer_trains_on_28_pixel_images(fake_mnist_dir, tmp_path):
+    """CR on from the first step on MNIST's 28x28 images (no power of two): G's pairs go through the head, whose
+    accuracy is logged, and the checkpoint carries it."""
+    cfg = load_config("mnist", [*_tiny_overrides(fake_mnist_dir), "loss.cr_weight=1.0"])
+    out = train(cfg, runs_dir=tmp_path, progress=False, max_steps=4)
+    ck = ckpt_io.load(out)
+    assert ck["step"] == 4 and ck["model_args"]["cr_codes"] == 3
+    assert any(k.startswith("cr_head.") for k in ck["D"])
+    assert any("CR_acc" in line for line in (out.parent / "metrics.jsonl").read_text().splitlines())
+
+
 def test_a_fork_that_cannot_start_leaves_no_folder(fake_mnist_dir, tmp_path):
     """The fork's folder is written once its trainer is built: a fork whose run's data has gone fails with nothing
     left behind, so the same command works once the data is back."""
