@@ -56,6 +56,9 @@ class LossConfig:
     cr_weight: float = 0.0
     cr_weight_late: float | None = None
     cr_late_from: int = 0
+    # A categorical code that differs between the two images of every CR pair not sharing it (LatentSpec.
+    # shared_code_pairs); "" = InfoGAN-CR's pairs, which draw it afresh (the same value 1/K of the time).
+    cr_differ: str = ""
     # The real-data information term (training/loss.py): the D phase subtracts lambda_real x I(category; x) of Q's
     # categorical read over each real batch (IMSAT's balanced, confident clusters); 0 = the paper's loss.
     lambda_real: float = 0.0
@@ -210,6 +213,13 @@ class Config:
                 "loss.cr_weight: the contrastive regularizer names which of the codes two images share; "
                 "it needs at least 2 codes"
             )
+        if cfg.loss.cr_differ:
+            cats = {c.name: c.categories for c in cfg.spec.categorical_codes()}
+            if cats.get(cfg.loss.cr_differ, 0) < 2:
+                raise ValueError(
+                    f"loss.cr_differ must name a categorical code with >= 2 categories "
+                    f"({', '.join(sorted(cats)) or 'the latent spec has none'}), got {cfg.loss.cr_differ!r}"
+                )
         sizes = set(inspect.signature(disentanglement_metrics).parameters) - {
             "representation",
             "data",

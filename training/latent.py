@@ -167,14 +167,23 @@ class LatentSpec(base.LatentSpec):
         return torch.stack([code.point_estimate(q[:, s]) for code, s in self.q_slices()], dim=1)
 
     def shared_code_pairs(
-        self, n: int, generator: torch.Generator | None = None, device: Any = "cpu"
+        self, n: int, generator: torch.Generator | None = None, device: Any = "cpu", differ: str = ""
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """InfoGAN-CR's pairs (``JointLatent.sample_cr`` with gap 0): z (N, noise.dim) shared by both images, c1 and
         c2 (N, c_dim) drawn independently from the prior except code ``k`` (N,), uniform over the codes, whose value
-        c2 copies from c1. Returns (z, c1, c2, k)."""
+        c2 copies from c1. Returns (z, c1, c2, k).
+
+        ``differ`` names a categorical code that differs between the two images of every pair that does not share
+        it (c2's value = c1's + a uniform shift in 1..K-1, mod K), where InfoGAN-CR's fresh draw gives the same value
+        1/K of the time: a pair sharing a continuous code then always crosses categories (e.g. chair styles), so the
+        head can name the shared code only if it looks the same in both. Empty: their pairs, the same draws as ever."""
         z = self.noise.sample(n, generator, device)
         v1, v2 = self.sample_values(n, generator, device), self.sample_values(n, generator, device)
         k = torch.randint(len(self.codes), (n,), generator=generator, device=device)
+        if differ:
+            i, code = next((i, c) for i, c in enumerate(self.codes) if c.name == differ)
+            shift = torch.randint(1, code.categories, (n,), generator=generator, device=device)
+            v2[differ] = (v1[differ] + shift) % code.categories
         for i, code in enumerate(self.codes):
             v2[code.name] = torch.where(k == i, v1[code.name], v2[code.name])
         return z, self.encode(v1), self.encode(v2), k

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from training.config import load_config
 from training.latent import mnist_spec
 from training.loss import InfoGANLoss
 from training.networks import build_networks
@@ -84,8 +85,6 @@ def test_each_code_takes_the_lambda_its_part_names():
 
 
 def _cr_nets():
-    from training.config import load_config
-
     torch.manual_seed(0)
     spec = load_config("dsprites").spec
     G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64, cr_codes=len(spec.codes))
@@ -105,6 +104,31 @@ def test_shared_code_pairs_share_the_noise_and_exactly_one_code():
     assert torch.equal(same.float().argmax(1), k)
     assert set(k.tolist()) == set(range(len(spec.codes)))
     assert z.shape == (500, spec.noise.dim)
+
+
+def test_pairs_with_differ_always_cross_the_categorical_code_unless_they_share_it():
+    """loss.cr_differ = "style": a pair that shares a continuous code has two different styles (InfoGAN-CR's fresh
+    draw gives the same style 1/4 of the time), a pair that shares the style has one; every pair still shares
+    exactly one code, and without the option the pairs are the same draws as before."""
+    spec = load_config("chairs3d").spec
+    style = spec.decode  # (N, c_dim) -> {name: values}
+    z, c1, c2, k = spec.shared_code_pairs(2000, torch.Generator().manual_seed(0), differ="style")
+    s1, s2 = style(c1)["style"], style(c2)["style"]
+    shares_style = k == 0
+    assert torch.equal(s1[shares_style], s2[shares_style])
+    assert bool((s1[~shares_style] != s2[~shares_style]).all())
+    assert set((s2 - s1).remainder(4)[~shares_style].tolist()) == {1, 2, 3}
+    for i, code in enumerate(spec.codes[1:], start=1):
+        same = style(c1)[code.name] == style(c2)[code.name]
+        assert torch.equal(same, k == i)
+    plain = spec.shared_code_pairs(2000, torch.Generator().manual_seed(0))
+    assert (style(plain[1])["style"] == style(plain[2])["style"])[plain[3] != 0].float().mean().item() > 0.2
+
+
+@pytest.mark.parametrize("name", ["c1", "nope", "size"])
+def test_cr_differ_must_name_a_categorical_code(name):
+    with pytest.raises(ValueError, match="loss.cr_differ must name a categorical code"):
+        load_config("chairs3d", [f'loss.cr_differ="{name}"'])
 
 
 def test_cr_head_learns_in_the_d_phase_only_from_its_own_cross_entropy():
