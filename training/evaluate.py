@@ -113,6 +113,7 @@ def evaluate_model(
     code_effects: bool = False,
     classifier_cache: str | Path | None = None,
     info: bool = True,
+    calibrated: bool = False,
     progress: Progress = quiet,
 ) -> dict[str, Any]:
     """Every figure of one model on ``data.eval`` (see ``evaluate``; ``info`` as there), with D's BatchNorm
@@ -125,11 +126,16 @@ def evaluate_model(
     ``classifier_cache``: a folder that keeps the trained classifier for the next evaluation of the same split).
     ``code_effects``: also ``result["code_effects"]``, what each continuous code does to G's images
     (``code_effects.code_effects``: the image statistics it moves, the basis for naming it; a few seconds).
+    ``calibrated``: D is already a ``calibrated_copy`` on ``data`` (``infogan export``'s recognizer), evaluated as it
+    is instead of calibrated again (the same statistics, recomputed over 10,000 images).
     ``progress``: called with a line before each stage (``stages.stage_printer`` on the command line)."""
     was_training = G.training
     try:
-        progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
-        D_eval = calibrated_copy(D, data, bn_samples)
+        if calibrated:
+            D_eval = copy.deepcopy(D).eval()
+        else:
+            progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
+            D_eval = calibrated_copy(D, data, bn_samples)
         progress(f"Q on the {len(data.eval.images):,} images of the {data.split} split")
         result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes, info=info)
         if data.eval.factors is not None:

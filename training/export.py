@@ -167,6 +167,7 @@ def export_checkpoint(
             generated_classes=True,
             code_effects=True,
             classifier_cache=classifier_cache_dir(),
+            calibrated=True,
             progress=progress,
         )
     cat_map = {c.name: evaluation.get(c.name, {}).get("category_to_class") for c in spec.categorical_codes()}

@@ -58,6 +58,24 @@ def test_evaluate_model_recalibrates_a_copy_on_bn_samples_training_images(fake_m
     assert set(result["info"]) == {"digit", "c1", "c2"}
 
 
+def test_a_calibrated_d_is_evaluated_as_it_is_with_the_same_figures(fake_mnist_dir, monkeypatch):
+    """``calibrated=True`` (export's recognizer, already a calibrated_copy): no second recalibration, D left as it
+    was, and the same figures as evaluating the raw D, which calibrates on the same images."""
+    data = load_eval_data(_data_cfg(fake_mnist_dir), None)
+    G, D = _nets()
+    once = evaluate.calibrated_copy(D, data)
+    before = {k: v.clone() for k, v in once.state_dict().items()}
+    calls = []
+    real = evaluate.recalibrate_batchnorm
+    monkeypatch.setattr(evaluate, "recalibrate_batchnorm", lambda *a, **k: calls.append(1) or real(*a, **k))
+    as_is = evaluate_model(G, once, data, calibrated=True)
+    assert calls == [] and all(torch.equal(before[k], v) for k, v in once.state_dict().items())
+    again = evaluate_model(G, D, data)
+    assert calls == [1]
+    for key in ("accuracy", "label_free_score", "category_to_class"):
+        assert as_is["digit"][key] == pytest.approx(again["digit"][key], rel=1e-5)
+
+
 def test_bn_samples_changes_the_figures(fake_mnist_dir):
     """The sample size is the one given: recalibrating on 8 images gives other statistics than on 512."""
     data = load_eval_data(_data_cfg(fake_mnist_dir), None)

@@ -302,6 +302,13 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
         },
         ck,
     )
+    from training import evaluate
+
+    calibrations = []
+    real_recalibrate = evaluate.recalibrate_batchnorm
+    monkeypatch.setattr(
+        evaluate, "recalibrate_batchnorm", lambda *a, **k: calibrations.append(1) or real_recalibrate(*a, **k)
+    )
     with pytest.raises(SystemExit) as done:
         main(
             [
@@ -318,6 +325,7 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
             ]
         )
     assert done.value.code == 0
+    assert calibrations == [1]  # the recognizer's calibration serves the evaluation too
     manifest = Manifest.read(tmp_path / "models" / "m")
     assert (manifest.drawing, manifest.compare_with, manifest.dataset) == ("light-on-dark", "m-gan", "mnist")
     assert sorted(manifest.category_order["digit"]) == list(range(10)) and set(manifest.category_order) == {"digit"}
