@@ -92,11 +92,14 @@ def load_eval_data(
     return EvalData(train, held_out, split)
 
 
-def calibrated_copy(D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPLES) -> Discriminator:
+def calibrated_copy(
+    D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPLES, progress: Progress = quiet
+) -> Discriminator:
     """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on the first
-    ``bn_samples`` training images."""
+    ``bn_samples`` training images (``progress`` hears the stage)."""
     D = copy.deepcopy(D)
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):  # else nothing to calibrate
+        progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
         recalibrate_batchnorm(D, data.train.as_float(bn_samples))
     return D.eval()
 
@@ -134,8 +137,7 @@ def evaluate_model(
         if calibrated:
             D_eval = copy.deepcopy(D).eval()
         else:
-            progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
-            D_eval = calibrated_copy(D, data, bn_samples)
+            D_eval = calibrated_copy(D, data, bn_samples, progress)
         progress(f"Q on the {len(data.eval.images):,} images of the {data.split} split")
         result = evaluate(G, D_eval, data.eval.images, data.eval.labels, data.eval.classes, info=info)
         if data.eval.factors is not None:

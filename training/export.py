@@ -158,7 +158,8 @@ def export_checkpoint(
     dc = cfg["data"]
     progress(f"loading {dc['name']} (step {ck['step']:,} checkpoint)")
     data = load_eval_data(dc, data_dir, split, allow_download=False)
-    D = calibrated_copy(D, data)  # the recognizer serves real images: its BN statistics are those of real data
+    # the recognizer serves real images: its BN statistics are those of real data
+    D = calibrated_copy(D, data, progress=progress)
     if evaluation is None:
         evaluation = evaluate_model(
             G,

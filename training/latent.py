@@ -181,7 +181,7 @@ class LatentSpec(base.LatentSpec):
         v1, v2 = self.sample_values(n, generator, device), self.sample_values(n, generator, device)
         k = torch.randint(len(self.codes), (n,), generator=generator, device=device)
         if differ:
-            i, code = next((i, c) for i, c in enumerate(self.codes) if c.name == differ)
+            code = self.code(differ)
             shift = torch.randint(1, code.categories, (n,), generator=generator, device=device)
             v2[differ] = (v1[differ] + shift) % code.categories
         for i, code in enumerate(self.codes):

@@ -111,18 +111,18 @@ def test_pairs_with_differ_always_cross_the_categorical_code_unless_they_share_i
     draw gives the same style 1/4 of the time), a pair that shares the style has one; every pair still shares
     exactly one code, and without the option the pairs are the same draws as before."""
     spec = load_config("chairs3d").spec
-    style = spec.decode  # (N, c_dim) -> {name: values}
+    decode = spec.decode  # (N, c_dim) -> {name: values}
     z, c1, c2, k = spec.shared_code_pairs(2000, torch.Generator().manual_seed(0), differ="style")
-    s1, s2 = style(c1)["style"], style(c2)["style"]
+    s1, s2 = decode(c1)["style"], decode(c2)["style"]
     shares_style = k == 0
     assert torch.equal(s1[shares_style], s2[shares_style])
     assert bool((s1[~shares_style] != s2[~shares_style]).all())
     assert set((s2 - s1).remainder(4)[~shares_style].tolist()) == {1, 2, 3}
     for i, code in enumerate(spec.codes[1:], start=1):
-        same = style(c1)[code.name] == style(c2)[code.name]
+        same = decode(c1)[code.name] == decode(c2)[code.name]
         assert torch.equal(same, k == i)
     plain = spec.shared_code_pairs(2000, torch.Generator().manual_seed(0))
-    assert (style(plain[1])["style"] == style(plain[2])["style"])[plain[3] != 0].float().mean().item() > 0.2
+    assert (decode(plain[1])["style"] == decode(plain[2])["style"])[plain[3] != 0].float().mean().item() > 0.2
 
 
 @pytest.mark.parametrize("name", ["c1", "nope", "size"])
