@@ -91,6 +91,41 @@ def build_tiny_model(
     )
 
 
+def save_mnist_checkpoint(path: Path, G, D, spec, data_dir: Path, *, fc: int, ch: int, step: int, seed: int) -> Path:
+    """A training checkpoint of an MNIST-shaped G/D (``build_networks(arch="mnist", fc=fc, ch=ch)``) whose config
+    points at ``data_dir`` (generated IDX files: no checksum, no download), as `infogan export` and `infogan
+    evaluate` read it."""
+    from training import checkpoint as ckpt_io
+
+    data_cfg = {
+        "name": "mnist",
+        "dir": str(data_dir),
+        "resolution": 28,
+        "channels": 1,
+        "verify": False,
+        "download": False,
+    }
+    ckpt_io.save_atomic(
+        {
+            "format": ckpt_io.FORMAT,
+            "spec": spec.to_dict(),
+            "model_args": {"arch": "mnist", "channels": 1, "resolution": 28, "fc": fc, "ch": ch},
+            "G": G.state_dict(),
+            "D": D.state_dict(),
+            "step": step,
+            "config": {"data": data_cfg, "train": {"seed": seed}},
+        },
+        path,
+    )
+    return path
+
+
+@pytest.fixture(scope="session", name="save_mnist_checkpoint")
+def save_mnist_checkpoint_fixture():
+    """save_mnist_checkpoint itself, for test modules (importing it by module name is ambiguous there)."""
+    return save_mnist_checkpoint
+
+
 @pytest.fixture(scope="session", name="build_tiny_model")
 def build_tiny_model_fixture():
     """build_tiny_model itself, for conftests below this one (importing it by module name is ambiguous there)."""

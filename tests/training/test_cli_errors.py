@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from training import checkpoint as ckpt_io
 from training import export as export_mod
 from training import loop
 from training.cli import main
@@ -30,31 +29,10 @@ def run_cli(argv: list[str], capsys) -> tuple[int, str]:
 
 
 @pytest.fixture
-def checkpoint(fake_mnist_dir, tmp_path) -> Path:
+def checkpoint(fake_mnist_dir, tmp_path, save_mnist_checkpoint) -> Path:
     spec = mnist_spec()
     G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
-    data_cfg = {
-        "name": "mnist",
-        "dir": str(fake_mnist_dir),
-        "resolution": 28,
-        "channels": 1,
-        "verify": False,
-        "download": False,
-    }
-    ck = tmp_path / "checkpoint.pt"
-    ckpt_io.save_atomic(
-        {
-            "format": ckpt_io.FORMAT,
-            "spec": spec.to_dict(),
-            "model_args": {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 32, "ch": 8},
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "step": 3,
-            "config": {"data": data_cfg, "train": {"seed": 0}},
-        },
-        ck,
-    )
-    return ck
+    return save_mnist_checkpoint(tmp_path / "checkpoint.pt", G, D, spec, fake_mnist_dir, fc=32, ch=8, step=3, seed=0)
 
 
 def _no_evaluation(monkeypatch):

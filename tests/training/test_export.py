@@ -270,7 +270,9 @@ def test_export_replaces_a_model_folder_whole_or_not_at_all(tmp_path, monkeypatc
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
 
 
-def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_dir, tmp_path, monkeypatch):
+def test_export_command_writes_drawing_baseline_and_category_order(
+    fake_mnist_dir, tmp_path, monkeypatch, save_mnist_checkpoint
+):
     """`infogan export --compare-with`: the manifest's drawing comes from the data set's definition (MNIST: light
     on dark), its baseline from the option, every categorical code has a category_order (a permutation) and the
     class names label the categories when the evaluation mapped them one-to-one; a split the data set lacks stops
@@ -280,28 +282,7 @@ def test_export_command_writes_drawing_baseline_and_category_order(fake_mnist_di
     from training.data import DATASETS, DataSetInfo
 
     G, D, spec = _nets()
-    model_args = {"arch": "mnist", "channels": 1, "resolution": 28, "fc": 64, "ch": 16}
-    data_cfg = {
-        "name": "mnist",
-        "dir": str(fake_mnist_dir),
-        "resolution": 28,
-        "channels": 1,
-        "verify": False,
-        "download": False,
-    }
-    ck = tmp_path / "checkpoint.pt"
-    ckpt_io.save_atomic(
-        {
-            "format": ckpt_io.FORMAT,
-            "spec": spec.to_dict(),
-            "model_args": model_args,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "step": 7,
-            "config": {"data": data_cfg, "train": {"seed": 5}},
-        },
-        ck,
-    )
+    ck = save_mnist_checkpoint(tmp_path / "checkpoint.pt", G, D, spec, fake_mnist_dir, fc=64, ch=16, step=7, seed=5)
     from training import evaluate
 
     calibrations = []
