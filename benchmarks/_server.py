@@ -48,6 +48,7 @@ class Server:
     ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
         # WORKERS: each worker process gives its ONNX Runtime sessions cores / workers threads (core/config.py)
         full_env = {**os.environ, "MODELS_DIR": str(Path(models_dir).resolve()), "WORKERS": str(workers), **env}
         self.log = log.open("w") if log else None
@@ -77,18 +78,30 @@ class Server:
     def _log_text(self) -> str:
         return f"; log: {Path(self.log.name).read_text()}" if self.log else ""
 
+    def ready_answers_needed(self) -> int:
+        """/readyz 200s in a row, each on a new connection, before every worker counts as ready. One worker: 1.
+        N workers share one listening socket and any of them may take a connection, so one 200 says only that
+        *some* worker has loaded its models; another may still answer 503 (a 4-worker benchmark read its model
+        info from such a worker and failed). With 10 N in a row, a still-loading worker taking about 1/N of the
+        connections goes unseen with probability (1 - 1/N)^(10 N) < e^-10 (5e-5)."""
+        return 1 if self.workers <= 1 else 10 * self.workers
+
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Return once /readyz answers 200; raise with the server's log if it exits or times out."""
-        deadline = time.monotonic() + timeout
+        """Return once /readyz has answered 200 ``ready_answers_needed()`` times in a row (every worker loaded);
+        raise with the server's log if it exits or times out."""
+        deadline, in_a_row, need = time.monotonic() + timeout, 0, self.ready_answers_needed()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}{self._log_text()}")
             try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
+                ok = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+                ok = False
+            in_a_row = in_a_row + 1 if ok else 0
+            if in_a_row >= need:
+                return
+            if not ok:
+                time.sleep(0.1)
         raise RuntimeError(f"server not ready after {timeout}s{self._log_text()}")
 
     def stop(self) -> None:
@@ -147,10 +160,17 @@ def cpu_seconds(pid: int) -> float:
 
 
 def model_info(base: str, model_id: str | None = None) -> dict:
-    """ModelInfo of ``model_id`` from a running server, or of its first (default) model."""
+    """ModelInfo of ``model_id`` from a running server, or of its first (default) model; a clear error (the
+    server's own message) for an unknown id, a server still loading (503) or one with no models."""
+    r = httpx.get(f"{base}/models/{model_id}" if model_id else f"{base}/models", timeout=30)
+    if r.status_code != 200:
+        raise RuntimeError(f"GET {r.request.url.path}: {r.status_code} {r.text[:200]}")
     if model_id:
-        return httpx.get(f"{base}/models/{model_id}").json()
-    return httpx.get(f"{base}/models").json()["models"][0]
+        return r.json()
+    models = r.json()["models"]
+    if not models:
+        raise RuntimeError(f"{base} serves no models")
+    return models[0]
 
 
 # what GET /models adds to each code's spec JSON for the page

@@ -4,7 +4,9 @@
 #   2. the serving benchmark, short (serve_latency.py --wrk --device cuda: 32 clients against the bare floor),
 #   3. a short training run: infogan train mnist --device cuda --max-steps 200,
 # printing PASS/FAIL with figures for each step; exit 0 only if every step passed.
-# Without CUDA it stops at once with one line and exit 1.
+# Without CUDA in torch it stops at once with one line and exit 1. Where torch sees the GPU but ONNX Runtime cannot
+# use it (a CPU-only onnxruntime wheel, the usual case on a stock CUDA image), steps 1-2 run on the CPU, each says so,
+# and the overall verdict is PARTIAL (exit 3): the service on CUDA is then not verified.
 #
 #   benchmarks/gpu_check.sh            (or: make gpu-check)
 #   PY=path/to/python MNIST_DIR=folder/with/the/IDX/files benchmarks/gpu_check.sh
@@ -14,21 +16,24 @@
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_STEPS=5 MNIST_DIR=generated benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
-PY=${PY:-.venv/bin/python}
+# the project's venv where `make install` made one, else the machine's python3 (a CUDA image's own PyTorch)
+if [ -z "${PY:-}" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=$(command -v python3); fi; fi
 # GPU_CHECK_DEVICE=cpu: a dry run of the same steps on the CPU (no CUDA gate), to test this script without a GPU
 DEV=${GPU_CHECK_DEVICE:-cuda}
 STEPS=${GPU_CHECK_STEPS:-200}  # training steps of step 3
 T0=$SECONDS
 fail_all() { echo "gpu_check: FAIL: $*"; exit 1; }
-[ -x "$PY" ] || fail_all "no $PY (run make install first)"
+py=$(command -v "$PY") || fail_all "no Python $PY (run make install first, or set PY)"
+PY=$py  # a path from here on; PY=python3 (a name on PATH) works too
 
-# CUDA usable by both torch (training) and ONNX Runtime (the service), else one line and out
+# CUDA usable by torch (training), else one line and out; ONNX Runtime's CUDA decides the service steps' device
+SVC_DEV=$DEV
 [ "$DEV" = cuda ] || echo "gpu_check: dry run on $DEV (GPU_CHECK_DEVICE): nothing here is verified on a GPU"
-[ "$DEV" != cuda ] || why=$("$PY" - 2>&1 <<'PYEOF'
+if [ "$DEV" = cuda ]; then
+    why=$("$PY" - 2>&1 <<'PYEOF'
 import sys
-from pathlib import Path
 
-from backend.core.cuda_probe import nvidia_present, probe_cuda
+from backend.core.cuda_probe import nvidia_present
 
 if not nvidia_present():
     sys.exit("no NVIDIA GPU (no /dev/nvidia0, no nvidia-smi)")
@@ -36,14 +41,26 @@ import torch
 
 if not torch.cuda.is_available():
     sys.exit(f"torch {torch.__version__} sees no CUDA device")
+print(f"{torch.cuda.get_device_name(0)}; torch {torch.__version__}")
+PYEOF
+    ) || fail_all "no CUDA on this machine: $(echo "$why" | tail -1)"
+    echo "gpu_check: CUDA device: $why"
+    ort=$("$PY" - 2>&1 <<'PYEOF'
+import sys
+from pathlib import Path
+
+import onnxruntime as ort
+
+from backend.core.cuda_probe import probe_cuda
+
 model = next(iter(sorted(Path("models").glob("*/generator.onnx"))), None)
 ok, reason = probe_cuda(model)
-if not ok:
-    sys.exit(f"ONNX Runtime cannot run on CUDA: {reason}")
-print(torch.cuda.get_device_name(0))
+print(f"onnxruntime {ort.__version__}: " + ("runs on CUDA" if ok else reason))
+sys.exit(0 if ok else 1)
 PYEOF
-) || fail_all "no CUDA on this machine: $(echo "$why" | tail -1)"
-[ "$DEV" != cuda ] || echo "gpu_check: CUDA device: $why"
+    ) || { SVC_DEV=cpu; echo "gpu_check: $(echo "$ort" | tail -1): steps 1-2 run the service on the CPU (not verified on CUDA)"; }
+    [ "$SVC_DEV" = cpu ] || echo "gpu_check: $ort"
+fi
 
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
@@ -54,19 +71,24 @@ report() {  # step name, exit code, figures
 
 # 1. service tests on CUDA
 t=$SECONDS
-DEVICE=$DEV timeout 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/backend >"$WORK/tests.log" 2>&1
+ignore=()  # the schema fuzz needs schemathesis, which a bare CUDA image may lack: said, not hidden
+if ! "$PY" -c "import schemathesis" 2>/dev/null; then
+    ignore=(--ignore tests/backend/test_schema_fuzz.py)
+    echo "gpu_check: schemathesis not installed: tests/backend/test_schema_fuzz.py left out of step 1"
+fi
+DEVICE=$SVC_DEV timeout 150 "$PY" -m pytest -q -x -p no:cacheprovider "${ignore[@]}" tests/backend >"$WORK/tests.log" 2>&1
 rc=$?
-report "service tests (DEVICE=$DEV, tests/backend)" $rc \
+report "service tests (DEVICE=$SVC_DEV, tests/backend)" $rc \
     "$(grep -E '[0-9]+ (passed|failed|error)' "$WORK/tests.log" | tail -1) [$((SECONDS - t)) s]"
 [ $rc -eq 0 ] || tail -20 "$WORK/tests.log"
 
 # 2. serving benchmark on CUDA, short: passes when every request succeeded and the models were served on cuda
 t=$SECONDS
-timeout 120 "$PY" benchmarks/serve_latency.py --wrk --device "$DEV" --model mnist --seconds 5 --wrk-runs 1 \
+timeout 120 "$PY" benchmarks/serve_latency.py --wrk --device "$SVC_DEV" --model mnist --seconds 5 --wrk-runs 1 \
     --requests 100 >"$WORK/bench.log" 2>&1
 rc=$?
-if [ $rc -eq 0 ] && ! grep -q "served on $DEV" "$WORK/bench.log"; then rc=2; fi
-report "serving benchmark (DEVICE=$DEV)" $rc "$(grep -E 'served on|sequential p50|ceiling|clients: service' \
+if [ $rc -eq 0 ] && ! grep -q "served on $SVC_DEV" "$WORK/bench.log"; then rc=2; fi
+report "serving benchmark (DEVICE=$SVC_DEV)" $rc "$(grep -E 'served on|sequential p50|ceiling|clients: service' \
     "$WORK/bench.log" | sed 's/^ *//' | paste -sd'|' | sed 's/|/; /g') [$((SECONDS - t)) s]"
 [ $rc -eq 0 ] || tail -20 "$WORK/bench.log"
 
@@ -112,5 +134,9 @@ report "training (infogan train mnist --device $DEV --max-steps $STEPS)" $rc \
 $([ -n "$ckpt" ] && echo written || echo missing) in $((SECONDS - t)) s (start-up included)"
 [ $rc -eq 0 ] || tail -20 "$WORK/train.log"
 
+if [ $status -eq 0 ] && [ "$SVC_DEV" != "$DEV" ]; then
+    echo "gpu_check: PARTIAL overall in $((SECONDS - T0)) s: every step passed, but the service ran on $SVC_DEV"
+    exit 3
+fi
 echo "gpu_check: $([ $status -eq 0 ] && echo PASS || echo FAIL) overall in $((SECONDS - T0)) s"
 exit $status

@@ -117,7 +117,7 @@ async def run(base: str, pid: int | None, args) -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--url", help="a running server on 127.0.0.1 instead of starting one")
@@ -140,3 +140,10 @@ if __name__ == "__main__":
     with server(args.models_dir, DEVICE="cpu") as (base, pid):
         code = asyncio.run(run(base, pid, args))
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:  # a server that did not start, or answered an error: its message, not a traceback
+        sys.exit(f"load_test.py: {e}")

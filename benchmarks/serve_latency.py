@@ -202,7 +202,7 @@ def measure(base: str, model: str, raw: RawModel, args) -> dict:
     }
 
 
-def report(label: str, m: dict, raw: dict) -> None:
+def report(label: str, m: dict, raw: dict, clients: int) -> None:
     lim50 = m["floor_p50"] + m["raw_p50"]
     lim99 = m["floor_p99"] + m["raw_p99"]
     print(f"[{label}]")
@@ -224,7 +224,7 @@ def report(label: str, m: dict, raw: dict) -> None:
     )
     r1 = m["conc_gen_ips"] / m["conc_floor_ips"]
     print(
-        f"  n=1, {args.clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; "
+        f"  n=1, {clients} concurrent clients: {m['conc_gen_ips']:.0f} img/s; "
         f"HTTP floor {m['conc_floor_ips']:.0f} req/s;"
         f" ratio {r1:.2f} (target >= 0.50: {'PASS' if r1 >= 0.5 else 'FAIL'})"
     )
@@ -348,7 +348,7 @@ def wrk_mode(args) -> None:
 JSON = {"Content-Type": "application/json"}
 
 
-if __name__ == "__main__":
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--model", help="model id (default: the first model)")
@@ -402,7 +402,7 @@ if __name__ == "__main__":
         f"{raw['p50_paced']:.3f} ms (diagnostic, not a limit)"
     )
     for label, m in results:
-        report(label, m, raw)
+        report(label, m, raw, args.clients)
     if len(results) == 2:
         on, off = results[0][1], results[1][1]
         print(
@@ -413,3 +413,10 @@ if __name__ == "__main__":
         f"micro-batching, inference path without HTTP ({args.clients} threads, n=1): {path_on:.0f} img/s on vs "
         f"{path_off:.0f} off (x{path_on / path_off:.2f})"
     )
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except RuntimeError as e:  # a server that did not start, or answered an error: its message, not a traceback
+        sys.exit(f"serve_latency.py: {e}")

@@ -7,9 +7,11 @@ import os
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import httpx
+import pytest
 
 from backend.core.config import Settings
 from benchmarks._server import ROOT, free_port
@@ -73,3 +75,50 @@ def test_serve_with_two_workers(tiny_models_dir, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def _fake_readyz(monkeypatch, codes: list[int]) -> list[str]:
+    """httpx.get answering /readyz with ``codes`` in turn; returns the list of URLs asked."""
+    answers, calls = iter(codes), []
+
+    def fake_get(url, timeout=None):
+        calls.append(url)
+        return httpx.Response(next(answers), request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    return calls
+
+
+def _server_stub(workers: int):
+    from benchmarks._server import Server
+
+    srv = Server.__new__(Server)  # no process: wait_ready only asks /readyz and polls the process
+    srv.url, srv.workers, srv.log = "http://127.0.0.1:9", workers, None
+    srv.proc = types.SimpleNamespace(poll=lambda: None, returncode=None)
+    return srv
+
+
+def test_wait_ready_waits_for_every_worker(monkeypatch):
+    # four workers: one 200 only says that some worker has loaded; a 503 after it (another worker still loading)
+    # starts the count again, and 10 x 4 answers in a row are needed
+    calls = _fake_readyz(monkeypatch, [503, 200, 503] + [200] * 40 + [503])
+    _server_stub(4).wait_ready(timeout=5)
+    assert len(calls) == 43
+
+
+def test_wait_ready_one_worker_needs_one_answer(monkeypatch):
+    calls = _fake_readyz(monkeypatch, [503, 503, 200, 503])
+    _server_stub(1).wait_ready(timeout=5)
+    assert len(calls) == 3
+
+
+def test_model_info_says_what_the_server_answered(monkeypatch):
+    from benchmarks._server import model_info
+
+    def fake_get(url, timeout=None):
+        return httpx.Response(503, text='{"detail": "loading"}', request=httpx.Request("GET", url))
+
+    monkeypatch.setattr(httpx, "get", fake_get)
+    with pytest.raises(RuntimeError, match=r"GET /models/mnist: 503 .*loading"):
+        model_info("http://127.0.0.1:9", "mnist")
