@@ -21,6 +21,7 @@ if [ -z "${PY:-}" ]; then if [ -x .venv/bin/python ]; then PY=.venv/bin/python; 
 # GPU_CHECK_DEVICE=cpu: a dry run of the same steps on the CPU (no CUDA gate), to test this script without a GPU
 DEV=${GPU_CHECK_DEVICE:-cuda}
 STEPS=${GPU_CHECK_STEPS:-200}  # training steps of step 3
+TESTS=${GPU_CHECK_TESTS:-tests/backend}  # step 1's tests (the script's own test narrows them to stay quick)
 T0=$SECONDS
 fail_all() { echo "gpu_check: FAIL: $*"; exit 1; }
 py=$(command -v "$PY") || fail_all "no Python $PY (run make install first, or set PY)"
@@ -76,9 +77,10 @@ if ! "$PY" -c "import schemathesis" 2>/dev/null; then
     ignore=(--ignore tests/backend/test_schema_fuzz.py)
     echo "gpu_check: schemathesis not installed: tests/backend/test_schema_fuzz.py left out of step 1"
 fi
-DEVICE=$SVC_DEV timeout 150 "$PY" -m pytest -q -x -p no:cacheprovider "${ignore[@]}" tests/backend >"$WORK/tests.log" 2>&1
+# shellcheck disable=SC2086  # TESTS: one or more paths
+DEVICE=$SVC_DEV timeout 150 "$PY" -m pytest -q -x -p no:cacheprovider "${ignore[@]}" $TESTS >"$WORK/tests.log" 2>&1
 rc=$?
-report "service tests (DEVICE=$SVC_DEV, tests/backend)" $rc \
+report "service tests (DEVICE=$SVC_DEV, $TESTS)" $rc \
     "$(grep -E '[0-9]+ (passed|failed|error)' "$WORK/tests.log" | tail -1) [$((SECONDS - t)) s]"
 [ $rc -eq 0 ] || tail -20 "$WORK/tests.log"
 
