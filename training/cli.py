@@ -36,7 +36,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     ("--seed", args.seed),
                     ("--set", None if args.fork else args.set),
                     ("--lambda", args.lambda_),
-                    ("--device", args.device),
                     ("--data-dir", args.data_dir),
                     ("--init-from", args.init_from),
                 )
@@ -45,7 +44,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
                 raise SystemExit(
                     f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
-                    "cannot be given with it (--epochs may, to train a run longer; --set may with --fork NEW_DIR)"
+                    "cannot be given with it (--epochs may, to train a run longer; --device and --threads may, to go "
+                    "on on another machine; --set may with --fork NEW_DIR)"
                 )
             ck = train(
                 None,
@@ -54,6 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 max_steps=args.max_steps,
                 epochs=args.epochs,
                 threads=args.threads,
+                device=args.device,
                 fork=args.fork,
                 overrides=args.set,
             )

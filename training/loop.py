@@ -355,13 +355,15 @@ def train(
     max_steps: int | None = None,
     epochs: float | None = None,
     threads: int | None = None,
+    device: str | None = None,
     fork: str | Path | None = None,
     overrides: list[str] | None = None,
     init_from: str | Path | None = None,
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
-    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` change it;
+    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` / ``device``
+    change it;
     ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``).
     ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``)."""
     if init_from is not None and resume is not None:
@@ -370,7 +372,7 @@ def train(
     source = None if init_from is None else train_state.read_init_source(init_from, cfg)
     if resume is not None:
         state, cfg, run_dir = train_state.load_for_resume(
-            resume, epochs=epochs, threads=threads, fork=fork, overrides=overrides
+            resume, epochs=epochs, threads=threads, device=device, fork=fork, overrides=overrides
         )
     else:
         run_dir = None

@@ -81,6 +81,12 @@ def network_differences(ck: dict[str, Any], spec: dict[str, Any], args: dict[str
     return out
 
 
+def fits_generator(state: torch.Tensor, gen: torch.Generator) -> bool:
+    """Whether a saved generator state can seed ``gen``: states are device-specific (CPU Mersenne Twister 5,056
+    bytes, CUDA Philox 16), so one saved on the other kind of device cannot."""
+    return state.numel() == gen.get_state().numel()
+
+
 def restore(t: Trainer, ck: dict[str, Any]) -> None:
     """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
     diff = network_differences(ck, t.spec.to_dict(), t.model_args)
@@ -88,13 +94,26 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
         raise TrainingError(f"the checkpoint's {' and '.join(diff)} differ from the config's; cannot resume")
     load_weights(t, ck)
     t.step = int(ck["step"])
-    t.latent_gen.set_state(ck["latent_rng"])
     torch.set_rng_state(ck["torch_rng"])
     rank_rngs = ck.get("rank_rngs")
-    if t.distributed and rank_rngs and len(rank_rngs) == t.world:
+    if not fits_generator(ck["latent_rng"], t.latent_gen):
+        # saved on another kind of device (a CUDA generator's state is 16 bytes, a CPU one's 5,056): a fresh stream,
+        # a function of (seed, rank, step), so the run goes on, close to but not bit-identical with staying put
+        t.latent_gen.manual_seed(t.cfg.train.seed * 7919 + t.rank + 5_555_555 * (int(ck["step"]) + 1))
+        if t.distributed and rank_rngs and len(rank_rngs) == t.world:
+            torch.set_rng_state(rank_rngs[t.rank][1])  # CPU states: these travel between devices
+        if is_rank_zero():
+            print(
+                f"note: the run's latent stream was saved on another device; this {t.device.type} run reseeds it "
+                "from (seed, step), so it goes on close to, not bit-identical with, the run on its old device",
+                flush=True,
+            )
+    elif t.distributed and rank_rngs and len(rank_rngs) == t.world:
         t.latent_gen.set_state(rank_rngs[t.rank][0])
         torch.set_rng_state(rank_rngs[t.rank][1])
-    elif t.distributed and t.rank > 0:
+    elif not t.distributed or t.rank == 0:
+        t.latent_gen.set_state(ck["latent_rng"])
+    else:
         # saved under another number of processes (or by a version without per-rank states): fresh streams per
         # rank, a function of (seed, rank, step), so the ranks do not repeat rank 0's draws
         stream = t.cfg.train.seed * 7919 + t.rank + 7_777_777 * (int(ck["step"]) + 1)
@@ -193,6 +212,7 @@ def load_for_resume(
     *,
     epochs: float | None = None,
     threads: int | None = None,
+    device: str | None = None,
     fork: str | Path | None = None,
     overrides: list[str] | None = None,
 ) -> tuple[dict[str, Any], Config, Path]:
@@ -226,6 +246,14 @@ def load_for_resume(
     # to, not bit-identical with, the same run on the old count (another count sums in another order)
     if threads is not None:
         conf["train"] = {**conf["train"], "threads": threads}
+    # device: also the machine's, so a run started on a lent GPU goes on on the CPU of the next session (and back);
+    # its latent stream is then reseeded (``restore``), since a CUDA generator's state cannot seed a CPU one
+    if device is not None:
+        conf["train"] = {**conf["train"], "device": device}
+    elif conf["train"].get("device") == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "the run trained on cuda and torch sees no CUDA device here; give --device cpu to continue it on the CPU"
+        )
     cfg = Config.from_dict(conf)  # validates it, threads and the fork's changes included; old keys are read too
     if epochs is not None:
         if epochs < ck["epoch"] - 1e-9:

@@ -9,6 +9,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 
 from training import export as export_mod
 from training import loop
@@ -181,3 +182,17 @@ def test_resume_settings_need_a_fork_and_a_fork_needs_a_run(fake_mnist_dir, tmp_
         code, err = run_cli(argv, capsys)
         assert code == 1 and words in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_a_gpu_run_resumes_on_the_cpu_with_device_cpu(fake_mnist_dir, tmp_path, capsys, monkeypatch):
+    """`--device` may come with `--resume` (a machine's setting, like --threads): a run saved on CUDA, on a machine
+    without CUDA, is one line saying to add `--device cpu`, and goes on with it."""
+    from tests.training.test_train import _as_if_saved_on_cuda, tiny_config
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    ck = loop.train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    _as_if_saved_on_cuda(ck)
+    code, err = run_cli(["train", "--resume", str(ck.parent), "--no-progress"], capsys)
+    assert code == 1 and "give --device cpu" in err and len(err.strip().splitlines()) == 1, err
+    code, err = run_cli(["train", "--resume", str(ck.parent), "--device", "cpu", "--no-progress"], capsys)
+    assert code == 0, err

@@ -71,6 +71,42 @@ def test_resume_continues_exactly(fake_mnist_dir, tmp_path):
         assert torch.equal(straight["G"][k], resumed["G"][k]), k
 
 
+def _as_if_saved_on_cuda(ck_path: Path) -> None:
+    """Rewrite a CPU run's checkpoint as the same run on a GPU would have saved it: train.device "cuda" and a CUDA
+    generator's 16-byte Philox state as its latent stream (weights and optimizer states load to either device)."""
+    ck = torch.load(ck_path, map_location="cpu", weights_only=True)
+    ck["config"]["train"]["device"] = "cuda"
+    ck["latent_rng"] = (
+        torch.cuda.default_generators[0].get_state()
+        if torch.cuda.is_available()
+        else torch.zeros(16, dtype=torch.uint8)
+    )
+    torch.save(ck, ck_path)
+
+
+def test_a_run_from_a_gpu_goes_on_on_the_cpu(fake_mnist_dir, tmp_path, capsys, monkeypatch):
+    """A run started on a lent GPU continues in a later session without one: `--resume RUN --device cpu` (refused
+    before, and the CUDA generator state could not seed the CPU generator), with a note that its latent stream was
+    reseeded; without --device, one message saying how."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=8)
+    _as_if_saved_on_cuda(part)
+    again = tmp_path / "again"
+    shutil.copytree(part.parent, again)
+    with pytest.raises(TrainingError, match="give --device cpu to continue it on the CPU"):
+        train(None, resume=part.parent, progress=False)
+    capsys.readouterr()
+    ck = ckpt_io.load(train(None, resume=part.parent, device="cpu", progress=False))
+    assert ck["step"] == 16 and ck["config"]["train"]["device"] == "cpu"
+    assert ck["latent_rng"].numel() == torch.Generator().get_state().numel()  # a CPU stream from here on
+    assert "latent stream was saved on another device" in capsys.readouterr().out
+    # the reseeded stream is a function of (seed, step): the same resume of a copy gives the same weights
+    ck_again = ckpt_io.load(train(None, resume=again, device="cpu", progress=False))
+    assert ck_again["step"] == 16
+    for k in ck["G"]:
+        assert torch.equal(ck["G"][k], ck_again["G"][k]), k
+
+
 def test_resume_drops_metrics_rows_logged_after_the_checkpoint(fake_mnist_dir, tmp_path):
     """A run killed after logging step 10 with its checkpoint at step 8 (and a line torn by the kill): the resumed
     run logs steps 10 and 12 once each, with its own values."""
