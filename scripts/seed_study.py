@@ -2,6 +2,8 @@
 
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 [--parallel 1] [--set train.epochs=10] [--data-dir DIR]
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --resume [--epochs 10] [--threads 2]  # continue the runs
+    python scripts/seed_study.py chairs3d --seeds 0 1 2 3 --parallel 4 --device cuda  # on a GPU; --resume
+                                                                                      # --device cpu goes on here
     python scripts/seed_study.py mnist --seeds 0 1 2 3 4 --summarize-only --runs-dir runs/a --same-as runs/b
 
 ``--resume`` continues each seed's newest run (``infogan train --resume``: exact, so a study on a slow CPU can be
@@ -103,10 +105,12 @@ def seed_command(args: argparse.Namespace, runs_root: Path, seed: int) -> tuple[
         cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         cmd += ["--threads", str(args.threads)] if args.threads is not None else []
+        cmd += ["--device", args.device] if args.device else []
         return cmd, log, True
     cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub)]
     cmd += ["--no-progress", *(a for s in args.set for a in ("--set", s))]
     cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+    cmd += ["--device", args.device] if args.device else []
     return cmd, log, False
 
 
@@ -158,6 +162,11 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue each seed's newest run instead of starting one")
     ap.add_argument("--epochs", type=float, help="with --resume: the runs' new length (to train them longer)")
     ap.add_argument("--threads", type=int, help="with --resume: CPU threads per run (e.g. all cores for one run left)")
+    ap.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        help="each run's device, new or resumed (a study moves between them)",
+    )
     ap.add_argument(
         "--same-as", help="another study's runs dir: extend runs that follow its run of the same seed exactly"
     )

@@ -131,3 +131,22 @@ def test_stopping_the_study_stops_its_runs(tmp_path):
         assert (tmp_path / f"stopped{s}").read_text() == "stopped"
         pid = int((tmp_path / f"pid{s}").read_text())
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_the_device_reaches_new_and_resumed_runs(tmp_path, resume):
+    # a study started on a lent GPU goes on on the CPU: --device is passed to `infogan train` in both cases
+    import argparse
+
+    runs = tmp_path / "study"
+    if resume:
+        (runs / "seed3" / "00000-mnist-s3").mkdir(parents=True)
+        (runs / "seed3" / "00000-mnist-s3" / "checkpoint.pt").write_bytes(b"")
+    args = argparse.Namespace(
+        config="mnist", resume=resume, epochs=None, threads=None, set=[], data_dir=None, device="cuda"
+    )
+    cmd, _log, appended = seed_study.seed_command(args, runs, 3)
+    assert appended == resume and ("--resume" in cmd) == resume
+    assert cmd[cmd.index("--device") + 1] == "cuda"
+    args.device = None
+    assert "--device" not in seed_study.seed_command(args, runs, 3)[0]
