@@ -78,31 +78,9 @@ class Server:
     def _log_text(self) -> str:
         return f"; log: {Path(self.log.name).read_text()}" if self.log else ""
 
-    def ready_answers_needed(self) -> int:
-        """/readyz 200s in a row, each on a new connection, before every worker counts as ready. One worker: 1.
-        N workers share one listening socket and any of them may take a connection, so one 200 says only that
-        *some* worker has loaded its models; another may still answer 503 (a 4-worker benchmark read its model
-        info from such a worker and failed). With 10 N in a row, a still-loading worker taking about 1/N of the
-        connections goes unseen with probability (1 - 1/N)^(10 N) < e^-10 (5e-5)."""
-        return 1 if self.workers <= 1 else 10 * self.workers
-
     def wait_ready(self, timeout: float = 60.0) -> None:
-        """Return once /readyz has answered 200 ``ready_answers_needed()`` times in a row (every worker loaded);
-        raise with the server's log if it exits or times out."""
-        deadline, in_a_row, need = time.monotonic() + timeout, 0, self.ready_answers_needed()
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}{self._log_text()}")
-            try:
-                ok = httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            in_a_row = in_a_row + 1 if ok else 0
-            if in_a_row >= need:
-                return
-            if not ok:
-                time.sleep(0.1)
-        raise RuntimeError(f"server not ready after {timeout}s{self._log_text()}")
+        """``wait_ready`` below, for this server; the error carries its log."""
+        wait_ready(self.url, self.proc, self.workers, timeout, self._log_text)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -157,6 +135,34 @@ def cpu_seconds(pid: int) -> float:
         if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
             total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
+
+
+def ready_answers_needed(workers: int) -> int:
+    """/readyz 200s in a row, each on a new connection, before every worker counts as ready. One worker: 1.
+    N workers share one listening socket and any of them may take a connection, so one 200 says only that
+    *some* worker has loaded its models; another may still answer 503 (a 4-worker benchmark read its model
+    info from such a worker and failed). With 10 N in a row, a still-loading worker taking about 1/N of the
+    connections goes unseen with probability (1 - 1/N)^(10 N) < e^-10 (5e-5)."""
+    return 1 if workers <= 1 else 10 * workers
+
+
+def wait_ready(url: str, proc: subprocess.Popen, workers: int = 1, timeout: float = 60.0, log_text=lambda: "") -> None:
+    """Return once ``url``/readyz has answered 200 ``ready_answers_needed(workers)`` times in a row (every worker
+    loaded); raise, with ``log_text()`` appended, if ``proc`` exits or the time runs out."""
+    deadline, in_a_row, need = time.monotonic() + timeout, 0, ready_answers_needed(workers)
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}{log_text()}")
+        try:
+            ok = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            ok = False
+        in_a_row = in_a_row + 1 if ok else 0
+        if in_a_row >= need:
+            return
+        if not ok:
+            time.sleep(0.1)
+    raise RuntimeError(f"server not ready after {timeout}s{log_text()}")
 
 
 def model_info(base: str, model_id: str | None = None) -> dict:

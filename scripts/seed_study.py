@@ -105,13 +105,12 @@ def seed_command(args: argparse.Namespace, runs_root: Path, seed: int) -> tuple[
         cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
         cmd += ["--epochs", str(args.epochs)] if args.epochs else []
         cmd += ["--threads", str(args.threads)] if args.threads is not None else []
-        cmd += ["--device", args.device] if args.device else []
-        return cmd, log, True
-    cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub)]
-    cmd += ["--no-progress", *(a for s in args.set for a in ("--set", s))]
-    cmd += ["--data-dir", args.data_dir] if args.data_dir else []
-    cmd += ["--device", args.device] if args.device else []
-    return cmd, log, False
+    else:
+        cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub)]
+        cmd += ["--no-progress", *(a for s in args.set for a in ("--set", s))]
+        cmd += ["--data-dir", args.data_dir] if args.data_dir else []
+    cmd += ["--device", args.device] if args.device else []  # new or resumed: a study moves between machines
+    return cmd, log, bool(previous)
 
 
 def run_all(jobs: list[tuple[int, list[str], Path, bool]], parallel: int, poll_s: float = 0.5) -> dict[int, int]:

@@ -87,6 +87,12 @@ def fits_generator(state: torch.Tensor, gen: torch.Generator) -> bool:
     return state.numel() == gen.get_state().numel()
 
 
+def fresh_stream(t: Trainer, ck: dict[str, Any], salt: int) -> int:
+    """A seed for a random stream that cannot be restored, a function of (seed, rank, the checkpoint's step) and a
+    salt per reason, so a resume of the same checkpoint draws the same and no two reasons share a stream."""
+    return t.cfg.train.seed * 7919 + t.rank + salt * (int(ck["step"]) + 1)
+
+
 def restore(t: Trainer, ck: dict[str, Any]) -> None:
     """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
     diff = network_differences(ck, t.spec.to_dict(), t.model_args)
@@ -96,27 +102,27 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
     t.step = int(ck["step"])
     torch.set_rng_state(ck["torch_rng"])
     rank_rngs = ck.get("rank_rngs")
+    own = rank_rngs[t.rank] if t.distributed and rank_rngs and len(rank_rngs) == t.world else None
+    if own:
+        torch.set_rng_state(own[1])  # a CPU state: it travels between devices
     if not fits_generator(ck["latent_rng"], t.latent_gen):
         # saved on another kind of device (a CUDA generator's state is 16 bytes, a CPU one's 5,056): a fresh stream,
-        # a function of (seed, rank, step), so the run goes on, close to but not bit-identical with staying put
-        t.latent_gen.manual_seed(t.cfg.train.seed * 7919 + t.rank + 5_555_555 * (int(ck["step"]) + 1))
-        if t.distributed and rank_rngs and len(rank_rngs) == t.world:
-            torch.set_rng_state(rank_rngs[t.rank][1])  # CPU states: these travel between devices
+        # so the run goes on, close to but not bit-identical with staying put
+        t.latent_gen.manual_seed(fresh_stream(t, ck, 5_555_555))
         if is_rank_zero():
             print(
                 f"note: the run's latent stream was saved on another device; this {t.device.type} run reseeds it "
                 "from (seed, step), so it goes on close to, not bit-identical with, the run on its old device",
                 flush=True,
             )
-    elif t.distributed and rank_rngs and len(rank_rngs) == t.world:
-        t.latent_gen.set_state(rank_rngs[t.rank][0])
-        torch.set_rng_state(rank_rngs[t.rank][1])
+    elif own:
+        t.latent_gen.set_state(own[0])
     elif not t.distributed or t.rank == 0:
         t.latent_gen.set_state(ck["latent_rng"])
     else:
         # saved under another number of processes (or by a version without per-rank states): fresh streams per
-        # rank, a function of (seed, rank, step), so the ranks do not repeat rank 0's draws
-        stream = t.cfg.train.seed * 7919 + t.rank + 7_777_777 * (int(ck["step"]) + 1)
+        # rank, so the ranks do not repeat rank 0's draws
+        stream = fresh_stream(t, ck, 7_777_777)
         t.latent_gen.manual_seed(stream)
         torch.manual_seed(stream)
     if ck.get("precision", t.precision) != t.precision:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from backend.core.config import Settings
-from benchmarks._server import ROOT, free_port
+from benchmarks._server import ROOT, free_port, wait_ready
 
 
 def test_threads_split_between_workers(monkeypatch):
@@ -49,15 +49,8 @@ def test_serve_with_two_workers(tiny_models_dir, tmp_path):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline, ready = time.monotonic() + 90, 0
-        while time.monotonic() < deadline and ready < 6:  # several answers: both workers have loaded
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            try:
-                ready = ready + 1 if httpx.get(url + "/readyz", timeout=2).status_code == 200 else 0
-            except httpx.HTTPError:
-                ready = 0
-            time.sleep(0.1)
-        assert ready, (tmp_path / "serve.log").read_text()
+        # both workers have loaded (the benchmarks' wait: 10 x 2 answers in a row); raises with the log otherwise
+        wait_ready(url, proc, workers=2, timeout=90, log_text=lambda: (tmp_path / "serve.log").read_text())
         r = httpx.post(url + "/generate", json={"n": 2, "seed": 3}, timeout=30)
         assert r.status_code == 200 and len(r.json()["images"]) == 2
         # uvicorn's supervisor plus two serving processes (spawn may add a resource tracker)
@@ -90,26 +83,22 @@ def _fake_readyz(monkeypatch, codes: list[int]) -> list[str]:
     return calls
 
 
-def _server_stub(workers: int):
-    from benchmarks._server import Server
-
-    srv = Server.__new__(Server)  # no process: wait_ready only asks /readyz and polls the process
-    srv.url, srv.workers, srv.log = "http://127.0.0.1:9", workers, None
-    srv.proc = types.SimpleNamespace(poll=lambda: None, returncode=None)
-    return srv
+def _wait(workers: int) -> None:
+    """``wait_ready`` against a process that keeps running (no server: /readyz is the fake above)."""
+    wait_ready("http://127.0.0.1:9", types.SimpleNamespace(poll=lambda: None, returncode=None), workers, timeout=5)
 
 
 def test_wait_ready_waits_for_every_worker(monkeypatch):
     # four workers: one 200 only says that some worker has loaded; a 503 after it (another worker still loading)
     # starts the count again, and 10 x 4 answers in a row are needed
     calls = _fake_readyz(monkeypatch, [503, 200, 503] + [200] * 40 + [503])
-    _server_stub(4).wait_ready(timeout=5)
+    _wait(4)
     assert len(calls) == 43
 
 
 def test_wait_ready_one_worker_needs_one_answer(monkeypatch):
     calls = _fake_readyz(monkeypatch, [503, 503, 200, 503])
-    _server_stub(1).wait_ready(timeout=5)
+    _wait(1)
     assert len(calls) == 3
 
 
