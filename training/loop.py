@@ -403,5 +403,5 @@ def train(
         if state is None and is_rank_zero():
             discard_if_untrained(trainer.run_dir)  # failed before anything was trained: no empty run folder
         raise
-    trainer.runtime.barrier()
+    trainer.runtime.close()
     return path

@@ -13,7 +13,7 @@ from training import int8_matmul, onnx_graphs
 from training.export import ExportError, category_order, parse_code_labels, write_model_folder
 from training.int8_matmul import MAX_ROWS, add_int8_matmul
 from training.latent import LatentSpec, mnist_spec
-from training.networks import build_networks
+from training.networks import bake_spectral_norm, build_networks
 from training.onnx_graphs import export_networks, read_spec_metadata
 from training.weight_storage import WeightFormatError, int8_grid, round_to_fp16, round_weights, store_weights
 
@@ -82,6 +82,34 @@ def test_round_weights_rejects_unknown_formats():
     G, _, _ = _nets()
     with pytest.raises(WeightFormatError, match="int4"):
         round_weights(G, "int4")
+
+
+@pytest.mark.parametrize("weights", ["fp32", "fp16", "int8"])
+def test_style_late_generator_exports_to_the_same_function(tmp_path, weights):
+    """The chairs' generator whose style enters only through its norms (``style_late``) goes through the same
+    export: ONNX Runtime computes what the rounded PyTorch networks compute, for every style."""
+    from training.config import load_config
+
+    torch.manual_seed(0)
+    spec = load_config("chairs3d").spec
+    G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1)
+    with torch.no_grad():
+        for norm in G.body.norms:  # styles that differ, as after training
+            norm.gain.normal_(0, 0.3)
+            norm.shift.normal_(0, 0.3)
+        for _ in range(3):
+            D(G(*spec.sample(64)))
+    G.eval()
+    D.eval()
+    bake_spectral_norm(D)  # as checkpoint.load_networks does before an export
+    export_networks(G, D, spec, tmp_path, weights=weights)
+    gen = ort.InferenceSession(str(tmp_path / "generator.onnx"), providers=["CPUExecutionProvider"])
+    z, c = spec.sample(8, torch.Generator().manual_seed(1))
+    c[:, :4] = torch.eye(4).repeat(2, 1)
+    with torch.no_grad():
+        want = ((G(z, c) + 1) / 2).numpy()
+    got = gen.run(None, {"z": z.numpy(), "c": c.numpy()})[0]
+    assert got.shape == (8, 1, 64, 64) and np.abs(got - want).max() <= 1e-4
 
 
 def test_category_map_reorders_the_exported_code(tmp_path):

@@ -104,3 +104,61 @@ def test_baked_spectral_norm_is_the_same_function_with_plain_weights():
     bake_spectral_norm(D)
     assert not any(parametrize.is_parametrized(m) for m in D.modules())
     assert torch.allclose(D(x)[1], before, atol=1e-6)
+
+
+def _chairs_late():
+    torch.manual_seed(0)
+    spec = load_config("chairs3d").spec
+    return spec, *build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1)
+
+
+def test_style_late_generator_reads_the_style_only_in_its_norms():
+    """``style_late``: the FC layers see [z, continuous codes] and never the style's one-hot, so the 4x4 map they
+    produce is the same for every style; the style still changes the image, through the norms' scale and shift."""
+    spec, G, _ = _chairs_late()
+    G.eval()
+    z, c = spec.sample(4)
+    seen = []
+    hook = G.body.unflatten.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+    styles = []
+    for k in range(4):
+        c_k = c.clone()
+        c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
+        styles.append(G(z, c_k).detach())
+    hook.remove()
+    assert all(torch.equal(seen[0], s) for s in seen[1:])  # the map before the first norm ignores the style
+    assert all((styles[0] - s).abs().max() > 1e-6 for s in styles[1:])  # the image does (init gains 1 ± 0.02)
+    # a continuous code reaches the FC layers
+    c_moved = c.clone()
+    c_moved[:, 4] = -c_moved[:, 4]
+    G(z, c_moved)
+    assert seen[-1].shape == (4, 64, 4, 4)
+    assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == [128, 4 * 4 * 64]
+    assert G.body.fc[0].in_features == spec.noise.dim + 4  # z and the four continuous codes, no one-hot
+
+
+def test_style_late_generator_trains_exports_and_needs_a_categorical_code(tmp_path):
+    spec, G, _ = _chairs_late()
+    z, c = spec.sample(8)
+    G(z, c).mean().backward()
+    norm = G.body.norms[1]
+    assert norm.gain.grad is not None and norm.gain.grad.abs().sum() > 0  # the style's scale learns
+    _, G2, _ = _chairs_late()
+    G2.load_state_dict(G.state_dict())  # rebuilt from the same arguments (checkpoint.load_networks)
+    G.eval()
+    path = tmp_path / "g.onnx"
+    torch.onnx.export(G, (z, c), str(path), input_names=["z", "c"], output_names=["x"], dynamo=False)
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"z": z.numpy(), "c": c.numpy()})
+    assert abs(got[0] - G(z, c).detach().numpy()).max() < 1e-5
+    dsprites = load_config("dsprites").spec  # no categorical code
+    with pytest.raises(ValueError, match="categorical code"):
+        build_networks(dsprites, arch="dsprites", channels=1, resolution=64, style_late=1)
+
+
+def test_init_weights_leaves_norms_without_affine_alone():
+    bn = nn.Sequential(nn.BatchNorm2d(8, affine=False), nn.BatchNorm1d(8))
+    init_weights(bn)  # raised AttributeError on the weightless norm
+    assert bn[0].weight is None and abs(float(bn[1].weight.mean()) - 1.0) < 0.05
