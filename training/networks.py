@@ -250,7 +250,7 @@ class _StyleLateBody(nn.Module):
     code moves the same features whatever the style; the style selects and weighs channels, not directions of
     the code space. Input: the Generator's [z, c] (N, input_dim); output (N, channels, 64, 64) in [-1, 1]."""
 
-    def __init__(self, spec: LatentSpec, channels: int, fc: int, ch: int, slope: float):
+    def __init__(self, spec: LatentSpec, channels: int, fc: int, ch: int, slope: float, style_map: bool = False):
         super().__init__()
         cat_cols: list[int] = []
         rest = list(range(spec.noise.dim))
@@ -266,6 +266,10 @@ class _StyleLateBody(nn.Module):
             nn.Linear(len(rest), fc), nn.ReLU(), nn.BatchNorm1d(fc), nn.Linear(fc, 4 * 4 * 2 * ch), nn.ReLU()
         )
         self.unflatten = nn.Unflatten(1, (2 * ch, 4, 4))
+        # ``style_map``: each category also adds its own 4x4 map to the FC layers' output, before the first norm: a
+        # coarse shape per style (a stool is tall, a bench wide) that gains and shifts alone build slowly; it is
+        # added, so the FC layers still never see the style. N(0, 0.2): about the FC output's spread at init.
+        self.style_map = nn.Parameter(torch.randn(k, 2 * ch * 16) * 0.2) if style_map else None
         widths = [2 * ch, 2 * ch, ch, ch]  # 4x4, 8x8, 16x16, 32x32
         self.norms = nn.ModuleList(_CategoryNorm(w, k, spatial=True) for w in widths)
         pairs = zip(widths[:-1], widths[1:], strict=True)
@@ -275,8 +279,10 @@ class _StyleLateBody(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         onehot = x.index_select(1, self.cat_cols)
-        h = self.unflatten(self.fc(x.index_select(1, self.rest_cols)))
-        h = self.norms[0](h, onehot)
+        h = self.fc(x.index_select(1, self.rest_cols))
+        if self.style_map is not None:
+            h = h + onehot @ self.style_map
+        h = self.norms[0](self.unflatten(h), onehot)
         for up, norm in zip(self.ups, self.norms[1:], strict=True):
             h = norm(self.act(up(h)), onehot)
         return torch.tanh(self.out(h))
@@ -290,12 +296,13 @@ def _dsprites_nets(
     ch: int = 32,
     sn: int = 1,
     style_late: int = 0,
+    style_map: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     if resolution != 64:
         raise ValueError(f"the 'dsprites' architecture is for 64x64 images, got resolution {resolution}")
     slope = 0.2
     g = (
-        _StyleLateBody(spec, channels, fc, ch, slope)
+        _StyleLateBody(spec, channels, fc, ch, slope, bool(style_map))
         if style_late
         else nn.Sequential(
             nn.Linear(spec.input_dim, fc),

@@ -84,15 +84,15 @@ def test_round_weights_rejects_unknown_formats():
         round_weights(G, "int4")
 
 
-@pytest.mark.parametrize("weights", ["fp32", "fp16", "int8"])
-def test_style_late_generator_exports_to_the_same_function(tmp_path, weights):
+@pytest.mark.parametrize("weights,style_map", [("fp32", 0), ("fp16", 0), ("int8", 0), ("fp32", 1)])
+def test_style_late_generator_exports_to_the_same_function(tmp_path, weights, style_map):
     """The chairs' generator whose style enters only through its norms (``style_late``) goes through the same
     export: ONNX Runtime computes what the rounded PyTorch networks compute, for every style."""
     from training.config import load_config
 
     torch.manual_seed(0)
     spec = load_config("chairs3d").spec
-    G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1)
+    G, D = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, style_map=style_map)
     with torch.no_grad():
         for norm in G.body.norms:  # styles that differ, as after training
             norm.gain.normal_(0, 0.3)

@@ -162,3 +162,23 @@ def test_init_weights_leaves_norms_without_affine_alone():
     bn = nn.Sequential(nn.BatchNorm2d(8, affine=False), nn.BatchNorm1d(8))
     init_weights(bn)  # raised AttributeError on the weightless norm
     assert bn[0].weight is None and abs(float(bn[1].weight.mean()) - 1.0) < 0.05
+
+
+def test_style_map_adds_one_coarse_map_per_style_to_the_style_free_fc_output():
+    """``style_map``: the 4x4 map before the first norm is the FC layers' output (the same for every style) plus the
+    style's own learned map, which trains."""
+    torch.manual_seed(0)
+    spec = load_config("chairs3d").spec
+    G, _ = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, style_map=1)
+    G.eval()
+    z, c = spec.sample(4)
+    seen = []
+    hook = G.body.norms[0].register_forward_hook(lambda m, i, o: seen.append(i[0].detach()))
+    for k in (0, 2):
+        c_k = c.clone()
+        c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
+        G(z, c_k).mean().backward()
+    hook.remove()
+    want = (G.body.style_map[0] - G.body.style_map[2]).detach().reshape(64, 4, 4)
+    assert torch.allclose(seen[0] - seen[1], want.expand(4, -1, -1, -1), atol=1e-6)
+    assert G.body.style_map.grad[[0, 2]].abs().sum() > 0 and G.body.style_map.grad[[1, 3]].abs().sum() == 0
