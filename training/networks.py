@@ -11,7 +11,9 @@ Architectures, selected by name with keyword widths so a checkpoint rebuilds the
   ``InfoGAN-CR_*/gan/network.py``): G: FC128-ReLU-BN, FC4x4x64-ReLU-BN, upconv64/32/32 (4x4, s2)-lReLU-BN each,
   upconv1 (4x4, s2) to 64x64; D/Q: conv32-32-64-64 (4x4, s2)-lReLU, FC128-lReLU, no BatchNorm, spectral
   normalisation on every layer (``sn``); D head FC1; Q head FC128-lReLU-FC. Their order is activation then BN
-  in G, and lReLU slope 0.2 (carpedm20's ``lrelu``), both kept.
+  in G, and lReLU slope 0.2 (carpedm20's ``lrelu``), both kept. ``style_late`` (``_StyleLateBody``) keeps the
+  categorical codes out of G's FC layers: they enter as class-conditional BatchNorm scale and shift (and, with
+  ``style_map``, a learned 4x4 map per category added to the FC output).
 
 Any architecture gets the contrastive regularizer's head (``cr_codes`` > 0, ``ContrastiveHead``) on D.
 
