@@ -196,6 +196,8 @@ class Trainer:
         c = self.spec.encode(self.spec.sample_values(n, self.latent_gen, self.device))
         # the CR term's weight at the images seen before this step; 0: no pairs, the head untouched (loss.CRSchedule)
         cr_weight = self.cr.weight(self.step * self.cfg.optim.batch_size)
+        if hasattr(self.G.body, "set_images"):  # a body with a schedule over the images seen (style_fade)
+            self.G.body.set_images(self.step * self.cfg.optim.batch_size)
         pair_latents = (
             self.spec.shared_code_pairs(n, self.latent_gen, self.device, self.cfg.loss.cr_differ)
             if cr_weight > 0

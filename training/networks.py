@@ -252,7 +252,16 @@ class _StyleLateBody(nn.Module):
     code moves the same features whatever the style; the style selects and weighs channels, not directions of
     the code space. Input: the Generator's [z, c] (N, input_dim); output (N, channels, 64, 64) in [-1, 1]."""
 
-    def __init__(self, spec: LatentSpec, channels: int, fc: int, ch: int, slope: float, style_map: bool = False):
+    def __init__(
+        self,
+        spec: LatentSpec,
+        channels: int,
+        fc: int,
+        ch: int,
+        slope: float,
+        style_map: bool = False,
+        style_fade: int = 0,
+    ):
         super().__init__()
         cat_cols: list[int] = []
         rest = list(range(spec.noise.dim))
@@ -268,6 +277,14 @@ class _StyleLateBody(nn.Module):
             nn.Linear(len(rest), fc), nn.ReLU(), nn.BatchNorm1d(fc), nn.Linear(fc, 4 * 4 * 2 * ch), nn.ReLU()
         )
         self.unflatten = nn.Unflatten(1, (2 * ch, 4, 4))
+        # ``style_fade`` N > 0: the style also feeds the first FC layer, as in the plain body, with a weight that falls
+        # linearly from 1 to 0 over the run's first N images (``set_images``, called by the training loop each step):
+        # the plain body separated the chairs' styles by epoch 5 and the style-late one merged two of them, so the
+        # style gets the plain path while it forms and the codes the style-free one after. A buffer, so checkpoints
+        # and the ONNX export carry the weight the run had reached (0 after N images: the path is gone).
+        self.style_fade = int(style_fade)
+        self.style_fc = nn.Linear(k, fc, bias=False) if style_fade else None
+        self.register_buffer("style_fc_scale", torch.ones(()) if style_fade else None)
         # ``style_map``: each category also adds its own 4x4 map to the FC layers' output, before the first norm: a
         # coarse shape per style (a stool is tall, a bench wide) that gains and shifts alone build slowly; it is
         # added, so the FC layers still never see the style. N(0, 0.2): about the FC output's spread at init.
@@ -281,13 +298,21 @@ class _StyleLateBody(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         onehot = x.index_select(1, self.cat_cols)
-        h = self.fc(x.index_select(1, self.rest_cols))
+        h = self.fc[0](x.index_select(1, self.rest_cols))
+        if self.style_fc is not None:
+            h = h + self.style_fc_scale * self.style_fc(onehot)
+        h = self.fc[1:](h)
         if self.style_map is not None:
             h = h + onehot @ self.style_map
         h = self.norms[0](self.unflatten(h), onehot)
         for up, norm in zip(self.ups, self.norms[1:], strict=True):
             h = norm(self.act(up(h)), onehot)
         return torch.tanh(self.out(h))
+
+    def set_images(self, images: int) -> None:
+        """The training loop's images seen so far: sets the style's FC weight of ``style_fade`` (a no-op without)."""
+        if self.style_fade:
+            self.style_fc_scale.fill_(max(0.0, 1.0 - images / self.style_fade))
 
 
 def _dsprites_nets(
@@ -299,12 +324,13 @@ def _dsprites_nets(
     sn: int = 1,
     style_late: int = 0,
     style_map: int = 0,
+    style_fade: int = 0,
 ) -> tuple[nn.Module, nn.Module]:
     if resolution != 64:
         raise ValueError(f"the 'dsprites' architecture is for 64x64 images, got resolution {resolution}")
     slope = 0.2
     g = (
-        _StyleLateBody(spec, channels, fc, ch, slope, bool(style_map))
+        _StyleLateBody(spec, channels, fc, ch, slope, bool(style_map), style_fade)
         if style_late
         else nn.Sequential(
             nn.Linear(spec.input_dim, fc),
@@ -375,7 +401,8 @@ def init_weights(module: nn.Module) -> None:
             weight = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
             with torch.no_grad():
                 nn.init.normal_(weight, 0.0, 0.02)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

@@ -100,3 +100,24 @@ def test_the_log_has_the_style_accuracy_each_epoch_and_the_factor_metrics_on_the
     assert set(dis[0]["dis/best_factor"]) == {"style", "c1", "c2", "c3", "c4"}
     # evaluate_model's factor metrics (the loop's scheduled rows call factor_metrics by their own import)
     assert calls == []
+
+
+def test_the_loop_fades_the_styles_fc_path_by_the_images_seen(chairs_dir):
+    """``style_fade``: each training step tells G's body the images seen before it, so the style's weight in the
+    first FC layer falls 1 -> 0 over the first N images of the run (and a checkpoint's G holds where it was)."""
+    cfg = load_config(
+        "chairs3d",
+        [
+            f"data.dir='{chairs_dir}'",
+            "optim.batch_size=8",
+            "train.threads=1",
+            "model.widths={style_late = 1, style_fade = 32}",
+        ],
+    )
+    t = Trainer(cfg, chairs_dir / "run-fade", progress=False)
+    scales = []
+    for step in range(6):
+        t.step = step
+        t.train_step(t.data[:8])
+        scales.append(float(t.G.body.style_fc_scale))
+    assert scales == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]

@@ -182,3 +182,34 @@ def test_style_map_adds_one_coarse_map_per_style_to_the_style_free_fc_output():
     want = (G.body.style_map[0] - G.body.style_map[2]).detach().reshape(64, 4, 4)
     assert torch.allclose(seen[0] - seen[1], want.expand(4, -1, -1, -1), atol=1e-6)
     assert G.body.style_map.grad[[0, 2]].abs().sum() > 0 and G.body.style_map.grad[[1, 3]].abs().sum() == 0
+
+
+def test_style_fade_gives_the_style_the_fc_path_then_takes_it_away():
+    """``style_fade`` N: the style's one-hot also feeds the first FC layer with weight 1 - images / N (not below 0),
+    so the 4x4 map depends on the style early in a run and not after N images."""
+    torch.manual_seed(0)
+    spec = load_config("chairs3d").spec
+    G, _ = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, style_fade=1000)
+    G.eval()
+    z, c = spec.sample(4)
+
+    def fc_maps():
+        seen = []
+        hook = G.body.unflatten.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
+        for k in (0, 3):
+            c_k = c.clone()
+            c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
+            G(z, c_k)
+        hook.remove()
+        return seen
+
+    a, b = fc_maps()
+    assert (a - b).abs().max() > 1e-4  # images 0: the style reaches the FC layers
+    G.body.set_images(500)
+    assert float(G.body.style_fc_scale) == 0.5
+    G.body.set_images(1000)
+    a, b = fc_maps()
+    assert float(G.body.style_fc_scale) == 0.0 and torch.equal(a, b)
+    G.body.set_images(5000)
+    assert float(G.body.style_fc_scale) == 0.0
+    assert "body.style_fc_scale" in G.state_dict()  # a checkpoint keeps the weight the run reached
