@@ -13,7 +13,8 @@ Architectures, selected by name with keyword widths so a checkpoint rebuilds the
   normalisation on every layer (``sn``); D head FC1; Q head FC128-lReLU-FC. Their order is activation then BN
   in G, and lReLU slope 0.2 (carpedm20's ``lrelu``), both kept. ``style_late`` (``_StyleLateBody``) keeps the
   categorical codes out of G's FC layers: they enter as class-conditional BatchNorm scale and shift (and, with
-  ``style_map``, a learned 4x4 map per category added to the FC output).
+  ``style_map``, a learned 4x4 map per category added to the FC output; with ``style_fade``, the first FC layer's
+  input too, fading out over the run's first images).
 
 Any architecture gets the contrastive regularizer's head (``cr_codes`` > 0, ``ContrastiveHead``) on D.
 
@@ -247,10 +248,12 @@ class _StyleLateBody(nn.Module):
     The plain body feeds one FC layer with [z, one-hot, continuous], so each category can give the continuous codes
     their own meaning: on the rendered chairs each style had its own rotation of the code space (per-style R² of
     azimuth on the codes 0.91-0.98, over all chairs 0.13; docs/training/chairs3d.md), which FactorVAE and MIG
-    count as entangled. Here the FC layers see only [z, continuous] and produce one 4x4 feature map for every
-    category, and the category enters only as each later BatchNorm's scale and shift (``_CategoryNorm``), so a
-    code moves the same features whatever the style; the style selects and weighs channels, not directions of
-    the code space. Input: the Generator's [z, c] (N, input_dim); output (N, channels, 64, 64) in [-1, 1]."""
+    count as entangled. Here the FC layers see only [z, continuous] (``style_fade`` aside) and make one 4x4 map
+    for every category, and the category enters only as each later BatchNorm's scale and shift
+    (``_CategoryNorm``), so a code moves the same features whatever the style; the style selects and weighs
+    channels, not directions of the code space. Measured on the chairs: azimuth and light line up across styles,
+    but the categorical code merges two styles (docs/training/chairs3d.md, "The style enters late").
+    Input: the Generator's [z, c] (N, input_dim); output (N, channels, 64, 64) in [-1, 1]."""
 
     def __init__(
         self,

@@ -133,14 +133,10 @@ class Runtime:
         dist.broadcast_object_list(names, src=0)
         return Path(names[0])
 
-    def barrier(self) -> None:
-        if self.distributed:
-            dist.barrier()
-
     def close(self) -> None:
-        """Leave the process group together: every rank waits for the others, then tears its gloo/NCCL
-        connections down itself. Left to interpreter exit, a rank whose peer had already exited sometimes died
-        with SIGABRT in that teardown (1 in ~10 two-rank CPU runs here), failing a run whose checkpoint was written."""
+        """Leave the process group together at a run's end: every rank waits for the others, then tears its
+        gloo/NCCL connections down itself rather than at interpreter exit, where a rank of the two-rank CPU test
+        once died with SIGABRT after its run had finished and written its checkpoint."""
         if self.distributed and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()
