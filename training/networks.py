@@ -224,22 +224,19 @@ def _dcgan_nets(
 class _CategoryNorm(nn.Module):
     """BatchNorm without its own affine, followed by a scale and shift chosen by the categorical codes: the
     class-conditional BatchNorm of conditional GANs (de Vries et al., 2017; Miyato & Koyama, 2018). ``onehot``
-    (N, K) holds the categorical codes' one-hot columns (several codes add their rows); features (N, C) or
-    (N, C, H, W) -> same shape."""
+    (N, K) holds the categorical codes' one-hot columns (several codes add their rows); features (N, C, H, W) ->
+    same shape."""
 
-    def __init__(self, features: int, categories: int, spatial: bool):
+    def __init__(self, features: int, categories: int):
         super().__init__()
-        self.norm = nn.BatchNorm2d(features, affine=False) if spatial else nn.BatchNorm1d(features, affine=False)
+        self.norm = nn.BatchNorm2d(features, affine=False)
         # per-category gain offset and shift (K, C); N(0, 0.02) as init_weights draws BN scales, around gain 1
         self.gain = nn.Parameter(torch.randn(categories, features) * 0.02)
         self.shift = nn.Parameter(torch.zeros(categories, features))
-        self.spatial = spatial
 
     def forward(self, h: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         gain, shift = 1.0 + onehot @ self.gain, onehot @ self.shift
-        if self.spatial:
-            gain, shift = gain[:, :, None, None], shift[:, :, None, None]
-        return self.norm(h) * gain + shift
+        return self.norm(h) * gain[:, :, None, None] + shift[:, :, None, None]
 
 
 class _StyleLateBody(nn.Module):
@@ -293,7 +290,7 @@ class _StyleLateBody(nn.Module):
         # added, so the FC layers still never see the style. N(0, 0.2): about the FC output's spread at init.
         self.style_map = nn.Parameter(torch.randn(k, 2 * ch * 16) * 0.2) if style_map else None
         widths = [2 * ch, 2 * ch, ch, ch]  # 4x4, 8x8, 16x16, 32x32
-        self.norms = nn.ModuleList(_CategoryNorm(w, k, spatial=True) for w in widths)
+        self.norms = nn.ModuleList(_CategoryNorm(w, k) for w in widths)
         pairs = zip(widths[:-1], widths[1:], strict=True)
         self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, 2, 1) for a, b in pairs)
         self.act = nn.LeakyReLU(slope)
