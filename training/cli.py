@@ -38,6 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     ("--lambda", args.lambda_),
                     ("--data-dir", args.data_dir),
                     ("--init-from", args.init_from),
+                    ("--init-parts", args.init_parts != "all"),
                 )
                 if val
             ]
@@ -61,6 +62,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         else:
             if args.fork:
                 raise SystemExit("infogan train: --fork copies a run to change its settings; give --resume RUN too")
+            if args.init_parts != "all" and not args.init_from:
+                raise SystemExit("infogan train: --init-parts chooses what --init-from loads; give --init-from too")
             if not args.config:
                 raise SystemExit(
                     "infogan train: give a config (name in training/configs or a .toml path) or --resume RUN"
@@ -74,6 +77,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 progress=not args.no_progress,
                 max_steps=args.max_steps,
                 init_from=args.init_from,
+                init_parts=args.init_parts,
             )
     except Interrupted as e:
         print(f"infogan train: {e}", file=sys.stderr)
@@ -286,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR_OR_CHECKPOINT",
         help="start this new run from another run's trained networks (same latent and model), e.g. to fine-tune on "
         "another data set version; its step, schedule and history are the new run's own",
+    )
+    t.add_argument(
+        "--init-parts",
+        choices=["all", "D"],
+        default="all",
+        help="with --init-from: 'D' loads only the discriminator with its Q and CR heads, so G starts fresh and may "
+        "be another design (default: all)",
     )
     t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")

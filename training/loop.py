@@ -85,6 +85,7 @@ class Trainer:
         progress: bool = True,
         max_steps: int | None = None,
         init_from: tuple[Path, dict[str, Any]] | None = None,
+        init_parts: str = "all",
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -152,7 +153,7 @@ class Trainer:
         self.init_from: dict[str, Any] | None = None  # train_state.init_from's record of the run this one started from
         self.build(restart=0)
         if init_from is not None:
-            train_state.init_from(self, init_from)
+            train_state.init_from(self, init_from, init_parts)
         if resume is not None:
             train_state.restore(self, resume)
             self.restarts.load_state_dict(resume)
@@ -361,13 +362,15 @@ def train(
     fork: str | Path | None = None,
     overrides: list[str] | None = None,
     init_from: str | Path | None = None,
+    init_parts: str = "all",
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
     With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` / ``device``
     change it;
     ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``).
-    ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``)."""
+    ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``; ``init_parts="D"``:
+    its discriminator and Q only)."""
     if init_from is not None and resume is not None:
         raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
     state = None
@@ -389,6 +392,7 @@ def train(
         progress=progress,
         max_steps=max_steps,
         init_from=source,
+        init_parts=init_parts,
     )
     if fork is not None and resume is not None and is_rank_zero():
         train_state.write_fork(state, resume, run_dir)  # only now: a fork that could not start leaves no folder

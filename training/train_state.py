@@ -151,23 +151,43 @@ def read_init_source(path: str | Path, cfg: Config) -> tuple[Path, dict[str, Any
     return ck_path, ck
 
 
-def init_from(t: Trainer, source: tuple[Path, dict[str, Any]]) -> None:
+def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all") -> None:
     """Start the new run ``t`` (step 0) from another run's trained networks and optimizer moments (``infogan train
     CONFIG --init-from CHECKPOINT``; ``source`` from ``read_init_source``): fine-tuning on another data set version or
     with another loss, where a fork (which continues a run's step count, schedule and metrics) would mix two data sets
     in one history. The step, the schedule (e.g. loss.cr_late_from), the latent stream and the epoch order are the new
-    run's own. The latent spec and the model arguments must be the checkpoint's (they shape every tensor)."""
+    run's own. The latent spec and the model arguments must be the checkpoint's (they shape every tensor).
+
+    ``parts="D"`` (``--init-parts D``) loads only the discriminator, its Q and CR heads and their optimizer moments;
+    G keeps this run's fresh draw, so G may be another design (e.g. ``model.widths.style_late``): the new G is then
+    trained against a Q that already reads the codes as the source run found them (the chairs' styles, which a
+    style-late G alone merged two of). The latent spec must match (it shapes Q's outputs), and D's tensors must fit."""
     ck_path, ck = source
-    diff = network_differences(ck, t.spec.to_dict(), t.model_args)
-    if diff:
-        raise TrainingError(
-            f"--init-from {ck_path}: its {' and '.join(diff)} differ from the config's; the weights cannot be loaded "
-            "into these networks"
-        )
-    load_weights(t, ck)
+    if parts == "all":
+        diff = network_differences(ck, t.spec.to_dict(), t.model_args)
+        if diff:
+            raise TrainingError(
+                f"--init-from {ck_path}: its {' and '.join(diff)} differ from the config's; the weights cannot be "
+                "loaded into these networks"
+            )
+        load_weights(t, ck)
+    elif parts == "D":
+        if ck["spec"] != t.spec.to_dict():
+            raise TrainingError(f"--init-from {ck_path}: its latent spec differs from the config's; Q cannot be loaded")
+        try:
+            t.D.load_state_dict(ck["D"])
+        except RuntimeError as e:  # missing/unexpected keys or other shapes: another D design or width
+            first = str(e).strip().splitlines()[-1].strip()
+            raise TrainingError(
+                f"--init-from {ck_path} --init-parts D: its discriminator does not fit this config's ({first})"
+            ) from None
+        t.opt_D.load_state_dict(ck["opt_D"])
+    else:
+        raise TrainingError(f"--init-parts must be 'all' or 'D', got {parts!r}")
     t.init_from = {
         "checkpoint": str(ck_path),
         "step": int(ck["step"]),
+        "parts": parts,
         "dataset": ck.get("dataset"),
         "config": ck["config"].get("name"),
         "command": ck.get("command"),

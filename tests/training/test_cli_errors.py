@@ -177,6 +177,8 @@ def test_resume_settings_need_a_fork_and_a_fork_needs_a_run(fake_mnist_dir, tmp_
         (["train", "--resume", str(run), "--init-from", str(run)], "--init-from cannot be given with it"),
         (["train", "mnist", "--init-from", str(tmp_path / "nowhere")], "set train.restarts=1"),
         (["train", "mnist", "--set", "train.restarts=1", "--init-from", str(tmp_path / "no")], "no checkpoint at"),
+        (["train", "mnist", "--init-parts", "D"], "--init-parts chooses what --init-from loads; give --init-from too"),
+        (["train", "--resume", str(run), "--init-parts", "D"], "--init-parts cannot be given with it"),
     ]
     for argv, words in cases:
         code, err = run_cli(argv, capsys)

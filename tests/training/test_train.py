@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from training import chairs3d, loop, runtime, train_state
 from training import checkpoint as ckpt_io
-from training import loop, runtime, train_state
 from training.config import Config, load_config
 from training.data import DataError
 from training.loop import Trainer, TrainingError, train
@@ -382,6 +382,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(fake_mnist_dir, tm
     ck = ckpt_io.load(part)
     assert ck["step"] == 4 and ck["config"]["loss"]["lambda_continuous"] == 0.5
     assert ck["init_from"]["checkpoint"] == str(src) and ck["init_from"]["step"] == 8
+    assert ck["init_from"]["parts"] == "all"
     assert ck["init_from"]["command"] == src_ck["command"]
     rows = [json.loads(line)["step"] for line in (part.parent / "metrics.jsonl").read_text().splitlines()]
     assert rows == [2, 4]  # its own history, none of the source's rows
@@ -407,6 +408,89 @@ def test_init_from_refuses_networks_it_cannot_fill(fake_mnist_dir, tmp_path, cha
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     with pytest.raises(TrainingError, match="a resume already has its own"):
         train(None, resume=src.parent, progress=False, init_from=src)
+
+
+@pytest.fixture(scope="module")
+def fake_chairs_dir(tmp_path_factory) -> Path:
+    """16 rendered 64x64 chairs (every style; training/chairs3d.py), for the 'dsprites' architecture with a
+    categorical code."""
+    root = tmp_path_factory.mktemp("chairs3d")
+    chairs3d.write_dataset(root / chairs3d.RENDERED_FILE, subset=(1, 8, 5, 5, 5))
+    return root
+
+
+def tiny_chairs_config(data_dir, *changes: str) -> Config:
+    """chairs3d (the 'dsprites' architecture, a 4-way style code, the CR head) shrunk to a 2-step epoch."""
+    return load_config(
+        "chairs3d",
+        [
+            f"data.dir={json.dumps(str(data_dir))}",
+            "model.widths={ fc = 16, ch = 4 }",
+            "optim.batch_size=8",
+            "train.checkpoint_every=2",
+            "train.log_every=2",
+            "train.epochs=1",
+            "train.threads=1",
+            "train.restarts=1",
+            "train.metrics_every=0",
+            *changes,
+        ],
+    )
+
+
+def test_init_from_D_loads_only_the_discriminator_so_G_may_be_another_design(fake_chairs_dir, tmp_path):
+    """--init-parts D: the new run's D (with its Q and CR heads) and D's optimizer moments are the source's; G and
+    its optimizer are the new run's fresh draw of its seed, of the source's design or another (style_late); the
+    checkpoint records the parts loaded."""
+    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    src_ck = ckpt_io.load(src)
+    assert not src_ck["model_args"].get("style_late") and any(k.startswith("cr_head.") for k in src_ck["D"])
+    for i, g_design in enumerate(("{ fc = 16, ch = 4 }", "{ fc = 16, ch = 4, style_late = 1 }")):
+        cfg = tiny_chairs_config(fake_chairs_dir, f"model.widths={g_design}")
+        source = train_state.read_init_source(src.parent, cfg)
+        t = Trainer(cfg, tmp_path / f"probe{i}", progress=False, init_from=source, init_parts="D")
+        fresh = Trainer(cfg, tmp_path / f"fresh{i}", progress=False)
+        assert t.D.state_dict().keys() == src_ck["D"].keys()
+        for k, v in src_ck["D"].items():
+            assert torch.equal(t.D.state_dict()[k], v), k
+        assert any(not torch.equal(fresh.D.state_dict()[k], v) for k, v in src_ck["D"].items())  # D trained
+        got, want = t.opt_D.state_dict(), src_ck["opt_D"]
+        assert got["state"].keys() == want["state"].keys() and want["state"]
+        for n, moments in want["state"].items():
+            for k, v in moments.items():
+                assert torch.equal(got["state"][n][k], v), (n, k)
+        assert [g["lr"] for g in got["param_groups"]] == [g["lr"] for g in want["param_groups"]]
+        # G: untouched by the source, the same as a run of this config and seed without --init-from
+        assert t.G.state_dict().keys() == fresh.G.state_dict().keys()
+        for k, v in fresh.G.state_dict().items():
+            assert torch.equal(t.G.state_dict()[k], v), k
+        assert t.opt_G.state_dict()["state"] == {}
+        if i == 0:  # the source's design: its trained G is not the fresh one
+            assert any(not torch.equal(t.G.state_dict()[k], v) for k, v in src_ck["G"].items())
+        else:
+            assert t.G.state_dict().keys() != src_ck["G"].keys()
+        assert t.step == 0 and t.init_from["parts"] == "D"
+    part = train(cfg, runs_dir=tmp_path / "b", progress=False, max_steps=2, init_from=src, init_parts="D")
+    ck = ckpt_io.load(part)
+    assert ck["step"] == 2 and ck["model_args"]["style_late"] == 1
+    assert ck["init_from"]["parts"] == "D" and ck["init_from"]["checkpoint"] == str(src)
+    assert ck["init_from"]["step"] == 2
+
+
+@pytest.mark.parametrize(
+    "change, parts, words",
+    [
+        ("latent.noise={ name = 'z', dim = 3, distribution = 'uniform' }", "D", "latent spec differs"),
+        ("model.widths={ fc = 16, ch = 8 }", "D", "--init-parts D: its discriminator does not fit this config's"),
+        ("train.seed=1", "X", "--init-parts must be 'all' or 'D', got 'X'"),
+    ],
+)
+def test_init_from_D_refuses_a_discriminator_it_cannot_fill(fake_chairs_dir, tmp_path, change, parts, words):
+    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    cfg = tiny_chairs_config(fake_chairs_dir, change)
+    with pytest.raises(TrainingError, match=re.escape(words)):
+        train(cfg, runs_dir=tmp_path / "b", progress=False, init_from=src, init_parts=parts)
+    assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
 
 
 def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_path):
