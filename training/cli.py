@@ -293,10 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--init-parts",
-        choices=["all", "D"],
+        choices=["all", "D", "D-categorical"],
         default="all",
         help="with --init-from: 'D' loads only the discriminator with its Q and CR heads, so G starts fresh and may "
-        "be another design (default: all)",
+        "be another design; 'D-categorical' as D, but Q's outputs for the continuous codes start fresh (default: all)",
     )
     t.add_argument("--max-steps", type=_positive_int, help="stop after this many steps (smoke tests)")
     t.add_argument("--no-progress", action="store_true")

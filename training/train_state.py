@@ -171,19 +171,34 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all
                 "loaded into these networks"
             )
         load_weights(t, ck)
-    elif parts == "D":
+    elif parts in ("D", "D-categorical"):
         if ck["spec"] != t.spec.to_dict():
             raise TrainingError(f"--init-from {ck_path}: its latent spec differs from the config's; Q cannot be loaded")
+        last = t.D.q_head[-1]  # Linear(q_hidden, q_dim): one row per value of Q's output
+        fresh = {k: v.clone() for k, v in last.state_dict().items()}
         try:
             t.D.load_state_dict(ck["D"])
         except RuntimeError as e:  # missing/unexpected keys or other shapes: another D design or width
             first = str(e).strip().splitlines()[-1].strip()
             raise TrainingError(
-                f"--init-from {ck_path} --init-parts D: its discriminator does not fit this config's ({first})"
+                f"--init-from {ck_path} --init-parts {parts}: its discriminator does not fit this config's ({first})"
             ) from None
         t.opt_D.load_state_dict(ck["opt_D"])
+        if parts == "D-categorical":
+            # Q's outputs for the non-categorical codes keep this run's fresh draw: the source's continuous reads
+            # carry its assignment of codes to factors (on the chairs: none for light), which the new G would
+            # otherwise inherit. Rows of the weight (spectral norm's "original" too) and of the bias; the power
+            # iteration's u/v vectors are kept and follow within a few steps; the Adam moments stay the source's
+            # (gradient scales of the same layer).
+            rows = [i for code, sl in t.spec.q_slices() if code.kind != "categorical" for i in range(sl.start, sl.stop)]
+            with torch.no_grad():
+                state = {k: v.clone() for k, v in last.state_dict().items()}
+                for k, v in fresh.items():
+                    if k in ("weight", "bias", "parametrizations.weight.original"):  # (q_dim, hidden), (q_dim,)
+                        state[k][rows] = v[rows]
+                last.load_state_dict(state)
     else:
-        raise TrainingError(f"--init-parts must be 'all' or 'D', got {parts!r}")
+        raise TrainingError(f"--init-parts must be 'all', 'D' or 'D-categorical', got {parts!r}")
     t.init_from = {
         "checkpoint": str(ck_path),
         "step": int(ck["step"]),

@@ -477,12 +477,38 @@ def test_init_from_D_loads_only_the_discriminator_so_G_may_be_another_design(fak
     assert ck["init_from"]["step"] == 2
 
 
+def test_init_from_D_categorical_redraws_q_continuous_outputs(fake_chairs_dir, tmp_path):
+    """--init-parts D-categorical: as D, but the rows of Q's last layer that read the continuous codes are this run's
+    fresh draw, the categorical code's rows and every other tensor the source's."""
+    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    src_d = ckpt_io.load(src)["D"]
+    cfg = tiny_chairs_config(fake_chairs_dir, "model.widths={ fc = 16, ch = 4, style_late = 1 }")
+    source = train_state.read_init_source(src.parent, cfg)
+    t = Trainer(cfg, tmp_path / "probe", progress=False, init_from=source, init_parts="D-categorical")
+    fresh = Trainer(cfg, tmp_path / "fresh", progress=False).D.state_dict()
+    got = t.D.state_dict()
+    cat = [i for code, sl in cfg.spec.q_slices() if code.kind == "categorical" for i in range(sl.start, sl.stop)]
+    cont = [i for i in range(cfg.spec.q_dim) if i not in cat]
+    assert cat and cont
+    last = [k for k in got if k.startswith("q_head.") and k.endswith(("bias", "weight.original"))]
+    last = [k for k in last if got[k].shape[0] == cfg.spec.q_dim]
+    assert len(last) == 2  # the last layer's weight and bias
+    for k, v in src_d.items():
+        if k in last:
+            assert torch.equal(got[k][cat], v[cat]), k
+            assert torch.equal(got[k][cont], fresh[k][cont]), k
+            assert not torch.equal(v[cont], fresh[k][cont]), k  # the source's rows were not the fresh ones
+        else:
+            assert torch.equal(got[k], v), k
+    assert t.init_from["parts"] == "D-categorical"
+
+
 @pytest.mark.parametrize(
     "change, parts, words",
     [
         ("latent.noise={ name = 'z', dim = 3, distribution = 'uniform' }", "D", "latent spec differs"),
         ("model.widths={ fc = 16, ch = 8 }", "D", "--init-parts D: its discriminator does not fit this config's"),
-        ("train.seed=1", "X", "--init-parts must be 'all' or 'D', got 'X'"),
+        ("train.seed=1", "X", "--init-parts must be 'all', 'D' or 'D-categorical', got 'X'"),
     ],
 )
 def test_init_from_D_refuses_a_discriminator_it_cannot_fill(fake_chairs_dir, tmp_path, change, parts, words):
