@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from benchmarks._server import Server  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP  # noqa: E402
+from training.machine import cpu_name  # noqa: E402
 
 # one frame at 60 Hz: a drag renders in browser mode within the frame it was made in
 TARGET_P95_MS = 16
@@ -152,18 +153,6 @@ def breakdown(parts: list[dict]) -> dict:
         if values:
             out[name] = {"p50_ms": round(statistics.median(values), 1), "p95_ms": round(percentile(values, 95), 1)}
     return out
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

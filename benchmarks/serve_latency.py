@@ -41,6 +41,7 @@ from backend.core.device import session_options  # noqa: E402
 from benchmarks._server import client_limits, cpu_seconds, model_info, server, wrk  # noqa: E402
 from spec.latent import LatentSpec  # noqa: E402
 from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
+from training.machine import cpu_name  # noqa: E402
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -243,7 +244,6 @@ def report(label: str, m: dict, raw: dict, clients: int) -> None:
 def wrk_mode(args) -> None:
     import json
     import shutil
-    import subprocess
 
     env = {"DEVICE": args.device, **({"ORT_THREADS": str(args.threads)} if args.threads else {})}
     # without wrk (e.g. a machine with no package mirror): the Python client, which then bounds the figures
@@ -313,10 +313,9 @@ def wrk_mode(args) -> None:
                     f"server CPU {cpu_ms[name][-1]:.2f} ms/request",
                     flush=True,
                 )
-    cpu = subprocess.run(["sh", "-c", "lscpu | sed -n 's/^Model name: *//p'"], capture_output=True, text=True)
     svc = float(np.median(runs["service"]))
     print(
-        f"model {info['id']}, {os.cpu_count()} cores ({cpu.stdout.strip()}), service workers {args.workers}, "
+        f"model {info['id']}, {os.cpu_count()} cores ({cpu_name()}), service workers {args.workers}, "
         f"served on {info['device']}; "
         f"response {size} bytes; {client_name} {args.clients} connections, {args.seconds:g} s x {args.wrk_runs} runs"
     )

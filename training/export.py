@@ -27,6 +27,7 @@ from torch import nn
 from spec.manifest import MODEL_ID_PATTERN, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
+from . import machine
 from .class_check import classifier_cache_dir
 from .data import dataset_info
 from .evaluate import calibrated_copy, evaluate_model, load_eval_data
@@ -201,6 +202,10 @@ def export_checkpoint(
             "command": command,
             "train_command": ck.get("command"),
             "resumed_by": ck.get("resumed_by", []),
+            # the machine of each training command (training.machine; the last ones when the run began before they
+            # were recorded) and of this export, which measured the evaluation figures
+            "machines": ck.get("machines", []),
+            "exported_on": machine.describe(),
             "init_from": ck.get("init_from"),
             "restarts": read_restarts(ck)[0],
             "precision": ck.get("precision"),  # "auto" resolved per machine

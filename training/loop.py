@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import epoch_report, train_state
+from . import epoch_report, machine, train_state
 from .augment import NuisanceAugment
 from .config import Config, dumps
 from .data import load_dataset
@@ -150,6 +150,7 @@ class Trainer:
         self.cr = cr_schedule(cfg)
         self.restarts = Restarts(tc.restarts, tc.restart_steps)
         self.commands = [command_line()]  # the command that started the run, then each resume's
+        self.machines = [machine.describe(self.device)]  # and the machine each one ran on
         self.init_from: dict[str, Any] | None = None  # train_state.init_from's record of the run this one started from
         self.build(restart=0)
         if init_from is not None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import checkpoint as ckpt_io
+from . import machine
 from .config import Config, apply_override
 from .run_dir import CHECKPOINT_FILE, METRICS_FILE, command_line, trim_metrics
 from .runtime import TrainingError, is_rank_zero
@@ -49,6 +50,9 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
         # the command line that started the run and those that resumed it, for the manifest
         "command": t.commands[0],
         "resumed_by": t.commands[1:],
+        # the machine of each of those commands, in the same order (training.machine.describe; a run begun before
+        # machines were recorded has fewer entries than commands: they are the last ones)
+        "machines": t.machines,
         # the run whose trained weights this one started from (train --init-from), with that run's own lineage
         "init_from": t.init_from,
     }
@@ -132,6 +136,7 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
             flush=True,
         )
     t.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
+    t.machines = [*ck.get("machines", []), machine.describe(t.device)]
     t.init_from = ck.get("init_from")
 
 

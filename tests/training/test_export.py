@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spec.manifest import GENERATOR_FILE, RECOGNIZER_FILE, Manifest, sha256_of
-from training import int8_matmul, onnx_graphs
+from training import int8_matmul, machine, onnx_graphs
 from training.export import ExportError, category_order, parse_code_labels, write_model_folder
 from training.int8_matmul import MAX_ROWS, add_int8_matmul
 from training.latent import LatentSpec, mnist_spec
@@ -344,9 +344,13 @@ def test_export_command_writes_drawing_baseline_and_category_order(
     assert manifest.provenance["generator"] == "trained"  # no G_ema in this checkpoint
     # a checkpoint with a moving average of G ships that, not the trained G
     assert manifest.provenance["init_from"] is None  # trained from scratch
+    # the machine of each training command and of the export that measured the figures
+    assert manifest.provenance["machines"] == []  # a hand-made checkpoint, no training command recorded
+    assert manifest.provenance["exported_on"] == machine.describe()
     saved = ckpt_io.load(ck)
     saved["G_ema"] = {k: v * 0.5 if v.is_floating_point() else v for k, v in saved["G"].items()}
     saved["init_from"] = {"checkpoint": "runs/a/checkpoint.pt", "step": 40, "command": "infogan train mnist"}
+    saved["machines"] = [{"cpu": "AMD EPYC", "cores": 2, "device": "cpu", "torch": "2.13.0"}]
     ckpt_io.save_atomic(saved, ck)
     with pytest.raises(SystemExit) as done:
         main(["export", str(ck), "--id", "m-ema", "--models-dir", str(tmp_path / "models")])
@@ -354,6 +358,7 @@ def test_export_command_writes_drawing_baseline_and_category_order(
     ema_manifest = Manifest.read(tmp_path / "models" / "m-ema")
     assert ema_manifest.provenance["generator"] == "ema"
     assert ema_manifest.provenance["init_from"]["step"] == 40  # the run it was fine-tuned from
+    assert ema_manifest.provenance["machines"] == saved["machines"]  # each training command's machine, as saved
     assert ema_manifest.metrics["code_effects"] != manifest.metrics["code_effects"]
     assert manifest.metrics["digit"]["category_to_class"] is not None
     # what each continuous code moves, the evidence behind its label

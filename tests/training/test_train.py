@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import chairs3d, loop, runtime, train_state
+from training import chairs3d, loop, machine, runtime, train_state
 from training import checkpoint as ckpt_io
 from training.config import Config, load_config
 from training.data import DataError
@@ -131,6 +131,15 @@ def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp
     for k in straight["G"]:
         assert torch.equal(straight["G"][k], longer["G"][k]), k
     assert longer["command"] == straight["command"] and len(longer["resumed_by"]) == 1
+    # one machine per command, the resume's appended (training.machine.describe)
+    assert straight["machines"] == [machine.describe("cpu")]
+    assert longer["machines"] == [machine.describe("cpu")] * 2
+    other = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "c", progress=False, max_steps=4)
+    before = ckpt_io.load(other)
+    before["machines"] = [{"cpu": "elsewhere"}]  # as if begun on another machine
+    ckpt_io.save_atomic(before, other)
+    again = ckpt_io.load(train(None, resume=other.parent, progress=False, max_steps=8))
+    assert again["machines"] == [{"cpu": "elsewhere"}, machine.describe("cpu")]
     with pytest.raises(TrainingError, match="shorter"):
         train(None, resume=short.parent, progress=False, epochs=0.5)
     res = subprocess.run(
