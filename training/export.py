@@ -113,8 +113,26 @@ def factor_labels(spec: LatentSpec, evaluation: dict[str, Any]) -> dict[str, str
     (``disentanglement.best_factor``, MI normalised by the factor's entropy), for data sets with factor classes;
     {} otherwise. A factor that is the best match of several codes names the one with the highest normalised MI;
     the others get "<factor> 2", "<factor> 3", ... in that order, so no two sliders carry the same name and the
-    page still says what each one moves most."""
-    best = (evaluation.get("disentanglement") or {}).get("best_factor") or {}
+    page still says what each one moves most.
+
+    A factor that a categorical code matches best (the chairs' style, read by the style code) is that code's: a
+    continuous code is named after the best of the other factors (from ``mi_matrix`` when the evaluation has it),
+    so a slider that also nudges the style is not called "style" beside the style buttons; on the shipped chairs
+    model `c2` holds 0.095 nats of style and 0.073 of light, more light than any other code."""
+    dis = evaluation.get("disentanglement") or {}
+    best = dict(dis.get("best_factor") or {})
+    claimed = {best[c.name]["factor"] for c in spec.codes if c.kind == "categorical" and c.name in best}
+    matrix, factors, codes, entropy = (dis.get(k) for k in ("mi_matrix", "factors", "codes", "factor_entropy"))
+    if claimed and matrix and factors and codes and entropy:
+        for c in spec.continuous_codes():
+            if c.name in best and best[c.name]["factor"] in claimed and c.name in codes:
+                row = matrix[codes.index(c.name)]
+                scores = {
+                    f: row[i] / entropy[f] for i, f in enumerate(factors) if f not in claimed and entropy.get(f, 0) > 0
+                }
+                if scores:
+                    f = max(scores, key=scores.__getitem__)
+                    best[c.name] = {"factor": f, "mi": row[factors.index(f)], "normalised_mi": scores[f]}
     matched = [(c.name, best[c.name]) for c in spec.continuous_codes() if c.name in best]
     labels: dict[str, str] = {}
     for factor in dict.fromkeys(m["factor"] for _, m in matched):

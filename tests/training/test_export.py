@@ -411,3 +411,40 @@ def test_factor_labels_name_each_continuous_code_by_the_factor_it_matches():
     for name, text in factor_labels(spec, evaluation).items():  # every label is one the spec accepts
         spec = spec.with_text(name, label=text)
     assert [c.label for c in spec.continuous_codes()] == ["width 2", "azimuth", "width", "width 3"]
+
+
+def test_factor_labels_leave_a_categorical_codes_factor_to_it():
+    """A continuous code whose best factor is the one the categorical code matches (the chairs' style) is named after
+    the best of the other factors, from the MI matrix (normalised by each factor's entropy); without the matrix the
+    plain best factor stays."""
+    from training.export import factor_labels
+
+    spec = LatentSpec.from_dict(
+        {
+            "noise": {"name": "z", "dim": 2},
+            "codes": [
+                {"name": "style", "type": "categorical", "categories": 4},
+                {"name": "c1", "type": "continuous"},
+                {"name": "c2", "type": "continuous"},
+            ],
+        }
+    )
+    factors, entropy = ["style", "light", "width"], {"style": 1.386, "light": 1.609, "width": 1.609}
+    mi = [[1.386, 0.001, 0.001], [0.095, 0.073, 0.021], [0.038, 0.029, 0.586]]  # rows: style, c1, c2
+
+    def evaluation(style_best: str, matrix: bool = True) -> dict:
+        dis = {
+            "best_factor": {
+                "style": {"factor": style_best, "mi": 1.386, "normalised_mi": 1.0},
+                "c1": {"factor": "style", "mi": 0.095, "normalised_mi": 0.095 / 1.386},
+                "c2": {"factor": "width", "mi": 0.586, "normalised_mi": 0.586 / 1.609},
+            }
+        }
+        if matrix:
+            dis.update(mi_matrix=mi, factors=factors, codes=["style", "c1", "c2"], factor_entropy=entropy)
+        return {"disentanglement": dis}
+
+    assert factor_labels(spec, evaluation("style")) == {"c1": "light", "c2": "width"}
+    assert factor_labels(spec, evaluation("style", matrix=False)) == {"c1": "style", "c2": "width"}
+    # the categorical code matching another factor claims that one: c1 keeps style
+    assert factor_labels(spec, evaluation("light")) == {"c1": "style", "c2": "width"}
