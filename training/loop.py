@@ -370,8 +370,8 @@ def train(
     With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` / ``device``
     change it;
     ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``).
-    ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``; ``init_parts="D"``:
-    its discriminator and Q only)."""
+    ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``; ``init_parts``
+    "D" / "D-categorical": its discriminator and Q only)."""
     if init_from is not None and resume is not None:
         raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
     state = None

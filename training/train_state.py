@@ -166,7 +166,8 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all
     ``parts="D"`` (``--init-parts D``) loads only the discriminator, its Q and CR heads and their optimizer moments;
     G keeps this run's fresh draw, so G may be another design (e.g. ``model.widths.style_late``): the new G is then
     trained against a Q that already reads the codes as the source run found them (the chairs' styles, which a
-    style-late G alone merged two of). The latent spec must match (it shapes Q's outputs), and D's tensors must fit."""
+    style-late G alone merged two of). The latent spec must match (it shapes Q's outputs), and D's tensors must fit.
+    ``parts="D-categorical"``: the same, but Q's outputs for the continuous codes keep this run's fresh draw."""
     ck_path, ck = source
     if parts == "all":
         diff = network_differences(ck, t.spec.to_dict(), t.model_args)
