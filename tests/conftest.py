@@ -51,6 +51,17 @@ def make_digit_set_fixture():
 
 
 @pytest.fixture(scope="session")
+def chairs_dir(tmp_path_factory) -> Path:
+    """A folder with a 16-image rendered 3D chairs set (training/chairs3d.py): every style, azimuths -45/-22/0/22
+    deg, one elevation, light and width, for the chairs3d configs and the 'dsprites' architecture's style code."""
+    from training import chairs3d
+
+    root = tmp_path_factory.mktemp("chairs3d")
+    chairs3d.write_dataset(root / chairs3d.RENDERED_FILE, subset=(1, 8, 5, 5, 5))
+    return root
+
+
+@pytest.fixture(scope="session")
 def fake_mnist_dir(tmp_path_factory) -> Path:
     """A folder with the four MNIST IDX files of a small synthetic set (checksums will not match MNIST's)."""
     root = tmp_path_factory.mktemp("fake-mnist")

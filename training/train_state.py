@@ -181,7 +181,8 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all
         if ck["spec"] != t.spec.to_dict():
             raise TrainingError(f"--init-from {ck_path}: its latent spec differs from the config's; Q cannot be loaded")
         last = t.D.q_head[-1]  # Linear(q_hidden, q_dim): one row per value of Q's output
-        fresh = {k: v.clone() for k, v in last.state_dict().items()}
+        # this run's own draw of that layer, before the load overwrites it (D-categorical puts rows of it back)
+        fresh = {k: v.clone() for k, v in last.state_dict().items()} if parts == "D-categorical" else {}
         try:
             t.D.load_state_dict(ck["D"])
         except RuntimeError as e:  # missing/unexpected keys or other shapes: another D design or width
@@ -197,12 +198,11 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all
             # iteration's u/v vectors are kept and follow within a few steps; the Adam moments stay the source's
             # (gradient scales of the same layer).
             rows = [i for code, sl in t.spec.q_slices() if code.kind != "categorical" for i in range(sl.start, sl.stop)]
-            with torch.no_grad():
-                state = {k: v.clone() for k, v in last.state_dict().items()}
-                for k, v in fresh.items():
-                    if k in ("weight", "bias", "parametrizations.weight.original"):  # (q_dim, hidden), (q_dim,)
-                        state[k][rows] = v[rows]
-                last.load_state_dict(state)
+            state = {k: v.clone() for k, v in last.state_dict().items()}
+            for k, v in fresh.items():
+                if k in ("weight", "bias", "parametrizations.weight.original"):  # (q_dim, hidden), (q_dim,)
+                    state[k][rows] = v[rows]
+            last.load_state_dict(state)
     else:
         raise TrainingError(f"--init-parts must be 'all', 'D' or 'D-categorical', got {parts!r}")
     t.init_from = {

@@ -15,15 +15,7 @@ from training.loop import Trainer
 from training.networks import build_networks
 
 CONFIGS = ("chairs3d", "chairs3d-infogan")
-SUBSET = (1, 8, 5, 5, 5)  # every style, azimuths -45/-22/0/22 deg, one elevation, light and width: 16 images
 SMALL = "{fvae_train = 20, fvae_eval = 10, fvae_variance = 200, mig_samples = 200, dci_train = 0, sap_train = 0}"
-
-
-@pytest.fixture(scope="module")
-def chairs_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chairs3d")
-    chairs3d.write_dataset(root / chairs3d.RENDERED_FILE, subset=SUBSET)
-    return root
 
 
 def test_configs_are_the_papers_chairs_setting_and_differ_only_in_the_regularizer():

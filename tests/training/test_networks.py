@@ -106,10 +106,18 @@ def test_baked_spectral_norm_is_the_same_function_with_plain_weights():
     assert torch.allclose(D(x)[1], before, atol=1e-6)
 
 
-def _chairs_late():
+def _chairs_late(**widths):
+    """The chairs3d spec and its style-late (G, D), seeded; ``widths`` adds style_map / style_fade."""
     torch.manual_seed(0)
     spec = load_config("chairs3d").spec
-    return spec, *build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1)
+    return spec, *build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, **widths)
+
+
+def _with_style(c: torch.Tensor, k: int) -> torch.Tensor:
+    """``c`` with every row's style one-hot (the chairs3d spec's first four columns) set to style ``k``."""
+    c_k = c.clone()
+    c_k[:, :4] = torch.nn.functional.one_hot(torch.full((len(c),), k), 4).float()
+    return c_k
 
 
 def test_style_late_generator_reads_the_style_only_in_its_norms():
@@ -122,9 +130,7 @@ def test_style_late_generator_reads_the_style_only_in_its_norms():
     hook = G.body.unflatten.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
     styles = []
     for k in range(4):
-        c_k = c.clone()
-        c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
-        styles.append(G(z, c_k).detach())
+        styles.append(G(z, _with_style(c, k)).detach())
     hook.remove()
     assert all(torch.equal(seen[0], s) for s in seen[1:])  # the map before the first norm ignores the style
     assert all((styles[0] - s).abs().max() > 1e-6 for s in styles[1:])  # the image does (init gains 1 ± 0.02)
@@ -167,17 +173,13 @@ def test_init_weights_leaves_norms_without_affine_alone():
 def test_style_map_adds_one_coarse_map_per_style_to_the_style_free_fc_output():
     """``style_map``: the 4x4 map before the first norm is the FC layers' output (the same for every style) plus the
     style's own learned map, which trains."""
-    torch.manual_seed(0)
-    spec = load_config("chairs3d").spec
-    G, _ = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, style_map=1)
+    spec, G, _ = _chairs_late(style_map=1)
     G.eval()
     z, c = spec.sample(4)
     seen = []
     hook = G.body.norms[0].register_forward_hook(lambda m, i, o: seen.append(i[0].detach()))
     for k in (0, 2):
-        c_k = c.clone()
-        c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
-        G(z, c_k).mean().backward()
+        G(z, _with_style(c, k)).mean().backward()
     hook.remove()
     want = (G.body.style_map[0] - G.body.style_map[2]).detach().reshape(64, 4, 4)
     assert torch.allclose(seen[0] - seen[1], want.expand(4, -1, -1, -1), atol=1e-6)
@@ -187,9 +189,7 @@ def test_style_map_adds_one_coarse_map_per_style_to_the_style_free_fc_output():
 def test_style_fade_gives_the_style_the_fc_path_then_takes_it_away():
     """``style_fade`` N: the style's one-hot also feeds the first FC layer with weight 1 - images / N (not below 0),
     so the 4x4 map depends on the style early in a run and not after N images."""
-    torch.manual_seed(0)
-    spec = load_config("chairs3d").spec
-    G, _ = build_networks(spec, arch="dsprites", channels=1, resolution=64, style_late=1, style_fade=1000)
+    spec, G, _ = _chairs_late(style_fade=1000)
     G.eval()
     z, c = spec.sample(4)
 
@@ -197,9 +197,7 @@ def test_style_fade_gives_the_style_the_fc_path_then_takes_it_away():
         seen = []
         hook = G.body.unflatten.register_forward_hook(lambda m, i, o: seen.append(o.detach()))
         for k in (0, 3):
-            c_k = c.clone()
-            c_k[:, :4] = torch.nn.functional.one_hot(torch.full((4,), k), 4).float()
-            G(z, c_k)
+            G(z, _with_style(c, k))
         hook.remove()
         return seen
 

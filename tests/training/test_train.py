@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import chairs3d, loop, machine, runtime, train_state
 from training import checkpoint as ckpt_io
+from training import loop, machine, runtime, train_state
 from training.config import Config, load_config
 from training.data import DataError
 from training.loop import Trainer, TrainingError, train
@@ -419,15 +419,6 @@ def test_init_from_refuses_networks_it_cannot_fill(fake_mnist_dir, tmp_path, cha
         train(None, resume=src.parent, progress=False, init_from=src)
 
 
-@pytest.fixture(scope="module")
-def fake_chairs_dir(tmp_path_factory) -> Path:
-    """16 rendered 64x64 chairs (every style; training/chairs3d.py), for the 'dsprites' architecture with a
-    categorical code."""
-    root = tmp_path_factory.mktemp("chairs3d")
-    chairs3d.write_dataset(root / chairs3d.RENDERED_FILE, subset=(1, 8, 5, 5, 5))
-    return root
-
-
 def tiny_chairs_config(data_dir, *changes: str) -> Config:
     """chairs3d (the 'dsprites' architecture, a 4-way style code, the CR head) shrunk to a 2-step epoch."""
     return load_config(
@@ -447,15 +438,15 @@ def tiny_chairs_config(data_dir, *changes: str) -> Config:
     )
 
 
-def test_init_from_D_loads_only_the_discriminator_so_G_may_be_another_design(fake_chairs_dir, tmp_path):
+def test_init_from_D_loads_only_the_discriminator_so_G_may_be_another_design(chairs_dir, tmp_path):
     """--init-parts D: the new run's D (with its Q and CR heads) and D's optimizer moments are the source's; G and
     its optimizer are the new run's fresh draw of its seed, of the source's design or another (style_late); the
     checkpoint records the parts loaded."""
-    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    src = train(tiny_chairs_config(chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
     src_ck = ckpt_io.load(src)
     assert not src_ck["model_args"].get("style_late") and any(k.startswith("cr_head.") for k in src_ck["D"])
     for i, g_design in enumerate(("{ fc = 16, ch = 4 }", "{ fc = 16, ch = 4, style_late = 1 }")):
-        cfg = tiny_chairs_config(fake_chairs_dir, f"model.widths={g_design}")
+        cfg = tiny_chairs_config(chairs_dir, f"model.widths={g_design}")
         source = train_state.read_init_source(src.parent, cfg)
         t = Trainer(cfg, tmp_path / f"probe{i}", progress=False, init_from=source, init_parts="D")
         fresh = Trainer(cfg, tmp_path / f"fresh{i}", progress=False)
@@ -486,12 +477,12 @@ def test_init_from_D_loads_only_the_discriminator_so_G_may_be_another_design(fak
     assert ck["init_from"]["step"] == 2
 
 
-def test_init_from_D_categorical_redraws_q_continuous_outputs(fake_chairs_dir, tmp_path):
+def test_init_from_D_categorical_redraws_q_continuous_outputs(chairs_dir, tmp_path):
     """--init-parts D-categorical: as D, but the rows of Q's last layer that read the continuous codes are this run's
     fresh draw, the categorical code's rows and every other tensor the source's."""
-    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    src = train(tiny_chairs_config(chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
     src_d = ckpt_io.load(src)["D"]
-    cfg = tiny_chairs_config(fake_chairs_dir, "model.widths={ fc = 16, ch = 4, style_late = 1 }")
+    cfg = tiny_chairs_config(chairs_dir, "model.widths={ fc = 16, ch = 4, style_late = 1 }")
     source = train_state.read_init_source(src.parent, cfg)
     t = Trainer(cfg, tmp_path / "probe", progress=False, init_from=source, init_parts="D-categorical")
     fresh = Trainer(cfg, tmp_path / "fresh", progress=False).D.state_dict()
@@ -520,9 +511,9 @@ def test_init_from_D_categorical_redraws_q_continuous_outputs(fake_chairs_dir, t
         ("train.seed=1", "X", "--init-parts must be 'all', 'D' or 'D-categorical', got 'X'"),
     ],
 )
-def test_init_from_D_refuses_a_discriminator_it_cannot_fill(fake_chairs_dir, tmp_path, change, parts, words):
-    src = train(tiny_chairs_config(fake_chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
-    cfg = tiny_chairs_config(fake_chairs_dir, change)
+def test_init_from_D_refuses_a_discriminator_it_cannot_fill(chairs_dir, tmp_path, change, parts, words):
+    src = train(tiny_chairs_config(chairs_dir), runs_dir=tmp_path / "a", progress=False, max_steps=2)
+    cfg = tiny_chairs_config(chairs_dir, change)
     with pytest.raises(TrainingError, match=re.escape(words)):
         train(cfg, runs_dir=tmp_path / "b", progress=False, init_from=src, init_parts=parts)
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
