@@ -18,6 +18,7 @@ Layouts (the ONNX files and the service follow them):
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
@@ -106,6 +107,24 @@ def _name(value: Any, what: str) -> str:
     return value
 
 
+# Human text on the page (a slider's caption, a category's button, the model's title): one line that fits a control
+TEXT_MAX = 64  # characters
+
+
+def display_text(value: Any, what: str, limit: int = TEXT_MAX) -> str:
+    """A label or title -> itself, or SpecError: a string of 1..limit characters, not blank, with no control
+    characters (a newline or a NUL would break the page's one-line captions and headings)."""
+    if not isinstance(value, str):
+        raise SpecError(f"{what} must be a string, got {value!r}")
+    if not value.strip():
+        raise SpecError(f"{what} must not be empty")
+    if len(value) > limit:
+        raise SpecError(f"{what} must be at most {limit} characters, got {len(value)}")
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise SpecError(f"{what} must be one line without control characters, got {value!r}")
+    return value
+
+
 def _number(value: Any, field: str) -> float:
     """A request's JSON number -> float; booleans and strings are refused by field name."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -165,7 +184,9 @@ class Noise:
         bad = np.argwhere(np.abs(arr) > self.bound)
         if len(bad):
             i, j = bad[0]
-            raise SpecError(f"z: values must lie in [-{self.bound:g}, {self.bound:g}], got z[{i}][{j}] = {arr[i, j]!r}")
+            raise SpecError(
+                f"z: values must lie in [-{self.bound:g}, {self.bound:g}], got z[{i}][{j}] = {float(arr[i, j])!r}"
+            )
         return arr.astype(np.float32)
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,9 +208,17 @@ class Categorical:
         if isinstance(self.categories, bool) or not isinstance(self.categories, int) or self.categories < 2:
             raise SpecError(f"code {self.name!r}: categories must be an integer >= 2, got {self.categories!r}")
         if self.labels is not None:
-            object.__setattr__(self, "labels", tuple(str(x) for x in self.labels))
+            # numbers read from TOML (labels = [0, 1, ...]) become their text; anything else must be a string
+            labels = tuple(str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in self.labels)
+            object.__setattr__(self, "labels", labels)
             if len(self.labels) != self.categories:
                 raise SpecError(f"code {self.name!r}: {len(self.labels)} labels for {self.categories} categories")
+            for k, text in enumerate(self.labels):
+                display_text(text, f"code {self.name!r}: label of category {k}")
+            twice = sorted({t for t in self.labels if self.labels.count(t) > 1})
+            if twice:
+                # the page picks a category by its button: two buttons with one caption cannot be told apart
+                raise SpecError(f"code {self.name!r}: category labels must differ, repeated: {twice}")
 
     # ---- layout ----
     @property
@@ -299,8 +328,8 @@ class Continuous:
             isinstance(self.std, (int, float)) and math.isfinite(self.std) and self.std > 0
         ):
             raise SpecError(f"code {self.name!r}: std must be a positive number or absent, got {self.std!r}")
-        if self.label is not None and not isinstance(self.label, str):
-            raise SpecError(f"code {self.name!r}: label must be a string, got {self.label!r}")
+        if self.label is not None:
+            display_text(self.label, f"code {self.name!r}: label")
 
     # ---- layout ----
     @property

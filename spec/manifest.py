@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .latent import LatentSpec, SpecError
+from .latent import LatentSpec, SpecError, display_text
 
 FORMAT = "infogan-model"
 VERSION = 2
@@ -33,6 +33,7 @@ GENERATOR_INPUTS = ("z", "c")
 GENERATOR_OUTPUT = "images"
 RECOGNIZER_INPUT = "images"
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"
+TITLE_MAX = 120  # characters: the chooser's caption and the page's heading
 WEIGHT_FORMATS = ("fp32", "fp16", "int8")
 # How a drawing of the data set looks: MNIST-like sets are light strokes on a dark ground. The service inverts an
 # upload of the other polarity, and the page's drawing canvas paints in this one.
@@ -94,6 +95,11 @@ class Manifest(BaseModel):
     files: dict[str, FileEntry]
     metrics: dict[str, Any] = Field(default_factory=dict)
     provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("title")
+    @classmethod
+    def _title_shows(cls, v: str) -> str:
+        return display_text(v, "title", TITLE_MAX)
 
     @field_validator("spec")
     @classmethod
@@ -176,3 +182,30 @@ class Manifest(BaseModel):
         """The files entries of a folder's ONNX files as they are on disk."""
         folder = Path(folder)
         return {n: FileEntry(sha256=sha256_of(folder / n), bytes=(folder / n).stat().st_size) for n in MODEL_FILES}
+
+
+# models/order.json: a JSON list of folder names served first, in its order (the first model is the default of every
+# route and the page's first choice); the other folders follow by name
+ORDER_FILE = "order.json"
+
+
+def read_order(root: str | Path) -> list[str]:
+    """order.json's folder names ([] without the file), or ManifestError naming what is wrong with it."""
+    path = Path(root) / ORDER_FILE
+    if not path.is_file():
+        return []
+    try:
+        order = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
+        raise ManifestError(f"{ORDER_FILE}: {exc}") from None
+    if not isinstance(order, list) or not all(isinstance(name, str) for name in order):
+        raise ManifestError(f"{ORDER_FILE}: expected a JSON list of model folder names, got {json.dumps(order)[:80]}")
+    return order
+
+
+def ordered_folders(root: str | Path, order: list[str]) -> list[Path]:
+    """The model folders under root (hidden ones skipped), those named in ``order`` first, then the rest by name."""
+    root = Path(root)
+    rank = {name: i for i, name in enumerate(order)}
+    found = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(found, key=lambda p: (rank.get(p.name, len(rank)), p.name))

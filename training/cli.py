@@ -174,6 +174,11 @@ def _serve_checks(args: argparse.Namespace) -> None:
         ) from None
     if settings.models_dir.exists() and not settings.models_dir.is_dir():
         raise SystemExit(f"infogan serve: error: MODELS_DIR {settings.models_dir} is a file, not a folder of models")
+    if not settings.models_dir.exists():
+        # an empty folder starts (with a warning; models may be exported into it and the server restarted), a
+        # missing one is a typo: a page with nothing to show and no word of why
+        source = "--models-dir" if args.models_dir else "MODELS_DIR"
+        raise SystemExit(f"infogan serve: error: {source} {settings.models_dir} does not exist")
     if settings.device == "cuda":
         from backend.core.cuda_probe import probe_cuda
 
@@ -236,7 +241,10 @@ def _port(text: str) -> int:
 
 
 def _positive_int(text: str) -> int:
-    n = int(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
     return n

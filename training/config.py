@@ -236,6 +236,9 @@ class Config:
 # choices: (setting as the message names it, test, what it must be). Checked once the types are known to be right.
 RANGES: tuple[tuple[str, Any, str], ...] = (
     ("train.epochs (--epochs)", lambda v: v > 0, "> 0"),
+    # the run folder is named after it and numpy's generators refuse a negative seed; 32 bits keep seed x 100,003
+    # + epoch (loop.py's per-epoch data order) within torch.manual_seed's 64-bit range
+    ("train.seed (--seed)", lambda v: 0 <= v < 2**32, "a whole number in 0..4294967295"),
     ("optim.batch_size", lambda v: v >= 1, ">= 1"),
     ("train.checkpoint_every", lambda v: v >= 1, ">= 1"),
     ("train.log_every", lambda v: v >= 1, ">= 1"),

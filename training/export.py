@@ -24,7 +24,8 @@ from typing import Any
 
 from torch import nn
 
-from spec.manifest import MODEL_ID_PATTERN, ImageShape, Manifest, Polarity
+from spec.latent import SpecError, display_text
+from spec.manifest import MODEL_ID_PATTERN, TITLE_MAX, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
 from . import machine
@@ -162,6 +163,11 @@ def export_checkpoint(
     ``evaluation`` is given). An existing models/<id>/ is replaced only with ``force``. ``progress``: a line per
     stage (the evaluation's minutes)."""
     check_model_id(model_id)
+    if title is not None:  # checked now, not after the evaluation's minutes
+        try:
+            display_text(title, "--title", TITLE_MAX)
+        except SpecError as e:
+            raise ExportError(str(e)) from None
     if compare_with is not None:
         check_model_id(compare_with, "--compare-with")
         if compare_with == model_id:
@@ -209,7 +215,7 @@ def export_checkpoint(
         spec,
         Path(models_dir) / model_id,
         model_id=model_id,
-        title=title or model_id,
+        title=model_id if title is None else title,
         dataset=ck.get("dataset", dc["name"]),
         drawing=dataset_info(dc["name"]).drawing,
         compare_with=compare_with,

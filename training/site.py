@@ -10,6 +10,7 @@ image decoders) is hidden. Without cross-origin isolation headers from the host,
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -20,20 +21,19 @@ DEVICE = "wasm"
 
 
 def model_folders(models_dir: Path) -> list[Path]:
-    """Model folders in the service's order: those named in order.json first, then the rest by name."""
-    folders = sorted(p for p in models_dir.iterdir() if (p / "manifest.json").is_file())
-    order_file = models_dir / "order.json"
-    order = json.loads(order_file.read_text()) if order_file.is_file() else []
-    first = [models_dir / name for name in order if (models_dir / name / "manifest.json").is_file()]
-    return first + [p for p in folders if p not in first]
+    """Model folders in the service's order (spec/manifest.py ordered_folders); a malformed order.json is an error
+    here (the service serves in name order and reports it, a build should not quietly reorder the page)."""
+    from spec.manifest import MANIFEST_FILE, ordered_folders, read_order
+
+    if not models_dir.is_dir():
+        what = "is a file, not a folder of models" if models_dir.exists() else "does not exist"
+        raise FileNotFoundError(f"--models-dir {models_dir} {what}")
+    return [p for p in ordered_folders(models_dir, read_order(models_dir)) if (p / MANIFEST_FILE).is_file()]
 
 
 def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | None = None) -> list[str]:
     """Writes the static site into ``out`` (created; an existing folder must be empty); returns the model ids."""
-    from jinja2 import Environment, FileSystemLoader
-
-    from backend.core.model import Model
-    from spec.manifest import MODEL_FILES, Manifest
+    from spec.manifest import Manifest
 
     models_dir = Path(models_dir or ROOT / "models")
     frontend_dir = Path(frontend_dir or ROOT / "frontend")
@@ -42,16 +42,45 @@ def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | N
         raise FileNotFoundError(
             f"{frontend_dir / 'static' / 'ort'} lacks {missing}: run `make install` (npm ci copies onnxruntime-web)"
         )
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a new or empty folder")
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty")
     folders = model_folders(models_dir)
     if not folders:
         raise FileNotFoundError(f"{models_dir} has no model folder (manifest.json)")
-
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(frontend_dir / "static", out / "static")
-    manifests = [Manifest.read(folder) for folder in folders]
+    manifests = [Manifest.read(folder) for folder in folders]  # every manifest read before anything is written
     ids = [m.id for m in manifests]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise ValueError(f"model id(s) {twice} come from more than one folder of {models_dir}")
+
+    # written beside `out` and moved into it at the end: a build that fails half-way (a file whose sha256 does not
+    # match its manifest, a full disk) leaves no half-built site. An existing (empty) `out` keeps its inode, so a
+    # shell standing in it still sees the site
+    out = out.resolve()  # "." has no name to put beside
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(f".{out.name}.part-{os.getpid()}")
+    shutil.rmtree(part, ignore_errors=True)
+    try:
+        _write_site(part, frontend_dir, folders, manifests, ids)
+        if out.is_dir():
+            for entry in sorted(part.iterdir()):
+                os.replace(entry, out / entry.name)
+        else:
+            os.replace(part, out)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return ids
+
+
+def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: list, ids: list[str]) -> None:
+    from jinja2 import Environment, FileSystemLoader
+
+    from backend.core.model import Model
+    from spec.manifest import MODEL_FILES
+
+    shutil.copytree(frontend_dir / "static", out / "static")
     models = []
     for folder, manifest in zip(folders, manifests, strict=True):
         target = out / "models" / manifest.id / "files"
@@ -65,4 +94,3 @@ def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | N
     env = Environment(loader=FileSystemLoader(str(frontend_dir)), autoescape=True)
     page = env.get_template("index.html").render(models=models, static="static", static_site=True)
     (out / "index.html").write_text(page)
-    return ids

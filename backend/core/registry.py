@@ -22,11 +22,14 @@ import onnxruntime as ort
 from spec.manifest import (
     GENERATOR_FILE,
     GENERATOR_INPUTS,
+    ORDER_FILE,
     RECOGNIZER_FILE,
     RECOGNIZER_INPUT,
     SPEC_METADATA_KEY,
     Manifest,
     ManifestError,
+    ordered_folders,
+    read_order,
 )
 
 from .batching import MicroBatcher
@@ -37,7 +40,6 @@ from .model import Model
 
 log = logging.getLogger("backend.models")
 
-ORDER_FILE = "order.json"
 # each graph's inputs, by file (the recognizer's outputs come from the spec)
 INPUTS = {GENERATOR_FILE: list(GENERATOR_INPUTS), RECOGNIZER_FILE: [RECOGNIZER_INPUT]}
 
@@ -107,32 +109,22 @@ class Registry:
         self._thread: threading.Thread | None = None
 
     def folders(self) -> list[Path]:
-        """The model folders, those named in order.json first (in its order), then the rest by name."""
+        """The model folders, those named in order.json first (in its order), then the rest by name. A malformed
+        order.json is reported like a broken folder (by its name in /readyz's errors); the models are then served in
+        folder-name order."""
         root = self.settings.models_dir
         if not root.is_dir():
             return []
-        rank = {name: i for i, name in enumerate(self.read_order(root))}
-        found = (p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        return sorted(found, key=lambda p: (rank.get(p.name, len(rank)), p.name))
-
-    def read_order(self, root: Path) -> list[str]:
-        """order.json's folder names; a malformed file is reported like a broken folder (by its name in /readyz's
-        errors) and the models are served in name order."""
-        path = root / ORDER_FILE
-        if not path.is_file():
-            return []
         try:
-            order = json.loads(path.read_text())
-            if not isinstance(order, list) or not all(isinstance(name, str) for name in order):
-                raise ValueError("expected a JSON list of model folder names")
-        except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
-            self.errors[ORDER_FILE] = f"{ORDER_FILE}: {exc}; models are served in folder-name order"
+            order = read_order(root)
+        except ManifestError as exc:
+            self.errors[ORDER_FILE] = f"{exc}; models are served in folder-name order"
             log.error("%s", self.errors[ORDER_FILE])
-            return []
+            order = []
         missing = [name for name in order if not (root / name).is_dir()]
         if missing:
             log.warning("%s names folders that are not in %s: %s", ORDER_FILE, root, missing)
-        return order
+        return ordered_folders(root, order)
 
     def start(self) -> None:
         """Picks the device now (DEVICE=cuda fails the start-up), then loads the folders in the background."""

@@ -32,6 +32,11 @@ def serve(*args: str, **env: str) -> subprocess.CompletedProcess:
         (["--models-dir", "README.md"], {}, "is a file"),
         ([], {"DEVICE": "gpu"}, "setting DEVICE"),
         ([], {"MODELS_DIR": "README.md"}, "is a file"),
+        # a typo in the folder started a server with no models and only a log warning
+        (["--models-dir", "no-such-models"], {}, "--models-dir no-such-models does not exist"),
+        ([], {"MODELS_DIR": "no-such-models"}, "MODELS_DIR no-such-models does not exist"),
+        (["--workers", "two"], {}, "--workers: must be a whole number >= 1, got 'two'"),
+        (["--workers", "0"], {}, "--workers: must be >= 1, got 0"),
     ],
 )
 def test_one_line_errors(args, env, needle):

@@ -54,11 +54,56 @@ def test_module_imports_neither_torch_nor_fastapi():
         ),
         ({"noise": {"dim": 4}}, "codes"),
         ([], "object"),
+        # human text shown on the page: one non-blank line that fits a control, distinct buttons
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": ""}]}, "label must not be empty"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": "  "}]}, "must not be empty"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": "x" * 65}]}, "at most 64"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": "a\nb"}]}, "one line"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": "a\x00"}]}, "control"),
+        ({"noise": {"dim": 4}, "codes": [{"name": "a", "type": "continuous", "label": 3}]}, "must be a string"),
+        (
+            {
+                "noise": {"dim": 4},
+                "codes": [{"name": "a", "type": "categorical", "categories": 2, "labels": ["x", "x"]}],
+            },
+            "must differ, repeated: \\['x'\\]",
+        ),
+        (
+            {
+                "noise": {"dim": 4},
+                "codes": [{"name": "a", "type": "categorical", "categories": 2, "labels": ["x", ""]}],
+            },
+            "category 1 must not be empty",
+        ),
+        (
+            {
+                "noise": {"dim": 4},
+                "codes": [{"name": "a", "type": "categorical", "categories": 2, "labels": ["x", None]}],
+            },
+            "category 1 must be a string",
+        ),
     ],
 )
 def test_from_dict_refuses_bad_specs_by_name(bad, words):
     with pytest.raises(SpecError, match=words):
         LatentSpec.from_dict(bad)
+
+
+def test_labels_that_fit_are_kept_and_toml_numbers_become_text():
+    spec = LatentSpec.from_dict(
+        {
+            "noise": {"dim": 4},
+            "codes": [
+                {"name": "k", "type": "categorical", "categories": 3, "labels": [0, 1, "T-shirt/top"]},
+                {"name": "a", "type": "continuous", "label": "x" * 64},
+                {"name": "b", "type": "continuous", "label": "largeur · ä"},
+            ],
+        }
+    )
+    assert spec.code("k").labels == ("0", "1", "T-shirt/top")
+    assert spec.code("a").label == "x" * 64 and spec.code("b").label == "largeur · ä"
+    with pytest.raises(SpecError, match="label must not be empty"):
+        spec.with_text("a", label="")
 
 
 def test_json_round_trip_and_layouts():
@@ -110,8 +155,9 @@ def test_noise_check_bounds():
         noise.check([[0, 0, 0]], 2)
     with pytest.raises(SpecError, match=r"z\[0\]"):
         noise.check([[0, 0]], 1)
-    with pytest.raises(SpecError, match=r"3\.5"):
+    with pytest.raises(SpecError, match=r"3\.5") as e:
         noise.check([[0, 0, 3.5]], 1)
+    assert str(e.value).endswith("got z[0][2] = 3.5")  # the value as sent, not numpy's repr of it
     assert Noise(3, "normal").bound == 6
 
 

@@ -7,7 +7,15 @@ import json
 import pytest
 
 from spec.latent import Categorical, Continuous, LatentSpec, Noise
-from spec.manifest import MANIFEST_FILE, MODEL_FILES, Manifest, ManifestError, sha256_of
+from spec.manifest import (
+    MANIFEST_FILE,
+    MODEL_FILES,
+    Manifest,
+    ManifestError,
+    ordered_folders,
+    read_order,
+    sha256_of,
+)
 
 
 def folder_with(tmp_path, **over):
@@ -57,6 +65,9 @@ def test_round_trip_and_file_checks(tmp_path):
         ({"files": {}}, "files"),
         ({"light_on_dark": True}, "light_on_dark"),
         ({"id": "../x"}, "id"),
+        ({"title": ""}, "title: .*must not be empty"),
+        ({"title": "x" * 121}, "title: .*at most 120"),
+        ({"title": "two\nlines"}, "title: .*one line"),
     ],
 )
 def test_bad_manifests_are_refused_by_name(tmp_path, over, words):
@@ -72,3 +83,17 @@ def test_unreadable_manifest(tmp_path):
     (tmp_path / MANIFEST_FILE).write_text("{not json")
     with pytest.raises(ManifestError, match="not valid JSON"):
         Manifest.read(tmp_path)
+
+
+def test_folder_order_reads_order_json_and_refuses_a_malformed_one(tmp_path):
+    for name in ("b", "a", "c", ".hidden"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    assert read_order(tmp_path) == []
+    assert [p.name for p in ordered_folders(tmp_path, [])] == ["a", "b", "c"]
+    (tmp_path / "order.json").write_text('["c", "gone"]')
+    assert [p.name for p in ordered_folders(tmp_path, read_order(tmp_path))] == ["c", "a", "b"]
+    for text, words in (("[c", "order.json: Expecting value"), ('{"c": 1}', "a JSON list"), ("[1]", "a JSON list")):
+        (tmp_path / "order.json").write_text(text)
+        with pytest.raises(ManifestError, match=words):
+            read_order(tmp_path)

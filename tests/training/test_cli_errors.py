@@ -64,6 +64,28 @@ def test_export_refuses_a_bad_destination_before_evaluating(checkpoint, tmp_path
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--title", ""], "--title must not be empty"),
+        (["--title", "x" * 121], "--title must be at most 120 characters"),
+        (["--title", "one\ntwo"], "--title must be one line"),
+        (["--label", "c1="], "--label 'c1=': code 'c1': label must not be empty"),
+        (["--label", "c1=" + "w" * 65], "label must be at most 64 characters"),
+        (["--label", "c1=a\tb"], "label must be one line without control characters"),
+    ],
+)
+def test_export_refuses_text_the_page_cannot_show_before_evaluating(
+    checkpoint, tmp_path, monkeypatch, capsys, args, words
+):
+    _no_evaluation(monkeypatch)
+    models = tmp_path / "models"
+    code, err = run_cli(["export", str(checkpoint), "--id", "m", "--models-dir", str(models), *args], capsys)
+    assert code == 1 and words in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (models / "m").exists()
+
+
 def test_export_replaces_an_existing_model_only_with_force(checkpoint, tmp_path, monkeypatch, capsys):
     models = tmp_path / "models"
     (models / "mnist").mkdir(parents=True)

@@ -28,6 +28,10 @@ def test_unknown_configs_and_keys_fail_naming_them():
         ("optim=3", "[optim] must be a table"),
         # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
         ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
+        # a negative seed named the run folder "s-1"; one past 64 bits failed as "Overflow when unpacking long long"
+        ("train.seed=-1", "train.seed (--seed) must be a whole number in 0..4294967295, got -1"),
+        ("train.seed=4294967296", "train.seed (--seed) must be a whole number in 0..4294967295, got 4294967296"),
+        ("train.seed=99999999999999999999", "train.seed (--seed) must be a whole number in 0..4294967295"),
         ("optim.batch_size=0", "optim.batch_size must be >= 1"),
         ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
         ("data.channels=2", "data.channels must be 1 (grey) or 3"),
