@@ -127,3 +127,15 @@ def test_dsprites_configs_differ_only_in_the_regularizer():
 def test_cr_needs_two_codes():
     with pytest.raises(ValueError, match="at least 2 codes"):
         load_config("dsprites", ["latent.codes=[{ name = 'c1', type = 'continuous' }]"])
+
+
+def test_the_seed_range_holds_for_new_runs_not_for_older_checkpoints():
+    """A new run's seed is 0..2^32-1; a checkpoint's config (read by Config.from_dict) keeps whatever seed its run
+    had, so a run started before the check still resumes, evaluates and exports."""
+    cfg = load_config("mnist")
+    old = cfg.to_dict()
+    old["train"]["seed"] = -1
+    assert Config.from_dict(old).train.seed == -1
+    with pytest.raises(ValueError, match="0..4294967295, got -1"):
+        load_config("mnist", ["train.seed=-1"])
+    assert load_config("mnist", ["train.seed=4294967295"]).train.seed == 2**32 - 1
