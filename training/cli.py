@@ -142,7 +142,13 @@ def _cmd_data(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_ROOT / args.dataset / RENDERED_FILE
     if out.is_dir():
         out = out / RENDERED_FILE
-    subset = [int(s) for s in args.subset.split(",")] if args.subset else None
+    try:
+        subset = [int(s) for s in args.subset.split(",")] if args.subset else None
+    except ValueError:
+        raise SystemExit(
+            f"infogan data: error: --subset takes whole numbers separated by commas (one stride per factor), "
+            f"got {args.subset!r}"
+        ) from None
     print(json.dumps(write_dataset(out, subset)))
     return 0
 

@@ -342,6 +342,9 @@ def load_dataset(
     ``subset``: rendered factor sets only (dsprites, chairs3d), every subset[f]-th class of each factor."""
     if split not in dataset_info(name).splits:
         raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        # every loader reads (and downloads or renders into) a folder; a file there failed as a download error
+        raise DataError(f"{name}: --data-dir {root} is a file, not the folder that holds the data set's files")
     if name in IDX_SETS:
         return load_idx_set(name, root, split, allow_download, verify)
     if name == "svhn":

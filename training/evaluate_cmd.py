@@ -16,6 +16,7 @@ from .class_check import classifier_cache_dir
 from .code_effects import describe as describe_effects
 from .data import dataset_info
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
+from .run_dir import writable_folder
 from .stages import Progress, quiet
 
 
@@ -38,10 +39,10 @@ def evaluate_checkpoint(
     trained G; ``result["checkpoint"]["G"]`` says which ("ema" or "trained"). ``progress``: a line per stage."""
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck, ema=ema)
+    # where the results go, checked before the data loads and the evaluation's minutes
+    out = writable_folder(evaluation_dir(checkpoint, out_dir), "--out", "results")
     progress(f"loading {ck['config']['data']['name']} (step {ck['step']:,} checkpoint)")
     data = load_eval_data(ck["config"]["data"], data_dir, split)
-    out = evaluation_dir(checkpoint, out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     result = evaluate_model(
         G,
         D,

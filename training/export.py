@@ -35,6 +35,7 @@ from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
 from .onnx_graphs import export_networks
 from .restarts import read_state as read_restarts
+from .run_dir import writable_folder
 from .stages import Progress, quiet
 from .weight_storage import round_weights
 
@@ -71,11 +72,10 @@ def check_destination(models_dir: str | Path, model_id: str, force: bool = False
         raise ExportError(f"{folder} already exists; pass --force to replace it, or choose another --id")
     if folder.exists() and not folder.is_dir():
         raise ExportError(f"{folder} is a file, not a model folder")
-    try:  # try it rather than ask os.access, which says yes to root on a read-only mount
-        models_dir.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryDirectory(dir=models_dir, prefix=f".{model_id}.probe.").cleanup()
+    try:
+        writable_folder(models_dir, "--models-dir", "models")
     except OSError as e:
-        raise ExportError(f"--models-dir {models_dir} is not writable ({e.strerror or e})") from None
+        raise ExportError(str(e)) from None
     return folder
 
 

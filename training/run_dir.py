@@ -36,14 +36,24 @@ def new_run_dir(root: str | Path, name: str) -> Path:
     return path
 
 
+def writable_folder(path: str | Path, option: str, holds: str) -> Path:
+    """``path``, made if missing, or one line naming ``option`` (as the user gave it: --runs-dir) when it cannot
+    hold what the command writes (a file, a read-only folder, a path below a file). Asked before minutes of work,
+    by writing a hidden probe folder rather than asking os.access, which says yes to root on a read-only mount."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{option} {path} is a file, not a folder of {holds}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryDirectory(dir=path, prefix=".probe.").cleanup()
+    except OSError as e:
+        raise PermissionError(f"{option} {path} is not writable ({e.strerror or e})") from None
+    return path
+
+
 def check_runs_root(root: str | Path) -> None:
-    """Fail in one line, before the data loads, when runs cannot be written under ``root`` (a file, a read-only
-    folder): tried with a hidden probe folder rather than asked of os.access, which says yes to root."""
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"--runs-dir {root} is a file, not a folder of runs")
-    root.mkdir(parents=True, exist_ok=True)
-    tempfile.TemporaryDirectory(dir=root, prefix=".probe.").cleanup()
+    """Fail in one line, before the data loads, when runs cannot be written under ``root``."""
+    writable_folder(root, "--runs-dir", "runs")
 
 
 def discard_if_untrained(path: Path) -> bool:

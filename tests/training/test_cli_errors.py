@@ -220,3 +220,36 @@ def test_a_gpu_run_resumes_on_the_cpu_with_device_cpu(fake_mnist_dir, tmp_path, 
     assert code == 1 and "give --device cpu" in err and len(err.strip().splitlines()) == 1, err
     code, err = run_cli(["train", "--resume", str(ck.parent), "--device", "cpu", "--no-progress"], capsys)
     assert code == 0, err
+
+
+def test_evaluate_refuses_an_unwritable_out_before_loading_data(checkpoint, tmp_path, monkeypatch, capsys):
+    from training import evaluate_cmd
+
+    def fail(*a, **k):
+        raise AssertionError("the evaluation loaded its data before checking where it writes")
+
+    monkeypatch.setattr(evaluate_cmd, "load_eval_data", fail)
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    for out, words in (
+        (a_file, f"--out {a_file} is a file, not a folder of results"),
+        (a_file / "sub", f"--out {a_file / 'sub'} is not writable"),
+        (Path("/proc/infogan-eval"), "--out /proc/infogan-eval is not writable"),
+    ):
+        code, err = run_cli(["evaluate", str(checkpoint), "--out", str(out)], capsys)
+        assert code == 1 and words in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_data_dir_that_is_a_file_and_a_bad_subset_are_one_line(tmp_path, capsys):
+    a_file = tmp_path / "mnist.gz"
+    a_file.write_bytes(b"x")
+    runs = tmp_path / "runs"
+    code, err = run_cli(["train", "mnist", "--data-dir", str(a_file), "--runs-dir", str(runs)], capsys)
+    assert code == 1 and f"--data-dir {a_file} is a file, not the folder" in err and "download" not in err, err
+    assert not any(runs.iterdir())  # the failed start left no run folder
+    for subset in ("a,b", "1,,2", "1.5"):
+        code, err = run_cli(["data", "dsprites", "--subset", subset, "--out", str(tmp_path / "d")], capsys)
+        assert code == 1 and "--subset takes whole numbers separated by commas" in err, err
+        assert "Traceback" not in err and "int()" not in err
+    assert not (tmp_path / "d").exists()
