@@ -13,20 +13,24 @@ from spec.latent import EXTRAPOLATION, SLIDER_SPAN, SLIDER_STEPS
 from spec.manifest import Polarity
 
 
-def _not_bool(value: Any) -> Any:
-    # pydantic's lax mode reads JSON true/false as 1/0; a count or a seed given as a boolean is a client's mistake
+def _json_number(value: Any) -> Any:
+    # pydantic's lax mode reads JSON true/false as 1/0 and "5" as 5; a count, a seed, a bound or a noise value sent
+    # as a boolean or a string is a client's mistake, refused as the codes' values are (spec/latent.py)
     if isinstance(value, bool):
-        raise PydanticCustomError("int_type", "Input should be a valid integer, not a boolean")
+        raise PydanticCustomError("number_type", "Input should be a number, not a boolean")
+    if isinstance(value, str):
+        raise PydanticCustomError("number_type", "Input should be a number, not a string")
     return value
 
 
-Int = Annotated[int, BeforeValidator(_not_bool)]
+Int = Annotated[int, BeforeValidator(_json_number)]
+Number = Annotated[float, Field(allow_inf_nan=False), BeforeValidator(_json_number)]
 ModelId = Annotated[str, Field(min_length=1, max_length=128, description="a model id from GET /models")]
 # at most 2**53 - 1 so JavaScript numbers hold every seed exactly
 Seed = Annotated[
     int,
     Field(ge=0, le=2**53 - 1, description="seed of the prior draw; returned so a result can be repeated"),
-    BeforeValidator(_not_bool),
+    BeforeValidator(_json_number),
 ]
 # checked against the model's spec by spec/latent.py (bools and strings are refused there, by field name)
 CodeValue = Annotated[Any, WithJsonSchema({"type": "number"})]
@@ -130,7 +134,7 @@ class GenerateRequest(BaseModel):
     model: ModelId | None = Field(None, description="default: the first model")
     n: Int = Field(1, ge=1, le=256, description="number of images")
     seed: Seed | None = None
-    z: list[list[Annotated[float, Field(allow_inf_nan=False)]]] | None = Field(
+    z: list[list[Number]] | None = Field(
         None, max_length=256, description="noise, n rows of the model's noise dim (default: drawn from the prior)"
     )
     codes: CodeValues = Field(default_factory=dict)
@@ -151,8 +155,8 @@ class TraverseRequest(BaseModel):
     code: str = Field(min_length=1, max_length=128, description="the code swept along the columns")
     rows: Int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
     cols: Int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
-    low: Annotated[float, Field(allow_inf_nan=False)] = -SLIDER_SPAN
-    high: Annotated[float, Field(allow_inf_nan=False)] = SLIDER_SPAN
+    low: Number = -SLIDER_SPAN
+    high: Number = SLIDER_SPAN
     seed: Seed | None = None
     codes: CodeValues = Field(default_factory=dict)
 

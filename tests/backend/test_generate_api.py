@@ -83,6 +83,10 @@ def test_n_256_and_batching_matches_single(client):
         ({"n": 257}, 422, "n"),
         ({"n": 1.5}, 422, "n"),
         ({"n": True}, 422, "n"),  # pydantic's lax mode would read true as 1
+        ({"n": "2"}, 422, "n"),  # and "2" as 2, where a code's value "3" was refused
+        ({"seed": "7"}, 422, "seed"),
+        ({"z": [["0.5"] * 62]}, 422, "z.0.0"),
+        ({"z": [[True] * 62]}, 422, "z.0.0"),
         ({"seed": -1}, 422, "seed"),
         ({"seed": False}, 422, "seed"),
         ({"seed": 2**53}, 422, "seed"),
@@ -144,6 +148,9 @@ def test_traverse_categorical_sweeps_all(client):
         ({"code": "c1", "model": "nope"}, 404, "model"),
         ({}, 422, "code"),
         ({"code": "c1", "rows": True}, 422, "rows"),
+        ({"code": "c1", "cols": "3"}, 422, "cols"),
+        ({"code": "c1", "low": "-1"}, 422, "low"),
+        ({"code": "c1", "high": False}, 422, "high"),
     ],
 )
 def test_traverse_errors(client, body, status, field):
