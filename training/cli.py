@@ -162,11 +162,22 @@ def _serve_checks(args: argparse.Namespace) -> None:
             raise SystemExit(f"infogan serve: error: --models-dir {args.models_dir} is a file, not a folder of models")
         os.environ["MODELS_DIR"] = args.models_dir
     try:
-        socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as exc:
         raise SystemExit(
             f"infogan serve: error: --host {args.host!r} is not an address or a known host name ({exc})"
         ) from None
+    # a port in use (or below 1024 without the right) failed only after every model had loaded, as uvicorn's own
+    # log line and exit status 3; bound and released here as uvicorn binds it (SO_REUSEADDR)
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise SystemExit(
+                f"infogan serve: error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                "is another server running there? Give another --port"
+            ) from None
     from pydantic import ValidationError
 
     from backend.core.config import Settings

@@ -59,3 +59,15 @@ def test_probe_reason_names_the_missing_library():
         "with error: libcublasLt.so.12: cannot open shared object file: No such file or directory"
     )
     assert _why(err) == "CUDA library libcublasLt.so.12 not found"
+
+
+def test_a_port_in_use_is_one_line_before_the_models_load():
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        p = serve("--port", str(port))
+    assert p.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and "loaded from" not in p.stderr  # refused before any model loaded
