@@ -306,6 +306,7 @@ def load_chairs3d(root: str | Path | None = None, subset: Sequence[int] | None =
         allow_render,
         read_npz,
         "3D chairs (16,000 images)",
+        full_rows=int(np.prod(FACTOR_SIZES)),
     )
     classes = np.ascontiguousarray(arrays["latents_classes"], np.int64)
     return ImageSet(

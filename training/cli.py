@@ -140,7 +140,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
         from .dsprites import RENDERED_FILE, write_dataset
 
     out = Path(args.out) if args.out else DEFAULT_ROOT / args.dataset / RENDERED_FILE
-    if out.is_dir():
+    if out.is_dir() or (args.out and (args.out.endswith(("/", os.sep)) or out.suffix != ".npz")):
+        # a folder, or a path meant as one ("data/" or "data", which did become a file without .npz, where the
+        # loader's --data-dir never looked): the loader's file name inside it
         out = out / RENDERED_FILE
     try:
         subset = [int(s) for s in args.subset.split(",")] if args.subset else None
@@ -149,6 +151,10 @@ def _cmd_data(args: argparse.Namespace) -> int:
             f"infogan data: error: --subset takes whole numbers separated by commas (one stride per factor), "
             f"got {args.subset!r}"
         ) from None
+    from .stages import stage_printer
+
+    # 10-20 s of rendering (and 3 GB for the full dSprites): say so first, on stderr (stdout stays the summary)
+    stage_printer()(f"rendering {args.dataset}{' (subset ' + args.subset + ')' if subset else ''} into {out}")
     print(json.dumps(write_dataset(out, subset)))
     return 0
 

@@ -191,6 +191,7 @@ def load_dsprites(root: str | Path | None = None, subset: Sequence[int] | None =
         allow_render,
         read_npz,
         "dSprites (737,280 images)",
+        full_rows=int(np.prod(FACTOR_SIZES)),
     )
     imgs = arrays["imgs"]
     if imgs.max(initial=0) > 1:

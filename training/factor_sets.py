@@ -11,6 +11,7 @@ keeps every ``subset[f]``-th class of factor f (from class 0), rows still in row
 from __future__ import annotations
 
 import io
+import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -147,11 +148,14 @@ def cached_arrays(
     allow_render: bool,
     read: Callable[[Path], dict[str, np.ndarray]],
     what: str,
+    full_rows: int,
 ) -> dict[str, np.ndarray]:
     """The arrays a loader serves. ``path``: the file found in the data folder (None: none there). With no file, a
     subset is rendered in memory and not written (what tests use), the full set is rendered and written to
     ``target`` (the cache) unless ``allow_render`` is False; a file's rows are filtered by ``strides``. ``what``
-    names the full render in the message printed before it."""
+    names the full render in the message printed before it. A file of fewer than ``full_rows`` images (written by
+    `infogan data --subset`, as test fixtures are) is served as it is, with a note on stderr: a run on it would
+    otherwise look like a run on the whole set."""
     from .data import DataError
 
     if path is None and subset_given:
@@ -169,4 +173,12 @@ def cached_arrays(
         arrays = read(path)
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         raise DataError(f"{set_name}: cannot read {path} ({e}); delete it to render it again") from e
+    rows = len(arrays["imgs"])
+    if rows < full_rows:
+        print(
+            f"note: {set_name}: {path} holds {rows:,} of the full set's {full_rows:,} images (a --subset render); "
+            f"`infogan data {set_name} --out {path}` writes the whole set",
+            file=sys.stderr,
+            flush=True,
+        )
     return keep_subset(arrays, strides) if subset_given else arrays

@@ -135,3 +135,38 @@ def test_cli_writes_the_layout(tmp_path, capsys):
         assert set(z.files) == {"imgs", "latents_classes", "latents_values", "factor_names", "factor_sizes"}
         assert z["imgs"].shape == (2 * 4 * 2 * 2 * 2, 64, 64)
     assert '"rows": 64' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("out", ["data/", "data", "data/chairs.npz"])
+def test_cli_out_is_a_folder_unless_it_names_an_npz(tmp_path, capsys, monkeypatch, out):
+    """`--out data/` (or `data`) once wrote a file named "data", where `--data-dir data` never looked."""
+    from training.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["data", "chairs3d", "--out", out, "--subset", "4,32,5,5,5"])
+    assert e.value.code == 0
+    written = tmp_path / out if out.endswith(".npz") else tmp_path / "data" / ch.RENDERED_FILE
+    assert written.is_file() and "rendering chairs3d (subset 4,32,5,5,5) into" in capsys.readouterr().err
+    if not out.endswith(".npz"):
+        assert len(load_dataset("chairs3d", tmp_path / "data").images) == 1
+
+
+def test_a_subset_file_is_served_with_a_note_and_a_full_one_without(tmp_path, capsys):
+    from training import factor_sets
+
+    arrays = factor_sets.factor_arrays(
+        np.zeros((4, 2, 2), np.uint8), [np.arange(2), np.arange(2)], [np.arange(2.0)] * 2, ["a", "b"], [2, 2]
+    )
+    path = tmp_path / "set.npz"
+    factor_sets.write_npz(path, arrays)
+
+    def serve(full_rows):
+        got = factor_sets.cached_arrays(
+            "toy", path, path, (1, 1), False, None, False, lambda p: dict(np.load(p)), "toy", full_rows=full_rows
+        )
+        return len(got["imgs"]), capsys.readouterr().err
+
+    assert serve(4) == (4, "")
+    rows, err = serve(16)
+    assert rows == 4 and "holds 4 of the full set's 16 images (a --subset render)" in err
