@@ -61,9 +61,11 @@ function showLatency(ms) {
   $("latency").textContent = `latency ${Math.round(ms)} ms`;
 }
 function showEngine(where, runner = null) {
-  // which path painted the last image: the page's own generator or the service
+  // which path painted the last image: the page's own generator or the service. Written only when it changes: the
+  // badge is a live region, announced on each change, not on each frame
   const badge = $("engine");
-  badge.textContent = where === "browser" ? "in browser" : "server";
+  const text = where === "browser" ? "in browser" : "server";
+  if (badge.textContent !== text) badge.textContent = text;
   badge.dataset.engine = where;
   const on = runner === "page" ? "on the page's thread, 1 thread" : `in a worker, ${engine.threads} thread${engine.threads > 1 ? "s" : ""}`;
   badge.title = where === "browser" ? `generated in this page (onnxruntime-web, WASM, ${on})`
@@ -197,7 +199,9 @@ async function renderGrid(body) {
 
 /** Ask for whatever the current view shows; phase "commit" also refreshes the slower extras. */
 function render(phase = "commit") {
-  if (!models.length) return;
+  // an unknown model in the link: its error stays up and nothing is drawn (another model's picture under that id
+  // would clear the error at its first paint and show what the link did not ask for)
+  if (!models.length || !modelById(state.model)) return null;
   let seq = null;
   if (state.view === "explore") {
     seq = mainLive.request();
@@ -259,7 +263,7 @@ function applyState(next, { fromUrl = false } = {}) {
   state = { ...next, model: requested };
   const spec = model ?? models[0];
   if (!model) {
-    // keep the unknown id so the server says what is wrong with it, in its own words
+    // the unknown id stays in the link and the select shows no model until one is chosen; render() draws nothing
     showError(`Unknown model "${requested}" in the link; available: ${models.map((m) => m.id).join(", ")}.`);
   }
   state.codes = normalizeCodes(spec.codes, state.codes);
@@ -290,6 +294,11 @@ function applyState(next, { fromUrl = false } = {}) {
     fillSelect($("grid-code"), spec.codes.map((c) => [c.name, c.label ? `${c.name} (${c.label})` : c.name]));
     fillSelect($("compare-model"), comparable.map((m) => [m.id, m.title ?? m.id]));
     $("gallery").replaceChildren();
+    // the traversal grid too: a failed request for the new model would leave the old one's grid up, and its
+    // download named after the new model
+    $("grid").replaceChildren();
+    $("grid-note").textContent = "";
+    lastGrid = null;
     infer.reset(spec); // results and drawings belong to the model they were made for
     document.documentElement.style.setProperty("--img-aspect", `${spec.image.width} / ${spec.image.height}`);
   } else {
@@ -407,7 +416,8 @@ function wire() {
 }
 
 function fromUrl() {
-  if (location.hash === toHash(state)) return;
+  // before the models are known there is nothing to apply it to: main() reads the hash once they are
+  if (!models.length || location.hash === toHash(state)) return;
   applyState(parseHash(location.hash), { fromUrl: true });
 }
 

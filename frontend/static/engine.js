@@ -50,6 +50,7 @@ export class Engine {
     this.ready = new Map(); // model id -> Promise<boolean> (its generator loaded in the worker)
     this.failed = new Map(); // model id -> why it runs on the server
     this.loaded = new Set(); // model ids whose generator runs here
+    this.unreadable = new Set(); // model ids whose recognizer loaded here but failed to run: read on the server
     this.onReady = null;
     this.loading = 0; // model files being fetched into the worker (the page is not idle meanwhile)
     this.pageRunner = pageRunner; // null: every run in the worker (?runner=worker); else fast one-image runs here
@@ -219,24 +220,33 @@ export class Engine {
     return { body: { model: model.id, code: payload.code, rows, cols, values: sweep, images, seed }, ms: performance.now() - t0, where: "browser", graphMs, runner };
   }
 
-  /** Like POST /infer-codes for a (model-sized) image: here when the recognizer loads, else on the server. */
+  /** Like POST /infer-codes for a (model-sized) image: here when the recognizer loads and runs, else on the server
+   * (a recognizer that loads but throws when run, say an operator ORT-web lacks, is left for good, as #orServer leaves
+   * a generator). */
   async inferCodes(model, payload, pixels) {
     const url = this.fileUrl(model.id, "recognizer.onnx");
-    let local = !!pixels && (await this.#local(model));
+    const server = async () => {
+      if (this.staticSite) throw new ApiError("reading codes from an image needs the in-browser recognizer, which did not load here");
+      return { ...(await api.inferCodes(payload)), where: "server" };
+    };
+    let local = !!pixels && !this.unreadable.has(model.id) && (await this.#local(model));
     if (local) {
       local = await this.worker.call("load", { url, maxBytes: MAX_MODEL_BYTES }).then(() => true, () => false);
     }
-    if (!local) {
-      if (this.staticSite) throw new ApiError("reading codes from an image needs the in-browser recognizer, which did not load here");
-      return { ...(await api.inferCodes(payload)), where: "server" };
+    if (!local) return server();
+    try {
+      const t0 = performance.now();
+      const { channels: c, height: h, width: w } = model.image;
+      const outputs = await this.worker.call("run", { url, feeds: { images: { data: pixels, dims: [1, c, h, w] } }, outputs: outputNames(model) });
+      const codes = readCodes(model, outputs, 0);
+      // reconstruction as the service makes it: noise at the prior's centre (zeros), codes at Q's estimates
+      const values = Object.fromEntries(Object.entries(codes).map(([name, info]) => [name, [info.value]]));
+      const { frames: [reconstruction] } = await this.#runGenerator(model, new Float32Array(model.noise.dim), encodeCodes(model, values, 1), 1);
+      return { body: { model: model.id, codes, reconstruction }, ms: performance.now() - t0, where: "browser" };
+    } catch (err) {
+      if (this.staticSite) throw err;
+      this.unreadable.add(model.id);
+      return server();
     }
-    const t0 = performance.now();
-    const { channels: c, height: h, width: w } = model.image;
-    const outputs = await this.worker.call("run", { url, feeds: { images: { data: pixels, dims: [1, c, h, w] } }, outputs: outputNames(model) });
-    const codes = readCodes(model, outputs, 0);
-    // reconstruction as the service makes it: noise at the prior's centre (zeros), codes at Q's estimates
-    const values = Object.fromEntries(Object.entries(codes).map(([name, info]) => [name, [info.value]]));
-    const { frames: [reconstruction] } = await this.#runGenerator(model, new Float32Array(model.noise.dim), encodeCodes(model, values, 1), 1);
-    return { body: { model: model.id, codes, reconstruction }, ms: performance.now() - t0, where: "browser" };
   }
 }

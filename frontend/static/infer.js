@@ -77,7 +77,14 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
       showError(`"${file.name}" is not an image (${file.type || "unknown type"}).`);
       return;
     }
-    infer(await readAsDataUrl(file));
+    let dataUrl;
+    try {
+      dataUrl = await readAsDataUrl(file);
+    } catch (err) {
+      showError(err); // a file that vanished or cannot be read: said, not an unhandled rejection
+      return;
+    }
+    infer(dataUrl);
   }
 
   $("file").addEventListener("change", (e) => {
@@ -94,6 +101,10 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
   zone.addEventListener("keydown", (e) => {
     if (e.key === "Enter" || e.key === " ") { e.preventDefault(); $("file").click(); }
   });
+  // a file dropped beside the zone would make the browser leave the page to show it
+  for (const type of ["dragover", "drop"]) {
+    window.addEventListener(type, (e) => { if (!zone.contains(e.target)) e.preventDefault(); });
+  }
 
   // drawing: strokes in the polarity of the model's images; an empty canvas shows a hint and cannot be sent
   const canvas = $("draw");
@@ -103,7 +114,11 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     canvas.parentElement.classList.toggle("drawn", yes);
     $("draw-infer").disabled = !yes;
   };
+  // live inference: every stroke segment asks for a reading; one runs at a time and the newest drawing wins
+  let liveBusy = false;
+  let liveAgain = false;
   const clear = () => {
+    liveAgain = false; // no queued reading of the emptied canvas
     ctx.fillStyle = colours.ground;
     ctx.fillRect(0, 0, canvas.width, canvas.height);
     canvas.style.background = colours.ground;
@@ -126,9 +141,6 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
   };
   canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); last = point(e); });
-  // live inference: every stroke segment asks for a reading; one runs at a time and the newest drawing wins
-  let liveBusy = false;
-  let liveAgain = false;
   const liveInfer = async () => {
     if (liveBusy) { liveAgain = true; return; }
     liveBusy = true;
@@ -140,6 +152,13 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
       if (liveAgain) { liveAgain = false; liveInfer(); }
     }
   };
+  // the final reading (pen lifted, "Infer from drawing", Enter) reads the whole drawing and moves the controls; a
+  // live reading still queued behind one in flight would be sent after it and, being newer, drop its answer
+  const finalInfer = () => {
+    liveAgain = false;
+    const { dataUrl, pixels } = drawingInput(canvas, spec());
+    infer(dataUrl, { pixels });
+  };
   canvas.addEventListener("pointermove", (e) => {
     if (!last) return;
     const p = point(e);
@@ -148,7 +167,7 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     liveInfer();
   });
   const end = () => {
-    if (last && canvas.parentElement.classList.contains("drawn")) liveInfer();
+    if (last && canvas.parentElement.classList.contains("drawn")) finalInfer();
     last = null;
   };
   canvas.addEventListener("pointerup", end);
@@ -169,6 +188,7 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     if (e.key === " ") {
       pen.down = !pen.down;
       if (pen.down) stroke([pen.x, pen.y], [pen.x, pen.y]); // a dot where it lands
+      else if (canvas.parentElement.classList.contains("drawn")) finalInfer(); // lifted, as a pointer's pen-up
     } else if (e.key in moves) {
       const from = [pen.x, pen.y];
       pen.x = Math.min(canvas.width, Math.max(0, pen.x + moves[e.key][0]));
@@ -182,10 +202,7 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
   });
   canvas.addEventListener("focus", showPen);
   $("draw-clear").addEventListener("click", clear);
-  $("draw-infer").addEventListener("click", () => {
-    const { dataUrl, pixels } = drawingInput(canvas, spec());
-    infer(dataUrl, { pixels });
-  });
+  $("draw-infer").addEventListener("click", finalInfer);
 
   return {
     /** A model switch: no result, request or drawing of the previous model stays; the canvas takes its polarity. */
@@ -198,7 +215,7 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
       $("infer-recon").removeAttribute("src");
       colours = POLARITY[next.drawing] ?? POLARITY["light-on-dark"];
       pen.down = false;
-      clear();
+      clear(); // also drops a queued live reading: none of the old drawing runs on the new model
     },
   };
 }

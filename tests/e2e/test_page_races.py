@@ -1,0 +1,179 @@
+"""The page when requests overlap or come early: the final reading of a drawing wins over the live ones queued
+before it, a link to an unknown model keeps saying so, a hash changed before the models are known, a recognizer that
+cannot run in the page, the traversal grid on a model switch, a file dropped beside the drop zone, and what the status
+bar announces."""
+
+from __future__ import annotations
+
+import pytest
+
+from .test_explorer import open_page, settle
+
+pytestmark = pytest.mark.browser
+
+# every /infer-codes answer arrives 400 ms late: a live reading is still in flight when the final one is asked for
+SLOW_READINGS = """
+const slowFetch = window.fetch;
+window.fetch = async (input, init) => {
+  const answer = await slowFetch(input, init);
+  if (String(input.url ?? input).endsWith("/infer-codes")) await new Promise((r) => setTimeout(r, 400));
+  return answer;
+};
+"""
+
+
+def readings_sent(page) -> list:
+    sent: list = []
+    page.on("request", lambda r: sent.append(r) if r.url.endswith("/infer-codes") else None)
+    return sent
+
+
+def codes_in_hash(page) -> dict[str, str]:
+    pairs = page.evaluate("() => location.hash").lstrip("#").split("&")
+    return dict(p[2:].split("=", 1) for p in pairs if p.startswith("c."))
+
+
+def expected_hash_codes(page, reading: dict) -> dict[str, str]:
+    """The hash the page writes for a reading's values (state.js rounds continuous codes)."""
+    return page.evaluate(
+        """(codes) => Object.fromEntries(Object.entries(codes).map(([k, v]) =>
+            [k, String(Number.parseFloat(Number(v.value).toFixed(3)))]))""",
+        reading["codes"],
+    )
+
+
+def test_the_final_reading_of_a_drawing_wins_over_queued_live_ones(page):
+    """Arrows draw while a live reading is in flight (more queued), then Enter: that final reading must move the
+    controls. The queued live reading used to be sent after it and, being newer, dropped its answer."""
+    page.add_init_script(SLOW_READINGS)
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
+    page.locator("#draw").focus()
+    page.keyboard.press("Space")  # pen down
+    sent = readings_sent(page)
+    for _ in range(6):
+        page.keyboard.press("ArrowDown")  # the first asks for a reading, the others queue behind it
+    assert len(sent) == 1
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(1_500)  # the live reading's answer, then the final one's (400 ms each)
+    settle(page)
+    final = sent[-1]
+    assert len(sent) == 2, [r.post_data_json for r in sent]  # no live reading after the final one
+    assert codes_in_hash(page) == expected_hash_codes(page, final.response().json())
+
+
+def test_lifting_the_pen_moves_the_controls_to_the_reading(page):
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.8, steps=6)
+    with page.expect_request(lambda r: r.url.endswith("/infer-codes")) as lifted:
+        page.mouse.up()
+    settle(page)
+    assert codes_in_hash(page) == expected_hash_codes(page, lifted.value.response().json())
+
+
+def test_a_link_to_an_unknown_model_keeps_saying_so_and_draws_nothing(page):
+    open_page(page, "model=no-such-model&seed=1")
+    alert = page.get_by_role("alert")
+    page.get_by_role("slider").first.press("ArrowRight")  # an input: nothing to draw it with
+    page.keyboard.press("r")
+    page.wait_for_timeout(500)
+    settle(page)
+    assert alert.is_visible() and 'Unknown model "no-such-model"' in alert.inner_text()
+    assert page.evaluate("() => 'painted' in document.getElementById('main-image').dataset") is False
+    assert page.evaluate("() => window.explorer.requests") == 0
+    page.select_option("#model", "tiny")  # choosing a model ends it
+    settle(page)
+    assert alert.is_hidden() and page.evaluate("() => 'painted' in document.getElementById('main-image').dataset")
+
+
+def test_a_hash_changed_before_the_models_are_known_is_applied_once_they_are(page):
+    held, released = [], []
+
+    def hold(route):
+        if released:
+            route.continue_()
+        else:
+            held.append(route)
+
+    page.route("**/models", hold)
+    page.goto("/#model=tiny&seed=3")
+    page.wait_for_function("() => document.readyState === 'complete'")
+    page.evaluate("() => { location.hash = '#model=tiny-gan&seed=5'; }")
+    page.wait_for_timeout(200)
+    page.go_back()
+    page.wait_for_timeout(200)
+    page.evaluate("() => { location.hash = '#model=tiny-gan&seed=5'; }")
+    page.wait_for_timeout(200)
+    assert held, "GET /models was not asked for"
+    released.append(True)
+    for route in held:
+        route.continue_()
+    settle(page)
+    assert page.get_by_role("alert").is_hidden()  # the page fixture also fails on an uncaught error
+    assert page.evaluate("() => [window.explorer.state().model, window.explorer.state().seed]") == ["tiny-gan", 5]
+
+
+def test_a_recognizer_that_fails_to_run_in_the_page_reads_on_the_server(page):
+    open_page(page, "model=tiny&seed=2")  # a picture asks for the generator in the page
+    page.wait_for_function("() => window.explorer.engine().loaded.has('tiny')", timeout=15_000)
+    page.get_by_role("tab", name="Infer").click()
+    page.evaluate(
+        """() => { const w = window.explorer.engine().worker; const call = w.call.bind(w);
+        w.call = (op, args) => op === 'run' && String(args.url).endsWith('recognizer.onnx')
+          ? Promise.reject(new Error('an operator this runtime lacks')) : call(op, args); }"""
+    )
+    box = page.locator("#draw").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.8, steps=4)
+    with page.expect_response(lambda r: r.url.endswith("/infer-codes"), timeout=10_000) as answer:
+        page.mouse.up()
+    settle(page)
+    assert answer.value.status == 200
+    assert page.get_by_role("alert").is_hidden() and page.locator("#infer-result").is_visible()
+
+
+def test_a_model_switch_clears_the_traversal_grid(page):
+    page.goto("/?engine=server#model=tiny&seed=2&view=traverse")  # the server path, where a request can fail
+    settle(page)
+    assert page.locator("#grid canvas").count() > 0
+    page.route("**/traverse", lambda route: route.fulfill(status=500, json={"detail": "broken"}))
+    page.select_option("#model", "tiny-gan")
+    page.wait_for_function("() => !document.getElementById('error').hidden")
+    settle(page)
+    assert page.locator("#grid canvas").count() == 0 and page.locator("#grid-note").inner_text() == ""
+
+
+def test_a_file_dropped_beside_the_drop_zone_does_not_leave_the_page(page):
+    open_page(page, "model=tiny&seed=2&view=infer")
+    prevented = page.evaluate(
+        """() => ['dragover', 'drop'].map((type) => {
+            const e = new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: new DataTransfer() });
+            document.querySelector('header').dispatchEvent(e);
+            return e.defaultPrevented; })"""
+    )
+    assert prevented == [True, True]
+
+
+def test_the_status_bar_announces_the_engine_not_every_latency(page):
+    open_page(page, "model=tiny&seed=2")
+    live = page.evaluate(
+        """() => ['latency', 'engine', 'device'].map((id) =>
+            !!document.getElementById(id).closest('[aria-live]:not([aria-live=off])'))"""
+    )
+    assert live == [False, True, False]
+    before = page.evaluate(
+        """() => { window.__engineWrites = 0;
+            new MutationObserver((m) => { window.__engineWrites += m.length; })
+              .observe(document.getElementById('engine'), { childList: true, characterData: true, subtree: true });
+            return document.getElementById('engine').textContent; }"""
+    )
+    slider = page.get_by_role("slider").first
+    for _ in range(5):
+        slider.press("ArrowRight")
+    settle(page)
+    assert page.locator("#engine").inner_text() == before and page.evaluate("() => window.__engineWrites") == 0
