@@ -12,14 +12,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from spec.latent import SpecError
 
 from .api.docs import install_docs
+from .api.head import HeadAsGet
 from .api.limits import BodyLimitMiddleware
+from .api.responses import error_response
 from .api.routes import files, frontend, generate, health, infer, models
 from .core.config import Settings
 from .core.images import UploadError
@@ -82,23 +83,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return JSONResponse({"detail": validation_detail(exc)}, status_code=422)
+        return error_response(validation_detail(exc), 422)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException):
         if (
             exc.status_code == 400
         ):  # FastAPI's "error parsing the body" (e.g. not UTF-8): a malformed field, like bad JSON
-            return JSONResponse({"detail": f"body: {exc.detail}"}, status_code=422)
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+            return error_response(f"body: {exc.detail}", 422)
+        return error_response(str(exc.detail), exc.status_code, exc.headers)
 
     @app.exception_handler(SpecError)
     async def _spec(request: Request, exc: SpecError):
-        return JSONResponse({"detail": str(exc)}, status_code=422)
+        return error_response(str(exc), 422)
 
     @app.exception_handler(UploadError)
     async def _upload(request: Request, exc: UploadError):
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+        return error_response(exc.detail, exc.status, exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        # a fault of the service, not the request (a model run that fails, a file gone from disk): answered like
+        # every other error, as JSON naming no internals (starlette's default is a plain-text "Internal Server
+        # Error"); starlette's ServerErrorMiddleware re-raises it after this answer, so uvicorn logs the traceback
+        return error_response("internal error: the service could not answer this request (see its log)", 500)
 
     for module in (models, files, generate, infer, health, frontend):
         app.include_router(module.router)
@@ -106,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/static", LateStaticFiles(directory=str(settings.frontend_dir / "static"), check_dir=False), name="static"
     )
     install_docs(app)
+    app.add_middleware(HeadAsGet)  # innermost: the metrics and the limits see the request as it came (HEAD)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(frontend.IsolationHeaders)  # COOP/COEP for the page: multi-threaded WASM
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -125,6 +125,22 @@ def display_text(value: Any, what: str, limit: int = TEXT_MAX) -> str:
     return value
 
 
+def _sent_text(value: Any, limit: int = 64) -> str:
+    """A client's string as an error message shows it: quoted and escaped (a lone surrogate such as "\\ud800"
+    cannot be written as UTF-8 at all) and cut to ``limit`` characters (a 1 MB name is not echoed back)."""
+    text = str(value)
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def _code_field(name: Any) -> str:
+    # a code's name is an identifier (_name): any other key is named by its quoted, clipped text
+    return (
+        f"codes.{name}"
+        if isinstance(name, str) and name.isidentifier() and len(name) <= 64
+        else f"codes[{_sent_text(name)}]"
+    )
+
+
 def _number(value: Any, field: str) -> float:
     """A request's JSON number -> float; booleans and strings are refused by field name."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -501,7 +517,9 @@ class LatentSpec:
         for code in self.codes:
             if code.name == name:
                 return code
-        raise UnknownCode(f"{field}: unknown code {name!r}; this spec's codes are {[c.name for c in self.codes]}")
+        raise UnknownCode(
+            f"{field}: unknown code {_sent_text(name)}; this spec's codes are {[c.name for c in self.codes]}"
+        )
 
     def categorical_codes(self) -> list[Categorical]:
         """The codes that partition images into classes (scored by accuracy, NMI and the label-free score)."""
@@ -540,7 +558,7 @@ class LatentSpec:
 
     def check_codes(self, given: dict[str, Any]) -> dict[str, float]:
         """A request's {code: value} -> checked values; SpecError names the field and what was sent."""
-        return {name: self.code(name, f"codes.{name}").check(v, f"codes.{name}") for name, v in given.items()}
+        return {name: self.code(name, _code_field(name)).check(v, _code_field(name)) for name, v in given.items()}
 
     def rows(self, values: dict[str, np.ndarray]) -> list[dict[str, int | float]]:
         """Per-code value arrays -> one {code: value} per image, as the API returns them."""

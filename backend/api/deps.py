@@ -13,6 +13,7 @@ from ..core.images import UploadError, decode_data_url
 from ..core.model import Model
 from ..core.registry import Registry
 from ..schemas import InferRequest
+from .limits import is_json_type
 
 
 # Async because they only read app state: FastAPI runs a sync dependency in the thread pool, one more thread hop
@@ -84,7 +85,7 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
         chunks.append(chunk)
     body = b"".join(chunks)
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if ctype == "application/json":
+    if is_json_type(ctype):  # application/json or application/*+json, as the other JSON routes take
         try:
             req = InferRequest.model_validate_json(body)
         except ValidationError as exc:
@@ -113,12 +114,15 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
                 raise HTTPException(422, "file: an image file is required")
             if model is not None and not isinstance(model, str):
                 raise HTTPException(422, "model: must be a text field")
+            if model is not None and not 1 <= len(model) <= 128:
+                # as the JSON form's ModelId: an empty field is a mistake, not "the default model"
+                raise HTTPException(422, "model: must be 1-128 characters (omit the field for the default model)")
             data = await file.read()
         finally:
             await form.close()
         if len(data) > limit:
             raise UploadError(413, f"file: upload over the limit of {limit} bytes")
-        return Upload(data, model or None, "file")
+        return Upload(data, model, "file")
     raise UploadError(415, f"content-type: expected multipart/form-data or application/json, got {ctype or 'none'!r}")
 
 

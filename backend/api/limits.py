@@ -8,7 +8,9 @@ connections (uvicorn protocol classes, used by ``infogan serve``).
   headers and then a byte a minute holds no worker).
 * Content type: a JSON route answers 415 for any other declared type, with the upload route's wording.
 * Headers: uvicorn only times out idle keep-alive connections; one that connects and sends nothing, or half its
-  headers, stays open. ``HeaderTimeout*`` close such a connection ``HEADER_TIMEOUT_S`` after it went quiet.
+  headers, stays open. ``HeaderTimeout*`` close such a connection ``HEADER_TIMEOUT_S`` after it went quiet. They
+  also answer 431 and close once a request's headers pass ``MAX_HEADER_BYTES`` still incomplete: httptools buffers
+  headers without a bound (a 32 MiB header was accepted), h11 bounds them at uvicorn's 64 KiB.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.routing import Match
 MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
 HEADER_TIMEOUT_S = 10.0
+MAX_HEADER_BYTES = 64 * 1024  # a request line and its headers: nginx's default large_client_header_buffers is 4 x 8k
 OWN_BODY_PATHS = frozenset({"/infer-codes"})  # routes that read and bound their own body (multipart uploads)
 _CLOSE = {"Connection": "close"}  # the rest of the body stays unread: the connection cannot be reused
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -39,7 +42,7 @@ class _TooSlow(HTTPException):
     pass
 
 
-def _json_type(ctype: str) -> bool:
+def is_json_type(ctype: str) -> bool:
     main = ctype.split(";")[0].strip().lower()
     return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
 
@@ -60,7 +63,7 @@ async def _answer(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _routed(scope) -> bool:
+def routed(scope) -> bool:
     """Does a route of the app take this path with this method (Starlette's Match.FULL)?"""
     app = scope.get("app")
     return any(route.matches(scope)[0] == Match.FULL for route in getattr(app, "routes", ()))
@@ -77,7 +80,7 @@ class BodyLimitMiddleware:
         self.app, self.max_bytes, self.timeout_s, self.own = app, max_bytes, timeout_s, own_body_paths
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not _routed(scope):
+        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not routed(scope):
             # an unknown path or method gets the router's 404 / 405, not a content-type or size answer
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -85,7 +88,7 @@ class BodyLimitMiddleware:
         own = scope["path"] in self.own
         if not own:
             ctype = headers.get("content-type", "")
-            if not _json_type(ctype):
+            if not is_json_type(ctype):
                 return await _answer(send, 415, f"content-type: expected application/json, got {ctype or 'none'!r}")
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:
@@ -125,8 +128,11 @@ class _HeaderTimeoutMixin:
     whose headers are complete is the app's (and BodyLimitMiddleware's body timeout) to time."""
 
     header_timeout_s = HEADER_TIMEOUT_S
+    max_header_bytes = MAX_HEADER_BYTES
     _header_timer: asyncio.TimerHandle | None = None
     _seen_cycle = None
+    _header_bytes = 0  # bytes of the headers of the request being received, up to their blank line
+    _header_tail = b""  # the last bytes of the previous chunk: a blank line split between two chunks is still seen
 
     def _waiting_for_headers(self) -> bool:
         cycle = getattr(self, "cycle", None)
@@ -153,13 +159,37 @@ class _HeaderTimeoutMixin:
 
     def data_received(self, data: bytes) -> None:
         self._arm()
+        if self._waiting_for_headers():
+            # counted before the parser sees them, up to the blank line that ends them (body bytes after it in the
+            # same chunk are the body's): a request over the limit never reaches the app
+            joined = self._header_tail + data
+            end = joined.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._header_tail))
+            self._header_tail = joined[-3:] if end < 0 else b""
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse_headers()
+                return
         super().data_received(data)  # type: ignore[misc]
         cycle = getattr(self, "cycle", None)
         if cycle is not None and cycle is not self._seen_cycle:  # a request's headers completed
             self._seen_cycle = cycle
+            self._header_bytes, self._header_tail = 0, b""
             self._disarm()
             if cycle.response_complete:  # answered at once (e.g. 413 from Content-Length): time what follows
                 self._arm()
+
+    def _refuse_headers(self) -> None:
+        transport = getattr(self, "transport", None)
+        if transport is None or transport.is_closing():
+            return
+        body = json.dumps({"detail": f"headers: over the limit of {self.max_header_bytes} bytes"}).encode()
+        transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            + f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode()
+            + body
+        )
+        self._disarm()
+        transport.close()
 
     def connection_lost(self, exc) -> None:
         self._disarm()

@@ -9,6 +9,7 @@ route that returns a ``Response`` skips both. The schema still holds: the body i
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Response
@@ -26,3 +27,10 @@ def json_response(body: bytes) -> Response:
 
 def validated_json(model: type[BaseModel], data: dict[str, Any]) -> Response:
     return json_response(json_body(model, data))
+
+
+def error_response(detail: str, status: int, headers: dict[str, str] | None = None) -> Response:
+    """The API's error body {"detail": ...}, ASCII-escaped: a message may quote what a client sent, and a lone
+    surrogate ("\\ud800" in a JSON key) cannot be encoded as UTF-8 (starlette's JSONResponse raised, a plain-text
+    500)."""
+    return Response(json.dumps({"detail": detail}), status_code=status, headers=headers, media_type="application/json")

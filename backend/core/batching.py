@@ -120,7 +120,16 @@ class MicroBatcher:
                 out = self.run(np.concatenate([r.z for r in batch]), np.concatenate([r.c for r in batch]))
             if self.on_batch:
                 self.on_batch(rows, len(batch))
-        except BaseException as exc:  # every waiting request gets the failure; the slot still passes on
+        except Exception as exc:  # noqa: BLE001 - run() failed
+            if len(batch) > 1:
+                # merged requests run again one by one: a failure caused by one request's rows is that request's
+                for r in batch:
+                    self._run_batch([r], len(r.z))
+                return
+            batch[0].exc, batch[0].finished = exc, True
+            batch[0].wake.set()
+            return
+        except BaseException as exc:  # KeyboardInterrupt and the like: every waiting request gets it, no retry
             for r in batch:
                 r.exc, r.finished = exc, True
                 r.wake.set()
@@ -215,9 +224,17 @@ class LoopBatcher:
             if chunk:
                 try:
                     self._run_chunk(jobs, chunk, rows, outcomes)
-                except Exception as exc:  # noqa: BLE001 - run() failed: this chunk's requests get the error
-                    for i, _, _ in chunk:
-                        outcomes[i] = (exc, None)
+                except Exception as exc:  # noqa: BLE001 - run() failed
+                    if len(chunk) == 1:
+                        outcomes[chunk[0][0]] = (exc, None)
+                    else:
+                        # merged requests run again one by one, so a run that fails on one request's rows fails
+                        # that request alone, not the others that happened to share its batch
+                        for alone in chunk:
+                            try:
+                                self._run_chunk(jobs, [alone], len(alone[1]), outcomes)
+                            except Exception as own:  # noqa: BLE001
+                                outcomes[alone[0]] = (own, None)
             chunk, rows = ([item], len(item[1])) if item is not None else ([], 0)
         return outcomes
 

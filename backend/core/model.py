@@ -29,6 +29,9 @@ class Model:
     metrics: Metrics
     batcher: MicroBatcher | None = None
     _loop_batcher: LoopBatcher | None = field(default=None, repr=False)
+    # each ONNX file's (size, mtime_ns, inode) when its sha256 was checked at load: GET .../files/{name} serves the
+    # file only while it is still that one (the sessions run the verified file; a swapped one has another ETag)
+    files_on_disk: dict[str, tuple[int, int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def id(self) -> str:
@@ -111,3 +114,12 @@ class Model:
         z = self.spec.noise.centre_np(1)
         images = self.run_generator(z, self.spec.encode_np(self.spec.defaults_np(1)))
         self.recognize(images)
+
+
+def file_identity(path: Path) -> tuple[int, int, int] | None:
+    """(size, mtime_ns, inode) of a file, None when it is gone: a replaced or rewritten file changes one of them."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino

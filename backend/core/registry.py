@@ -36,7 +36,7 @@ from .batching import MicroBatcher
 from .config import Settings
 from .device import providers, resolve_device, session_options
 from .metrics import Metrics
-from .model import Model
+from .model import Model, file_identity
 
 log = logging.getLogger("backend.models")
 
@@ -83,6 +83,7 @@ def load_model(folder: Path, *, device: str, settings: Settings, metrics: Metric
     if missing:
         raise ModelError(f"{folder.name}: {RECOGNIZER_FILE} lacks outputs {missing}")
     model = Model(folder, manifest, spec, generator, recognizer, device, metrics)
+    model.files_on_disk = {name: file_identity(folder / name) for name in (GENERATOR_FILE, RECOGNIZER_FILE)}
     if settings.batch_wait_ms > 0:
         model.batcher = MicroBatcher(
             model.run_generator,

@@ -103,6 +103,41 @@ def test_body_just_under_the_limit_passes(port):
     assert r.status_code == 200 and r.json() == {"n": 2}
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"X-Big: " + b"a" * (100 * 1024) + b"\r\n",  # one long header (httptools once took 32 MiB)
+        b"".join(b"X-H%d: %s\r\n" % (i, b"b" * 40) for i in range(5000)),  # or many short ones
+    ],
+)
+def test_headers_over_the_limit_are_431_and_closed(port, headers):
+    out = raw(port, b"GET /ping HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n", read_s=3)
+    assert out.startswith(b"HTTP/1.1 431") and b"over the limit of 65536 bytes" in out, out[:200]
+    assert out.count(b"HTTP/1.1") == 1  # closed: the rest of the request never reached the app
+
+
+def test_headers_under_the_limit_and_large_bodies_pass(port):
+    out = raw(port, b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 200")
+    # headers and a 60 KB body in one write: the chunk that completes the headers carries body bytes, not counted
+    body = b'{"n": 4}' + b" " * 60_000
+    head = b"POST /generate HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+    out = raw(port, head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"n":4}')
+    # the blank line split between two chunks, the body after it: still the body's bytes (headers + body > 64 KiB)
+    body = b'{"n": 4}' + b" " * 65_500
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(head + b"Content-Length: %d\r\n\r" % len(body))
+        time.sleep(0.2)
+        s.sendall(b"\n" + body)
+        s.settimeout(5)
+        out = b""
+        with contextlib.suppress(OSError):
+            while chunk := s.recv(65536):
+                out += chunk
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"n":4}')
+
+
 @pytest.mark.parametrize("ctype", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", None])
 def test_json_route_wrong_content_type_is_415(port, ctype):
     headers = {"content-type": ctype} if ctype else {}

@@ -87,6 +87,30 @@ def test_a_failing_request_or_run_fails_only_its_own_and_the_drain_goes_on():
     assert (run_async(batcher.submit(2, lambda: rows(11, 2), lambda out: out)) == 11).all()
 
 
+def test_a_run_that_fails_on_one_request_fails_it_alone_when_merged():
+    runs = []
+
+    def run(z, c):
+        runs.append(len(z))
+        if (z < 0).any():
+            raise ValueError("bad rows")
+        return z
+
+    batcher = LoopBatcher(run, max_rows=64)  # every request merges into one run, which fails for request 5's rows
+
+    async def main():
+        return await asyncio.gather(
+            *(batcher.submit(1, lambda i=i: rows(-1 if i == 5 else i, 1), lambda out: out) for i in range(10)),
+            return_exceptions=True,
+        )
+
+    results = run_async(main())
+    assert isinstance(results[5], ValueError)
+    for i in (0, 1, 2, 3, 4, 6, 7, 8, 9):
+        assert (results[i] == i).all()
+    assert max(runs) > 1  # they were merged, and then run again one by one
+
+
 def test_a_cancelled_request_does_not_disturb_the_others():
     started = threading.Event()
 

@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from spec.manifest import GENERATOR_FILE, RECOGNIZER_FILE
 
+from ...core.model import file_identity
 from ..deps import ModelDep
 
 router = APIRouter(tags=["models"])
@@ -35,12 +36,19 @@ def etag_matches(header: str | None, etag: str) -> bool:
         200: {"content": {"application/octet-stream": {}}, "description": "the ONNX file"},
         304: {"description": "If-None-Match holds the file's sha256"},
         404: {"description": "unknown model or file"},
+        503: {"description": "the file changed on disk since the service loaded it"},
     },
 )
 def model_file(name: str, model: ModelDep, request: Request) -> Response:
     """One of the model's ONNX files (generator.onnx, recognizer.onnx); ETag: its sha256 from the manifest."""
     if name not in FILES:
         raise HTTPException(404, f"name: no file {name[:64]!r}; a model serves {list(FILES)}")
+    if file_identity(model.folder / name) != model.files_on_disk.get(name):
+        # swapped or removed since the sha256 check at load: its bytes would go out under the old file's ETag (and
+        # the service still runs the old one); a restart loads and checks the new file
+        raise HTTPException(
+            503, f"{name} of model {model.id!r} changed on disk since the service loaded it; restart the service"
+        )
     etag = f'"{model.manifest.files[name].sha256}"'
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Cross-Origin-Resource-Policy": "same-origin"}
     if etag_matches(request.headers.get("if-none-match"), etag):
