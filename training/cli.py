@@ -36,7 +36,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
                     ("--seed", args.seed),
                     ("--set", None if args.fork else args.set),
                     ("--lambda", args.lambda_),
-                    ("--data-dir", args.data_dir),
                     ("--init-from", args.init_from),
                     ("--init-parts", args.init_parts != "all"),
                 )
@@ -45,8 +44,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
                 raise SystemExit(
                     f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
-                    "cannot be given with it (--epochs may, to train a run longer; --device and --threads may, to go "
-                    "on on another machine; --set may with --fork NEW_DIR)"
+                    "cannot be given with it (--epochs may, to train a run longer; --device, --threads and "
+                    "--data-dir may, to go on on another machine or after the data moved; --set may with --fork "
+                    "NEW_DIR)"
                 )
             ck = train(
                 None,
@@ -58,6 +58,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 device=args.device,
                 fork=args.fork,
                 overrides=args.set,
+                data_dir=args.data_dir,
             )
         else:
             if args.fork:
@@ -290,7 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "config", nargs="?", help="config name in training/configs (mnist, fashion-mnist, ...) or a .toml path"
     )
-    t.add_argument("--data-dir", help="folder holding the data set files (downloaded there if missing)")
+    t.add_argument(
+        "--data-dir",
+        help="folder holding the data set files (downloaded there if missing); may change on --resume, when the "
+        "files moved",
+    )
     t.add_argument("--seed", type=int)
     t.add_argument("--epochs", type=float)
     t.add_argument("--device", choices=["auto", "cpu", "cuda"])

@@ -9,6 +9,7 @@ label-free restarts, a driver over this loop), ``run_dir`` (run folders and the 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import time
@@ -36,6 +37,7 @@ from .run_dir import (
     command_line,
     discard_if_untrained,
     new_run_dir,
+    run_lock,
 )
 from .runtime import Runtime, TrainingError, is_rank_zero, seed_everything
 from .signals import Interrupted, stop_requests
@@ -364,51 +366,61 @@ def train(
     overrides: list[str] | None = None,
     init_from: str | Path | None = None,
     init_parts: str = "all",
+    data_dir: str | Path | None = None,
 ) -> Path:
     """Train from a config (new numbered run folder) or resume a run folder / checkpoint; returns the checkpoint path.
 
-    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` / ``device``
-    change it;
+    With ``resume``, ``cfg`` is ignored (the checkpoint's config is used) and ``epochs`` / ``threads`` / ``device`` /
+    ``data_dir`` change it;
     ``fork`` continues a copy in a new folder with ``overrides`` applied (``train_state.load_for_resume``).
     ``init_from``: a new run starts from that run's trained weights (``train_state.init_from``; ``init_parts``
     "D" / "D-categorical": its discriminator and Q only)."""
     if init_from is not None and resume is not None:
         raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
-    state = None
-    source = None if init_from is None else train_state.read_init_source(init_from, cfg)
-    if resume is not None:
-        state, cfg, run_dir = train_state.load_for_resume(
-            resume, epochs=epochs, threads=threads, device=device, fork=fork, overrides=overrides
+    # the run folder's lock (run_dir.run_lock) is held until this returns or raises
+    with contextlib.ExitStack() as held:
+        folder = None if resume is None else train_state.checkpoint_path(resume).parent
+        if folder is not None and folder.is_dir() and fork is None and is_rank_zero():
+            # before load_for_resume clears stale temporary files: one may be a live run's checkpoint being written
+            held.enter_context(run_lock(folder))
+        state = None
+        source = None if init_from is None else train_state.read_init_source(init_from, cfg)
+        if resume is not None:
+            state, cfg, run_dir = train_state.load_for_resume(
+                resume, epochs=epochs, data_dir=data_dir, threads=threads, device=device, fork=fork, overrides=overrides
+            )
+        else:
+            run_dir = None
+            if is_rank_zero():
+                check_runs_root(runs_dir)  # before the data loads: an unwritable --runs-dir fails at once
+        # a new run's numbered folder is made only once the data loaded and the networks were built, so a start that
+        # fails there (bad data folder, a config value only the data can check) leaves no empty folder behind
+        trainer = Trainer(
+            cfg,
+            run_dir or Path(runs_dir) / "not-yet-numbered",
+            resume=state,
+            progress=progress,
+            max_steps=max_steps,
+            init_from=source,
+            init_parts=init_parts,
         )
-    else:
-        run_dir = None
-        if is_rank_zero():
-            check_runs_root(runs_dir)  # before the data loads: an unwritable --runs-dir fails at once
-    # a new run's numbered folder is made only once the data loaded and the networks were built, so a start that
-    # fails there (bad data folder, a config value only the data can check) leaves no empty folder behind
-    trainer = Trainer(
-        cfg,
-        run_dir or Path(runs_dir) / "not-yet-numbered",
-        resume=state,
-        progress=progress,
-        max_steps=max_steps,
-        init_from=source,
-        init_parts=init_parts,
-    )
-    if fork is not None and resume is not None and is_rank_zero():
-        train_state.write_fork(state, resume, run_dir)  # only now: a fork that could not start leaves no folder
-    if run_dir is None:
-        run_dir = (
-            new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
-            if is_rank_zero()
-            else Path(runs_dir) / "rank-nonzero"
-        )  # never written; rank 0 owns the folder
-    trainer.run_dir = trainer.runtime.agree_on_path(run_dir)  # every rank must agree on rank 0's numbered folder
-    try:
-        path = trainer.run()
-    except BaseException:
-        if state is None and is_rank_zero():
-            discard_if_untrained(trainer.run_dir)  # failed before anything was trained: no empty run folder
-        raise
-    trainer.runtime.close()
-    return path
+        if fork is not None and resume is not None and is_rank_zero():
+            train_state.write_fork(state, resume, run_dir)  # only now: a fork that could not start leaves no folder
+            held.enter_context(run_lock(run_dir))
+        if run_dir is None:
+            run_dir = (
+                new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")
+                if is_rank_zero()
+                else Path(runs_dir) / "rank-nonzero"
+            )  # never written; rank 0 owns the folder
+            if is_rank_zero():
+                held.enter_context(run_lock(run_dir))  # a resume started while this run trains is refused
+        trainer.run_dir = trainer.runtime.agree_on_path(run_dir)  # every rank must agree on rank 0's numbered folder
+        try:
+            path = trainer.run()
+        except BaseException:
+            if state is None and is_rank_zero():
+                discard_if_untrained(trainer.run_dir)  # failed before anything was trained: no empty run folder
+            raise
+        trainer.runtime.close()
+        return path

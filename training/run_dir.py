@@ -6,7 +6,9 @@ Runs live in numbered folders (``runs/00003-mnist-s0/``, stylegan3's layout) hol
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
 import shutil
@@ -56,13 +58,45 @@ def check_runs_root(root: str | Path) -> None:
     writable_folder(root, "--runs-dir", "runs")
 
 
+LOCK_FILE = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(folder: str | Path):
+    """Hold ``folder``'s run lock while the block runs, or TrainingError when another process holds it: two
+    processes training one run write one checkpoint.pt, log rows twice, and a resume's clean-up of stale temporary
+    files can delete the live run's checkpoint mid-write. An advisory flock: the kernel releases it when the process
+    ends, however it ends, so a killed run leaves nothing to clear."""
+    import fcntl
+
+    from .runtime import TrainingError
+
+    with open(Path(folder) / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise TrainingError(
+                f"{folder} is being trained by {holder}; wait for it to stop, or stop it first"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def discard_if_untrained(path: Path) -> bool:
     """Remove a new run's folder that a failed start left with nothing trained in it (its options file and an empty
     metrics.jsonl at most; no checkpoint, restart, metrics row or sample). Returns whether it was removed."""
     if not path.is_dir():
         return False
     for p in path.iterdir():
-        if p.name == OPTIONS_FILE or (p.name == METRICS_FILE and p.is_file() and p.stat().st_size == 0):
+        if p.name in (OPTIONS_FILE, LOCK_FILE) or (p.name == METRICS_FILE and p.is_file() and p.stat().st_size == 0):
             continue
         return False
     shutil.rmtree(path, ignore_errors=True)

@@ -9,6 +9,7 @@ moments, the step, the latent stream and torch's RNG (per rank under DDP), besid
 from __future__ import annotations
 
 import copy
+import math
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,8 +71,14 @@ def load_weights(t: Trainer, ck: dict[str, Any]) -> None:
     if t.G_ema is not None:  # a run that had no EMA before this resume starts it from G
         t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
     t.D.load_state_dict(ck["D"])
-    t.opt_G.load_state_dict(ck["opt_G"])
-    t.opt_D.load_state_dict(ck["opt_D"])
+    # Adam's moments come from the checkpoint, its rates and betas from this run's config: load_state_dict brings
+    # back the saved lr/betas too, so a fork (or --init-from) with new optim.lr_* kept training at the old ones.
+    # Nothing in the loop changes a rate, so for a plain resume the config's values are the saved ones.
+    for opt, key in ((t.opt_G, "opt_G"), (t.opt_D, "opt_D")):
+        configured = [(g["lr"], g["betas"]) for g in opt.param_groups]
+        opt.load_state_dict(ck[key])
+        for group, (lr, betas) in zip(opt.param_groups, configured, strict=True):
+            group["lr"], group["betas"] = lr, betas
 
 
 def network_differences(ck: dict[str, Any], spec: dict[str, Any], args: dict[str, Any]) -> list[str]:
@@ -254,10 +261,27 @@ FORK_FIXED = (
 )
 
 
+def fixed_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The FORK_FIXED settings (data.dir aside: where the files are, not which) that differ between two configs'
+    dicts, as dotted names."""
+    out = []
+    for name in FORK_FIXED:
+        section, _, key = name.partition(".")
+        a, b = before.get(section), after.get(section)
+        if key:
+            a, b = (a or {}).get(key), (b or {}).get(key)
+        elif section == "data":
+            a, b = ({k: v for k, v in (d or {}).items() if k != "dir"} for d in (a, b))
+        if a != b:
+            out.append(name)
+    return out
+
+
 def load_for_resume(
     resume: str | Path,
     *,
     epochs: float | None = None,
+    data_dir: str | Path | None = None,
     threads: int | None = None,
     device: str | None = None,
     fork: str | Path | None = None,
@@ -276,7 +300,20 @@ def load_for_resume(
     ck_path = checkpoint_path(resume)
     if overrides and fork is None:
         raise TrainingError("changing a run's settings on resume needs a new folder for the changed run (--fork DIR)")
+    if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
+        raise TrainingError(f"--epochs must be a finite number > 0, got {epochs}")
     ck = ckpt_io.load(ck_path)
+    if fork is None and is_rank_zero():
+        newer = ck_path.parent / CHECKPOINT_FILE
+        if ck_path.name != CHECKPOINT_FILE and newer.is_file():
+            later = int(ckpt_io.load(newer)["step"])
+            if later > int(ck["step"]):
+                # the run goes on in its folder and writes checkpoint.pt there: the later step would be lost
+                raise TrainingError(
+                    f"{newer} is at step {later:,}, later than {ck_path.name}'s step {int(ck['step']):,}; resuming "
+                    f"{ck_path.name} in that folder would overwrite it. Give --fork NEW_DIR to continue "
+                    f"{ck_path.name} as a new run"
+                )
     if is_rank_zero():
         for p in ckpt_io.remove_stale_temps(ck_path):
             print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
@@ -289,6 +326,10 @@ def load_for_resume(
                 f"optimizer's rates and train settings, not {key}"
             )
         apply_override(conf, item)
+    # where the data set's files are: the machine's, like the device, so a run goes on after its data moved (or on
+    # another machine); the files must be the same data set, which the loader's checksums and shapes check
+    if data_dir is not None:
+        conf["data"] = {**conf["data"], "dir": str(data_dir)}
     # threads: a setting of the machine, not of the recipe, so a resume may change it; the run then goes on close
     # to, not bit-identical with, the same run on the old count (another count sums in another order)
     if threads is not None:
@@ -302,6 +343,14 @@ def load_for_resume(
             "the run trained on cuda and torch sees no CUDA device here; give --device cpu to continue it on the CPU"
         )
     cfg = Config.from_dict(conf)  # validates it, threads and the fork's changes included; old keys are read too
+    if overrides:
+        # the keys above, and also whatever a whole table (--set 'train={seed = 7}') or an old name changed
+        changed = fixed_changes(Config.from_dict(dict(ck["config"])).to_dict(), cfg.to_dict())
+        if changed:
+            raise TrainingError(
+                f"--set changes {', '.join(changed)}: a fork continues the run's networks and history, so it may "
+                "change the loss, the optimizer's rates and train settings, not those"
+            )
     if epochs is not None:
         if epochs < ck["epoch"] - 1e-9:
             raise TrainingError(f"--epochs {epochs} is shorter than the {ck['epoch']:.2f} epochs already trained")

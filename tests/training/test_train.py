@@ -315,6 +315,12 @@ def test_a_fork_continues_a_copy_with_changed_settings_and_leaves_the_run_as_it_
         ({"fork": "new", "overrides": ["train.seed=3"]}, "not train.seed"),
         ({"fork": "new", "overrides": ["loss.lambda_real=-1"]}, "loss.lambda_real must be >= 0"),
         ({"overrides": ["loss.lambda_real=1"]}, "--fork DIR"),
+        # a whole table, or a setting under its old name, changes a fixed setting too
+        ({"fork": "new", "overrides": ["train={seed = 7, epochs = 10.0}"]}, "--set changes train.seed"),
+        ({"fork": "new", "overrides": ["optim={batch_size = 4}"]}, "--set changes optim.batch_size"),
+        ({"fork": "new", "overrides": ["train.candidates=3"]}, "--set changes train.restarts"),
+        ({"epochs": float("inf")}, "--epochs must be a finite number > 0, got inf"),
+        ({"epochs": float("nan")}, "--epochs must be a finite number > 0, got nan"),
     ],
 )
 def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, words):
@@ -326,6 +332,75 @@ def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, 
     with pytest.raises((TrainingError, ValueError), match=re.escape(words)):
         train(None, resume=part.parent, progress=False, **kwargs)
     assert not (tmp_path / "new").exists()
+
+
+def test_a_fork_and_init_from_train_at_their_own_optimizer_rates(fake_mnist_dir, tmp_path):
+    """Adam's moments come from the checkpoint, the rates and betas from the config: loading the optimizers' state
+    brought back the run's old rates, so a fork's new optim.lr_* was written in its config and never used."""
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    rates = ["optim.lr_g=0.0123", "optim.lr_d=0.0456", "optim.beta1=0.1"]
+    seen = []
+    real_run = Trainer.run
+
+    def record(self):
+        seen.append([(g["lr"], g["betas"]) for opt in (self.opt_G, self.opt_D) for g in opt.param_groups])
+        return real_run(self)
+
+    loop.Trainer.run = record
+    try:
+        train(None, resume=part.parent, progress=False, fork=tmp_path / "fork", overrides=rates, max_steps=3)
+        cfg = load_config("mnist", [*_tiny_overrides(fake_mnist_dir), *rates])
+        train(cfg, runs_dir=tmp_path / "init", progress=False, max_steps=1, init_from=part.parent)
+        train(None, resume=part.parent, progress=False, max_steps=3)  # a plain resume keeps the run's own
+    finally:
+        loop.Trainer.run = real_run
+    fork, init, plain = seen
+    betas = (0.1, cfg.optim.beta2)
+    # G; D's trunk; Q's head (lr_q, else lr_g)
+    assert fork == init == [(0.0123, betas), (0.0456, betas), (cfg.optim.lr_q or 0.0123, betas)], (fork, init)
+    own = load_config("mnist", _tiny_overrides(fake_mnist_dir)).optim
+    old_betas = (own.beta1, own.beta2)
+    assert plain == [(own.lr_g, old_betas), (own.lr_d, old_betas), (own.lr_q or own.lr_g, old_betas)], plain
+
+
+def test_a_copied_older_checkpoint_does_not_overwrite_the_runs_later_one(fake_mnist_dir, tmp_path):
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
+    shutil.copy(part, part.parent / "step2.pt")
+    train(None, resume=part.parent, progress=False, max_steps=4)
+    with pytest.raises(TrainingError, match="checkpoint.pt is at step 4, later than step2.pt's step 2"):
+        train(None, resume=part.parent / "step2.pt", progress=False, max_steps=3)
+    assert ckpt_io.load(part)["step"] == 4  # untouched
+    forked = train(None, resume=part.parent / "step2.pt", progress=False, max_steps=3, fork=tmp_path / "from-step2")
+    assert ckpt_io.load(forked)["step"] == 3 and ckpt_io.load(part)["step"] == 4
+
+
+def test_a_run_goes_on_after_its_data_moved_with_data_dir(fake_mnist_dir, tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(fake_mnist_dir, data)
+    cfg = load_config("mnist", [*_tiny_overrides(data)])
+    part = train(cfg, runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    moved = data.rename(tmp_path / "moved")
+    with pytest.raises(DataError):
+        train(None, resume=part.parent, progress=False, max_steps=3)
+    again = ckpt_io.load(train(None, resume=part.parent, progress=False, max_steps=4, data_dir=moved))
+    assert again["step"] == 4 and again["config"]["data"]["dir"] == str(moved)
+
+
+def test_a_run_being_trained_cannot_be_resumed_by_another_process(fake_mnist_dir, tmp_path):
+    from training.run_dir import run_lock
+
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
+    with run_lock(part.parent):  # as the process training it holds it
+        res = subprocess.run(
+            [sys.executable, "-m", "training", "train", "--resume", str(part.parent), "--max-steps", "3"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert res.returncode == 1 and f"is being trained by pid {os.getpid()}" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and ckpt_io.load(part)["step"] == 2
+    assert ckpt_io.load(train(None, resume=part.parent, progress=False, max_steps=3))["step"] == 3  # released
 
 
 def test_a_fork_that_would_change_the_networks_is_refused_with_the_way_round(fake_mnist_dir, tmp_path):
