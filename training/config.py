@@ -220,16 +220,42 @@ class Config:
                     f"loss.cr_differ must name a categorical code with >= 2 categories "
                     f"({', '.join(sorted(cats)) or 'the latent spec has none'}), got {cfg.loss.cr_differ!r}"
                 )
-        sizes = set(inspect.signature(disentanglement_metrics).parameters) - {
-            "representation",
-            "data",
-            "rng",
-            "code_names",
+        # the sample sizes: disentanglement_metrics' whole-number keywords (not its progress, encode_once, prune_std)
+        sizes = {
+            name
+            for name, param in inspect.signature(disentanglement_metrics).parameters.items()
+            if param.annotation in (int, "int")
         }
         bad = sorted(set(cfg.train.metrics_sizes) - sizes)
         if bad:
             raise ValueError(f"unknown keys in train.metrics_sizes: {bad}; expected {sorted(sizes)}")
+        for name, n in cfg.train.metrics_sizes.items():
+            least = 0 if name in SKIPPABLE_SIZES else 1
+            if n < least:  # checked now: the first metrics row may come hours into a run
+                raise ValueError(f"train.metrics_sizes.{name} must be >= {least}, got {n}")
+        check_widths(cfg.model.arch, cfg.model.widths)
         return cfg
+
+
+# metrics sizes whose 0 skips their metric (disentanglement_metrics: dci_train = 0 skips DCI, sap_train = 0 SAP)
+SKIPPABLE_SIZES = frozenset({"dci_train", "sap_train"})
+
+
+def check_widths(arch: str, widths: dict[str, Any]) -> None:
+    """model.widths against the architecture's own keywords (training/networks.py): a name it takes, a whole number
+    >= 1 (>= 0 where its default is 0, an off switch); checked at load, not as a TypeError once the data loaded."""
+    from .networks import ARCHITECTURES
+
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"model.arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    params = dict(list(inspect.signature(ARCHITECTURES[arch]).parameters.items())[3:])  # after spec, channels, res
+    unknown = sorted(set(widths) - set(params))
+    if unknown:
+        raise ValueError(f"unknown keys in model.widths for arch {arch!r}: {unknown}; expected {sorted(params)}")
+    for name, value in widths.items():
+        least = 0 if params[name].default == 0 else 1
+        if value < least:
+            raise ValueError(f"model.widths.{name} must be >= {least}, got {value}")
 
 
 # Values a run cannot use (batch 0 divides by zero, --epochs -1 trains nothing) and settings with a fixed set of
@@ -344,8 +370,10 @@ def apply_override(d: dict[str, Any], item: str) -> None:
         key = RENAMED[key]
     parts = key.split(".")
     node = d
-    for p in parts[:-1]:
+    for depth, p in enumerate(parts[:-1]):
         node = node.setdefault(p, {})
+        if not isinstance(node, dict):  # --set train.epochs.x=1: epochs is a value, not a table
+            raise ValueError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is a value, not a table of settings")
     node[parts[-1]] = value
 
 

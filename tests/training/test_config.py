@@ -40,6 +40,16 @@ def test_unknown_configs_and_keys_fail_naming_them():
         ("train.restart_steps=0", "train.restart_steps must be >= 1"),
         ("train.precision='fp8'", "train.precision must be auto, fp32 or bf16, got 'fp8'"),
         ("train.device='tpu'", "train.device must be auto, cpu or cuda, got 'tpu'"),
+        # values that passed the types and failed later: a TypeError or a negative dimension once the data had
+        # loaded, a metrics row's TypeError hours into a run
+        ("model.widths={foo = 1}", "unknown keys in model.widths for arch 'mnist': ['foo']; expected ['ch', 'fc']"),
+        ("model.widths={fc = -5}", "model.widths.fc must be >= 1, got -5"),
+        ("model.widths={ch = 0}", "model.widths.ch must be >= 1, got 0"),
+        ("model.arch='unet'", "model.arch must be one of ['dcgan', 'dsprites', 'mnist'], got 'unet'"),
+        ("train.metrics_sizes={progress = 1}", "unknown keys in train.metrics_sizes: ['progress']"),
+        ("train.metrics_sizes={bins = 0}", "train.metrics_sizes.bins must be >= 1, got 0"),
+        ("train.metrics_sizes={fvae_train = -1}", "train.metrics_sizes.fvae_train must be >= 1, got -1"),
+        ("train.epochs.x=1", "override 'train.epochs.x': train.epochs is a value, not a table of settings"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(override, words):
@@ -139,3 +149,8 @@ def test_the_seed_range_holds_for_new_runs_not_for_older_checkpoints():
     with pytest.raises(ValueError, match="0..4294967295, got -1"):
         load_config("mnist", ["train.seed=-1"])
     assert load_config("mnist", ["train.seed=4294967295"]).train.seed == 2**32 - 1
+
+
+def test_widths_and_sizes_that_switch_something_off_may_be_0():
+    cfg = load_config("dsprites", ["model.widths={style_late = 0, ch = 16}", "train.metrics_sizes={dci_train = 0}"])
+    assert cfg.model.widths == {"style_late": 0, "ch": 16} and cfg.train.metrics_sizes == {"dci_train": 0}
