@@ -7,6 +7,7 @@ rebuilds G and D from the file alone and ``--resume`` continues exactly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -55,8 +56,15 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     return stale
 
 
+# a run folder's checkpoint (training/run_dir.py names the rest of the folder)
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
 def load(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file, or a run folder's checkpoint.pt (as --resume and --init-from take it), as saved."""
     path = Path(path)
+    if path.is_dir() and (path / CHECKPOINT_FILE).is_file():
+        path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
@@ -73,6 +81,18 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
+@contextlib.contextmanager
+def fits_networks(where: str):
+    """A checkpoint whose entries or tensors do not fit this version's networks (written by another version: a
+    missing entry, a renamed or reshaped layer) as one line naming it, not torch's page of missing keys."""
+    try:
+        yield
+    except (KeyError, RuntimeError, TypeError) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        detail = f"no entry {first}" if isinstance(e, KeyError) else f"{type(e).__name__}: {first[:200]}"
+        raise ValueError(f"{where} does not fit this version's networks ({detail})") from None
+
+
 def generator_weights(ckpt: dict[str, Any], *, ema: bool = True) -> str:
     """Which of a checkpoint's G weights draw its images: "ema", the moving average the run kept
     (train.ema_half_life), unless ``ema`` is False or there is none; else "trained"."""
@@ -85,9 +105,11 @@ def load_networks(
     """Rebuild (G, D) in eval mode from a checkpoint path or a loaded checkpoint dict. G is the moving average of
     G's weights where the run kept one (train.ema_half_life) unless ``ema`` is False, else the trained G."""
     ckpt = path_or_ckpt if isinstance(path_or_ckpt, dict) else load(path_or_ckpt)
-    spec = LatentSpec.from_dict(ckpt["spec"])
-    G, D = build_networks(spec, **ckpt["model_args"])
-    G.load_state_dict(ckpt["G_ema" if generator_weights(ckpt, ema=ema) == "ema" else "G"])
-    D.load_state_dict(ckpt["D"])
+    where = "the checkpoint" if isinstance(path_or_ckpt, dict) else str(path_or_ckpt)
+    with fits_networks(where):
+        spec = LatentSpec.from_dict(ckpt["spec"])
+        G, D = build_networks(spec, **ckpt["model_args"])
+        G.load_state_dict(ckpt["G_ema" if generator_weights(ckpt, ema=ema) == "ema" else "G"])
+        D.load_state_dict(ckpt["D"])
     bake_spectral_norm(D)  # for inference: plain weights, the same function (ONNX export, weight rounding)
     return G.eval(), D.eval(), ckpt

@@ -43,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             ]
             if fixed:  # the run's resolved config lives in its checkpoint; only its length may change
                 raise SystemExit(
-                    f"infogan train: --resume continues the run's own config; {', '.join(fixed)} "
+                    f"infogan train: error: --resume continues the run's own config; {', '.join(fixed)} "
                     "cannot be given with it (--epochs may, to train a run longer; --device, --threads and "
                     "--data-dir may, to go on on another machine or after the data moved; --set may with --fork "
                     "NEW_DIR)"
@@ -62,12 +62,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
             )
         else:
             if args.fork:
-                raise SystemExit("infogan train: --fork copies a run to change its settings; give --resume RUN too")
+                raise SystemExit(
+                    "infogan train: error: --fork copies a run to change its settings; give --resume RUN too"
+                )
             if args.init_parts != "all" and not args.init_from:
-                raise SystemExit("infogan train: --init-parts chooses what --init-from loads; give --init-from too")
+                raise SystemExit(
+                    "infogan train: error: --init-parts chooses what --init-from loads; give --init-from too"
+                )
             if not args.config:
                 raise SystemExit(
-                    "infogan train: give a config (name in training/configs or a .toml path) or --resume RUN"
+                    "infogan train: error: give a config (name in training/configs or a .toml path) or --resume RUN"
                 )
             cfg = load_config(args.config, overrides)
             if int(os.environ.get("RANK", "0")) == 0:

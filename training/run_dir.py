@@ -21,7 +21,7 @@ from . import checkpoint as ckpt_io
 
 OPTIONS_FILE = "training_options.json"
 METRICS_FILE = "metrics.jsonl"
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = ckpt_io.CHECKPOINT_FILE
 # metrics.jsonl's field naming the label-free restart a row belongs to (absent: the main run). The file format keeps
 # the key it has had since before the concept was called "restarts": report.py, scripts/seed_study.py and the
 # committed docs/training/*.jsonl read it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -15,7 +16,7 @@ class Interrupted(Exception):
         self.signum, self.step, self.run_dir = signum, step, run_dir
         super().__init__(
             f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint saved; continue with: "
-            f"infogan train --resume {run_dir}"
+            f"infogan train --resume {shlex.quote(str(run_dir))}"  # a folder with a space stays one argument
         )
 
 

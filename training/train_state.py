@@ -106,10 +106,12 @@ def fresh_stream(t: Trainer, ck: dict[str, Any], salt: int) -> int:
 
 def restore(t: Trainer, ck: dict[str, Any]) -> None:
     """Networks, optimizers, step and random streams of ``t`` from a checkpoint (the restarts' state is theirs)."""
-    diff = network_differences(ck, t.spec.to_dict(), t.model_args)
+    with ckpt_io.fits_networks("the checkpoint"):
+        diff = network_differences(ck, t.spec.to_dict(), t.model_args)
     if diff:
         raise TrainingError(f"the checkpoint's {' and '.join(diff)} differ from the config's; cannot resume")
-    load_weights(t, ck)
+    with ckpt_io.fits_networks("the checkpoint"):
+        load_weights(t, ck)
     t.step = int(ck["step"])
     torch.set_rng_state(ck["torch_rng"])
     rank_rngs = ck.get("rank_rngs")

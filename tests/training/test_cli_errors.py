@@ -253,3 +253,55 @@ def test_a_data_dir_that_is_a_file_and_a_bad_subset_are_one_line(tmp_path, capsy
         assert code == 1 and "--subset takes whole numbers separated by commas" in err, err
         assert "Traceback" not in err and "int()" not in err
     assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("damage", ["no model_args", "renamed layer", "reshaped layer"])
+def test_a_checkpoint_of_another_version_is_one_line(checkpoint, tmp_path, capsys, damage):
+    from training import checkpoint as ckpt_io
+
+    ck = ckpt_io.load(checkpoint)
+    if damage == "no model_args":
+        del ck["model_args"]
+    else:
+        key = next(iter(ck["G"]))
+        if damage == "renamed layer":
+            ck["G"]["old." + key] = ck["G"].pop(key)
+        else:
+            ck["G"][key] = torch.zeros(3, 3)
+    ckpt_io.save_atomic(ck, checkpoint)
+    for cmd in (["evaluate", str(checkpoint), "--no-figures"], ["export", str(checkpoint), "--id", "m"]):
+        code, err = run_cli([*cmd, "--models-dir", str(tmp_path / "m")] if cmd[0] == "export" else cmd, capsys)
+        assert code == 1 and "does not fit this version's networks" in err, err
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_evaluate_and_export_take_a_run_folder(checkpoint, tmp_path, monkeypatch, capsys):
+    """As --resume and --init-from do: "no checkpoint at RUN" for a folder holding checkpoint.pt was wrong."""
+    from training import evaluate_cmd
+
+    def reached(*a, **k):
+        raise ValueError("reached the data: the checkpoint was read")
+
+    monkeypatch.setattr(export_mod, "load_eval_data", reached)
+    monkeypatch.setattr(evaluate_cmd, "load_eval_data", reached)
+    for cmd in (
+        ["export", str(checkpoint.parent), "--id", "m", "--models-dir", str(tmp_path / "m")],
+        ["evaluate", str(checkpoint.parent), "--no-figures"],
+    ):
+        code, err = run_cli(cmd, capsys)
+        assert code == 1 and "reached the data" in err and "no checkpoint at" not in err, err
+    from training.evaluate_cmd import evaluation_dir
+
+    assert evaluation_dir(checkpoint.parent) == evaluation_dir(checkpoint) == checkpoint.parent
+
+
+def test_the_stop_message_gives_a_command_that_can_be_pasted(tmp_path):
+    import shlex
+    import signal
+
+    from training.signals import Interrupted
+
+    folder = tmp_path / "runs ü" / "00000-mnist-s0"
+    said = str(Interrupted(signal.SIGINT, 5, folder))
+    command = said.split("continue with: ", 1)[1]
+    assert shlex.split(command) == ["infogan", "train", "--resume", str(folder)]
