@@ -289,14 +289,17 @@ class Trainer:
                 acc, n_acc, t0 = {}, 0, time.perf_counter()
             if bar:
                 bar.update(1)
-            if self.step % tc.checkpoint_every == 0 and self.step < end:
-                train_state.save_checkpoint(self)
             if on_epoch_end is not None and self.step % self.steps_per_epoch == 0:
                 on_epoch_end()
             if epoch_report.factor_metrics_due(self):
                 t_metrics = time.perf_counter()
                 epoch_report.log_factor_metrics(self, log)
                 t0 += time.perf_counter() - t_metrics  # images_per_s counts training time only
+            # after the step's epoch report and metrics row (their own seeded streams: the run's draws are the
+            # same either way): a kill during that work, minutes on the chairs, resumes from the checkpoint before
+            # and logs the row again; saved first, the row of that step was lost for good
+            if self.step % tc.checkpoint_every == 0 and self.step < end:
+                train_state.save_checkpoint(self)
 
     # ---- log -----------------------------------------------------------------------------------------------
     def progress_bar(self, total: int, desc: str | None = None):

@@ -403,6 +403,33 @@ def test_a_run_being_trained_cannot_be_resumed_by_another_process(fake_mnist_dir
     assert ckpt_io.load(train(None, resume=part.parent, progress=False, max_steps=3))["step"] == 3  # released
 
 
+def test_a_crash_in_the_epoch_report_of_a_checkpoint_step_loses_no_row(fake_mnist_dir, tmp_path, monkeypatch):
+    """The epoch's report (and a metrics row) of a step that is also a checkpoint step comes before its checkpoint:
+    a run that dies in it resumes from the checkpoint before, and logs that row again. Saved first, the resumed run
+    started after it and the epoch's test row was never written."""
+    from training import epoch_report
+
+    cfg = tiny_config(fake_mnist_dir, epochs=2, checkpoint_every=8)  # 16 steps an epoch: the epoch ends at step 16
+    real = epoch_report.end_epoch
+    calls = []
+
+    def dies_at_the_first_epoch_end(t, log):
+        calls.append(t.step)
+        if len(calls) == 1:
+            raise RuntimeError("killed during the epoch report")
+        real(t, log)
+
+    monkeypatch.setattr(epoch_report, "end_epoch", dies_at_the_first_epoch_end)
+    with pytest.raises(RuntimeError, match="killed during the epoch report"):
+        train(cfg, runs_dir=tmp_path, progress=False)
+    run = next(tmp_path.iterdir())
+    assert ckpt_io.load(run / "checkpoint.pt")["step"] == 8  # step 16's checkpoint was not written before it
+    train(None, resume=run, progress=False)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if any(k.startswith("test_acc/") for k in r)] == [16, 32]
+    assert calls == [16, 16, 32]
+
+
 def test_a_fork_that_would_change_the_networks_is_refused_with_the_way_round(fake_mnist_dir, tmp_path):
     """Turning the contrastive regularizer off (its late weight 0) takes its head off D, so the fork could not go on
     with the run's networks: refused before anything is written, naming the key and the way to leave the regularizer
