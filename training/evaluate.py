@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from . import checkpoint as ckpt_io
 from .data import DataError, ImageSet, dataset_info, load_dataset
 from .disentanglement import disentanglement_metrics
 from .images import grid, save_png, to_unit
@@ -379,4 +380,7 @@ def paper_figures(G: Generator, out_dir: str | Path, prefix: str = "", span: flo
 
 
 def write_json(obj: Any, path: str | Path) -> None:
-    Path(path).write_text(json.dumps(obj, indent=2, default=float))
+    """evaluation.json and the like, atomically: a kill mid-write leaves the previous file whole, never a torn one
+    that a later command (export reads an evaluation) would fail on or trust."""
+    text = json.dumps(obj, indent=2, default=float).encode()
+    ckpt_io.write_atomic(path, lambda f: f.write(text))

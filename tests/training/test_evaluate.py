@@ -1,6 +1,7 @@
 """The one evaluation entry point: evaluate_model owns the BatchNorm recalibration (on a copy, on bn_samples
 training images) and load_eval_data never substitutes training images for a split that is missing."""
 
+import json
 import shutil
 
 import pytest
@@ -330,3 +331,23 @@ def test_the_per_epoch_row_skips_the_information_bound_that_evaluate_reports(fak
     row = epoch_report.evaluate_test(run)
     assert calls == [] and set(row) == {"test_acc/digit", "test_nmi/digit", "test_lfs/digit"}
     assert "info" not in evaluate_model(G, D, data, info=False)
+
+
+def test_write_json_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch):
+    from training import checkpoint as ckpt_io
+    from training.evaluate import write_json
+
+    path = tmp_path / "evaluation.json"
+    write_json({"accuracy": 0.5}, path)
+    real = ckpt_io.os.fsync
+
+    def dies(fd):
+        raise KeyboardInterrupt  # as a Ctrl-C in the middle of the write
+
+    monkeypatch.setattr(ckpt_io.os, "fsync", dies)
+    with pytest.raises(KeyboardInterrupt):
+        write_json({"accuracy": 0.9, "more": list(range(1000))}, path)
+    monkeypatch.setattr(ckpt_io.os, "fsync", real)
+    assert json.loads(path.read_text()) == {"accuracy": 0.5} and sorted(p.name for p in tmp_path.iterdir()) == [
+        path.name
+    ]
