@@ -55,6 +55,7 @@ class MetricsMiddleware:
             return await self.app(scope, receive, send)
         start = time.perf_counter()
         status = [500]
+        as_sent = dict(scope)  # the router rewrites root_path for a mount; matched against as it came in
 
         async def send_status(message):
             if message["type"] == "http.response.start":
@@ -66,6 +67,29 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             # the template (/models/{model_id}), never the raw path: unknown paths must not grow the label set
-            path = getattr(route, "path", None) or "unmatched"
+            path = getattr(route, "path", None) or _template(as_sent)
             self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
             self.metrics.requests.labels(scope["method"], path, str(status[0])).inc()
+
+
+def _template(scope) -> str:
+    """The route or mount a request's path belongs to when the router set no scope["route"]: answered before
+    routing (BodyLimitMiddleware's 413 and 415) or by a mount (/static, the docs' assets). Those were counted as
+    "unmatched", with the 404s of scanners."""
+    from starlette.routing import Match
+
+    for r in _routes(scope.get("app")):
+        if getattr(r, "path", None) and r.matches(scope)[0] != Match.NONE:
+            return r.path
+    return "unmatched"
+
+
+def _routes(app):
+    """The app's routes and mounts, those of included routers too (FastAPI lists an included router as one entry,
+    without a path, whose own routes have theirs)."""
+    for r in getattr(app, "routes", ()):
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            yield from _routes(inner)
+        else:
+            yield r

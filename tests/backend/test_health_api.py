@@ -50,6 +50,17 @@ def test_metrics(client):
     assert 'infogan_generator_batch_rows_bucket{le="4.0",model="tiny"}' in text
 
 
+def test_metrics_name_the_route_of_answers_before_routing_and_of_mounts(client):
+    """A 415 from the body limits and a /static file were counted as route="unmatched", with the 404 scans."""
+    client.post("/traverse", content=b"{}", headers={"content-type": "text/plain"})
+    client.get("/static/app.js")
+    client.get("/no-such-page")
+    text = client.get("/metrics").text
+    assert 'infogan_http_requests_total{method="POST",route="/traverse",status="415"}' in text
+    assert 'method="GET",route="/static",status=' in text
+    assert 'infogan_http_requests_total{method="GET",route="unmatched",status="404"}' in text
+
+
 def test_page_and_static(client, tmp_path, tiny_models_dir):
     # the real page when frontend/ has one, else the placeholder; both are HTML
     r = client.get("/")
