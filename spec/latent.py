@@ -578,6 +578,9 @@ class LatentSpec:
         """The JSON form (config, checkpoint, manifest, ONNX metadata) -> a validated spec; SpecError otherwise."""
         if not isinstance(d, dict) or "noise" not in d or "codes" not in d:
             raise SpecError("latent spec must be an object with 'noise' and 'codes'")
+        extra = sorted(set(d) - {"noise", "codes"})
+        if extra:  # a misspelt part (--set latent.code=...) was ignored without a word
+            raise SpecError(f"latent spec: unknown keys {extra}; expected 'noise' and 'codes'")
         if not isinstance(d["noise"], dict) or not isinstance(d["codes"], list):
             raise SpecError("latent spec: 'noise' must be an object and 'codes' a list")
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import re
 import sys
 import tomllib
 import types
@@ -192,6 +193,9 @@ class Config:
                 value = typ(**value)
             kwargs[key] = value
         cfg = cls(**kwargs)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", str(cfg.name)):
+            # it names run folders (runs/00000-<name>-s0): no separators, spaces or newlines
+            raise ValueError(f"name must be 1-64 letters, digits, '_', '.' or '-', got {cfg.name!r}")
         _ = cfg.spec  # validate the latent spec now, with its own messages
         for where, ok, what in RANGES:
             section, name = where.split()[0].split(".")

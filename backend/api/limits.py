@@ -21,7 +21,7 @@ import math
 
 import anyio
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 
 MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
@@ -64,9 +64,12 @@ async def _answer(send, status: int, detail: str) -> None:
 
 
 def routed(scope) -> bool:
-    """Does a route of the app take this path with this method (Starlette's Match.FULL)?"""
+    """Does a route of the app take this path with this method (Starlette's Match.FULL)? A mount (/static) matches
+    every method in full; it answers for itself (StaticFiles: GET and HEAD, else 405), so it is not counted here."""
     app = scope.get("app")
-    return any(route.matches(scope)[0] == Match.FULL for route in getattr(app, "routes", ()))
+    return any(
+        not isinstance(route, Mount) and route.matches(scope)[0] == Match.FULL for route in getattr(app, "routes", ())
+    )
 
 
 class BodyLimitMiddleware:

@@ -79,3 +79,9 @@ def test_the_form_model_field_is_read_like_the_json_one(client):
     body = {"image": "data:image/png;base64," + base64.b64encode(png()).decode()}
     r = client.post("/infer-codes", json=body, headers={"content-type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
+
+
+def test_a_mount_answers_other_methods_with_405_not_a_json_routes_415(client):
+    r = client.post("/static/app.js", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 405, r.text
+    assert client.head("/static/app.js").status_code == 200

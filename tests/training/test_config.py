@@ -50,6 +50,10 @@ def test_unknown_configs_and_keys_fail_naming_them():
         ("train.metrics_sizes={bins = 0}", "train.metrics_sizes.bins must be >= 1, got 0"),
         ("train.metrics_sizes={fvae_train = -1}", "train.metrics_sizes.fvae_train must be >= 1, got -1"),
         ("train.epochs.x=1", "override 'train.epochs.x': train.epochs is a value, not a table of settings"),
+        # a misspelt latent part was ignored; a name with a separator or a newline named a run folder
+        ("latent.code=1", "latent spec: unknown keys ['code']; expected 'noise' and 'codes'"),
+        ('name="a/b"', "name must be 1-64 letters, digits, '_', '.' or '-', got 'a/b'"),
+        ('name="two\nlines"', "name must be 1-64 letters"),
     ],
 )
 def test_bad_values_fail_naming_the_setting(override, words):
