@@ -39,6 +39,13 @@ def _tiny_overrides(data_dir) -> list[str]:
     ]
 
 
+def infogan(*args: str) -> subprocess.CompletedProcess:
+    """The console script in a process of its own (its exit status and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-m", "training", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
 def tiny_config(data_dir, **train_kw) -> Config:
     cfg = load_config("mnist", _tiny_overrides(data_dir))
     for k, v in train_kw.items():
@@ -142,13 +149,7 @@ def test_a_finished_run_trained_longer_equals_the_longer_run(fake_mnist_dir, tmp
     assert again["machines"] == [{"cpu": "elsewhere"}, machine.describe("cpu")]
     with pytest.raises(TrainingError, match="shorter"):
         train(None, resume=short.parent, progress=False, epochs=0.5)
-    res = subprocess.run(
-        [sys.executable, "-m", "training", "train", "--resume", str(short.parent), "--seed", "3"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    res = infogan("train", "--resume", str(short.parent), "--seed", "3")
     assert res.returncode != 0 and "--seed" in res.stderr and "Traceback" not in res.stderr
     # the thread count is the machine's, not the recipe's: a resume may set it, and the checkpoint records it
     res = subprocess.run(
@@ -391,13 +392,7 @@ def test_a_run_being_trained_cannot_be_resumed_by_another_process(fake_mnist_dir
 
     part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2)
     with run_lock(part.parent):  # as the process training it holds it
-        res = subprocess.run(
-            [sys.executable, "-m", "training", "train", "--resume", str(part.parent), "--max-steps", "3"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        res = infogan("train", "--resume", str(part.parent), "--max-steps", "3")
     assert res.returncode == 1 and f"is being trained by pid {os.getpid()}" in res.stderr, res.stderr
     assert len(res.stderr.strip().splitlines()) == 1 and ckpt_io.load(part)["step"] == 2
     assert ckpt_io.load(train(None, resume=part.parent, progress=False, max_steps=3))["step"] == 3  # released
