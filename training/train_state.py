@@ -71,14 +71,18 @@ def load_weights(t: Trainer, ck: dict[str, Any]) -> None:
     if t.G_ema is not None:  # a run that had no EMA before this resume starts it from G
         t.G_ema.load_state_dict(ck.get("G_ema") or ck["G"])
     t.D.load_state_dict(ck["D"])
-    # Adam's moments come from the checkpoint, its rates and betas from this run's config: load_state_dict brings
-    # back the saved lr/betas too, so a fork (or --init-from) with new optim.lr_* kept training at the old ones.
-    # Nothing in the loop changes a rate, so for a plain resume the config's values are the saved ones.
-    for opt, key in ((t.opt_G, "opt_G"), (t.opt_D, "opt_D")):
-        configured = [(g["lr"], g["betas"]) for g in opt.param_groups]
-        opt.load_state_dict(ck[key])
-        for group, (lr, betas) in zip(opt.param_groups, configured, strict=True):
-            group["lr"], group["betas"] = lr, betas
+    load_optimizer(t.opt_G, ck["opt_G"])
+    load_optimizer(t.opt_D, ck["opt_D"])
+
+
+def load_optimizer(opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Adam's moments from a checkpoint, its rates and betas from this run's config: load_state_dict brings back the
+    saved lr/betas too, so a fork (or --init-from) with new optim.lr_* kept training at the old ones. Nothing in
+    the loop changes a rate, so for a plain resume the config's values are the saved ones."""
+    configured = [(g["lr"], g["betas"]) for g in opt.param_groups]
+    opt.load_state_dict(state)
+    for group, (lr, betas) in zip(opt.param_groups, configured, strict=True):
+        group["lr"], group["betas"] = lr, betas
 
 
 def network_differences(ck: dict[str, Any], spec: dict[str, Any], args: dict[str, Any]) -> list[str]:
@@ -199,7 +203,7 @@ def init_from(t: Trainer, source: tuple[Path, dict[str, Any]], parts: str = "all
             raise TrainingError(
                 f"--init-from {ck_path} --init-parts {parts}: its discriminator does not fit this config's ({first})"
             ) from None
-        t.opt_D.load_state_dict(ck["opt_D"])
+        load_optimizer(t.opt_D, ck["opt_D"])
         if parts == "D-categorical":
             # Q's outputs for the non-categorical codes keep this run's fresh draw: the source's continuous reads
             # carry its assignment of codes to factors (on the chairs: none for light), which the new G would

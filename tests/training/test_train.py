@@ -352,13 +352,15 @@ def test_a_fork_and_init_from_train_at_their_own_optimizer_rates(fake_mnist_dir,
         train(None, resume=part.parent, progress=False, fork=tmp_path / "fork", overrides=rates, max_steps=3)
         cfg = load_config("mnist", [*_tiny_overrides(fake_mnist_dir), *rates])
         train(cfg, runs_dir=tmp_path / "init", progress=False, max_steps=1, init_from=part.parent)
+        train(cfg, runs_dir=tmp_path / "init-D", progress=False, max_steps=1, init_from=part.parent, init_parts="D")
         train(None, resume=part.parent, progress=False, max_steps=3)  # a plain resume keeps the run's own
     finally:
         loop.Trainer.run = real_run
-    fork, init, plain = seen
+    fork, init, init_d, plain = seen
     betas = (0.1, cfg.optim.beta2)
     # G; D's trunk; Q's head (lr_q, else lr_g)
-    assert fork == init == [(0.0123, betas), (0.0456, betas), (cfg.optim.lr_q or 0.0123, betas)], (fork, init)
+    want = [(0.0123, betas), (0.0456, betas), (cfg.optim.lr_q or 0.0123, betas)]
+    assert fork == init == init_d == want, (fork, init, init_d)
     own = load_config("mnist", _tiny_overrides(fake_mnist_dir)).optim
     old_betas = (own.beta1, own.beta2)
     assert plain == [(own.lr_g, old_betas), (own.lr_d, old_betas), (own.lr_q or own.lr_g, old_betas)], plain
