@@ -55,6 +55,7 @@ def evaluate_checkpoint(
         classifier_cache=classifier_cache_dir(),
         progress=progress,
     )
+    out.mkdir(parents=True, exist_ok=True)  # now that there is something to write (checked writable above)
     result["split"] = data.split
     result["checkpoint"] = {
         "path": str(checkpoint),

@@ -39,15 +39,21 @@ def new_run_dir(root: str | Path, name: str) -> Path:
 
 
 def writable_folder(path: str | Path, option: str, holds: str) -> Path:
-    """``path``, made if missing, or one line naming ``option`` (as the user gave it: --runs-dir) when it cannot
-    hold what the command writes (a file, a read-only folder, a path below a file). Asked before minutes of work,
-    by writing a hidden probe folder rather than asking os.access, which says yes to root on a read-only mount."""
+    """``path``, or one line naming ``option`` (as the user gave it: --runs-dir) when it cannot hold what the
+    command writes (a file, a read-only folder, a path below a file). Asked before minutes of work, by writing a
+    hidden probe folder in it, or in its nearest existing parent when it is still to be made (the command makes it
+    when it writes: a command that fails first leaves no empty folder behind), rather than asking os.access, which
+    says yes to root on a read-only mount."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{option} {path} is a file, not a folder of {holds}")
+    probe_in = path
+    while not probe_in.exists() and probe_in != probe_in.parent:
+        probe_in = probe_in.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryDirectory(dir=path, prefix=".probe.").cleanup()
+        if not probe_in.is_dir():  # a path below a file
+            raise NotADirectoryError(20, "Not a directory")
+        tempfile.TemporaryDirectory(dir=probe_in, prefix=".probe.").cleanup()
     except OSError as e:
         raise PermissionError(f"{option} {path} is not writable ({e.strerror or e})") from None
     return path

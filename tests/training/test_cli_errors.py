@@ -241,13 +241,30 @@ def test_evaluate_refuses_an_unwritable_out_before_loading_data(checkpoint, tmp_
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
+def test_commands_that_fail_before_writing_leave_no_empty_output_folder(checkpoint, tmp_path, monkeypatch, capsys):
+    from training import evaluate_cmd
+
+    def missing(*a, **k):
+        raise ValueError("mnist: the data set's files are missing")
+
+    monkeypatch.setattr(evaluate_cmd, "load_eval_data", missing)
+    monkeypatch.setattr(export_mod, "load_eval_data", missing)
+    for cmd in (
+        ["evaluate", str(checkpoint), "--out", str(tmp_path / "new" / "out")],
+        ["export", str(checkpoint), "--id", "m", "--models-dir", str(tmp_path / "new" / "models")],
+    ):
+        code, err = run_cli(cmd, capsys)
+        assert code == 1 and "files are missing" in err, err
+        assert not (tmp_path / "new").exists(), cmd
+
+
 def test_a_data_dir_that_is_a_file_and_a_bad_subset_are_one_line(tmp_path, capsys):
     a_file = tmp_path / "mnist.gz"
     a_file.write_bytes(b"x")
     runs = tmp_path / "runs"
     code, err = run_cli(["train", "mnist", "--data-dir", str(a_file), "--runs-dir", str(runs)], capsys)
     assert code == 1 and f"--data-dir {a_file} is a file, not the folder" in err and "download" not in err, err
-    assert not any(runs.iterdir())  # the failed start left no run folder
+    assert not runs.exists()  # the failed start left no run folder, nor an empty --runs-dir
     for subset in ("a,b", "1,,2", "1.5"):
         code, err = run_cli(["data", "dsprites", "--subset", subset, "--out", str(tmp_path / "d")], capsys)
         assert code == 1 and "--subset takes whole numbers separated by commas" in err, err
