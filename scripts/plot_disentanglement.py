@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
         label, _, path = item.partition("=")
         p = Path(path)
         runs[label] = p / METRICS_FILE if p.is_dir() else p
+        if not path or not runs[label].is_file():
+            raise SystemExit(f"plot_disentanglement: error: --run {item!r}: no {METRICS_FILE} at {runs[label]}")
     print(f"wrote {plot_disentanglement(runs, args.out, ANCHORS)}")
 
 

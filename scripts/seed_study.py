@@ -40,9 +40,11 @@ def read_rows(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
-def newest_run(runs_root: Path, seed: int) -> Path:
-    """A seed's newest numbered run folder under a study's runs dir."""
-    return sorted((runs_root / f"seed{seed}").iterdir())[-1]
+def newest_run(runs_root: Path, seed: int) -> Path | None:
+    """A seed's newest numbered run folder under a study's runs dir (None: it has none)."""
+    folder = runs_root / f"seed{seed}"
+    runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    return runs[-1] if runs else None
 
 
 def read_epochs(run: Path) -> list[dict]:
@@ -178,22 +180,37 @@ def main() -> None:
 
     runs_root = Path(args.runs_dir)
     done: dict[int, Path] = {}
+    if not args.summarize_only and not args.resume:
+        # a config name or a --set that cannot load fails here in one line, not as one log per seed
+        from training.config import load_config
+
+        try:
+            load_config(args.config, args.set)
+        except (ValueError, OSError) as e:
+            raise SystemExit(f"seed_study: error: {e}") from None
     if not args.summarize_only:
         jobs = [(seed, *seed_command(args, runs_root, seed)) for seed in args.seeds]
         runs_root.mkdir(parents=True, exist_ok=True)
         for seed, code in run_all(jobs, args.parallel).items():
             if code != 0:
                 print(f"seed {seed} failed; see {runs_root / f'seed{seed}.log'}", file=sys.stderr)
-    done.update({seed: newest_run(runs_root, seed) for seed in args.seeds})
+    found = {seed: newest_run(runs_root, seed) for seed in args.seeds}
+    missing = [seed for seed, run in found.items() if run is None]
+    if missing:
+        print(f"seed_study: no run of seed(s) {missing} under {runs_root}; left out of the table", file=sys.stderr)
+    done.update({seed: run for seed, run in found.items() if run is not None})
+    if not done:
+        raise SystemExit(f"seed_study: error: no run of any seed under {runs_root} to tabulate")
 
     table = []
-    for seed in args.seeds:
+    for seed in done:
         epochs = read_epochs(done[seed])
         if not epochs:
             continue
         extended_from = None
         if args.same_as and (Path(args.same_as) / f"seed{seed}").is_dir():
-            later = continuation(done[seed], newest_run(Path(args.same_as), seed))
+            other = newest_run(Path(args.same_as), seed)
+            later = continuation(done[seed], other) if other is not None else None
             if later:
                 extended_from = {"measured_to_step": epochs[-1]["step"], "run": later[0]["from"]}
                 epochs += later

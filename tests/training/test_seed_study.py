@@ -150,3 +150,30 @@ def test_the_device_reaches_new_and_resumed_runs(tmp_path, resume):
     assert cmd[cmd.index("--device") + 1] == "cuda"
     args.device = None
     assert "--device" not in seed_study.seed_command(args, runs, 3)[0]
+
+
+def _script(name: str, *args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / name), *args], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_a_study_that_cannot_start_or_has_nothing_to_tabulate_says_so_in_one_line(tmp_path):
+    res = _script("seed_study.py", "no-such-config", "--runs-dir", str(tmp_path / "runs"))
+    assert res.returncode == 1 and "seed_study: error: no config 'no-such-config'" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "runs").exists()  # no seed was started
+    res = _script("seed_study.py", "mnist", "--summarize-only", "--runs-dir", str(tmp_path / "none"))
+    assert res.returncode == 1 and "no run of any seed under" in res.stderr and "Traceback" not in res.stderr
+    res = _script("plot_disentanglement.py", "--run", f"x={tmp_path / 'nope'}", "--out", str(tmp_path / "a.png"))
+    assert res.returncode == 1 and "no metrics.jsonl at" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_seed_without_a_run_is_left_out_of_the_table(tmp_path):
+    (tmp_path / "seed1").mkdir()
+    assert seed_study.newest_run(tmp_path, 0) is None and seed_study.newest_run(tmp_path, 1) is None
+    (tmp_path / "seed1" / "00000-mnist-s1").mkdir()
+    (tmp_path / "seed1" / "00001-mnist-s1").mkdir()
+    assert seed_study.newest_run(tmp_path, 1).name == "00001-mnist-s1"
