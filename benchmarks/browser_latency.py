@@ -167,14 +167,18 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
-    if not CHROMIUM.is_file():
-        raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         folder, kind = models_dir(args.models_dir, Path(tmp) / "models")
         folder.mkdir(exist_ok=True)
+        ids = {json.loads(p.read_text()).get("id") for p in folder.glob("*/manifest.json")}
+        if args.model is not None and args.model not in ids:  # else the page waits a minute for a model it lacks
+            raise SystemExit(f"--model {args.model}: not among the models of {folder}: {sorted(ids)}")
+        if not CHROMIUM.is_file():
+            raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
+        from playwright.sync_api import sync_playwright
+
         server = Server(folder, Path(tmp) / "uvicorn.log", DEVICE="cpu", ORT_THREADS="1")
         try:
             server.wait_ready()

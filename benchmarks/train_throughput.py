@@ -125,7 +125,7 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a config override for every variant, e.g. train.precision='fp32'",
     )
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,6 +10,7 @@ rendered sets with ground-truth factors from -1 to 1, as the paper's Figs. 3-4 o
 
 from __future__ import annotations
 
+import argparse
 import math
 import sys
 from pathlib import Path
@@ -46,7 +47,11 @@ def traversal(model: str, code: str, out: Path) -> None:
     save_png(grid(torch.from_numpy(x), rows), out, scale=2)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    # no options: --help says what it rewrites instead of rewriting it (a bare run rewrote docs/ on any argument)
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Writes docs/fig*.png in place.").parse_args(
+        argv
+    )
     docs = ROOT / "docs"
     plot_info_curves(
         {

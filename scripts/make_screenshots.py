@@ -120,6 +120,8 @@ def main() -> None:
     )
     ap.add_argument("--out", type=Path, default=ROOT / "docs")
     args = ap.parse_args()
+    if not (args.models_dir / args.model / "manifest.json").is_file():
+        ap.error(f"--model {args.model}: no model folder {args.models_dir / args.model} (with a manifest.json)")
     for path in make_screenshots(args.models_dir, args.out, args.model, args.factors_model):
         print(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path)
 

@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     pairs = parse_pairs(args.compare_with)
     for folder in args.folders:
-        model_id = json.loads((folder / MANIFEST_FILE).read_text()).get("id")
+        try:
+            model_id = json.loads((folder / MANIFEST_FILE).read_text()).get("id")
+        except (OSError, ValueError) as e:  # no manifest, or not JSON: one line naming it
+            raise SystemExit(f"migrate_manifests: error: {folder / MANIFEST_FILE}: {e.strerror or e}") from None
         done = migrate(folder, pairs.get(model_id))
         print(f"{folder}: {'migrated to' if done else 'already'} version {VERSION}")
 
