@@ -49,9 +49,8 @@ def traversal(model: str, code: str, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     # no options: --help says what it rewrites instead of rewriting it (a bare run rewrote docs/ on any argument)
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Writes docs/fig*.png in place.").parse_args(
-        argv
-    )
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Writes docs/fig*.png in place.")
+    parser.parse_args(argv)
     docs = ROOT / "docs"
     plot_info_curves(
         {
