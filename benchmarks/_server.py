@@ -154,8 +154,13 @@ def wait_ready(url: str, proc: subprocess.Popen, workers: int = 1, timeout: floa
         if proc.poll() is not None:
             raise RuntimeError(f"server exited with {proc.returncode}{log_text()}")
         try:
-            ok = httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.HTTPError:
+            r = httpx.get(f"{url}/readyz", timeout=2)
+            ok = r.status_code == 200
+            if r.status_code == 503 and r.json().get("status") == "no models":
+                # loading is over and nothing loaded: waiting out the timeout (two minutes) would change nothing
+                errors = "; ".join(f"{k}: {v}" for k, v in r.json().get("errors", {}).items()) or "no model folders"
+                raise RuntimeError(f"the server has no model to serve ({errors}){log_text()}")
+        except (httpx.HTTPError, ValueError):
             ok = False
         in_a_row = in_a_row + 1 if ok else 0
         if in_a_row >= need:
