@@ -241,14 +241,19 @@ def test_evaluate_refuses_an_unwritable_out_before_loading_data(checkpoint, tmp_
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_commands_that_fail_before_writing_leave_no_empty_output_folder(checkpoint, tmp_path, monkeypatch, capsys):
+def _data_load_raises(monkeypatch, message: str) -> None:
+    """evaluate's and export's data loading fails with ``message`` (one line on the CLI, as a real DataError)."""
     from training import evaluate_cmd
 
-    def missing(*a, **k):
-        raise ValueError("mnist: the data set's files are missing")
+    def fail(*a, **k):
+        raise ValueError(message)
 
-    monkeypatch.setattr(evaluate_cmd, "load_eval_data", missing)
-    monkeypatch.setattr(export_mod, "load_eval_data", missing)
+    monkeypatch.setattr(evaluate_cmd, "load_eval_data", fail)
+    monkeypatch.setattr(export_mod, "load_eval_data", fail)
+
+
+def test_commands_that_fail_before_writing_leave_no_empty_output_folder(checkpoint, tmp_path, monkeypatch, capsys):
+    _data_load_raises(monkeypatch, "mnist: the data set's files are missing")
     for cmd in (
         ["evaluate", str(checkpoint), "--out", str(tmp_path / "new" / "out")],
         ["export", str(checkpoint), "--id", "m", "--models-dir", str(tmp_path / "new" / "models")],
@@ -294,13 +299,7 @@ def test_a_checkpoint_of_another_version_is_one_line(checkpoint, tmp_path, capsy
 
 def test_evaluate_and_export_take_a_run_folder(checkpoint, tmp_path, monkeypatch, capsys):
     """As --resume and --init-from do: "no checkpoint at RUN" for a folder holding checkpoint.pt was wrong."""
-    from training import evaluate_cmd
-
-    def reached(*a, **k):
-        raise ValueError("reached the data: the checkpoint was read")
-
-    monkeypatch.setattr(export_mod, "load_eval_data", reached)
-    monkeypatch.setattr(evaluate_cmd, "load_eval_data", reached)
+    _data_load_raises(monkeypatch, "reached the data: the checkpoint was read")
     for cmd in (
         ["export", str(checkpoint.parent), "--id", "m", "--models-dir", str(tmp_path / "m")],
         ["evaluate", str(checkpoint.parent), "--no-figures"],
