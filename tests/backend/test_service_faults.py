@@ -85,3 +85,12 @@ def test_a_mount_answers_other_methods_with_405_not_a_json_routes_415(client):
     r = client.post("/static/app.js", content=b"x", headers={"content-type": "text/plain"})
     assert r.status_code == 405, r.text
     assert client.head("/static/app.js").status_code == 200
+
+
+def test_an_error_body_holds_any_text_a_message_quotes():
+    import json
+
+    from backend.api.responses import error_response
+
+    r = error_response("codes.\ud800: é", 422)  # a lone surrogate: no UTF-8 encoder takes it
+    assert r.status_code == 422 and json.loads(r.body) == {"detail": "codes.\ud800: é"}
