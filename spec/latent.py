@@ -125,7 +125,7 @@ def display_text(value: Any, what: str, limit: int = TEXT_MAX) -> str:
     return value
 
 
-def _sent_text(value: Any, limit: int = 64) -> str:
+def sent_text(value: Any, limit: int = 64) -> str:
     """A client's string as an error message shows it: quoted and escaped (a lone surrogate such as "\\ud800"
     cannot be written as UTF-8 at all) and cut to ``limit`` characters (a 1 MB name is not echoed back)."""
     text = str(value)
@@ -137,7 +137,7 @@ def _code_field(name: Any) -> str:
     return (
         f"codes.{name}"
         if isinstance(name, str) and name.isidentifier() and len(name) <= 64
-        else f"codes[{_sent_text(name)}]"
+        else f"codes[{sent_text(name)}]"
     )
 
 
@@ -518,7 +518,7 @@ class LatentSpec:
             if code.name == name:
                 return code
         raise UnknownCode(
-            f"{field}: unknown code {_sent_text(name)}; this spec's codes are {[c.name for c in self.codes]}"
+            f"{field}: unknown code {sent_text(name)}; this spec's codes are {[c.name for c in self.codes]}"
         )
 
     def categorical_codes(self) -> list[Categorical]:

@@ -60,11 +60,16 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
-def load(path: str | Path) -> dict[str, Any]:
-    """A checkpoint file, or a run folder's checkpoint.pt (as --resume and --init-from take it), as saved."""
+def checkpoint_path(path: str | Path) -> Path:
+    """The checkpoint file of a run folder, or ``path`` itself when it names a file (every command that reads a
+    checkpoint takes either: train --resume and --init-from, evaluate, export)."""
     path = Path(path)
-    if path.is_dir() and (path / CHECKPOINT_FILE).is_file():
-        path = path / CHECKPOINT_FILE
+    return path / CHECKPOINT_FILE if path.is_dir() else path
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A checkpoint file, or a run folder's checkpoint.pt, as saved."""
+    path = checkpoint_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:

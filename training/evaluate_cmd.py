@@ -22,10 +22,7 @@ from .stages import Progress, quiet
 
 def evaluation_dir(checkpoint: str | Path, out_dir: str | Path | None = None) -> Path:
     """Where ``evaluate_checkpoint`` writes evaluation.json and the figures: --out, else the checkpoint's folder."""
-    if out_dir:
-        return Path(out_dir)
-    path = Path(checkpoint)
-    return path if path.is_dir() else path.parent  # a run folder (ckpt_io.load reads its checkpoint.pt), or a file's
+    return Path(out_dir) if out_dir else ckpt_io.checkpoint_path(checkpoint).parent
 
 
 def evaluate_checkpoint(

@@ -11,7 +11,6 @@ keeps every ``subset[f]``-th class of factor f (from class 0), rows still in row
 from __future__ import annotations
 
 import io
-import sys
 import time
 import zipfile
 from collections.abc import Callable, Sequence
@@ -175,10 +174,10 @@ def cached_arrays(
         raise DataError(f"{set_name}: cannot read {path} ({e}); delete it to render it again") from e
     rows = len(arrays["imgs"])
     if rows < full_rows:
-        print(
-            f"note: {set_name}: {path} holds {rows:,} of the full set's {full_rows:,} images (a --subset render); "
-            f"`infogan data {set_name} --out {path}` writes the whole set",
-            file=sys.stderr,
-            flush=True,
+        from .config import note
+
+        note(
+            f"{set_name}: {path} holds {rows:,} of the full set's {full_rows:,} images (a --subset render); "
+            f"`infogan data {set_name} --out {path}` writes the whole set"
         )
     return keep_subset(arrays, strides) if subset_given else arrays

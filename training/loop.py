@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import checkpoint as ckpt_io
 from . import epoch_report, machine, train_state
 from .augment import NuisanceAugment
 from .config import Config, dumps
@@ -382,7 +383,7 @@ def train(
         raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
     # the run folder's lock (run_dir.run_lock) is held until this returns or raises
     with contextlib.ExitStack() as held:
-        folder = None if resume is None else train_state.checkpoint_path(resume).parent
+        folder = None if resume is None else ckpt_io.checkpoint_path(resume).parent
         if folder is not None and folder.is_dir() and fork is None and is_rank_zero():
             # before load_for_resume clears stale temporary files: one may be a live run's checkpoint being written
             held.enter_context(run_lock(folder))

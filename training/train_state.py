@@ -59,12 +59,6 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
     }
 
 
-def checkpoint_path(path: str | Path) -> Path:
-    """The checkpoint file of a run folder, or ``path`` itself when it names a file (``--resume``, ``--init-from``)."""
-    path = Path(path)
-    return path / CHECKPOINT_FILE if path.is_dir() else path
-
-
 def load_weights(t: Trainer, ck: dict[str, Any]) -> None:
     """G (and G_ema), D and both optimizers' moments of ``t`` from a checkpoint: what a resume and --init-from share."""
     t.G.load_state_dict(ck["G"])
@@ -157,7 +151,7 @@ def read_init_source(path: str | Path, cfg: Config) -> tuple[Path, dict[str, Any
     """(checkpoint path, checkpoint) of ``infogan train CONFIG --init-from PATH``, checked against ``cfg`` before any
     data loads. Label-free restarts are refused: each start draws fresh weights, which would throw the loaded ones
     away."""
-    ck_path = checkpoint_path(path)
+    ck_path = ckpt_io.checkpoint_path(path)
     if cfg.train.restarts > 1:
         raise TrainingError(
             f"--init-from: train.restarts is {cfg.train.restarts}; restarts start from fresh weights and would "
@@ -303,7 +297,7 @@ def load_for_resume(
     fork's checkpoint records the command that made it among its resumes, so its manifest says what changed when.
     Everything about the fork is checked here, before the data loads; its folder is written by ``write_fork`` once
     the trainer is built, so a fork that cannot start leaves no folder behind."""
-    ck_path = checkpoint_path(resume)
+    ck_path = ckpt_io.checkpoint_path(resume)
     if overrides and fork is None:
         raise TrainingError("changing a run's settings on resume needs a new folder for the changed run (--fork DIR)")
     if epochs is not None and not (math.isfinite(epochs) and epochs > 0):
@@ -395,7 +389,7 @@ def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
     it starts) and ``ck``, the run's checkpoint with the fork's config, so a fork killed before its first save
     resumes with its changes."""
     fork.mkdir(parents=True, exist_ok=True)
-    metrics = checkpoint_path(source).parent / METRICS_FILE
+    metrics = ckpt_io.checkpoint_path(source).parent / METRICS_FILE
     if metrics.exists():
         shutil.copyfile(metrics, fork / METRICS_FILE)
     ckpt_io.save_atomic(ck, fork / CHECKPOINT_FILE)

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from pydantic import ValidationError
 
+from spec.latent import sent_text
+
 from ..core.config import Settings
 from ..core.images import UploadError, decode_data_url
 from ..core.model import Model
@@ -45,8 +47,8 @@ def resolve_model(registry: Registry, model_id: str | None, field: str = "model"
         return next(iter(registry.models.values()))
     model = registry.models.get(model_id)
     if model is None:
-        shown = repr(model_id[:64]) + ("..." if len(model_id) > 64 else "")  # a path id has no length limit
-        raise HTTPException(404, f"{field}: unknown model {shown}; served: {list(registry.models)}")
+        # a path id has no length limit: quoted and clipped
+        raise HTTPException(404, f"{field}: unknown model {sent_text(model_id)}; served: {list(registry.models)}")
     return model
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
+from spec.latent import sent_text
 from spec.manifest import GENERATOR_FILE, RECOGNIZER_FILE
 
 from ...core.model import file_identity
@@ -42,7 +43,7 @@ def etag_matches(header: str | None, etag: str) -> bool:
 def model_file(name: str, model: ModelDep, request: Request) -> Response:
     """One of the model's ONNX files (generator.onnx, recognizer.onnx); ETag: its sha256 from the manifest."""
     if name not in FILES:
-        raise HTTPException(404, f"name: no file {name[:64]!r}; a model serves {list(FILES)}")
+        raise HTTPException(404, f"name: no file {sent_text(name)}; a model serves {list(FILES)}")
     if file_identity(model.folder / name) != model.files_on_disk.get(name):
         # swapped or removed since the sha256 check at load: its bytes would go out under the old file's ETag (and
         # the service still runs the old one); a restart loads and checks the new file
