@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
+import weakref
 
-import anyio
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
@@ -63,13 +62,39 @@ async def _answer(send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+ROUTED_MEMO_SIZE = 1024  # (method, path) answers kept per app; a scanner's stream of new paths empties it, no more
+
+
 def routed(scope) -> bool:
     """Does a route of the app take this path with this method (Starlette's Match.FULL)? A mount (/static) matches
-    every method in full; it answers for itself (StaticFiles: GET and HEAD, else 405), so it is not counted here."""
+    every method in full; it answers for itself (StaticFiles: GET and HEAD, else 405), so it is not counted here.
+
+    Remembered per app for each (method, root_path, path): scanning the route table runs every route's regex and
+    was ~12 us of the event loop's time on each POST (benchmarks/middleware_cost.py). The memo is keyed by the
+    table's length too, so a route added later is seen."""
     app = scope.get("app")
-    return any(
-        not isinstance(route, Mount) and route.matches(scope)[0] == Match.FULL for route in getattr(app, "routes", ())
-    )
+    routes = getattr(app, "routes", ())
+    key = (len(routes), scope["method"], scope.get("root_path", ""), scope["path"])
+    memo = _routed_memo(app)
+    found = memo.get(key)
+    if found is None:
+        found = any(not isinstance(route, Mount) and route.matches(scope)[0] == Match.FULL for route in routes)
+        if len(memo) >= ROUTED_MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
+    return found
+
+
+_MEMOS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _routed_memo(app) -> dict:
+    try:
+        return _MEMOS[app]
+    except KeyError:
+        return _MEMOS.setdefault(app, {})
+    except TypeError:  # no app in the scope, or one that cannot be weakly referenced: nothing is remembered
+        return {}
 
 
 class BodyLimitMiddleware:
@@ -87,7 +112,6 @@ class BodyLimitMiddleware:
             # an unknown path or method gets the router's 404 / 405, not a content-type or size answer
             return await self.app(scope, receive, send)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        deadline = math.inf
         own = scope["path"] in self.own
         if not own:
             ctype = headers.get("content-type", "")
@@ -97,16 +121,38 @@ class BodyLimitMiddleware:
             if declared.isdigit() and int(declared) > self.max_bytes:
                 return await _answer(send, 413, f"body: {declared} bytes, over the limit of {self.max_bytes}")
         size, started = 0, False
+        # The body deadline: one timer per request, armed at the first read. While a read waits past it, the timer
+        # cancels this task and that read raises 408; a read after it raises 408 at once. (anyio.fail_after around
+        # each read cost ~8 us a request, most of the limit's time on a small POST whose body is already there.)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        timer: asyncio.TimerHandle | None = None
+        waiting = expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            if waiting:
+                task.cancel()
+
+        def too_slow() -> _TooSlow:
+            return _TooSlow(408, f"body: not received within {self.timeout_s:g} s", headers=_CLOSE)
 
         async def limited_receive():
-            nonlocal size, deadline
-            if deadline == math.inf:
-                deadline = anyio.current_time() + self.timeout_s
+            nonlocal size, timer, waiting
+            if timer is None:
+                timer = loop.call_later(self.timeout_s, expire)
+            if expired:
+                raise too_slow()
+            waiting = True
             try:
-                with anyio.fail_after(max(0.0, deadline - anyio.current_time())):
-                    message = await receive()
-            except TimeoutError:
-                raise _TooSlow(408, f"body: not received within {self.timeout_s:g} s", headers=_CLOSE) from None
+                message = await receive()
+            except asyncio.CancelledError:
+                if expired and task.uncancel() == 0:  # our cancel, no other pending: the deadline passed
+                    raise too_slow() from None
+                raise
+            finally:
+                waiting = False
             if message["type"] == "http.request" and not own:
                 size += len(message.get("body", b""))
                 if size > self.max_bytes:  # Content-Length absent (chunked) or lying
@@ -124,6 +170,9 @@ class BodyLimitMiddleware:
         except (_TooLarge, _TooSlow) as exc:
             if not started:
                 await _answer(send, exc.status_code, str(exc.detail))
+        finally:
+            if timer is not None:
+                timer.cancel()
 
 
 class _HeaderTimeoutMixin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from backend.api.docs import install_docs
-from backend.api.limits import BodyLimitMiddleware, header_timeout_protocol
+from backend.api.limits import ROUTED_MEMO_SIZE, BodyLimitMiddleware, _routed_memo, header_timeout_protocol, routed
 
 
 class Req(BaseModel):
@@ -32,6 +33,12 @@ def tiny_app() -> FastAPI:
     @app.get("/ping")
     def ping() -> dict:
         return {"ok": True}
+
+    @app.post("/slow")
+    async def slow(req: Req) -> dict:
+        # async, so it runs in the task the body timer belongs to: the timer firing now must not cancel it
+        await asyncio.sleep(1.5)
+        return {"n": req.n}
 
     install_docs(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=64 * 1024, timeout_s=1.0)
@@ -185,6 +192,69 @@ def test_stalled_clients_time_out_and_cost_others_nothing(port):
             pass
         s.close()
     assert closed == len(socks)
+
+
+def trickle(port: int, path: str, body: bytes, gap_s: float) -> tuple[bytes, float]:
+    """POST ``body`` one byte every ``gap_s``; (the answer, seconds from the headers to the answer)."""
+    head = b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(head % (path.encode(), len(body)))
+        t = time.perf_counter()
+        s.settimeout(0.01)
+        out = b""
+        for byte in body:
+            with contextlib.suppress(OSError):
+                s.sendall(bytes([byte]))  # fails once the server has answered and closed
+            time.sleep(gap_s)
+            with contextlib.suppress(OSError):
+                out += s.recv(65536)
+            if out:
+                break
+        s.settimeout(5)
+        with contextlib.suppress(OSError):
+            while not out.endswith(b"}") and (chunk := s.recv(65536)):
+                out += chunk
+        return out, time.perf_counter() - t
+
+
+def test_body_deadline_counts_from_the_first_read_not_per_read(port):
+    # every byte comes well within the 1 s limit of the last, the whole body does not: 408 at ~1 s, not at the end
+    out, took = trickle(port, "/generate", b'{"n": 1}' + b" " * 40, gap_s=0.1)
+    assert out.startswith(b"HTTP/1.1 408") and b"not received within 1 s" in out, out[:200]
+    assert 0.8 < took < 2.5
+
+
+def test_body_in_several_reads_within_the_deadline_passes(port):
+    out, _ = trickle(port, "/generate", b'{"n": 5}', gap_s=0.05)  # 8 reads, 0.4 s in all
+    assert out.startswith(b"HTTP/1.1 200") and out.endswith(b'{"n":5}'), out[:200]
+
+
+def test_endpoint_slower_than_the_body_deadline_after_its_body_is_answered(port):
+    # the deadline passes while the endpoint awaits, after its last read: the body timer must leave it alone
+    r = httpx.post(f"http://127.0.0.1:{port}/slow", json={"n": 6}, timeout=10)
+    assert r.status_code == 200 and r.json() == {"n": 6}
+    r = httpx.post(f"http://127.0.0.1:{port}/generate", json={"n": 7})  # the connection's next request too
+    assert r.status_code == 200 and r.json() == {"n": 7}
+
+
+def test_routed_memo_sees_a_later_route_and_stays_bounded():
+    app = FastAPI()
+
+    def scope(path: str, method: str = "POST") -> dict:
+        return {"type": "http", "method": method, "path": path, "root_path": "", "app": app}
+
+    assert not routed(scope("/later"))
+    assert routed(scope("/later")) is False  # remembered, same answer
+
+    @app.post("/later")
+    def later() -> dict:
+        return {}
+
+    assert routed(scope("/later")) and not routed(scope("/later", "GET"))
+    for i in range(3 * ROUTED_MEMO_SIZE):  # a scanner's stream of new paths
+        routed(scope(f"/scan/{i}"))
+    assert len(_routed_memo(app)) <= ROUTED_MEMO_SIZE
+    assert routed({"type": "http", "method": "POST", "path": "/x", "root_path": ""}) is False  # no app in the scope
 
 
 def test_docs_served_offline(port):
