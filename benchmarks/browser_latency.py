@@ -12,7 +12,9 @@ split by the page's performance.now() marks (`window.explorer.latencyParts`) int
 request sent: waiting for the run in flight), run (sent -> result back; "graph": the ONNX run's own time inside it,
 the rest is sampling z and, in the worker, messaging), paint (result -> pixels on the canvas) and frame (-> the
 next animation frame); p50/p95 of each.
-Also the time from page open (navigation start) to the first image generated in the page, from a cold HTTP cache.
+Also the time from page open (navigation start) to the first image generated in the page, from a cold HTTP cache,
+and the page's main-thread tasks of 50 ms and more (Long Tasks API) while it opened (every model file loaded, in
+browser mode the page-thread generator session created and warmed) and while it was dragged.
 Target: browser mode p95 <= 16 ms (one frame at 60 Hz) with the shipped MNIST model.
 
     python benchmarks/browser_latency.py                 # models/ (or tiny models), all three modes
@@ -39,6 +41,13 @@ from training.machine import cpu_name  # noqa: E402
 
 # one frame at 60 Hz: a drag renders in browser mode within the frame it was made in
 TARGET_P95_MS = 16
+# The page's main-thread tasks of 50 ms and more (Chromium's Long Tasks API reports no shorter ones), from page open:
+# in browser mode they include creating the page-thread generator session and its warm-up runs (page-runner.js).
+LONG_TASKS = """window.longTasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.longTasks.push(e.duration);
+}).observe({type: "longtask", buffered: true});
+"""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,6 +93,7 @@ def drag(page, slider_name: str | None, seconds: float, step_ms: float) -> str:
 def measure(browser, url: str, mode: str, args) -> dict:
     """One fresh context (cold HTTP cache): open the page, wait for `mode` to paint, drag, collect the figures."""
     context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(LONG_TASKS)
     page = context.new_page()
     t0 = time.perf_counter()
     page.goto(
@@ -108,15 +118,18 @@ def measure(browser, url: str, mode: str, args) -> dict:
     info = page.evaluate("() => window.explorer.state()")
     threads = page.evaluate("() => window.explorer.engine().threads")
     device = page.locator("#device").inner_text().removeprefix("device ").strip()
+    # every model file loaded (idle() waits for the page-thread session too): the long tasks of opening the page
+    opening = page.evaluate("() => window.longTasks.splice(0)")
     # warm up (first ONNX runs, image decoder), then measure a fresh drag
     drag(page, args.code, 0.5, args.step_ms)
     page.wait_for_function("() => window.explorer.idle()")
     page.evaluate(
         "() => { window.explorer.inputToPaint.length = 0; window.explorer.latencyParts.length = 0;"
-        " window.explorer.requests = 0; }"
+        " window.explorer.requests = 0; window.longTasks.length = 0; }"
     )
     code = drag(page, args.code, args.seconds, args.step_ms)
     page.wait_for_function("() => window.explorer.idle()")
+    dragging = page.evaluate("() => window.longTasks.slice()")
     lat = page.evaluate("() => window.explorer.inputToPaint.slice()")
     parts = page.evaluate("() => window.explorer.latencyParts.slice()")
     requests = page.evaluate("() => window.explorer.requests")
@@ -139,7 +152,13 @@ def measure(browser, url: str, mode: str, args) -> dict:
         "parts": breakdown(parts),
         "first_local_image_ms": round(first_local, 0) if first_local is not None else None,
         "first_image_wall_s": round(wall_first, 2),
+        "long_tasks": {"opening": long_tasks(opening), "dragging": long_tasks(dragging)},
     }
+
+
+def long_tasks(durations: list[float]) -> dict:
+    """{count, max_ms} of main-thread tasks >= 50 ms."""
+    return {"count": len(durations), "max_ms": round(max(durations), 0) if durations else None}
 
 
 PARTS = ("queue", "run", "graph", "paint", "frame")
@@ -211,6 +230,13 @@ def main() -> None:
         )
         if r["mode"] == "browser":
             print(f"  page open -> first image generated in the page: {r['first_local_image_ms']:.0f} ms")
+        print(
+            "  main-thread tasks >= 50 ms: "
+            + "; ".join(
+                f"{when} {t['count']}" + (f" (longest {t['max_ms']:.0f} ms)" if t["count"] else "")
+                for when, t in r["long_tasks"].items()
+            )
+        )
 
 
 if __name__ == "__main__":
