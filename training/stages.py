@@ -1,7 +1,8 @@
 """Stage lines for the commands that work for minutes without a training loop's bar (``infogan evaluate`` and
 ``infogan export``: a full-size dSprites evaluation is 5-13 min on 2 CPU cores, about half of it encoding the
-737,280 images once and most of the rest DCI's trees; README.md gives the measured figures). Each stage is one line on stderr with the seconds since the command started,
-so ``--json`` on stdout stays clean and a log file shows where the time went."""
+737,280 images once and most of the rest DCI's trees; README.md gives the measured figures). Each stage is one line
+on stderr with the seconds since the command started, so ``--json`` on stdout stays clean and a log file shows where
+the time went."""
 
 from __future__ import annotations
 
