@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from pydantic import ValidationError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spec.latent import LatentSpec  # noqa: E402
@@ -38,6 +39,7 @@ from spec.manifest import (  # noqa: E402
     VERSION,
     Manifest,
     sha256_of,
+    validation_errors,
 )
 
 OLD_VERSION = 1
@@ -93,16 +95,28 @@ def migrate(folder: Path, compare_with: str | None) -> bool:
     """Migrates one folder in place; False when it is already at VERSION."""
     path = folder / MANIFEST_FILE
     old = json.loads(path.read_text())
-    if old.get("format") != FORMAT:
+    if not isinstance(old, dict) or old.get("format") != FORMAT:
         raise SystemExit(f"{folder}: {MANIFEST_FILE} is not an {FORMAT!r} manifest")
     if old.get("version") == VERSION:
         return False
     if old.get("version") != OLD_VERSION:
         raise SystemExit(f"{folder}: cannot migrate version {old.get('version')!r}")
+    files = old.get("files")
     for name in MODEL_FILES:  # never migrate files that do not match the old manifest
-        if sha256_of(folder / name) != old["files"][name]["sha256"]:
+        entry = files.get(name) if isinstance(files, dict) else None
+        if not isinstance(entry, dict) or "sha256" not in entry:
+            raise SystemExit(f"{folder}: its version {OLD_VERSION} manifest lists no sha256 for {name}")
+        if not (folder / name).is_file():
+            raise SystemExit(f"{folder}: {name} is missing")
+        if sha256_of(folder / name) != entry["sha256"]:
             raise SystemExit(f"{folder}: {name} does not match the sha256 in its version {OLD_VERSION} manifest")
     new = manifest_v2(old, compare_with)
+    try:  # the new manifest must be valid before any file changes (its file entries are checked after the rewrite)
+        Manifest.model_validate({**new, "files": old["files"]})
+    except ValidationError as e:
+        raise SystemExit(
+            f"{folder}: the version {VERSION} manifest would be invalid ({validation_errors(e)}); nothing changed"
+        ) from None
     for name in MODEL_FILES:
         rewrite_metadata(folder / name, new["spec"])
     new["files"] = {n: e.model_dump() for n, e in Manifest.file_entries(folder).items()}
@@ -135,12 +149,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = ap.parse_args(argv)
     pairs = parse_pairs(args.compare_with)
-    for folder in args.folders:
+    ids = {}
+    for folder in args.folders:  # every manifest read, and every --compare-with ID found, before anything changes
         try:
-            model_id = json.loads((folder / MANIFEST_FILE).read_text()).get("id")
+            manifest = json.loads((folder / MANIFEST_FILE).read_text())
         except (OSError, ValueError) as e:  # no manifest, or not JSON: one line naming it
             raise SystemExit(f"migrate_manifests: error: {folder / MANIFEST_FILE}: {e.strerror or e}") from None
-        done = migrate(folder, pairs.get(model_id))
+        ids[folder] = manifest.get("id") if isinstance(manifest, dict) else None
+    unknown = sorted(set(pairs) - set(ids.values()))
+    if unknown:
+        raise SystemExit(
+            f"migrate_manifests: error: --compare-with {', '.join(unknown)}: no such model among the folders"
+        )
+    for folder, model_id in ids.items():
+        try:
+            done = migrate(folder, pairs.get(model_id))
+        except SystemExit as e:
+            raise SystemExit(f"migrate_manifests: error: {e.code}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:  # a malformed v1 manifest or an unreadable file
+            raise SystemExit(f"migrate_manifests: error: {folder}: {' '.join(str(e).split())}") from None
         print(f"{folder}: {'migrated to' if done else 'already'} version {VERSION}")
 
 

@@ -44,6 +44,11 @@ class ManifestError(ValueError):
     """A manifest that cannot be read; the message names the folder and the fault."""
 
 
+def validation_errors(exc: ValidationError, most: int = 5) -> str:
+    """pydantic's errors on one line, each as "field.path: message" (its own text spans several lines)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in exc.errors()[:most])
+
+
 def sha256_of(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -151,10 +156,7 @@ class Manifest(BaseModel):
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:
-            errors = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in exc.errors()[:5]
-            )
-            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is invalid ({errors})") from None
+            raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is invalid ({validation_errors(exc)})") from None
         except SpecError as exc:
             raise ManifestError(f"{folder.name}: {MANIFEST_FILE} has a bad spec ({exc})") from None
 

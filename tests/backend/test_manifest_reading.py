@@ -178,3 +178,52 @@ def test_migration_of_a_v1_folder_keeps_the_outputs(tmp_path, tiny_models_dir):
         body = {"n": 3, "seed": 11, "codes": {"c1": 0.5}}
         new, migrated = (c.post("/generate", json={**body, "model": i}).json() for i in ("new", "old"))
         assert migrated["images"] == new["images"] and migrated["z"] == new["z"]
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize(
+    "break_v1, says",
+    [
+        (lambda f: edit_manifest(f, lambda m: m.update(title="x" * 130)), "title: Value error, title must be at most"),
+        (lambda f: (f / MANIFEST_FILE).write_text("[1]"), "is not an 'infogan-model' manifest"),
+        (lambda f: edit_manifest(f, lambda m: m.pop("files")), "lists no sha256 for generator.onnx"),
+        (lambda f: (f / "recognizer.onnx").unlink(), "recognizer.onnx is missing"),
+        (lambda f: edit_manifest(f, lambda m: m["spec"]["codes"][1].update(low=5)), "c1"),
+    ],
+)
+def test_a_migration_that_cannot_finish_says_so_in_one_line_and_changes_nothing(
+    tmp_path, tiny_models_dir, break_v1, says
+):
+    folder = copy_as(tiny_models_dir / "tiny", tmp_path, "old", category_order={})
+    make_v1(folder)
+    break_v1(folder)
+    before = folder_bytes(folder)
+    with pytest.raises(SystemExit) as exc:
+        migration_script().main([str(folder)])
+    message = str(exc.value.code)
+    assert message.startswith("migrate_manifests: error: ") and says in message and "\n" not in message, message
+    assert folder_bytes(folder) == before  # the ONNX files' metadata too: a fixed folder can still be migrated
+
+
+def test_a_migration_with_a_bad_title_can_be_rerun_once_fixed(tmp_path, tiny_models_dir):
+    folder = copy_as(tiny_models_dir / "tiny", tmp_path, "old", category_order={})
+    make_v1(folder)
+    edit_manifest(folder, lambda m: m.update(title="x" * 130))
+    with pytest.raises(SystemExit):
+        migration_script().main([str(folder)])
+    edit_manifest(folder, lambda m: m.update(title="Old"))
+    migration_script().main([str(folder)])
+    assert Manifest.read(folder).title == "Old"
+
+
+def test_compare_with_an_id_among_no_folder_is_refused_before_any_change(tmp_path, tiny_models_dir):
+    folder = copy_as(tiny_models_dir / "tiny", tmp_path, "old", category_order={})
+    make_v1(folder)
+    before = folder_bytes(folder)
+    with pytest.raises(SystemExit) as exc:
+        migration_script().main([str(folder), "--compare-with", "olld=new"])  # a typo for old
+    assert "--compare-with olld: no such model among the folders" in str(exc.value.code)
+    assert folder_bytes(folder) == before
