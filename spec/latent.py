@@ -145,7 +145,10 @@ def _number(value: Any, field: str) -> float:
     """A request's JSON number -> float; booleans and strings are refused by field name."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{field}: expected a number, got {type(value).__name__}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # an integer beyond float's range (JSON allows any number of digits)
+        v = math.inf
     if not math.isfinite(v):
         raise SpecError(f"{field}: must be a finite number")
     return v
@@ -194,7 +197,13 @@ class Noise:
         for i, row in enumerate(z):
             if len(row) != self.dim:
                 raise SpecError(f"z[{i}]: expected {self.dim} values (the noise dim), got {len(row)}")
-        arr = np.asarray(z, dtype=np.float64).reshape(n, self.dim)
+            if not all(type(v) is float for v in row):  # else as the codes are: bools and "0.5" refused by name
+                for j, v in enumerate(row):
+                    _number(v, f"z[{i}][{j}]")
+        try:
+            arr = np.asarray(z, dtype=np.float64).reshape(n, self.dim)
+        except OverflowError:  # an integer beyond float's range
+            raise SpecError("z: every value must be finite") from None
         if not np.isfinite(arr).all():
             raise SpecError("z: every value must be finite")
         bad = np.argwhere(np.abs(arr) > self.bound)

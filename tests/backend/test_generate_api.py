@@ -156,3 +156,25 @@ def test_traverse_categorical_sweeps_all(client):
 def test_traverse_errors(client, body, status, field):
     r = client.post("/traverse", json=body)
     assert r.status_code == status and r.json()["detail"].startswith(field), r.text
+
+
+HUGE = "9" * 400  # a JSON integer beyond float's range: float() of it raises OverflowError
+
+
+@pytest.mark.parametrize(
+    "path, raw, field",
+    [
+        ("/generate", '{"codes": {"c1": %s}}', "codes.c1"),
+        ("/generate", '{"codes": {"digit": %s}}', "codes.digit"),
+        ("/generate", '{"codes": {"c1": -%s}}', "codes.c1"),
+        ("/generate", '{"z": [[%s' + ", 0" * 61 + "]]}", "z"),
+        ("/generate", '{"n": %s}', "n"),
+        ("/generate", '{"seed": %s}', "seed"),
+        ("/traverse", '{"code": "c1", "low": %s}', "low"),
+        ("/traverse", '{"code": "c1", "rows": %s}', "rows"),
+        ("/traverse", '{"code": "c1", "codes": {"c2": %s}}', "codes.c2"),
+    ],
+)
+def test_integers_beyond_float_range_are_422_naming_the_field(client, path, raw, field):
+    r = client.post(path, content=raw % HUGE, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"].startswith(field), r.text

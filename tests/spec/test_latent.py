@@ -201,3 +201,20 @@ def test_with_text_labels_the_right_part():
         mnist().with_text("c1", labels=["x"])
     with pytest.raises(UnknownCode):
         mnist().with_text("nope", label="x")
+
+
+@pytest.mark.parametrize(
+    "row, says",
+    [
+        ([True, 0.0, 0.0], "z[0][0]: expected a number, got bool"),
+        ([0.0, "0.5", 0.0], "z[0][1]: expected a number, got str"),
+        ([0.0, 0.0, 10**400], "z[0][2]: must be a finite number"),
+        ([0.0, None, 0.0], "z[0][1]: expected a number, got NoneType"),
+    ],
+)
+def test_noise_check_refuses_what_the_codes_refuse(row, says):
+    # the service's schema refuses these first; a direct caller of the spec gets the same answer by field
+    with pytest.raises(SpecError) as e:
+        Noise(3).check([row], 1)
+    assert str(e.value) == says
+    assert Noise(3).check([[1, 0.5, np.float64(-1)]], 1).tolist() == [[1.0, 0.5, -1.0]]  # ints and floats pass
