@@ -10,7 +10,8 @@
 # volume mounted there replaces the shipped models with others. No torch, and never both ONNX Runtime packages.
 
 ARG PYTHON_IMAGE=python:3.11-slim
-# onnxruntime-gpu from PyPI is built for CUDA 12 and cuDNN 9, which this base provides (its Python is 3.12).
+# onnxruntime-gpu below 1.27 (requirements/ort-gpu.txt) is built for CUDA 12 and cuDNN 9, which this base provides
+# (its Python is 3.12); 1.27 and later need CUDA 13.
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 # ---------------------------------------------------------------------------------------------------------------

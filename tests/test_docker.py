@@ -418,3 +418,23 @@ def test_k8s_example():
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["ports"][0]["containerPort"] == 8000
     assert docs["Service"]["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+
+
+# onnxruntime-gpu's PyPI wheels by the CUDA major version they are built for (their requires_dist: nvidia-*-cu12
+# up to 1.26, nvidia-*-cu13 from 1.27)
+ORT_GPU_CUDA13_FROM = "1.27"
+
+
+def test_the_gpu_onnxruntime_is_built_for_the_gpu_image_s_cuda():
+    from packaging.requirements import Requirement
+
+    text = (ROOT / "Dockerfile").read_text()
+    cuda_major = int(re.search(r"^ARG CUDA_IMAGE=nvidia/cuda:(\d+)\.", text, re.M).group(1))
+    lines = [ln for ln in (ROOT / "requirements" / "ort-gpu.txt").read_text().splitlines() if ln and ln[0] != "#"]
+    (req,) = [Requirement(ln) for ln in lines]
+    assert req.name == "onnxruntime-gpu"
+    newest_cuda12 = "1.26.99"
+    if cuda_major == 12:  # pip must not pick a CUDA 13 build for a CUDA 12 base
+        assert not req.specifier.contains(ORT_GPU_CUDA13_FROM) and req.specifier.contains(newest_cuda12), req
+    else:
+        assert cuda_major >= 13 and not req.specifier.contains(newest_cuda12), req
