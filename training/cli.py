@@ -258,6 +258,14 @@ def _cmd_site(args: argparse.Namespace) -> int:
     return 0
 
 
+def _path(text: str) -> str:
+    """A file or folder argument: an empty one (an unset shell variable, --out "$SITE") would mean the current
+    folder, where a command then writes or reads without a word."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give a file or folder path")
+    return text
+
+
 def _port(text: str) -> int:
     try:
         n = int(text)
@@ -297,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--data-dir",
+        type=_path,
         help="folder holding the data set files (downloaded there if missing); may change on --resume, when the "
         "files moved",
     )
@@ -313,20 +322,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--lambda", dest="lambda_", type=float, help="set lambda for every code kind (0: plain-GAN baseline)"
     )
     t.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override any config value (repeatable)")
-    t.add_argument("--runs-dir", default="runs")
+    t.add_argument("--runs-dir", type=_path, default="runs")
     t.add_argument(
         "--resume",
+        type=_path,
         metavar="RUN_DIR_OR_CHECKPOINT",
         help="continue a killed run where it stopped (with --epochs: train a run longer)",
     )
     t.add_argument(
         "--fork",
+        type=_path,
         metavar="NEW_RUN_DIR",
         help="with --resume: continue a copy of the run in a new folder, with --set changes to its loss, optimizer "
         "rates or train settings (the run itself is left as it is)",
     )
     t.add_argument(
         "--init-from",
+        type=_path,
         metavar="RUN_DIR_OR_CHECKPOINT",
         help="start this new run from another run's trained networks (same latent and model), e.g. to fine-tune on "
         "another data set version; its step, schedule and history are the new run's own",
@@ -343,9 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(fn=_cmd_train)
 
     e = sub.add_parser("evaluate", help="accuracy, NMI, L_I, label-free score and Fig. 2 traversals")
-    e.add_argument("checkpoint")
-    e.add_argument("--data-dir")
-    e.add_argument("--out", help="folder for evaluation.json and figures (default: the checkpoint's folder)")
+    e.add_argument("checkpoint", type=_path)
+    e.add_argument("--data-dir", type=_path)
+    e.add_argument(
+        "--out", type=_path, help="folder for evaluation.json and figures (default: the checkpoint's folder)"
+    )
     e.add_argument("--split", default=None, help=_SPLIT_HELP)
     e.add_argument("--no-figures", action="store_true")
     e.add_argument(
@@ -357,11 +371,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=_cmd_evaluate)
 
     x = sub.add_parser("export", help="write models/<id>/ (generator.onnx, recognizer.onnx, manifest.json)")
-    x.add_argument("checkpoint")
+    x.add_argument("checkpoint", type=_path)
     x.add_argument("--id", required=True)
-    x.add_argument("--models-dir", default="models")
+    x.add_argument("--models-dir", type=_path, default="models")
     x.add_argument("--title")
-    x.add_argument("--data-dir")
+    x.add_argument("--data-dir", type=_path)
     x.add_argument("--label", action="append", metavar="CODE=LABEL", help="human label for a code, e.g. c1=slant")
     x.add_argument(
         "--compare-with",
@@ -386,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dataset", choices=["dsprites", "chairs3d"])
     d.add_argument(
         "--out",
+        type=_path,
         help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_v3_64x64.npz "
         "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)",
     )
@@ -401,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve models/ with the explorer page")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=_port, default=8000)
-    s.add_argument("--models-dir")
+    s.add_argument("--models-dir", type=_path)
     s.add_argument(
         "--forwarded-allow-ips",
         metavar="IPS",
@@ -418,8 +433,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_serve)
 
     w = sub.add_parser("site", help="write the explorer and the models as static files (no server needed)")
-    w.add_argument("--out", required=True, help="folder to write (created; must be empty)")
-    w.add_argument("--models-dir", help="model folders to ship (default: models/)")
+    w.add_argument("--out", type=_path, required=True, help="folder to write (created; must be empty)")
+    w.add_argument("--models-dir", type=_path, help="model folders to ship (default: models/)")
     w.set_defaults(fn=_cmd_site)
     return ap
 

@@ -9,9 +9,12 @@ image decoders) is hidden. Without cross-origin isolation headers from the host,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,13 +41,17 @@ def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | N
     models_dir = Path(models_dir or ROOT / "models")
     frontend_dir = Path(frontend_dir or ROOT / "frontend")
     missing = [f for f in ORT_FILES if not (frontend_dir / "static" / "ort" / f).is_file()]
+    if not (frontend_dir / "index.html").is_file():
+        raise FileNotFoundError(
+            f"{frontend_dir} holds no page (index.html): infogan site builds from a source checkout of the project"
+        )
     if missing:
         raise FileNotFoundError(
             f"{frontend_dir / 'static' / 'ort'} lacks {missing}: run `make install` (npm ci copies onnxruntime-web)"
         )
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a new or empty folder")
-    if out.exists() and any(out.iterdir()):
+    if out.is_dir() and any(not e.name.startswith(PART_PREFIX) for e in out.iterdir()):
         raise ValueError(f"{out} is not empty")
     folders = model_folders(models_dir)
     if not folders:
@@ -55,23 +62,80 @@ def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | N
     if twice:
         raise ValueError(f"model id(s) {twice} come from more than one folder of {models_dir}")
 
-    # written beside `out` and moved into it at the end: a build that fails half-way (a file whose sha256 does not
-    # match its manifest, a full disk) leaves no half-built site. An existing (empty) `out` keeps its inode, so a
-    # shell standing in it still sees the site
+    # Staged and moved into `out` at the end: a build that fails half-way (a file whose sha256 does not match its
+    # manifest, a full disk, SIGTERM) leaves no half-built site. An existing (empty) `out` is staged inside itself:
+    # the same file system whatever is mounted there, and its parent need not be writable; it keeps its inode, so a
+    # shell standing in it still sees the site. A new `out` is staged beside it and renamed into place; parent
+    # folders made for it are removed again on failure.
     out = out.resolve()  # "." has no name to put beside
-    out.parent.mkdir(parents=True, exist_ok=True)
-    part = out.with_name(f".{out.name}.part-{os.getpid()}")
-    shutil.rmtree(part, ignore_errors=True)
+    existed = out.is_dir()
+    part = out / f"{PART_PREFIX}{os.getpid()}" if existed else out.with_name(f".{out.name}{PART_PREFIX}{os.getpid()}")
+    made = _missing_parents(part.parent)
     try:
-        _write_site(part, frontend_dir, folders, manifests, ids)
-        if out.is_dir():
-            for entry in sorted(part.iterdir()):
-                os.replace(entry, out / entry.name)
-        else:
-            os.replace(part, out)
-    finally:
+        with _term_as_exit():
+            part.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_parts(part.parent, part.name.removesuffix(str(os.getpid())))
+            if existed and any(e.name != part.name for e in out.iterdir()):
+                raise ValueError(f"{out} is not empty")
+            shutil.rmtree(part, ignore_errors=True)
+            _write_site(part, frontend_dir, folders, manifests, ids)
+            if existed:
+                for entry in sorted(part.iterdir()):
+                    os.replace(entry, out / entry.name)
+            else:
+                os.replace(part, out)
+    except BaseException:
         shutil.rmtree(part, ignore_errors=True)
+        for folder in made:  # deepest first; only while still empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    shutil.rmtree(part, ignore_errors=True)  # the emptied staging folder inside `out`
     return ids
+
+
+PART_PREFIX = ".site.part-"
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """``folder`` and its ancestors that do not exist yet, deepest first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_stale_parts(folder: Path, prefix: str) -> None:
+    """Staging folders of earlier builds that were killed (SIGKILL, power loss): ``<prefix><pid>`` whose process is
+    gone. A build still running elsewhere keeps its own."""
+    for entry in folder.glob(prefix + "*"):
+        pid = entry.name.removeprefix(prefix)
+        if not pid.isdigit() or not entry.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry, ignore_errors=True)
+        except OSError:  # alive, another user's
+            pass
+
+
+@contextlib.contextmanager
+def _term_as_exit():
+    """SIGTERM (a scheduler, `timeout`) unwinds like Ctrl-C, so the staging folder is removed; main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise SystemExit(f"infogan site: stopped by {signal.Signals(signum).name}; nothing was written")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: list, ids: list[str]) -> None:
@@ -90,7 +154,7 @@ def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: l
         # GET /models' entry for it, by the service's own code (no ONNX session needed for the description)
         model = Model(folder, manifest, manifest.latent(), None, None, DEVICE, None)  # type: ignore[arg-type]
         models.append(model.to_json(served=ids))
-    (out / "models.json").write_text(json.dumps({"models": models}, indent=1))
+    (out / "models.json").write_text(json.dumps({"models": models}, indent=1), encoding="utf-8")
     env = Environment(loader=FileSystemLoader(str(frontend_dir)), autoescape=True)
     page = env.get_template("index.html").render(models=models, static="static", static_site=True)
-    (out / "index.html").write_text(page)
+    (out / "index.html").write_text(page, encoding="utf-8")  # the page says <meta charset="utf-8">

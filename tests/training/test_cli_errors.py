@@ -321,3 +321,31 @@ def test_the_stop_message_gives_a_command_that_can_be_pasted(tmp_path):
     said = str(Interrupted(signal.SIGINT, 5, folder))
     command = said.split("continue with: ", 1)[1]
     assert shlex.split(command) == ["infogan", "train", "--resume", str(folder)]
+
+
+@pytest.mark.parametrize(
+    "argv, option",
+    [
+        (["train", "mnist", "--runs-dir", ""], "--runs-dir"),
+        (["train", "mnist", "--data-dir", " "], "--data-dir"),
+        (["train", "--resume", ""], "--resume"),
+        (["train", "--resume", "r", "--fork", ""], "--fork"),
+        (["train", "mnist", "--init-from", ""], "--init-from"),
+        (["evaluate", ""], "checkpoint"),
+        (["evaluate", "c.pt", "--out", ""], "--out"),
+        (["evaluate", "c.pt", "--data-dir", ""], "--data-dir"),
+        (["export", "", "--id", "a"], "checkpoint"),
+        (["export", "c.pt", "--id", "a", "--models-dir", ""], "--models-dir"),
+        (["export", "c.pt", "--id", "a", "--data-dir", ""], "--data-dir"),
+        (["data", "dsprites", "--out", ""], "--out"),
+        (["serve", "--models-dir", ""], "--models-dir"),
+        (["site", "--out", ""], "--out"),
+        (["site", "--out", "s", "--models-dir", ""], "--models-dir"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(argv, option, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # were "" the current folder, a command would read or write here
+    code, err = run_cli(argv, capsys)
+    last = err.strip().splitlines()[-1]  # argparse's usage, then its one error line
+    assert code == 2 and f": error: argument {option}: is empty" in last and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -4,7 +4,10 @@ build fails (the browser tests of the built site are in tests/e2e/test_static_si
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -72,3 +75,99 @@ def test_an_existing_empty_folder_is_filled_in_place(models, tmp_path, capsys):
     assert code == 0 and out.stat().st_ino == inode  # a shell standing in it sees the site
     assert sorted(p.name for p in out.iterdir()) == ["index.html", "models", "models.json", "static"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "site"]  # no .part folder left
+
+
+def test_an_existing_folder_is_staged_inside_itself(models, tmp_path, capsys, monkeypatch):
+    # a mount point (another file system than its parent) or a folder under a read-only parent: every rename of the
+    # build stays inside the folder itself, so it cannot cross file systems and never writes to the parent
+    import training.site
+
+    out = tmp_path / "site"
+    out.mkdir()
+    renames = []
+    real_replace = os.replace
+    monkeypatch.setattr(training.site.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b))[1])
+    code, _ = site(["--out", str(out), "--models-dir", str(models)], capsys)
+    assert code == 0 and len(renames) == 4
+    assert all(Path(a).parent.parent == out and Path(b).parent == out for a, b in renames)
+
+
+def test_a_new_folder_s_missing_parents_are_not_left_behind_by_a_failed_build(models, tmp_path, capsys):
+    (models / "tiny-gan" / "generator.onnx").write_bytes(b"not the file the manifest names")
+    one_line(*site(["--out", str(tmp_path / "new" / "deeper" / "site"), "--models-dir", str(models)], capsys), "sha256")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_staging_folders_of_killed_builds_are_removed_and_a_running_one_s_kept(models, tmp_path, capsys):
+    from training.site import PART_PREFIX
+
+    out = tmp_path / "site"
+    out.mkdir()
+    dead = max_pid_plus_one()
+    (out / f"{PART_PREFIX}{dead}" / "static").mkdir(parents=True)  # a build killed with SIGKILL
+    beside = tmp_path / f".other{PART_PREFIX}{dead}"
+    beside.mkdir()
+    code, _ = site(["--out", str(out), "--models-dir", str(models)], capsys)
+    assert code == 0 and not any(p.name.startswith(PART_PREFIX) for p in out.iterdir())
+    other = tmp_path / "other"
+    code, _ = site(["--out", str(other), "--models-dir", str(models)], capsys)
+    assert code == 0 and not beside.exists()
+    # a build still running (its process alive) in an otherwise empty folder: not this build's to take
+    busy = tmp_path / "busy"
+    (busy / f"{PART_PREFIX}{os.getppid()}").mkdir(parents=True)
+    one_line(*site(["--out", str(busy), "--models-dir", str(models)], capsys), "is not empty")
+    assert (busy / f"{PART_PREFIX}{os.getppid()}").is_dir()
+
+
+def max_pid_plus_one() -> int:
+    """A process id no process has (above the kernel's maximum)."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
+SIGTERM_HALF_WAY = """
+import os, signal, sys
+from pathlib import Path
+import training.site
+
+def killed_half_way(part, *args):
+    (part / "static").mkdir(parents=True)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+training.site._write_site = killed_half_way
+before = signal.getsignal(signal.SIGTERM)
+try:
+    training.site.build_site(Path(sys.argv[1]), Path(sys.argv[2]))
+except SystemExit as e:
+    assert signal.getsignal(signal.SIGTERM) == before, "handler not restored"
+    raise
+"""
+
+
+def test_sigterm_during_a_build_leaves_nothing(models, tmp_path):
+    # in a child process: without the handler, SIGTERM would end it at once (and it must not end pytest)
+    res = subprocess.run(
+        [sys.executable, "-c", SIGTERM_HALF_WAY, str(tmp_path / "new" / "site"), str(models)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert res.returncode == 1 and "infogan site: stopped by SIGTERM; nothing was written" in res.stderr, res
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
+
+
+def test_the_page_is_written_as_utf8_whatever_the_locale(models, tmp_path):
+    # the page holds non-ASCII text (…, λ) and says <meta charset="utf-8">; a C locale once made it an error
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    out = tmp_path / "site"
+    res = subprocess.run(
+        [sys.executable, "-X", "utf8=0", "-m", "training", "site", "--out", str(out), "--models-dir", str(models)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    page = (out / "index.html").read_bytes().decode("utf-8")
+    assert any(ord(ch) > 127 for ch in page)
