@@ -29,7 +29,7 @@ ORT_WEB := ort.wasm.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wa
 frontend/static/ort/ort.wasm.min.mjs: package.json package-lock.json
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --no-audit --no-fund --ignore-scripts && mkdir -p frontend/static/ort && \
-		for f in $(ORT_WEB); do cp node_modules/onnxruntime-web/dist/$$f frontend/static/ort/; done; \
+		cp $(addprefix node_modules/onnxruntime-web/dist/,$(ORT_WEB)) frontend/static/ort/; \
 	else echo "npm not found: no in-browser generation, the page uses the server"; fi
 
 serve: install

@@ -403,6 +403,9 @@ def test_proxy_config():
     assert re.search(r"^\s*listen 8000;", conf, flags=re.M)
     assert "http://explorer:8000" in conf
     assert "resolver 127.0.0.11" in conf  # re-resolve, so scaled replicas are all used
+    # a replica still loading answers 503: skipped for the page's POSTs too, which nginx retries only when told
+    (retry,) = re.findall(r"^\s*proxy_next_upstream ([^;]*);", conf, flags=re.M)
+    assert {"error", "http_503", "non_idempotent"} <= set(retry.split())
 
 
 # --- Kubernetes --------------------------------------------------------------------------------------------------

@@ -37,3 +37,33 @@ def test_default_follows_the_machine():
     has_gpu = os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
     out = dry_run()
     assert ("requirements/ort-gpu.txt" in out) == has_gpu and ("requirements/ort-cpu.txt" in out) != has_gpu
+
+
+FAKE_NPM = """#!/bin/sh
+# npm ci as far as the Makefile sees it: node_modules/onnxruntime-web/dist with the files listed in $NPM_GIVES
+mkdir -p node_modules/onnxruntime-web/dist
+for f in $NPM_GIVES; do echo x > node_modules/onnxruntime-web/dist/$f; done
+"""
+ORT_WEB = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+@pytest.mark.parametrize("gives", [ORT_WEB, ORT_WEB[:2], ORT_WEB[1:]])
+def test_the_runtime_copy_fails_when_npm_left_out_a_file(tmp_path, gives):
+    # the recipe once copied the files in a loop whose status was the last copy's: a missing file passed
+    if shutil.which("make") is None:
+        pytest.fail("make is not installed")
+    for name in ("Makefile", "package.json", "package-lock.json"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "npm").write_text(FAKE_NPM)
+    (bin_dir / "npm").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NPM_GIVES": " ".join(gives)}
+    done = subprocess.run(
+        ["make", "-C", str(tmp_path), "frontend/static/ort/ort.wasm.min.mjs"], capture_output=True, text=True, env=env
+    )
+    copied = sorted(p.name for p in (tmp_path / "frontend" / "static" / "ort").glob("*"))
+    if len(gives) == len(ORT_WEB):
+        assert done.returncode == 0 and copied == sorted(ORT_WEB), done.stderr
+    else:
+        assert done.returncode != 0 and "cannot stat" in done.stderr, done.stderr
