@@ -94,7 +94,7 @@ def rewrite_metadata(path: Path, spec: dict[str, Any]) -> None:
 def migrate(folder: Path, compare_with: str | None) -> bool:
     """Migrates one folder in place; False when it is already at VERSION."""
     path = folder / MANIFEST_FILE
-    old = json.loads(path.read_text())
+    old = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(old, dict) or old.get("format") != FORMAT:
         raise SystemExit(f"{folder}: {MANIFEST_FILE} is not an {FORMAT!r} manifest")
     if old.get("version") == VERSION:
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     ids = {}
     for folder in args.folders:  # every manifest read, and every --compare-with ID found, before anything changes
         try:
-            manifest = json.loads((folder / MANIFEST_FILE).read_text())
+            manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:  # no manifest, or not JSON: one line naming it
             raise SystemExit(f"migrate_manifests: error: {folder / MANIFEST_FILE}: {e.strerror or e}") from None
         ids[folder] = manifest.get("id") if isinstance(manifest, dict) else None

@@ -35,12 +35,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     runs = {}
     for item in args.run:
-        label, _, path = item.partition("=")
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise SystemExit(f"plot_disentanglement: error: --run {item!r}: expected LABEL=RUN_DIR")
         p = Path(path)
         runs[label] = p / METRICS_FILE if p.is_dir() else p
-        if not path or not runs[label].is_file():
+        if not runs[label].is_file():
             raise SystemExit(f"plot_disentanglement: error: --run {item!r}: no {METRICS_FILE} at {runs[label]}")
-    print(f"wrote {plot_disentanglement(runs, args.out, ANCHORS)}")
+    try:
+        print(f"wrote {plot_disentanglement(runs, args.out, ANCHORS)}")
+    except (ValueError, OSError) as e:  # no dis/ rows to draw, an unwritable --out
+        raise SystemExit(f"plot_disentanglement: error: {getattr(e, 'strerror', None) or e}") from None
 
 
 if __name__ == "__main__":

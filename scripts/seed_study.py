@@ -33,17 +33,20 @@ import sys
 import time
 from pathlib import Path
 
-RESTART = "candidate"  # training/run_dir.py's RESTART_ROW_KEY (this script imports no torch)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.metrics_file import METRICS_FILE, read_metrics  # noqa: E402  (imports no torch)
+from training.metrics_file import RESTART_ROW_KEY as RESTART  # noqa: E402
 
 
 def read_rows(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return read_metrics(run / METRICS_FILE)
 
 
 def newest_run(runs_root: Path, seed: int) -> Path | None:
-    """A seed's newest numbered run folder under a study's runs dir (None: it has none)."""
+    """A seed's newest numbered run folder under a study's runs dir that has logged rows (None: it has none). A run
+    just started (no metrics.jsonl yet) is not the one to tabulate."""
     folder = runs_root / f"seed{seed}"
-    runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    runs = sorted(p for p in folder.iterdir() if (p / METRICS_FILE).is_file()) if folder.is_dir() else []
     return runs[-1] if runs else None
 
 
@@ -85,10 +88,18 @@ def continuation(run: Path, other: Path) -> list[dict] | None:
 
 def spearman(a: list[float], b: list[float]) -> float:
     def ranks(x):
+        # tied values share the mean of their positions (as scipy.stats.spearmanr): two seeds with the same accuracy
+        # must not be ranked by the order they were listed in
         order = sorted(range(len(x)), key=lambda i: x[i])
         r = [0.0] * len(x)
-        for pos, i in enumerate(order):
-            r[i] = float(pos)
+        start = 0
+        while start < len(order):
+            end = start
+            while end + 1 < len(order) and x[order[end + 1]] == x[order[start]]:
+                end += 1
+            for pos in range(start, end + 1):
+                r[order[pos]] = (start + end) / 2
+            start = end + 1
         return r
 
     ra, rb = ranks(a), ranks(b)
@@ -105,7 +116,7 @@ def seed_command(args: argparse.Namespace, runs_root: Path, seed: int) -> tuple[
     log = runs_root / f"seed{seed}.log"
     if previous:  # the run's own config and data folder travel in its checkpoint
         cmd = [sys.executable, "-m", "training", "train", "--resume", str(previous[-1].parent), "--no-progress"]
-        cmd += ["--epochs", str(args.epochs)] if args.epochs else []
+        cmd += ["--epochs", str(args.epochs)] if args.epochs is not None else []
         cmd += ["--threads", str(args.threads)] if args.threads is not None else []
     else:
         cmd = [sys.executable, "-m", "training", "train", args.config, "--seed", str(seed), "--runs-dir", str(sub)]
@@ -177,6 +188,16 @@ def main() -> None:
         help="train nothing; tabulate the newest run of each seed already under --runs-dir",
     )
     args = ap.parse_args()
+    if args.parallel < 1:
+        ap.error(f"--parallel must be at least 1, got {args.parallel}")
+    if len(set(args.seeds)) != len(args.seeds):
+        ap.error(f"--seeds lists a seed more than once: {args.seeds} (each seed is one run, in one folder)")
+    if not args.resume and (args.epochs is not None or args.threads is not None):
+        ap.error("--epochs and --threads go with --resume (a new study sets them with --set train.epochs=N)")
+    if args.epochs is not None and not args.epochs > 0:
+        ap.error(f"--epochs must be positive, got {args.epochs:g}")
+    if args.threads is not None and args.threads < 0:
+        ap.error(f"--threads must be 0 (torch's default) or more, got {args.threads}")
 
     runs_root = Path(args.runs_dir)
     done: dict[int, Path] = {}
@@ -249,7 +270,7 @@ def main() -> None:
             f"Spearman(label-free, accuracy) = {summary['spearman_label_free_vs_accuracy']}"
         )
     out = Path(args.out) if args.out else runs_root / "summary.json"
-    out.write_text(json.dumps(summary, indent=2))
+    out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":

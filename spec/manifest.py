@@ -140,7 +140,7 @@ class Manifest(BaseModel):
         folder = Path(folder)
         path = folder / MANIFEST_FILE
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ManifestError(f"{folder.name}: {MANIFEST_FILE} is missing") from None
         except (OSError, ValueError) as exc:
@@ -162,7 +162,7 @@ class Manifest(BaseModel):
 
     def write(self, folder: str | Path) -> Path:
         path = Path(folder) / MANIFEST_FILE
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, default=float) + "\n")
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2, default=float) + "\n", encoding="utf-8")
         return path
 
     def verify_file(self, folder: str | Path, name: str) -> Path:
@@ -197,11 +197,14 @@ def read_order(root: str | Path) -> list[str]:
     if not path.is_file():
         return []
     try:
-        order = json.loads(path.read_text())
+        order = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ManifestError(f"{ORDER_FILE}: {exc}") from None
     if not isinstance(order, list) or not all(isinstance(name, str) for name in order):
         raise ManifestError(f"{ORDER_FILE}: expected a JSON list of model folder names, got {json.dumps(order)[:80]}")
+    twice = sorted({name for name in order if order.count(name) > 1})
+    if twice:  # which place counts? the first names the default model of every route
+        raise ManifestError(f"{ORDER_FILE}: {', '.join(map(json.dumps, twice))} listed more than once")
     return order
 
 

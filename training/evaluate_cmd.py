@@ -7,7 +7,6 @@ from the runs' ``metrics.jsonl``, and the disentanglement metrics against images
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from .class_check import classifier_cache_dir
 from .code_effects import describe as describe_effects
 from .data import dataset_info
 from .evaluate import evaluate_model, load_eval_data, paper_figures, write_json
+from .metrics_file import read_metrics
 from .run_dir import writable_folder
 from .stages import Progress, quiet
 
@@ -132,10 +132,6 @@ def summary(result: dict[str, Any], out: str | Path) -> str:
     written = [Path(out) / "evaluation.json", *map(Path, result.get("figures", []))]
     lines.append("wrote " + ", ".join(str(p) for p in written))
     return "\n".join(lines)
-
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
 def plot_info_curves(runs: dict[str, str | Path], code: str, out: str | Path, entropy: float | None = None) -> Path:

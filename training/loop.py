@@ -315,7 +315,7 @@ class Trainer:
         cfg = self.cfg
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / OPTIONS_FILE).write_text(dumps(cfg))
+            (self.run_dir / OPTIONS_FILE).write_text(dumps(cfg), encoding="utf-8")
             print(
                 f"run folder {self.run_dir}; device {self.device}; precision {self.precision} "
                 f"({self.runtime.precision_reason}); {self.world} process(es); "

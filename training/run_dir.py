@@ -19,13 +19,13 @@ from typing import Any
 
 from . import checkpoint as ckpt_io
 
+# metrics.jsonl and RESTART_ROW_KEY, its field naming the label-free restart a row belongs to (absent: the main run):
+# defined beside the file's reader. The key is the one the format has had since before the concept was called
+# "restarts": report.py, scripts/seed_study.py and the committed docs/training/*.jsonl read it.
+from .metrics_file import METRICS_FILE, RESTART_ROW_KEY  # noqa: E402
+
 OPTIONS_FILE = "training_options.json"
-METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = ckpt_io.CHECKPOINT_FILE
-# metrics.jsonl's field naming the label-free restart a row belongs to (absent: the main run). The file format keeps
-# the key it has had since before the concept was called "restarts": report.py, scripts/seed_study.py and the
-# committed docs/training/*.jsonl read it.
-RESTART_ROW_KEY = "candidate"
 
 
 def new_run_dir(root: str | Path, name: str) -> Path:
@@ -126,7 +126,7 @@ def trim_metrics(path: Path, step: int, restart: int | None = None) -> int:
     if not path.exists():
         return 0
     kept, dropped = [], 0
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         try:

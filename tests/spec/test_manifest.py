@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -93,7 +98,30 @@ def test_folder_order_reads_order_json_and_refuses_a_malformed_one(tmp_path):
     assert [p.name for p in ordered_folders(tmp_path, [])] == ["a", "b", "c"]
     (tmp_path / "order.json").write_text('["c", "gone"]')
     assert [p.name for p in ordered_folders(tmp_path, read_order(tmp_path))] == ["c", "a", "b"]
-    for text, words in (("[c", "order.json: Expecting value"), ('{"c": 1}', "a JSON list"), ("[1]", "a JSON list")):
+    for text, words in (
+        ("[c", "order.json: Expecting value"),
+        ('{"c": 1}', "a JSON list"),
+        ("[1]", "a JSON list"),
+        ('["b", "a", "b"]', 'order.json: "b" listed more than once'),  # which place? b or a would be the default
+    ):
         (tmp_path / "order.json").write_text(text)
         with pytest.raises(ManifestError, match=words):
             read_order(tmp_path)
+
+
+def test_a_hand_edited_utf8_manifest_reads_in_a_c_locale(tiny_models_dir, tmp_path):
+    # json.dumps writes ASCII, but a manifest edited by hand holds UTF-8 ("λ"); a C locale once failed to read it
+    folder = shutil.copytree(tiny_models_dir / "tiny", tmp_path / "tiny")
+    m = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    m["title"] = "Tiny λ = 1 … café"
+    (folder / MANIFEST_FILE).write_text(json.dumps(m, ensure_ascii=False), encoding="utf-8")
+    code = "import sys; from spec.manifest import Manifest; print(ascii(Manifest.read(sys.argv[1]).title))"
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    res = subprocess.run(
+        [sys.executable, "-X", "utf8=0", "-c", code, str(folder)],
+        capture_output=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=60,
+    )
+    assert res.returncode == 0 and res.stdout.decode().strip() == ascii("Tiny λ = 1 … café"), res.stderr.decode()

@@ -174,6 +174,57 @@ def test_a_study_that_cannot_start_or_has_nothing_to_tabulate_says_so_in_one_lin
 def test_a_seed_without_a_run_is_left_out_of_the_table(tmp_path):
     (tmp_path / "seed1").mkdir()
     assert seed_study.newest_run(tmp_path, 0) is None and seed_study.newest_run(tmp_path, 1) is None
-    (tmp_path / "seed1" / "00000-mnist-s1").mkdir()
-    (tmp_path / "seed1" / "00001-mnist-s1").mkdir()
+    write_run(tmp_path / "seed1" / "00000-mnist-s1", [eval_row(100, 0.5)])
+    write_run(tmp_path / "seed1" / "00001-mnist-s1", [eval_row(100, 0.6)])
     assert seed_study.newest_run(tmp_path, 1).name == "00001-mnist-s1"
+    (tmp_path / "seed1" / "00002-mnist-s1").mkdir()  # just started: no row logged yet
+    assert seed_study.newest_run(tmp_path, 1).name == "00001-mnist-s1"
+
+
+def test_a_torn_last_row_or_a_run_just_started_is_tabulated_not_a_traceback(tmp_path):
+    run = write_run(tmp_path / "runs" / "seed0" / "00000-mnist-s0", [eval_row(100, 0.5), eval_row(200, 0.75)])
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 300, "test_acc/d": 0.')  # killed mid-write
+    (tmp_path / "runs" / "seed0" / "00001-mnist-s0").mkdir()  # a resume that has not logged yet
+    res = _script("seed_study.py", "mnist", "--seeds", "0", "--summarize-only", "--runs-dir", str(tmp_path / "runs"))
+    assert res.returncode == 0 and "seed 0: accuracy 0.7500" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--parallel", "0"], "--parallel must be at least 1, got 0"),  # it spun forever at 100 % CPU
+        (["--seeds", "0", "0"], "--seeds lists a seed more than once"),
+        (["--epochs", "5"], "--epochs and --threads go with --resume"),
+        (["--threads", "2"], "--epochs and --threads go with --resume"),
+        (["--resume", "--epochs", "0"], "--epochs must be positive"),
+        (["--resume", "--threads", "-3"], "--threads must be 0"),
+    ],
+)
+def test_bad_study_options_are_one_line_before_any_run(tmp_path, args, words):
+    res = _script("seed_study.py", "mnist", "--runs-dir", str(tmp_path / "runs"), *args)
+    assert res.returncode == 2 and words in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([0.9, 0.9, 0.95], [1, 2, 3]),
+        ([0.9, 0.9, 0.95], [2, 1, 3]),  # the same ties listed in another order: the same rho
+        ([0.5, 0.7, 0.7, 0.7, 0.9], [3, 1, 2, 2, 5]),
+        ([0.1, 0.4, 0.2, 0.3], [1, 4, 2, 3]),
+    ],
+)
+def test_spearman_ranks_ties_by_their_mean_position(a, b):
+    from scipy.stats import spearmanr
+
+    assert seed_study.spearman(a, b) == pytest.approx(spearmanr(a, b)[0])
+
+
+def test_plot_disentanglement_errors_are_one_line(tmp_path):
+    run = write_run(tmp_path / "r1", [eval_row(100, 0.5)])  # no dis/ rows
+    res = _script("plot_disentanglement.py", "--run", f"mnist={run}", "--out", str(tmp_path / "a.png"))
+    assert res.returncode == 1 and "no disentanglement rows" in res.stderr and "Traceback" not in res.stderr
+    res = _script("plot_disentanglement.py", "--run", str(run), "--out", str(tmp_path / "a.png"))
+    assert res.returncode == 1 and "expected LABEL=RUN_DIR" in res.stderr, res.stderr
