@@ -25,35 +25,36 @@ from migrate_manifests import rewrite_metadata  # noqa: E402
 from spec.latent import SpecError  # noqa: E402
 from spec.manifest import MODEL_FILES, Manifest, ManifestError  # noqa: E402
 from training.code_effects import code_effects, describe, onnx_generator  # noqa: E402
+from training.export import ExportError, parse_code_labels  # noqa: E402
 from training.latent import LatentSpec  # noqa: E402
 
 
 def relabel(manifest: Manifest, items: list[str]) -> Manifest:
-    """``CODE=TEXT`` items -> a manifest whose spec carries the labels (continuous codes only)."""
+    """``CODE=TEXT`` items -> a manifest whose spec carries the labels (continuous codes only), read by export's
+    own parser (training/export.parse_code_labels), so both name codes by the same rules."""
     spec = manifest.latent(LatentSpec)
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name or not text.strip():
-            raise SystemExit(f"code_effects: --label {item!r} must look like CODE=LABEL")
-        try:
-            spec = spec.with_text(name, label=text.strip())
-        except (SpecError, KeyError, ValueError) as e:
-            raise SystemExit(f"code_effects: --label {item!r}: {e}") from None
+    try:
+        for name, text in parse_code_labels(spec, items).items():
+            spec = spec.with_text(name, label=text)
+    except (ExportError, SpecError, KeyError, ValueError) as e:
+        raise SystemExit(f"code_effects: error: {e}") from None
     return manifest.model_copy(update={"spec": spec.to_dict()})
 
 
 def run(folder: Path, *, draws: int, write: bool, labels: list[str], command: str) -> str:
     try:
         manifest = Manifest.read(folder)
+        spec = manifest.latent(LatentSpec)
+        if not spec.continuous_codes():
+            return f"{folder.name}: no continuous codes"
+        labelled = relabel(manifest, labels) if labels else manifest  # before the minutes of measuring
+        generator = onnx_generator(folder)  # sha256 checked
     except (ManifestError, OSError, ValueError) as e:
-        raise SystemExit(f"code_effects: {folder}: {e}") from None
-    spec = manifest.latent(LatentSpec)
-    if not spec.continuous_codes():
-        return f"{folder.name}: no continuous codes"
-    effects = code_effects(spec, onnx_generator(folder), draws=draws, drawing=manifest.drawing)
+        raise SystemExit(f"code_effects: error: {folder}: {e}") from None
+    effects = code_effects(spec, generator, draws=draws, drawing=manifest.drawing)
     if write:
         if labels:
-            manifest = relabel(manifest, labels)
+            manifest = labelled
             for name in MODEL_FILES:
                 rewrite_metadata(folder / name, manifest.spec)
             manifest.files = Manifest.file_entries(folder)

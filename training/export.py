@@ -87,6 +87,7 @@ def parse_code_labels(spec: LatentSpec, items: list[str]) -> dict[str, str]:
         if "=" not in item:
             raise ExportError(f"--label {item!r} must look like CODE=LABEL")
         name, text = item.split("=", 1)
+        text = text.strip()  # ' slant ' is a typing slip, not a caption with margins
         try:
             spec.with_text(name, label=text)
         except ValueError as e:  # UnknownCode, or a code that takes one label per category

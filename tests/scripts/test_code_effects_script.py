@@ -74,3 +74,27 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, build_tiny_model):
     done = run(str(tmp_path / "missing"))
     assert done.returncode != 0 and "Traceback" not in done.stderr and "missing" in done.stderr
     assert (folder / GENERATOR_FILE).is_file()
+
+
+def test_a_changed_generator_file_and_a_bad_label_fail_before_measuring(tmp_path, build_tiny_model):
+    folder = build_tiny_model(tmp_path, "m")
+    with (folder / GENERATOR_FILE).open("ab") as f:
+        f.write(b"x")  # no longer the file the manifest's sha256 names
+    done = run(str(folder))
+    assert done.returncode == 1 and "code_effects: error:" in done.stderr and "sha256" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    # a bad label is refused before the sweep (200 draws x every code: the --draws below would take hours)
+    folder = build_tiny_model(tmp_path, "n")
+    done = run(str(folder), "--draws", "100000000", "--write", "--label", "c9=width")
+    assert done.returncode == 1 and "unknown code 'c9'" in done.stderr, done.stderr
+
+
+def test_labels_are_read_as_export_reads_them(tmp_path, build_tiny_model):
+    # the script and `infogan export --label` share one parser: the same text gives the same label
+    from training.export import parse_code_labels
+
+    folder = build_tiny_model(tmp_path, "m")
+    done = run(str(folder), "--draws", "3", "--write", "--label", "c1= x position ")
+    assert done.returncode == 0, done.stderr
+    label = Manifest.read(folder).latent().code("c1").label
+    assert label == "x position" == parse_code_labels(Manifest.read(folder).latent(), ["c1= x position "])["c1"]
