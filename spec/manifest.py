@@ -57,19 +57,28 @@ def sha256_of(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# strict: a manifest is written by export, not typed by clients; true, "64" or 2.0 where a count belongs is a fault
+# to name, not to read as 1, 64 or 2 (the service's request schemas refuse the same, backend/schemas.py)
 class FileEntry(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
 
 
 class ImageShape(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     channels: Literal[1, 3]
     height: int = Field(ge=1, le=4096)
     width: int = Field(ge=1, le=4096)
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _not_a_bool(cls, v: Any) -> Any:
+        if isinstance(v, bool):  # a Literal matches by equality, and true == 1
+            raise ValueError(f"expected 1 or 3, got {v!r}")
+        return v
 
     def chw(self) -> tuple[int, int, int]:
         return self.channels, self.height, self.width
@@ -78,13 +87,13 @@ class ImageShape(BaseModel):
 class Manifest(BaseModel):
     """manifest.json, version 2."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     format: Literal["infogan-model"] = FORMAT
     version: Literal[2] = VERSION
     id: str = Field(pattern=MODEL_ID_PATTERN)
     title: str
-    dataset: str
+    dataset: str = Field(min_length=1, pattern=r"\S")
     image: ImageShape
     spec: dict[str, Any] = Field(description="LatentSpec.to_dict(); the same JSON as the ONNX metadata")
     category_order: dict[str, list[int]] = Field(
@@ -94,7 +103,7 @@ class Manifest(BaseModel):
     )
     drawing: Polarity = "dark-on-light"
     compare_with: str | None = Field(
-        None, description="id of the model to show beside this one (e.g. its λ = 0 baseline)"
+        None, pattern=MODEL_ID_PATTERN, description="id of the model to show beside this one (e.g. its λ = 0 baseline)"
     )
     weights: Literal["fp32", "fp16", "int8"] = "fp32"
     files: dict[str, FileEntry]
@@ -119,6 +128,12 @@ class Manifest(BaseModel):
         if missing:
             raise ValueError(f"lacks entries for {missing}")
         return v
+
+    @model_validator(mode="after")
+    def _not_compared_with_itself(self) -> Manifest:
+        if self.compare_with == self.id:
+            raise ValueError(f"compare_with names the model itself ({self.id!r}); give another model's id")
+        return self
 
     @model_validator(mode="after")
     def _orders_fit(self) -> Manifest:

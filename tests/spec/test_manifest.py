@@ -73,6 +73,16 @@ def test_round_trip_and_file_checks(tmp_path):
         ({"title": ""}, "title: .*must not be empty"),
         ({"title": "x" * 121}, "title: .*at most 120"),
         ({"title": "two\nlines"}, "title: .*one line"),
+        # read as written, never coerced: true is not 1 nor "64" 64 (pydantic's lax mode read both)
+        ({"image": {"channels": True, "height": 8, "width": 8}}, "image.channels"),
+        ({"image": {"channels": 1, "height": "8", "width": 8}}, "image.height"),
+        ({"image": {"channels": 1, "height": 8.0, "width": 8}}, "image.height"),
+        ({"category_order": {"k": [True, False, 2]}}, "category_order.k.0"),
+        ({"dataset": ""}, "dataset"),
+        ({"dataset": 7}, "dataset"),
+        ({"compare_with": ""}, "compare_with"),
+        ({"compare_with": "../x y"}, "compare_with"),
+        ({"compare_with": "tiny"}, "compare_with names the model itself"),
     ],
 )
 def test_bad_manifests_are_refused_by_name(tmp_path, over, words):
