@@ -74,6 +74,8 @@ class PortableRng:
     @staticmethod
     def _count(size: int | tuple[int, ...]) -> tuple[int, tuple[int, ...]]:
         shape = (size,) if isinstance(size, int) else tuple(size)
+        if any(d < 0 for d in shape):  # as numpy's Generator: a negative count would move the stream back
+            raise ValueError(f"negative dimensions are not allowed, got size {size}")
         return math.prod(shape), shape
 
     def uniform(self, low: float, high: float, size: int | tuple[int, ...]) -> np.ndarray:
@@ -232,6 +234,10 @@ class Categorical:
         _name(self.name, "code")
         if isinstance(self.categories, bool) or not isinstance(self.categories, int) or self.categories < 2:
             raise SpecError(f"code {self.name!r}: categories must be an integer >= 2, got {self.categories!r}")
+        if isinstance(self.labels, (str, bytes)) or (
+            self.labels is not None and not isinstance(self.labels, (list, tuple))
+        ):  # "abc" would read as three labels a, b, c
+            raise SpecError(f"code {self.name!r}: labels must be a list of strings, got {self.labels!r}")
         if self.labels is not None:
             # numbers read from TOML (labels = [0, 1, ...]) become their text; anything else must be a string
             labels = tuple(str(x) if isinstance(x, int) and not isinstance(x, bool) else x for x in self.labels)
@@ -350,7 +356,10 @@ class Continuous:
         if not (math.isfinite(self.low) and math.isfinite(self.high) and self.low < self.high):
             raise SpecError(f"code {self.name!r}: need finite low < high, got [{self.low}, {self.high}]")
         if self.std is not None and not (
-            isinstance(self.std, (int, float)) and math.isfinite(self.std) and self.std > 0
+            isinstance(self.std, (int, float))
+            and not isinstance(self.std, bool)
+            and math.isfinite(self.std)
+            and self.std > 0
         ):
             raise SpecError(f"code {self.name!r}: std must be a positive number or absent, got {self.std!r}")
         if self.label is not None:

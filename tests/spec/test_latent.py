@@ -218,3 +218,27 @@ def test_noise_check_refuses_what_the_codes_refuse(row, says):
         Noise(3).check([row], 1)
     assert str(e.value) == says
     assert Noise(3).check([[1, 0.5, np.float64(-1)]], 1).tolist() == [[1.0, 0.5, -1.0]]  # ints and floats pass
+
+
+def test_a_spec_refuses_values_it_would_misread():
+    with pytest.raises(SpecError, match="labels must be a list of strings"):
+        Categorical("d", 3, labels="abc")  # once three labels a, b, c
+    with pytest.raises(SpecError, match="labels must be a list of strings"):
+        LatentSpec.from_dict(
+            {"noise": {"dim": 2}, "codes": [{"name": "d", "type": "categorical", "categories": 3, "labels": "xyz"}]}
+        )
+    with pytest.raises(SpecError, match="std must be a positive number"):
+        Continuous("c1", std=True)  # once kept, and written to JSON as true
+    assert Categorical("d", 2, labels=["a", "b"]).labels == ("a", "b")
+
+
+def test_the_portable_sampler_refuses_a_negative_count_as_numpy_does():
+    from spec.latent import PortableRng
+
+    rng = PortableRng(0)
+    with pytest.raises(ValueError, match="negative"):
+        rng.uniform(0, 1, -3)  # once moved the stream back three draws
+    assert rng.uniform(0, 1, 2).tolist() == PortableRng(0).uniform(0, 1, 2).tolist()
+    spec = LatentSpec(Noise(2), (Continuous("c1"),))
+    with pytest.raises(ValueError, match="negative"):
+        spec.sample_seeded(0, -1)
