@@ -28,26 +28,26 @@ def confusion_matrix(
     import onnxruntime as ort
 
     from training.data import DataError, load_dataset
+    from training.evaluate import confusion
 
     manifest = Manifest.read(folder)
     cats = manifest.latent().categorical_codes()
     if not cats:
-        raise SystemExit(f"confusions: {folder.name} has no categorical code")
+        raise SystemExit(f"confusions: error: {folder.name} has no categorical code")
     (logits_name,) = cats[0].output_names()
     try:
         data = load_dataset(manifest.dataset, data_dir, split, allow_download=False, verify=verify)
     except DataError as e:
-        raise SystemExit(f"confusions: {e}") from None
+        raise SystemExit(f"confusions: error: {e}") from None
     if data.labels is None:
-        raise SystemExit(f"confusions: {manifest.dataset}'s {split!r} split has no labels")
+        raise SystemExit(f"confusions: error: {manifest.dataset}'s {split!r} split has no labels")
     sess = ort.InferenceSession(str(manifest.verify_file(folder, RECOGNIZER_FILE)), providers=["CPUExecutionProvider"])
     images = data.as_float().numpy() * 0.5 + 0.5  # [-1, 1] -> the recognizer's [0, 1]
     batches = (images[i : i + 1000] for i in range(0, len(images), 1000))
     pred = np.concatenate([sess.run([logits_name], {RECOGNIZER_INPUT: x})[0].argmax(1) for x in batches])
     labels = data.labels.numpy()
     k = max(int(labels.max()) + 1, cats[0].categories)
-    m = np.zeros((k, k), np.int64)
-    np.add.at(m, (labels, pred), 1)
+    m = confusion(pred, labels, k, k).T  # rows: the true class, columns: the category read
     names = list(data.classes) if data.classes else [str(i) for i in range(k)]
     return m, names
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m, names = confusion_matrix(args.folder, args.data_dir, args.split)
     except (ManifestError, OSError) as e:
-        raise SystemExit(f"confusions: {args.folder}: {e}") from None
+        raise SystemExit(f"confusions: error: {args.folder}: {e}") from None
     print(report(m, names))
     return 0
 

@@ -61,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
         G, D, ck = load_networks(args.checkpoint)
         data = load_eval_data(ck["config"]["data"], args.data_dir, None, allow_download=False)
     except (OSError, ValueError, KeyError, DataError, EvaluationError) as e:
-        raise SystemExit(f"factor_fit: {e}") from None
+        raise SystemExit(f"factor_fit: error: {e}") from None
     if data.eval.factors is None:
-        raise SystemExit(f"factor_fit: {data.eval.name} has no ground-truth factors")
+        raise SystemExit(f"factor_fit: error: {data.eval.name} has no ground-truth factors")
     names = list(data.eval.factor_names)
     if args.group and args.group not in names:
-        raise SystemExit(f"factor_fit: --group {args.group!r} is not a factor of {data.eval.name} ({', '.join(names)})")
+        raise SystemExit(
+            f"factor_fit: error: --group {args.group!r} is not a factor of {data.eval.name} ({', '.join(names)})"
+        )
     group = names.index(args.group) if args.group else 0
     D = calibrated_copy(D, data)
     with torch.no_grad():

@@ -59,7 +59,7 @@ def shoot(page, url: str, model: str, view: str, path: Path, full_page: bool, co
     page.wait_for_function(SETTLED, timeout=30_000)
     errors = page.locator("#error")
     if errors.is_visible():
-        raise SystemExit(f"the page shows an error for {view}: {errors.inner_text()}")
+        raise SystemExit(f"make_screenshots: error: the page shows an error for {view}: {errors.inner_text()}")
     page.screenshot(path=str(path), full_page=full_page)
 
 
@@ -71,7 +71,7 @@ def make_screenshots(
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.is_file():
-        raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)")
+        raise SystemExit(f"make_screenshots: error: {CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +81,8 @@ def make_screenshots(
             listing = httpx.get(f"{server.url}/models", timeout=30).json()["models"]
             served = [m["id"] for m in listing]
             if model not in served:
-                raise SystemExit(f"model {model!r} is not served from {models_dir} (served: {', '.join(served)})")
+                shown = ", ".join(served)
+                raise SystemExit(f"make_screenshots: error: model {model!r} is not served from {models_dir} ({shown})")
             with_factors = {m["id"] for m in listing if (m.get("metrics") or {}).get("disentanglement")}
             for missing in [f for f in factors_models if f not in with_factors]:
                 print(f"no Disentanglement screenshots of {missing!r}: not served with ground-truth metrics")
