@@ -52,5 +52,7 @@ def test_bad_input_is_one_line(tmp_path):
         )
         assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
         assert (
-            out.stderr.strip().startswith("factor_fit: error: ") and words in out.stderr and len(out.stderr.splitlines()) == 1
+            out.stderr.strip().startswith("factor_fit: error: ")
+            and words in out.stderr
+            and len(out.stderr.splitlines()) == 1
         )
