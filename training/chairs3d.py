@@ -272,7 +272,7 @@ def write_dataset(path: str | Path, subset: Sequence[int] | None = None) -> dict
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """The file's arrays; a file whose factor values are not this module's definition (e.g. one rendered before
     azimuth became a quarter turn) is an error, never read as this data set."""
-    arrays = factor_sets.read_npz(path, "chairs3d", len(FACTOR_NAMES), SIZE)
+    arrays = factor_sets.read_npz(path, "chairs3d", FACTOR_SIZES, SIZE)
     classes, values = arrays["latents_classes"], arrays["latents_values"]
     for f, (name, expected) in enumerate(zip(FACTOR_NAMES, factor_values(), strict=True)):
         k = classes[:, f]

@@ -15,6 +15,7 @@ import shutil
 import struct
 import tempfile
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +173,7 @@ def _read_maybe_gz(path: Path) -> bytes:
     try:
         with opener(path, "rb") as f:
             return f.read()
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError, zlib.error) as e:  # zlib.error: a corrupt deflate stream, neither of the others
         raise DataError(f"{path}: cannot read ({e}); delete it and download again") from e
 
 

@@ -157,7 +157,7 @@ def write_dataset(path: str | Path, subset: Sequence[int] | None = None) -> dict
 
 def read_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Our file or DeepMind's, told apart by their keys (DeepMind's has a pickled ``metadata`` we do not read)."""
-    return factor_sets.read_npz(path, "dSprites", len(FACTOR_NAMES), SIZE)
+    return factor_sets.read_npz(path, "dSprites", FACTOR_SIZES, SIZE)
 
 
 def find_file(root: Path) -> Path | None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -122,18 +123,35 @@ def write_dataset(path: str | Path, render: Callable[[], dict[str, np.ndarray]])
     }
 
 
-def read_npz(path: str | Path, set_name: str, n_factors: int, size: int) -> dict[str, np.ndarray]:
-    """``KEYS`` of a file in the layout above, shapes checked; ``source`` is "rendered" for our files (they hold
-    ``factor_names``), else "deepmind" (DeepMind's dSprites holds a pickled ``metadata`` instead, not read here)."""
-    with np.load(path, allow_pickle=False) as z:
+def read_npz(path: str | Path, set_name: str, factor_sizes: Sequence[int], size: int) -> dict[str, np.ndarray]:
+    """``KEYS`` of a file in the layout above, dtypes, shapes and class ranges checked (a file that passes is
+    served as it is: a class out of ``factor_sizes`` would be a wrong factor label, not an error, further on);
+    ``source`` is "rendered" for our files (they hold ``factor_names``), else "deepmind" (DeepMind's dSprites holds
+    a pickled ``metadata`` instead, not read here)."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a .npy saved under the .npz name
+        raise ValueError(f"{path}: not a {set_name} file (one array, not an .npz archive)")
+    with loaded as z:
         missing = [k for k in KEYS if k not in z.files]
         if missing:
             raise ValueError(f"{path}: not a {set_name} file (no {', '.join(missing)}; keys: {', '.join(z.files)})")
         out = {k: z[k] for k in KEYS}
         out["source"] = np.array("rendered" if "factor_names" in z.files else "deepmind")
-    imgs, classes = out["imgs"], out["latents_classes"]
+    imgs, classes, values = out["imgs"], out["latents_classes"], out["latents_values"]
+    n_factors = len(factor_sizes)
     if imgs.ndim != 3 or imgs.shape[1:] != (size, size) or classes.shape != (len(imgs), n_factors):
         raise ValueError(f"{path}: imgs {imgs.shape} / latents_classes {classes.shape} are not {set_name}'s shapes")
+    if values.shape != classes.shape:
+        raise ValueError(f"{path}: latents_values {values.shape} is not latents_classes' shape {classes.shape}")
+    if imgs.dtype != np.uint8 or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"{path}: imgs {imgs.dtype} / latents_classes {classes.dtype} are not uint8 / integers")
+    if len(classes):
+        low, high = classes.min(axis=0), classes.max(axis=0)
+        for f, k in enumerate(factor_sizes):
+            if low[f] < 0 or high[f] >= k:
+                raise ValueError(
+                    f"{path}: latents_classes[:, {f}] spans {low[f]}..{high[f]}, not {set_name}'s 0..{k - 1}"
+                )
     return out
 
 
@@ -170,7 +188,7 @@ def cached_arrays(
         path = target
     try:
         arrays = read(path)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, zipfile.BadZipFile, zlib.error) as e:  # zlib: a corrupt member's stream
         raise DataError(f"{set_name}: cannot read {path} ({e}); delete it to render it again") from e
     rows = len(arrays["imgs"])
     if rows < full_rows:

@@ -91,3 +91,16 @@ def test_as_float_takes_the_first_n_images(fake_mnist_dir):
     assert s.as_float(10).shape == (10, 1, 28, 28) and s.as_float().shape == (256, 1, 28, 28)
     before = s.images.clone()
     assert s.as_float(10).equal(s.as_float()[:10]) and s.images.equal(before)  # the uint8 images stay as they were
+
+
+def test_a_gz_with_a_damaged_deflate_stream_is_one_data_error(fake_mnist_dir, tmp_path):
+    # zlib.error (neither OSError nor EOFError) once escaped as a traceback; a truncated .gz already said this
+    import shutil
+
+    folder = shutil.copytree(fake_mnist_dir, tmp_path / "mnist")
+    path = folder / "train-images-idx3-ubyte.gz"
+    raw = bytearray(path.read_bytes())
+    raw[20:36] = bytes(b ^ 0xFF for b in raw[20:36])  # past the 10-byte gzip header and the file name
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: cannot read .*delete it and download again"):
+        load_dataset("mnist", folder, verify=False, allow_download=False)

@@ -4,6 +4,7 @@ Only small subsets are rendered (every k-th class of each factor); never the 737
 from __future__ import annotations
 
 import hashlib
+import struct
 
 import numpy as np
 import pytest
@@ -142,3 +143,49 @@ def test_cli_writes_the_layout(tmp_path, capsys):
         assert set(z.files) == {"imgs", "latents_classes", "latents_values", "factor_names", "factor_sizes"}
         assert z["imgs"].shape == (3 * 2 * 2 * 2 * 2, 64, 64)
     assert '"rows": 48' in capsys.readouterr().out
+
+
+def _save_broken(path, small, **change):
+    arrays = {k: small[k] for k in ("imgs", "latents_classes", "latents_values", "factor_names", "factor_sizes")}
+    np.savez(path, **{**arrays, **change})
+
+
+@pytest.mark.parametrize(
+    "change, says",
+    [
+        ({"latents_classes": "over"}, r"latents_classes\[:, 3\] spans 99..99, not dSprites's 0..39"),
+        ({"latents_classes": "negative"}, r"latents_classes\[:, 4\] spans -7"),
+        ({"latents_classes": "float"}, "are not uint8 / integers"),
+        ({"imgs": "bool"}, "are not uint8 / integers"),
+        ({"latents_values": "1d"}, "latents_values .* is not latents_classes' shape"),
+    ],
+)
+def test_a_file_with_wrong_contents_is_refused_not_served(tmp_path, small, change, says):
+    # such files once loaded (classes 99 or -7 as factor labels; 1.7 read as 1) or ended in a traceback
+    classes, (key, how) = small["latents_classes"].copy(), next(iter(change.items()))
+    value = {
+        "over": lambda: np.where(np.arange(6) == 3, 99, classes),
+        "negative": lambda: np.where(np.arange(6) == 4, -7, classes),
+        "float": lambda: classes + 0.7,
+        "bool": lambda: small["imgs"].astype(bool),
+        "1d": lambda: small["latents_values"][:, 0],
+    }[how]()
+    _save_broken(tmp_path / ds.RENDERED_FILE, small, **{key: value})
+    with pytest.raises(DataError, match=says):
+        load_dataset("dsprites", tmp_path)
+
+
+def test_an_unreadable_file_is_one_data_error(tmp_path, small):
+    np.save(tmp_path / "x.npy", small["imgs"])  # one array saved under the .npz name
+    (tmp_path / "x.npy").rename(tmp_path / ds.RENDERED_FILE)
+    with pytest.raises(DataError, match="not an .npz archive"):
+        load_dataset("dsprites", tmp_path)
+    # a compressed member whose deflate stream is damaged (zlib.error, which is neither OSError nor ValueError)
+    np.savez_compressed(tmp_path / ds.RENDERED_FILE, **{k: small[k] for k in ds.KEYS})
+    raw = bytearray((tmp_path / ds.RENDERED_FILE).read_bytes())
+    name_len, extra_len = struct.unpack("<HH", raw[26:30])  # the first member's local header (30 bytes + name)
+    start = 30 + name_len + extra_len
+    raw[start : start + 16] = bytes(b ^ 0xFF for b in raw[start : start + 16])
+    (tmp_path / ds.RENDERED_FILE).write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cannot read"):
+        load_dataset("dsprites", tmp_path)
