@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import math
 import re
 import sys
 import tomllib
@@ -193,7 +194,8 @@ class Config:
                 value = typ(**value)
             kwargs[key] = value
         cfg = cls(**kwargs)
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", str(cfg.name)):
+        check_type("name", cfg.name, str)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", cfg.name):
             # it names run folders (runs/00000-<name>-s0): no separators, spaces or newlines
             raise ValueError(f"name must be 1-64 letters, digits, '_', '.' or '-', got {cfg.name!r}")
         _ = cfg.spec  # validate the latent spec now, with its own messages
@@ -265,7 +267,7 @@ def check_widths(arch: str, widths: dict[str, Any]) -> None:
 # Values a run cannot use (batch 0 divides by zero, --epochs -1 trains nothing) and settings with a fixed set of
 # choices: (setting as the message names it, test, what it must be). Checked once the types are known to be right.
 RANGES: tuple[tuple[str, Any, str], ...] = (
-    ("train.epochs (--epochs)", lambda v: v > 0, "> 0"),
+    ("train.epochs (--epochs)", lambda v: 0 < v <= 1e6, "> 0 and at most 1,000,000"),
     ("optim.batch_size", lambda v: v >= 1, ">= 1"),
     ("train.checkpoint_every", lambda v: v >= 1, ">= 1"),
     ("train.log_every", lambda v: v >= 1, ">= 1"),
@@ -316,8 +318,8 @@ def _fits(value: Any, hint: Any) -> bool:
     if origin is dict:
         _, item = typing.get_args(hint)
         return isinstance(value, dict) and all(isinstance(k, str) and _fits(v, item) for k, v in value.items())
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is float:  # inf passed every range test (inf > 0) and failed hours later, or at once as a traceback
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, hint)
@@ -330,7 +332,7 @@ def _describe(hint: Any) -> str:
     if origin is dict:
         return f"a table of name = value pairs, each value {_describe(typing.get_args(hint)[1])}"
     return {
-        float: "a number",
+        float: "a finite number",
         int: "an integer",
         bool: "true or false",
         str: "a string",
@@ -341,15 +343,25 @@ def _describe(hint: Any) -> str:
 def load_config(path_or_name: str | Path, overrides: list[str] | None = None) -> Config:
     """Load a TOML config (a path, or a name in training/configs/) and apply ``section.key=value`` overrides."""
     path = Path(path_or_name)
-    if not path.exists():
-        path = CONFIG_DIR / f"{path_or_name}.toml"
-    if not path.exists():
+    if not path.is_file():  # a name; a folder called like one (mnist/ beside the command) does not hide it
+        named = CONFIG_DIR / f"{path_or_name}.toml"
+        if named.is_file() or not path.exists():
+            path = named
+    if not path.is_file():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.toml"))
-        raise FileNotFoundError(f"no config {str(path_or_name)!r}; give a path or one of {names}")
-    with open(path, "rb") as f:
-        d = tomllib.load(f)
+        what = "a folder, not a config file" if path.is_dir() else "no such file"
+        raise FileNotFoundError(f"no config {str(path_or_name)!r} ({what}); give a .toml path or one of {names}")
+    try:
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"{path}: {e}") from None
+    given: dict[str, str] = {}
     for item in overrides or []:
-        apply_override(d, item)
+        key, value = apply_override(d, item)
+        if key in given:  # the last would win without a word; a flag (--seed, --epochs, --data-dir ...) sets one too
+            raise ValueError(f"{key} is given twice ({given[key]} and {value}); give it once")
+        given[key] = value
     cfg = Config.from_dict(d)
     # A new run's seed names its folder ("mnist-s3"); 32 bits keep seed x 100,003 + epoch (loop.py's per-epoch data
     # order) within torch.manual_seed's 64-bit range, where 10**20 failed as "Overflow when unpacking long long".
@@ -359,15 +371,22 @@ def load_config(path_or_name: str | Path, overrides: list[str] | None = None) ->
     return cfg
 
 
-def apply_override(d: dict[str, Any], item: str) -> None:
-    """``optim.lr_g=0.001`` -> d['optim']['lr_g'] = 0.001 (value parsed as TOML, else kept as a string)."""
+NULL_WORDS = frozenset({"null", "none"})  # TOML has no null: how --set unsets an optional setting (optim.lr_q=null)
+
+
+def apply_override(d: dict[str, Any], item: str) -> tuple[str, str]:
+    """``optim.lr_g=0.001`` -> d['optim']['lr_g'] = 0.001 (value parsed as TOML, else kept as a string; null or none:
+    unset). Returns (the setting's name, the value as given)."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like section.key=value")
     key, raw = item.split("=", 1)
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
+    if raw.strip().lower() in NULL_WORDS:
+        value = None
+    else:
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
     key = key.strip()
     if key in RENAMED:  # so --set of the old name overrides a file's new one, as it overrode the old one
         note(f"{key} is now called {RENAMED[key]}; read as that")
@@ -379,6 +398,10 @@ def apply_override(d: dict[str, Any], item: str) -> None:
         if not isinstance(node, dict):  # --set train.epochs.x=1: epochs is a value, not a table
             raise ValueError(f"override {key!r}: {'.'.join(parts[: depth + 1])} is a value, not a table of settings")
     node[parts[-1]] = value
+    for old, new in RENAMED.items():  # a file that still says the old name: this value replaces that one
+        if new == key and len(parts) == 2:
+            node.pop(old.split(".")[1], None)
+    return key, raw.strip()
 
 
 def dumps(cfg: Config) -> str:

@@ -235,14 +235,25 @@ def load_idx_set(
             path = _download_idx(meta["mirrors"], stem, root, name)
         data = _read_maybe_gz(path)
         if verify and md5_of(data) != meta["md5"][stem]:
+            known = next((f for f, md5 in meta["md5"].items() if md5 == md5_of(data)), None)
+            what = f"it is {name}'s {known} file under another name" if known else f"the file is corrupt or not {name}"
             raise DataError(
                 f"{path}: checksum mismatch (md5 of the content {md5_of(data)}, expected "
-                f"{meta['md5'][stem]}); the file is corrupt or not {name}: delete it and retry"
+                f"{meta['md5'][stem]}); {what}: delete it and retry"
             )
         arrays.append(parse_idx(data, str(path)))
     images, labels = arrays
+    # the shapes and label range, checked also without the checksums (data.verify = false: fixtures, other copies);
+    # labels of 200 or of shape (N, 28, 28) once loaded and failed in the evaluation, or trained on nonsense
+    classes = len(meta["classes"])
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise DataError(f"{name} {split}: images of shape {images.shape}, expected (N, 28, 28)")
+    if labels.ndim != 1:
+        raise DataError(f"{name} {split}: labels of shape {labels.shape}, expected one label per image (N,)")
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{name} {split}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if len(labels) and labels.max() >= classes:
+        raise DataError(f"{name} {split}: a label of {labels.max()}, expected 0..{classes - 1}")
     return ImageSet(
         torch.from_numpy(images.copy()).unsqueeze(1),
         torch.from_numpy(labels.astype(np.int64)),
@@ -343,7 +354,9 @@ def load_dataset(
     ``subset``: rendered factor sets only (dsprites, chairs3d), every subset[f]-th class of each factor."""
     if split not in dataset_info(name).splits:
         raise DataError(f"{name} has no {split!r} split (it has: {', '.join(dataset_info(name).splits)})")
-    if root is not None and Path(root).exists() and not Path(root).is_dir():
+    if root is not None:  # data.dir = "~/mnist" in a config: the shell does not expand it there
+        root = Path(root).expanduser()
+    if root is not None and root.exists() and not root.is_dir():
         # every loader reads (and downloads or renders into) a folder; a file there failed as a download error
         raise DataError(f"{name}: --data-dir {root} is a file, not the folder that holds the data set's files")
     if name in IDX_SETS:

@@ -1,6 +1,7 @@
 """training/config.py: types, ranges and choices checked at load time, the renamed and the removed settings."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,14 +21,22 @@ def test_unknown_configs_and_keys_fail_naming_them():
     "override, words",
     [
         # values of the wrong type fail at load time, naming the setting (not as a TypeError inside the run)
-        ("train.epochs=ten", "train.epochs must be a number, got 'ten'"),
+        ("train.epochs=ten", "train.epochs must be a finite number, got 'ten'"),
+        # inf passed every range test (inf > 0) and failed after the data loaded with an OverflowError
+        ("train.epochs=inf", "train.epochs must be a finite number, got inf"),
+        ("optim.lr_g=inf", "optim.lr_g must be a finite number, got inf"),
+        ("model.noise_scale=-inf", "model.noise_scale must be a finite number, got -inf"),
+        ("train.epochs=1e300", "train.epochs (--epochs) must be > 0 and at most 1,000,000"),
+        # a date (TOML reads 2024-01-01 as one) failed as "not JSON serializable" when the config was printed
+        ("name=2024-01-01", "name must be a string, got datetime.date(2024, 1, 1)"),
+        ("name=nan", "name must be a string, got nan"),
         ("train.seed=1.5", "train.seed must be an integer"),
         ("train.eval_every_epoch=1", "train.eval_every_epoch must be true or false"),
         ("train.restarts=true", "train.restarts must be an integer"),
         ("model.widths={ fc = 'wide' }", "model.widths must be a table"),
         ("optim=3", "[optim] must be a table"),
         # and values out of range, which crashed (batch 0: ZeroDivisionError) or trained nothing
-        ("train.epochs=-1", "train.epochs (--epochs) must be > 0, got -1"),
+        ("train.epochs=-1", "train.epochs (--epochs) must be > 0 and at most 1,000,000, got -1"),
         # a negative seed named the run folder "s-1"; one past 64 bits failed as "Overflow when unpacking long long"
         ("train.seed=-1", "train.seed (--seed) must be a whole number in 0..4294967295, got -1"),
         ("train.seed=4294967296", "train.seed (--seed) must be a whole number in 0..4294967295, got 4294967296"),
@@ -158,3 +167,39 @@ def test_the_seed_range_holds_for_new_runs_not_for_older_checkpoints():
 def test_widths_and_sizes_that_switch_something_off_may_be_0():
     cfg = load_config("dsprites", ["model.widths={style_late = 0, ch = 16}", "train.metrics_sizes={dci_train = 0}"])
     assert cfg.model.widths == {"style_late": 0, "ch": 16} and cfg.train.metrics_sizes == {"dci_train": 0}
+
+
+def test_a_setting_given_twice_is_refused_not_the_last_one_kept():
+    with pytest.raises(ValueError, match=re.escape("train.epochs is given twice (1 and 3); give it once")):
+        load_config("mnist", ["train.epochs=1", "train.epochs=3"])
+    # the old name and the new one are one setting
+    with pytest.raises(ValueError, match="train.restarts is given twice"):
+        load_config("mnist", ["train.candidates=1", "train.restarts=3"])
+
+
+def test_null_unsets_an_optional_setting():
+    assert load_config("mnist", ["optim.lr_q=0.001"]).optim.lr_q == 0.001
+    assert load_config("mnist", ["optim.lr_q=null"]).optim.lr_q is None
+    assert load_config("mnist", ["optim.lr_q=None"]).optim.lr_q is None
+    with pytest.raises(ValueError, match="optim.lr_g must be a finite number, got None"):
+        load_config("mnist", ["optim.lr_g=null"])  # not optional
+
+
+def test_a_file_with_the_old_restart_key_takes_the_new_one_from_set(tmp_path):
+    text = (Path(__file__).resolve().parents[2] / "training" / "configs" / "mnist.toml").read_text()
+    old = tmp_path / "old.toml"
+    old.write_text(re.sub(r"^restarts = ", "candidates = ", text, flags=re.M))
+    assert "candidates = " in old.read_text()
+    assert load_config(old, ["train.restarts=1"]).train.restarts == 1  # was: "the same setting; give only ..."
+
+
+def test_a_folder_named_like_a_config_does_not_hide_it_and_toml_errors_name_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mnist").mkdir()  # the data folder beside the command
+    assert load_config("mnist").name == "mnist"
+    (tmp_path / "runs").mkdir()
+    with pytest.raises(FileNotFoundError, match="a folder, not a config file"):
+        load_config("runs")
+    (tmp_path / "broken.toml").write_text("x = [")
+    with pytest.raises(ValueError, match="broken.toml: "):
+        load_config("broken.toml")

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +105,51 @@ def test_a_gz_with_a_damaged_deflate_stream_is_one_data_error(fake_mnist_dir, tm
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match="train-images-idx3-ubyte.gz: cannot read .*delete it and download again"):
         load_dataset("mnist", folder, verify=False, allow_download=False)
+
+
+@pytest.mark.parametrize(
+    "kind, array, says",
+    [
+        ("labels", lambda lab, img: np.full_like(lab, 200), "a label of 200, expected 0..9"),
+        ("labels", lambda lab, img: img, "labels of shape (512, 28, 28)"),
+        ("labels", lambda lab, img: lab[:, None], "labels of shape (512, 1)"),
+        ("images", lambda lab, img: img.reshape(512, 784), "images of shape (512, 784), expected (N, 28, 28)"),
+        ("images", lambda lab, img: np.zeros((), np.uint8), "images of shape ()"),
+    ],
+)
+def test_idx_contents_are_checked_without_the_checksums(fake_mnist_dir, tmp_path, kind, array, says):
+    # data.verify = false (fixtures, other copies) once loaded labels of 200 or of an image's shape
+    import shutil
+
+    from conftest import write_idx
+
+    folder = shutil.copytree(fake_mnist_dir, tmp_path / "mnist")
+    images = parse_idx(data._read_maybe_gz(folder / "train-images-idx3-ubyte.gz"))
+    labels = parse_idx(data._read_maybe_gz(folder / "train-labels-idx1-ubyte.gz"))
+    write_idx(folder / f"train-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz", array(labels, images))
+    with pytest.raises(DataError, match=re.escape(says)):
+        load_dataset("mnist", folder, verify=False, allow_download=False)
+
+
+def test_a_checksum_mismatch_names_the_known_file_it_is(fake_mnist_dir, tmp_path, monkeypatch):
+    import shutil
+
+    folder = shutil.copytree(fake_mnist_dir, tmp_path / "mnist")
+    # pretend the fixture's test images are MNIST's: then a copy of them under the train name is recognised
+    md5 = dict(data.IDX_SETS["mnist"]["md5"])
+    md5["t10k-images-idx3-ubyte"] = data.md5_of(data._read_maybe_gz(folder / "t10k-images-idx3-ubyte.gz"))
+    monkeypatch.setitem(data.IDX_SETS["mnist"], "md5", md5)
+    shutil.copy(folder / "t10k-images-idx3-ubyte.gz", folder / "train-images-idx3-ubyte.gz")
+    with pytest.raises(DataError, match="it is mnist's t10k-images-idx3-ubyte file under another name"):
+        load_dataset("mnist", folder, allow_download=False)
+
+
+def test_a_data_dir_under_home_is_expanded(fake_mnist_dir, tmp_path, monkeypatch):
+    # data.dir = "~/mnist" in a config (no shell expands it there) read as a folder called "~"
+    import shutil
+
+    shutil.copytree(fake_mnist_dir, tmp_path / "home" / "mnist")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    s = load_dataset("mnist", "~/mnist", verify=False, allow_download=False)
+    assert len(s.images) == 512 and not (tmp_path / "~").exists()
