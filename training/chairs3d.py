@@ -244,7 +244,7 @@ def shade(normal: np.ndarray, albedo: np.ndarray, light: np.ndarray) -> np.ndarr
 
 
 def _check_strides(subset: Sequence[int] | None) -> tuple[int, ...]:
-    return check_strides(subset, FACTOR_NAMES, "chairs3d")
+    return check_strides(subset, FACTOR_NAMES, "chairs3d", FACTOR_SIZES)
 
 
 def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:

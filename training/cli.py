@@ -140,22 +140,33 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from .data import DEFAULT_ROOT
 
     if args.dataset == "chairs3d":
-        from .chairs3d import RENDERED_FILE, write_dataset
+        from .chairs3d import RENDERED_FILE, _check_strides, write_dataset
     else:
-        from .dsprites import RENDERED_FILE, write_dataset
+        from .dsprites import RENDERED_FILE, _check_strides, write_dataset
 
     out = Path(args.out) if args.out else DEFAULT_ROOT / args.dataset / RENDERED_FILE
-    if out.is_dir() or (args.out and (args.out.endswith(("/", os.sep)) or out.suffix != ".npz")):
+    if out.is_dir() or (args.out and (args.out.endswith(("/", os.sep)) or out.suffix.lower() != ".npz")):
         # a folder, or a path meant as one ("data/" or "data", which did become a file without .npz, where the
         # loader's --data-dir never looked): the loader's file name inside it
+        if out.exists() and not out.is_dir():
+            raise SystemExit(
+                f"infogan data: error: --out {out} is a file that is not an .npz; give a folder or a path ending "
+                f"in .npz"
+            )
         out = out / RENDERED_FILE
     try:
-        subset = [int(s) for s in args.subset.split(",")] if args.subset else None
-    except ValueError:
-        raise SystemExit(
-            f"infogan data: error: --subset takes whole numbers separated by commas (one stride per factor), "
-            f"got {args.subset!r}"
-        ) from None
+        # "" is not "no subset": an unset variable in --subset "$S" would start the full render (3 GB for dSprites)
+        subset = [int(s) for s in args.subset.split(",")] if args.subset is not None else None
+        _check_strides(subset)  # before the line that says rendering starts
+    except ValueError as e:
+        # the strides' own message without its "<set> subset:" and ", got ..." (the option's text is quoted here)
+        text = str(e)
+        what = (
+            text.split("subset: ", 1)[1].rsplit(", got ", 1)[0]
+            if "subset: " in text
+            else ("whole numbers separated by commas, one stride per factor")
+        )
+        raise SystemExit(f"infogan data: error: --subset {args.subset!r}: {what}") from None
     from .stages import stage_printer
 
     # 10-20 s of rendering (and 3 GB for the full dSprites): say so first, on stderr (stdout stays the summary)

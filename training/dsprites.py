@@ -118,7 +118,7 @@ def sprite_masks(shapes: Sequence[int], scales: Sequence[int], orientations: Seq
 
 
 def _check_strides(subset: Sequence[int] | None) -> tuple[int, ...]:
-    return check_strides(subset, FACTOR_NAMES, "dsprites")
+    return check_strides(subset, FACTOR_NAMES, "dsprites", FACTOR_SIZES)
 
 
 def render(subset: Sequence[int] | None = None) -> dict[str, np.ndarray]:

@@ -25,15 +25,21 @@ KEYS = ("imgs", "latents_classes", "latents_values")
 _WORDS = {4: "four", 5: "five", 6: "six", 7: "seven"}
 
 
-def check_strides(subset: Sequence[int] | None, factor_names: Sequence[str], set_name: str) -> tuple[int, ...]:
-    """One stride >= 1 per factor (all 1 when ``subset`` is None)."""
+def check_strides(
+    subset: Sequence[int] | None, factor_names: Sequence[str], set_name: str, factor_sizes: Sequence[int]
+) -> tuple[int, ...]:
+    """One stride per factor, 1..the factor's class count (all 1 when ``subset`` is None): a larger one keeps only
+    class 0 as its count does, and one past 64 bits failed inside numpy."""
     n = len(factor_names)
-    strides = tuple(int(s) for s in (subset or (1,) * n))
+    strides = tuple(int(s) for s in (subset if subset is not None else (1,) * n))
     if len(strides) != n or min(strides) < 1:
         count = _WORDS.get(n, str(n))
         raise ValueError(
             f"{set_name} subset: {count} strides >= 1 (one per factor {', '.join(factor_names)}), got {subset}"
         )
+    for name, stride, size in zip(factor_names, strides, factor_sizes, strict=True):
+        if stride > size:
+            raise ValueError(f"{set_name} subset: stride {stride} for {name}, which has only {size} classes")
     return strides
 
 

@@ -270,11 +270,25 @@ def test_a_data_dir_that_is_a_file_and_a_bad_subset_are_one_line(tmp_path, capsy
     code, err = run_cli(["train", "mnist", "--data-dir", str(a_file), "--runs-dir", str(runs)], capsys)
     assert code == 1 and f"--data-dir {a_file} is a file, not the folder" in err and "download" not in err, err
     assert not runs.exists()  # the failed start left no run folder, nor an empty --runs-dir
-    for subset in ("a,b", "1,,2", "1.5"):
+    for subset, says in (
+        ("a,b", "whole numbers separated by commas"),
+        ("1,,2", "whole numbers separated by commas"),
+        ("1.5", "whole numbers separated by commas"),
+        ("", "whole numbers separated by commas"),  # an unset "$S": once the full 3 GB render
+        ("1,2", "six strides >= 1"),
+        ("1,3,6,40,32,99999999999999999999", "stride 99999999999999999999 for posY, which has only 32 classes"),
+    ):
         code, err = run_cli(["data", "dsprites", "--subset", subset, "--out", str(tmp_path / "d")], capsys)
-        assert code == 1 and "--subset takes whole numbers separated by commas" in err, err
-        assert "Traceback" not in err and "int()" not in err
+        assert code == 1 and f"--subset {subset!r}: {says}" in err, err
+        assert "Traceback" not in err and "int()" not in err and "rendering" not in err  # refused before it starts
     assert not (tmp_path / "d").exists()
+    (tmp_path / "notes.toml").write_text("x")
+    code, err = run_cli(
+        ["data", "dsprites", "--subset", "1,3,6,40,32,32", "--out", str(tmp_path / "notes.toml")], capsys
+    )
+    assert code == 1 and "is a file that is not an .npz" in err, err
+    code, _ = run_cli([*one, "--out", str(tmp_path / "x.NPZ")], capsys)
+    assert code == 0 and (tmp_path / "x.NPZ").is_file()  # the suffix in capitals is still a file name
 
 
 @pytest.mark.parametrize("damage", ["no model_args", "renamed layer", "reshaped layer"])
