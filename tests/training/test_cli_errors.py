@@ -283,9 +283,8 @@ def test_a_data_dir_that_is_a_file_and_a_bad_subset_are_one_line(tmp_path, capsy
         assert "Traceback" not in err and "int()" not in err and "rendering" not in err  # refused before it starts
     assert not (tmp_path / "d").exists()
     (tmp_path / "notes.toml").write_text("x")
-    code, err = run_cli(
-        ["data", "dsprites", "--subset", "1,3,6,40,32,32", "--out", str(tmp_path / "notes.toml")], capsys
-    )
+    one = ["data", "dsprites", "--subset", "1,3,6,40,32,32"]  # one image
+    code, err = run_cli([*one, "--out", str(tmp_path / "notes.toml")], capsys)
     assert code == 1 and "is a file that is not an .npz" in err, err
     code, _ = run_cli([*one, "--out", str(tmp_path / "x.NPZ")], capsys)
     assert code == 0 and (tmp_path / "x.NPZ").is_file()  # the suffix in capitals is still a file name
