@@ -280,7 +280,7 @@ RANGES: tuple[tuple[str, Any, str], ...] = (
     ("loss.lambda_continuous (--lambda)", lambda v: v >= 0, ">= 0"),
     ("model.noise_scale", lambda v: v > 0, "> 0"),
     ("data.channels", lambda v: v in (1, 3), "1 (grey) or 3 (colour)"),
-    ("data.resolution", lambda v: v >= 8, ">= 8 (pixels)"),
+    ("data.resolution", lambda v: 8 <= v <= 1024, "8..1024 (pixels)"),
     ("train.threads (--threads)", lambda v: v >= 0, ">= 0 (0: torch's default)"),
     ("train.restarts", lambda v: v >= 1, ">= 1 (1: no restarts)"),
     ("train.restart_steps", lambda v: v >= 1, ">= 1"),

@@ -321,7 +321,14 @@ def load_folder(
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
         raise DataError(f"{name}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}")
-    out = np.empty((len(files), resolution, resolution, channels), np.uint8)
+    try:  # the whole set is held in memory, as uint8
+        out = np.empty((len(files), resolution, resolution, channels), np.uint8)
+    except MemoryError:
+        gib = len(files) * resolution * resolution * channels / 2**30
+        raise DataError(
+            f"{name}: {len(files)} images of {resolution}x{resolution}x{channels} need {gib:.1f} GiB of memory; "
+            f"lower data.resolution or use fewer images"
+        ) from None
     mode = "L" if channels == 1 else "RGB"
     for i, p in enumerate(files):
         try:

@@ -115,6 +115,14 @@ class Trainer:
         self.channels, res_h, res_w = train.shape
         if res_h != res_w:
             raise TrainingError(f"{dc.name}: images must be square, got {res_h}x{res_w}")
+        if (self.channels, res_h) != (dc.channels, dc.resolution):
+            # only a folder data set is resized to the config; the others have their own size, and a config that
+            # says otherwise would be saved with the run and its exports as if it had been used
+            raise TrainingError(
+                f"{dc.name}: its images are {res_h}x{res_w} with {self.channels} channel(s), but the config says "
+                f"data.resolution = {dc.resolution}, data.channels = {dc.channels}; set them to {res_h} and "
+                f"{self.channels}"
+            )
         # (N, C, H, W) in [-1, 1] (or uint8, see FLOAT_DATA_LIMIT), whole set in memory
         small = train.images.numel() * 4 <= FLOAT_DATA_LIMIT
         self.data = (train.as_float() if small else train.images).to(self.device)

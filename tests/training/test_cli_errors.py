@@ -156,6 +156,11 @@ def test_failed_starts_leave_no_run_folder_and_say_why_in_one_line(fake_mnist_di
         ([*base, "--data-dir", str(empty)], "is missing and downloads are off"),  # a data folder without the files
         ([*base, "--data-dir", str(images), "--set", 'data.name="folder"'], f"{images / 'big.png'}: cannot decode"),
         ([*base, "--data-dir", str(fake_mnist_dir), "--set", "optim.batch_size=100000"], "less than one batch"),
+        # a fixed-size set and a config that says another size: the config was saved with the run as if used
+        (
+            [*base, "--data-dir", str(fake_mnist_dir), "--set", "data.resolution=64"],
+            "mnist: its images are 28x28 with 1 channel(s), but the config says data.resolution = 64",
+        ),
     ]
     for argv, words in cases:
         code, err = run_cli(argv, capsys)
@@ -362,3 +367,22 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(argv, option, t
     last = err.strip().splitlines()[-1]  # argparse's usage, then its one error line
     assert code == 2 and f": error: argument {option}: is empty" in last and "Traceback" not in err, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_set_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from training import data
+
+    for i in range(3):
+        Image.new("RGB", (10, 10)).save(tmp_path / f"{i}.png")
+    real_empty = data.np.empty
+
+    def no_memory(shape, dtype=float, *a, **k):
+        if len(shape) == 4:  # the set's (N, R, R, C) array
+            raise MemoryError
+        return real_empty(shape, dtype, *a, **k)
+
+    monkeypatch.setattr(data.np, "empty", no_memory)
+    with pytest.raises(DataError, match="3 images of 1024x1024x3 need 0.0 GiB of memory; lower data.resolution"):
+        load_folder(tmp_path, 1024, 3)

@@ -44,6 +44,7 @@ def test_unknown_configs_and_keys_fail_naming_them():
         ("optim.batch_size=0", "optim.batch_size must be >= 1"),
         ("optim.beta1=1.0", "optim.beta1 must be in [0, 1)"),
         ("data.channels=2", "data.channels must be 1 (grey) or 3"),
+        ("data.resolution=1000000", "data.resolution must be 8..1024 (pixels), got 1000000"),  # 931 GiB asked for
         ("train.threads=-1", "train.threads (--threads) must be >= 0"),
         ("train.restarts=0", "train.restarts must be >= 1 (1: no restarts), got 0"),
         ("train.restart_steps=0", "train.restart_steps must be >= 1"),
