@@ -148,6 +148,10 @@ class GenerateResponse(BaseModel):
     codes: list[dict[str, int | float]] = Field(description="every code's value, per image")
 
 
+# the page's slider ends: SLIDER_SPAN half-ranges of the code's prior either side of its centre
+_BELOW, _ABOVE = "half-ranges below the prior's centre", "half-ranges above the prior's centre"
+
+
 class TraverseRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -155,8 +159,14 @@ class TraverseRequest(BaseModel):
     code: str = Field(min_length=1, max_length=128, description="the code swept along the columns")
     rows: Int = Field(5, ge=1, le=16, description="samples: different noise and other codes")
     cols: Int = Field(7, ge=2, le=16, description="values of the swept code; ignored for a categorical code (all K)")
-    low: Number = -SLIDER_SPAN
-    high: Number = SLIDER_SPAN
+    low: Number | None = Field(
+        None,
+        description=f"first column's value (default: the slider's end, {SLIDER_SPAN:g} half-ranges below the centre)",
+    )
+    high: Number | None = Field(
+        None,
+        description=f"last column's value (default: the slider's end, {SLIDER_SPAN:g} half-ranges above the centre)",
+    )
     seed: Seed | None = None
     codes: CodeValues = Field(default_factory=dict)
 

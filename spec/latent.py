@@ -417,8 +417,11 @@ class Continuous:
         return v
 
     def sweep(self, low: Any, high: Any, cols: int) -> list[float]:
-        """A traversal's column values: cols evenly spaced from low to high (each checked like a request value)."""
-        lo, hi = self.check(low, "low"), self.check(high, "high")
+        """A traversal's column values: cols evenly spaced from low to high (each checked like a request value; None:
+        the end of the page's slider, SLIDER_SPAN half-ranges from the prior's centre, whatever the prior)."""
+        default_lo, default_hi = self.span(SLIDER_SPAN)
+        lo = default_lo if low is None else self.check(low, "low")
+        hi = default_hi if high is None else self.check(high, "high")
         return np.linspace(lo, hi, cols).tolist()
 
     def fig2_values(self, span: float = SLIDER_SPAN, cols: int = 7) -> list[float]:

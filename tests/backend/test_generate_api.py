@@ -178,3 +178,23 @@ HUGE = "9" * 400  # a JSON integer beyond float's range: float() of it raises Ov
 def test_integers_beyond_float_range_are_422_naming_the_field(client, path, raw, field):
     r = client.post(path, content=raw % HUGE, headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["detail"].startswith(field), r.text
+
+
+def test_traverse_defaults_to_the_slider_of_the_code_s_own_prior(tmp_path, build_tiny_model):
+    # a code whose prior is [0, 1]: the default sweep once was -2..2 and refused, blaming the 'low' never sent
+    from conftest import make_client, wait_ready
+
+    from spec.latent import Categorical, Continuous, Noise
+    from training.latent import LatentSpec  # with the torch sampling the export uses
+
+    spec = LatentSpec(Noise(62), (Categorical("digit", 10), Continuous("c1", low=0.0, high=1.0), Continuous("c2")))
+    build_tiny_model(tmp_path, "p01", spec=spec)
+    with make_client(tmp_path) as c:
+        wait_ready(c)
+        body = c.post("/traverse", json={"code": "c1", "rows": 1, "cols": 5}).json()
+        assert body["values"] == [-0.5, 0.0, 0.5, 1.0, 1.5], body  # the page's slider: 2 half-ranges either side
+        assert c.post("/traverse", json={"code": "c2", "rows": 1, "cols": 3}).json()["values"] == [-2.0, 0.0, 2.0]
+        given = c.post("/traverse", json={"code": "c1", "rows": 1, "cols": 3, "low": 0, "high": 1}).json()
+        assert given["values"] == [0.0, 0.5, 1.0]
+        r = c.post("/traverse", json={"code": "c1", "rows": 1, "low": -2})
+        assert r.status_code == 422 and r.json()["detail"].startswith("low: "), r.text
