@@ -44,6 +44,11 @@ class Metrics:
         self.images = Counter("infogan_images_generated_total", "images generated", ["model"], registry=r)
 
 
+# The method label's values: a client chooses the method (h11 takes any token, httptools ~46 known ones such as
+# PROPFIND), and each new one would open a series on every route; the rest are counted as "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
     """Pure ASGI middleware (cheaper than BaseHTTPMiddleware): counts and times every request by route template."""
 
@@ -68,8 +73,9 @@ class MetricsMiddleware:
             route = scope.get("route")
             # the template (/models/{model_id}), never the raw path: unknown paths must not grow the label set
             path = getattr(route, "path", None) or _template(as_sent)
-            self.metrics.latency.labels(scope["method"], path).observe(time.perf_counter() - start)
-            self.metrics.requests.labels(scope["method"], path, str(status[0])).inc()
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.latency.labels(method, path).observe(time.perf_counter() - start)
+            self.metrics.requests.labels(method, path, str(status[0])).inc()
 
 
 def _template(scope) -> str:

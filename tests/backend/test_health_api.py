@@ -80,3 +80,12 @@ def test_page_and_static(client, tmp_path, tiny_models_dir):
 def test_floor_route(client):
     body = client.get("/_floor").json()
     assert len(body["images"]) == 1 and len(body["z"][0]) == 62
+
+
+def test_a_client_s_method_cannot_grow_the_metrics_label_set(client):
+    for i in range(5):
+        assert client.request(f"FOO{i}", "/healthz").status_code == 405
+    assert client.request("PROPFIND", "/healthz").status_code == 405
+    text = client.get("/metrics").text
+    assert "FOO" not in text and "PROPFIND" not in text
+    assert 'infogan_http_requests_total{method="other",route="/healthz",status="405"}' in text
