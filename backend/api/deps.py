@@ -76,17 +76,21 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
     limit = settings.max_upload_bytes
     # the whole body may hold the file plus multipart framing, or the base64 form (4/3 of the bytes) in JSON
     body_limit = limit * 4 // 3 + 64 * 1024
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    # the field the client sent the image in; an answer before the whole body is read closes the connection (the
+    # rest of the body stays unread), as the JSON routes' 413 does
+    field = "image" if is_json_type(ctype) else "file"
+    too_large = UploadError(413, f"{field}: upload over the limit of {limit} bytes", {"Connection": "close"})
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > body_limit:
-        raise UploadError(413, f"file: upload over the limit of {limit} bytes")
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > body_limit:
-            raise UploadError(413, f"file: upload over the limit of {limit} bytes")
+            raise too_large
         chunks.append(chunk)
     body = b"".join(chunks)
-    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if is_json_type(ctype):  # application/json or application/*+json, as the other JSON routes take
         try:
             req = InferRequest.model_validate_json(body)
@@ -125,7 +129,8 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
         if len(data) > limit:
             raise UploadError(413, f"file: upload over the limit of {limit} bytes")
         return Upload(data, model, "file")
-    raise UploadError(415, f"content-type: expected multipart/form-data or application/json, got {ctype or 'none'!r}")
+    sent = sent_text(ctype) if ctype else "none"
+    raise UploadError(415, f"content-type: expected multipart/form-data or application/json, got {sent}")
 
 
 UploadDep = Annotated[Upload, Depends(read_upload)]

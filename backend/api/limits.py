@@ -22,6 +22,8 @@ import weakref
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount
 
+from spec.latent import sent_text
+
 MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
 HEADER_TIMEOUT_S = 10.0
@@ -111,12 +113,15 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS or not routed(scope):
             # an unknown path or method gets the router's 404 / 405, not a content-type or size answer
             return await self.app(scope, receive, send)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:  # the first of a repeated header, as Starlette's Request reads it
+            headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
         own = scope["path"] in self.own
         if not own:
             ctype = headers.get("content-type", "")
             if not is_json_type(ctype):
-                return await _answer(send, 415, f"content-type: expected application/json, got {ctype or 'none'!r}")
+                sent = sent_text(ctype) if ctype else "none"  # quoted and clipped: a 3,000-character type is not echoed
+                return await _answer(send, 415, f"content-type: expected application/json, got {sent}")
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:
                 return await _answer(send, 413, f"body: {declared} bytes, over the limit of {self.max_bytes}")
