@@ -94,3 +94,19 @@ def test_an_error_body_holds_any_text_a_message_quotes():
 
     r = error_response("codes.\ud800: é", 422)  # a lone surrogate: no UTF-8 encoder takes it
     assert r.status_code == 422 and json.loads(r.body) == {"detail": "codes.\ud800: é"}
+
+
+def test_model_file_ranges_are_served_ignored_or_refused_as_json(client):
+    url = "/models/tiny/files/generator.onnx"
+    whole = client.get(url).content
+    size = len(whole)
+    part = client.get(url, headers={"range": "bytes=0-9"})
+    assert part.status_code == 206 and part.content == whole[:10]
+    # a unit this does not serve, or a malformed range: ignored, the whole file (was 400 in plain text)
+    for header in ("items=0-1", "bytes=5-2", "bytes=abc"):
+        r = client.get(url, headers={"range": header})
+        assert r.status_code == 200 and r.content == whole, header
+    # beyond the end: 416 as every error is, JSON, saying the size
+    r = client.get(url, headers={"range": f"bytes={size + 10}-"})
+    assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
+    assert r.json()["detail"].startswith("range: ") and f"{size} bytes" in r.json()["detail"]

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from spec.latent import sent_text
 from spec.manifest import GENERATOR_FILE, RECOGNIZER_FILE
 
 from ...core.model import file_identity
 from ..deps import ModelDep
+from ..responses import error_response
 
 router = APIRouter(tags=["models"])
 
@@ -54,4 +56,30 @@ def model_file(name: str, model: ModelDep, request: Request) -> Response:
     headers = {"ETag": etag, "Cache-Control": CACHE_CONTROL, "Cross-Origin-Resource-Policy": "same-origin"}
     if etag_matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers=headers)
-    return FileResponse(model.folder / name, media_type="application/octet-stream", headers=headers)
+    wanted = request.headers.get("range")
+    if wanted is not None and request.headers.get("if-range") is None:  # with If-Range the file may go whole
+        size = (model.folder / name).stat().st_size
+        try:
+            FileResponse._parse_range_header(wanted, size)
+        except RangeNotSatisfiable:  # answered as every error is, JSON, with the size a client can ask within
+            return error_response(
+                f"range: {sent_text(wanted)} lies beyond the file's {size} bytes",
+                416,
+                {"Content-Range": f"bytes */{size}"},
+            )
+        except MalformedRangeHeader:
+            pass  # ModelFile sends the whole file
+    return ModelFile(model.folder / name, media_type="application/octet-stream", headers=headers)
+
+
+class ModelFile(FileResponse):
+    """A Range header this cannot serve (another unit than bytes, or a malformed one) is ignored and the whole file
+    sent with 200 (RFC 9110 14.2: a server ignores a range unit it does not know, and may ignore an invalid range);
+    Starlette answered 400 in plain text."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except MalformedRangeHeader:
+            return []  # no range: the whole file
