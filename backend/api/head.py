@@ -12,8 +12,11 @@ class HeadAsGet:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "HEAD" or routed(scope):
+        if scope["type"] != "http" or routed(scope):
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "HEAD":
+            await self.app(scope, receive, _allow_head(send))  # a 405 of a GET route names HEAD too
             return
         get = dict(scope, method="GET")
         if not routed(get):
@@ -29,3 +32,19 @@ class HeadAsGet:
             await send(message)
 
         await self.app(get, receive, headers_only)
+
+
+def _allow_head(send):
+    """send, with HEAD added to a 405's Allow where it lists GET (HEAD is answered for every GET route here)."""
+
+    async def sending(message):
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            headers = list(message.get("headers", []))
+            for i, (name, value) in enumerate(headers):
+                methods = [m.strip() for m in value.decode("latin-1").split(",")]
+                if name.lower() == b"allow" and "GET" in methods and "HEAD" not in methods:
+                    headers[i] = (name, ", ".join([*methods, "HEAD"]).encode("latin-1"))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending

@@ -91,8 +91,10 @@ def _orientation(im: Image.Image) -> int | None:
 
 def _reduce(im: Image.Image) -> Image.Image:
     """Box-reduce (cost linear in pixels) so the long side is <= REDUCE_TO, in 8-bit modes reduce() supports."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16/32-bit grey: keep the top 8 bits rather than clip at 255
-        arr = np.asarray(im).astype(np.uint32)
+    if im.mode in ("I;16", "I;16B", "I;16L"):  # 16-bit grey: its top 8 bits (255 of 65535 is near black)
+        im = Image.fromarray((np.asarray(im).astype(np.uint32) >> 8).astype(np.uint8), "L")
+    elif im.mode == "I":  # 32-bit grey, of no fixed range: 8-bit values as they are, wider ones by their top 8 of 16
+        arr = np.asarray(im).astype(np.int64).clip(0, 65535)
         shift = 8 if arr.max(initial=0) > 255 else 0
         im = Image.fromarray((arr >> shift).astype(np.uint8), "L")
     elif im.mode == "P":
@@ -120,6 +122,11 @@ def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image
         ) from None
 
 
+# The first bytes of the accepted formats: an upload that starts so but cannot be opened is a cut or corrupt image
+# (422, as one cut after its header is), not another format (415)
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
+
+
 def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
@@ -128,6 +135,8 @@ def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise UploadError(413, f"{field}: image has too many pixels (limit {max_pixels})") from None
     except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError and others for non-images
+        if data.startswith(SIGNATURES):  # a known format cut short before its header ended
+            raise UploadError(422, f"{field}: the image data is truncated or corrupt") from None
         raise UploadError(415, f"{field}: not an image in a supported format ({_FORMATS})") from None
     if im.format not in ACCEPTED_FORMATS:
         raise UploadError(415, f"{field}: image format {im.format} is not supported ({_FORMATS})")
@@ -201,12 +210,13 @@ def prepare(im: Image.Image, *, channels: int, height: int, width: int, light_on
 
 
 def decode_data_url(value: str, field: str = "image") -> bytes:
-    """'data:image/png;base64,....' (or bare base64) -> bytes."""
-    if value.startswith("data:"):
+    """'data:image/png;base64,....' (or bare base64) -> bytes. The scheme and parameters in any case (RFC 2397 and
+    3986: case-insensitive), the base64 possibly wrapped in lines (MIME's 76 columns)."""
+    if value[:5].lower() == "data:":
         head, sep, value = value.partition(",")
-        if not sep or ";base64" not in head:
+        if not sep or ";base64" not in head.lower():
             raise UploadError(422, f"{field}: expected a base64 data URL (data:image/png;base64,...)")
     try:
-        return base64.b64decode(value, validate=True)
+        return base64.b64decode("".join(value.split()), validate=True)
     except Exception:  # noqa: BLE001 - binascii.Error / ValueError
         raise UploadError(422, f"{field}: not valid base64") from None

@@ -59,6 +59,18 @@ def test_large_but_allowed_images_are_reduced_while_decoding(w, h):
     assert x.shape == (1, 1, 28, 28)
 
 
+def test_16_bit_grey_is_read_by_its_top_8_bits_whatever_its_brightest_value():
+    # 255 of 65535 is near black; it was read as full white (the scale followed the image's maximum, so 255 and 256
+    # were 250 times apart)
+    for top, expected in ((255, 0), (256, 1), (0xFFFF, 255)):
+        arr = np.zeros((64, 64), np.uint16)
+        arr[20:40, 20:40] = top
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, "PNG")  # mode I;16
+        im = decode_upload(buf.getvalue(), max_pixels=LIMIT)
+        assert int(np.asarray(im).max()) == expected, top
+
+
 def test_16_bit_grey_keeps_its_grey():
     arr = np.full((64, 64), 0x8000, np.uint16)
     buf = io.BytesIO()

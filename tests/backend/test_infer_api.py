@@ -115,6 +115,12 @@ def test_decompression_bomb(client):
         (encode(Image.new("L", (8, 8)), "TIFF"), 415),
         (encode(digit(), "PNG")[:60], 422),
         (NOISY_JPEG[: len(NOISY_JPEG) // 2], 422),
+        # cut inside their headers: a known format's first bytes, so cut or corrupt (422), not another format (415)
+        (encode(digit(), "PNG")[:40], 422),
+        (NOISY_JPEG[:40], 422),
+        (encode(digit(), "GIF")[:12], 422),
+        (encode(digit(mode="RGB"), "BMP")[:20], 422),
+        (encode(digit(mode="RGB"), "WEBP")[:40], 422),
     ],
 )
 def test_bad_files(client, data, status):
@@ -168,3 +174,10 @@ def test_a_repeated_content_type_is_read_as_the_app_reads_it(client):
     headers = [("content-type", "text/plain"), ("content-type", "application/json")]
     r = client.post("/generate", content=b'{"model": "tiny"}', headers=headers)
     assert r.status_code == 415 and "got 'text/plain'" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("scheme", ["data:image/png;base64,", "DATA:image/png;BASE64,", "Data:Image/PNG;base64,"])
+def test_data_urls_in_any_case_and_wrapped_base64(client, scheme):
+    png = encode(digit(), "PNG")
+    for text in (base64.b64encode(png).decode(), base64.encodebytes(png).decode()):  # one line, or 76 columns
+        check_response(client.post("/infer-codes", json={"image": scheme + text, "model": "tiny"}))

@@ -110,3 +110,12 @@ def test_model_file_ranges_are_served_ignored_or_refused_as_json(client):
     r = client.get(url, headers={"range": f"bytes={size + 10}-"})
     assert r.status_code == 416 and r.headers["content-range"] == f"bytes */{size}"
     assert r.json()["detail"].startswith("range: ") and f"{size} bytes" in r.json()["detail"]
+
+
+def test_a_405_of_a_get_route_lists_head_in_allow(client):
+    for path in ("/models/tiny", "/healthz", "/models/tiny/files/generator.onnx"):
+        r = client.delete(path)
+        assert r.status_code == 405 and "HEAD" in r.headers["allow"].split(", "), (path, r.headers)
+        assert client.head(path).status_code == 200  # as Allow says
+    r = client.get("/generate")  # a POST route: no HEAD to add
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
