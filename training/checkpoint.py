@@ -83,7 +83,15 @@ def load(path: str | Path) -> dict[str, Any]:
         ) from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise ValueError(f"{path}: not an {FORMAT} file")
+    missing = [key for key in REQUIRED if key not in ckpt]
+    if missing or not isinstance(ckpt["config"], dict):
+        what = f"no entry {missing[0]!r}" if missing else "its config is not a table"
+        raise ValueError(f"{path} does not fit this version's networks ({what})")
     return ckpt
+
+
+# what every reader of a checkpoint takes from it (export, evaluate, resume); every version has written them
+REQUIRED = ("step", "spec", "model_args", "config", "G", "D")
 
 
 @contextlib.contextmanager

@@ -25,11 +25,12 @@ from typing import Any
 from torch import nn
 
 from spec.latent import SpecError, display_text
-from spec.manifest import MODEL_ID_PATTERN, TITLE_MAX, ImageShape, Manifest, Polarity
+from spec.manifest import MANIFEST_FILE, MODEL_ID_PATTERN, TITLE_MAX, ImageShape, Manifest, Polarity
 
 from . import checkpoint as ckpt_io
 from . import machine
 from .class_check import classifier_cache_dir
+from .config import note
 from .data import dataset_info
 from .evaluate import calibrated_copy, evaluate_model, load_eval_data
 from .latent import LatentSpec
@@ -68,6 +69,8 @@ def check_destination(models_dir: str | Path, model_id: str, force: bool = False
     folder = models_dir / model_id
     if models_dir.exists() and not models_dir.is_dir():
         raise ExportError(f"--models-dir {models_dir} is a file, not a folder of models")
+    if folder.is_symlink():  # replaced by renaming, a link would be swapped for a folder (or fail, dangling)
+        raise ExportError(f"{folder} is a symbolic link; export into the folder it points to (--models-dir)")
     if folder.exists() and not force:
         raise ExportError(f"{folder} already exists; pass --force to replace it, or choose another --id")
     if folder.exists() and not folder.is_dir():
@@ -92,6 +95,11 @@ def parse_code_labels(spec: LatentSpec, items: list[str]) -> dict[str, str]:
             spec.with_text(name, label=text)
         except ValueError as e:  # UnknownCode, or a code that takes one label per category
             raise ExportError(f"--label {item!r}: {e}") from None
+        if name in out:  # the last would win without a word
+            raise ExportError(f"--label {item!r}: {name} is labelled twice ({out[name]!r} and {text!r})")
+        same = next((other for other, label in out.items() if label == text), None)
+        if same is not None:  # two sliders with one caption (factor_labels numbers its repeats for the same reason)
+            raise ExportError(f"--label {item!r}: {same} already has the label {text!r}")
         out[name] = text
     return out
 
@@ -173,6 +181,8 @@ def export_checkpoint(
         check_model_id(compare_with, "--compare-with")
         if compare_with == model_id:
             raise ExportError(f"--compare-with {compare_with!r} is the model itself")
+        if not (Path(models_dir) / compare_with / MANIFEST_FILE).is_file():  # a pair may be exported in either order
+            note(f"--compare-with {compare_with}: no such model in {models_dir} yet; the page shows it once there")
     check_destination(models_dir, model_id, force)
     ck = ckpt_io.load(checkpoint)
     G, D, _ = ckpt_io.load_networks(ck)
