@@ -23,6 +23,15 @@ from .networks import Discriminator, Generator, bake_spectral_norm, build_networ
 FORMAT = "infogan-checkpoint/1"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it is to set it; put back at once
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
 def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     """``write(f)`` to a temp file in the same folder, fsync, then rename: a kill -9 at any point leaves either the
     old complete file or the new complete file, never a torn one (and at most a temp file, which
@@ -31,6 +40,7 @@ def write_atomic(path: str | Path, write: Callable[[BinaryIO], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would make it (mkstemp's 0600 hid evaluation.json from the group)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -351,3 +351,14 @@ def test_write_json_replaces_the_file_whole_or_not_at_all(tmp_path, monkeypatch)
     assert json.loads(path.read_text()) == {"accuracy": 0.5} and sorted(p.name for p in tmp_path.iterdir()) == [
         path.name
     ]
+
+
+def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path):
+    # mkstemp makes 0600 files: evaluation.json was unreadable to the group beside its 0644 figures
+    import os
+
+    from training.checkpoint import write_atomic
+
+    write_atomic(tmp_path / "a.json", lambda f: f.write(b"{}"))
+    (tmp_path / "b.json").write_bytes(b"{}")
+    assert os.stat(tmp_path / "a.json").st_mode & 0o777 == os.stat(tmp_path / "b.json").st_mode & 0o777
