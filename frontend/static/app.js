@@ -112,14 +112,21 @@ function generatePayload(modelId, n = 1) {
   return { model: modelId, n, seed: state.seed, codes: { ...state.codes } };
 }
 
+// Each view's request is the state when it was asked for (render() passes it), not when it is sent; a result for a
+// model no longer shown is not painted (it would clear that model's error, or show another model's picture).
+const current = (modelId) => modelId === state.model;
+
 const mainLive = new LiveRenderer(
-  async () => {
+  async (payload) => {
     debug.requests++;
-    return engine.generate(currentModel(), generatePayload(state.model));
+    return engine.generate(modelById(payload.model), payload);
   },
   async ({ body, ms, where, graphMs, runner }, _params, { seq, sent, returned }) => {
+    if (!current(body.model)) return;
     // an in-browser frame: putImageData on the canvas (sync); a server PNG: decoded, then drawn
-    await setImage($("main-image"), body.images[0], `generated ${body.model} sample, seed ${body.seed}, ${codeSummary(body.codes?.[0] ?? state.codes)}`);
+    const canvas = $("main-image");
+    await setImage(canvas, body.images[0], `generated ${body.model} sample, seed ${body.seed}, ${codeSummary(body.codes?.[0] ?? state.codes)}`);
+    Object.assign(canvas.dataset, { model: body.model, seed: String(body.seed) }); // what a download is named after
     const painted = performance.now();
     afterPaint(seq, { sent, returned, painted, graphMs, runner });
     showLatency(ms);
@@ -133,8 +140,9 @@ const mainLive = new LiveRenderer(
 );
 
 const galleryLive = new LiveRenderer(
-  () => engine.generate(currentModel(), generatePayload(state.model, GALLERY_SIZE)),
+  (payload) => engine.generate(modelById(payload.model), payload),
   async ({ body }) => {
+    if (!current(body.model)) return;
     const imgs = body.images.map((image, i) => el("img", { class: "pixel", src: imageSrc(image), alt: `gallery sample ${i + 1}` }));
     $("gallery").replaceChildren(...imgs);
   },
@@ -143,8 +151,9 @@ const galleryLive = new LiveRenderer(
 
 let lastGrid = null;
 const gridLive = new LiveRenderer(
-  () => engine.traverse(currentModel(), traversePayload()),
+  (payload) => engine.traverse(modelById(payload.model), payload),
   async ({ body, ms, where, graphMs, runner }, _params, { seq, sent, returned }) => {
+    if (!current(body.model)) return;
     showLatency(ms);
     showEngine(where);
     clearError();
@@ -156,8 +165,9 @@ const gridLive = new LiveRenderer(
 );
 
 const compareLive = new LiveRenderer(
-  () => Promise.all([engine.generate(currentModel(), generatePayload(state.model)), engine.generate(modelById(state.vs), generatePayload(state.vs))]),
+  ([pa, pb]) => Promise.all([engine.generate(modelById(pa.model), pa), engine.generate(modelById(pb.model), pb)]),
   async ([a, b], _params, { seq, sent, returned }) => {
+    if (!current(a.body.model) || b.body.model !== state.vs) return;
     showLatency(Math.max(a.ms, b.ms));
     clearError();
     await Promise.all([
@@ -173,6 +183,13 @@ const compareLive = new LiveRenderer(
 
 function failFigure(img) {
   img.closest("figure")?.classList.add("failed");
+}
+
+/** An empty frame: nothing painted, nothing to download. */
+function blankFigure(canvas) {
+  canvas.getContext("2d")?.clearRect(0, 0, canvas.width, canvas.height);
+  for (const key of ["painted", "model", "seed"]) delete canvas.dataset[key];
+  failFigure(canvas);
 }
 
 function traversePayload() {
@@ -204,12 +221,12 @@ function render(phase = "commit") {
   if (!models.length || !modelById(state.model)) return null;
   let seq = null;
   if (state.view === "explore") {
-    seq = mainLive.request();
-    if (phase === "commit") galleryLive.request();
+    seq = mainLive.request(generatePayload(state.model));
+    if (phase === "commit") galleryLive.request(generatePayload(state.model, GALLERY_SIZE));
   } else if (state.view === "traverse") {
-    seq = gridLive.request();
+    seq = gridLive.request(traversePayload());
   } else if (state.view === "compare") {
-    seq = state.vs ? compareLive.request() : null;
+    seq = state.vs ? compareLive.request([generatePayload(state.model), generatePayload(state.vs)]) : null;
   }
   return seq;
 }
@@ -263,8 +280,11 @@ function applyState(next, { fromUrl = false } = {}) {
   state = { ...next, model: requested };
   const spec = model ?? models[0];
   if (!model) {
-    // the unknown id stays in the link and the select shows no model until one is chosen; render() draws nothing
+    // the unknown id stays in the link and the select shows no model until one is chosen; render() draws nothing,
+    // and the picture of the model shown before goes (it is not this link's, nor a download of it)
     showError(`Unknown model "${requested}" in the link; available: ${models.map((m) => m.id).join(", ")}.`);
+    blankFigure($("main-image"));
+    $("main-caption").textContent = "";
   }
   state.codes = normalizeCodes(spec.codes, state.codes);
   // the traversal starts on a code whose sweep has free columns (a range), else the first code
@@ -383,8 +403,9 @@ function wire() {
   }
   $("compare-model").addEventListener("change", (e) => update({ vs: e.target.value }));
   $("download-image").addEventListener("click", () => {
+    // named after the picture on the canvas (a failed or pending request may have left another model's or seed's)
     const canvas = $("main-image");
-    if ("painted" in canvas.dataset) downloadCanvas(upscaledCanvas(canvas, 8), `infogan-${state.model}-seed${state.seed}.png`);
+    if ("painted" in canvas.dataset) downloadCanvas(upscaledCanvas(canvas, 8), `infogan-${canvas.dataset.model}-seed${canvas.dataset.seed}.png`);
   });
   $("download-grid").addEventListener("click", async () => {
     const cells = [...$("grid").querySelectorAll("canvas")];

@@ -140,7 +140,17 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     const r = canvas.getBoundingClientRect();
     return [(e.clientX - r.left) * (canvas.width / r.width), (e.clientY - r.top) * (canvas.height / r.height)];
   };
-  canvas.addEventListener("pointerdown", (e) => { canvas.setPointerCapture(e.pointerId); last = point(e); });
+  // one pen at a time: a second finger, or a pointer other than the primary button, draws nothing (two fingers
+  // once drew a band between them, and a right-button drag drew and moved the controls)
+  let penId = null;
+  canvas.addEventListener("pointerdown", (e) => {
+    if (penId !== null || !e.isPrimary || e.button !== 0) return;
+    penId = e.pointerId;
+    canvas.setPointerCapture(e.pointerId);
+    last = point(e);
+    stroke(last, last); // a tap leaves a dot, as Space does with the keyboard pen
+    liveInfer();
+  });
   const liveInfer = async () => {
     if (liveBusy) { liveAgain = true; return; }
     liveBusy = true;
@@ -160,15 +170,17 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     infer(dataUrl, { pixels });
   };
   canvas.addEventListener("pointermove", (e) => {
-    if (!last) return;
+    if (!last || e.pointerId !== penId) return;
     const p = point(e);
     stroke(last, p);
     last = p;
     liveInfer();
   });
-  const end = () => {
+  const end = (e) => {
+    if (e.pointerId !== penId) return;
     if (last && canvas.parentElement.classList.contains("drawn")) finalInfer();
     last = null;
+    penId = null;
   };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);

@@ -177,3 +177,119 @@ def test_the_status_bar_announces_the_engine_not_every_latency(page):
         slider.press("ArrowRight")
     settle(page)
     assert page.locator("#engine").inner_text() == before and page.evaluate("() => window.__engineWrites") == 0
+
+
+def painted(page) -> dict:
+    return page.evaluate("() => ({...document.getElementById('main-image').dataset})")
+
+
+@pytest.mark.parametrize("query", ["", "?engine=server"])
+def test_an_unknown_model_after_a_picture_blanks_it_and_a_request_in_flight_keeps_the_error(page, query):
+    page.goto(f"/{query}#model=tiny&seed=42")
+    settle(page)
+    assert painted(page)["model"] == "tiny"
+    # a new sample asked for, then (same task) a link to an unknown model: the sample's answer must not clear the
+    # error, nor be painted; nor may the old picture stay up to be downloaded under the unknown model's name
+    page.evaluate("() => { document.getElementById('new-sample').click(); location.hash = '#model=nope&seed=1'; }")
+    page.wait_for_timeout(500)
+    settle(page)
+    alert = page.get_by_role("alert")
+    assert alert.is_visible() and 'Unknown model "nope"' in alert.inner_text()
+    assert "painted" not in painted(page) and page.locator("#main-caption").inner_text() == ""
+    with _no_download(page):
+        page.locator("#download-image").click()
+
+
+class _no_download:
+    """No download starts while the block runs (and 500 ms after)."""
+
+    def __init__(self, page):
+        self.page, self.got = page, []
+
+    def _record(self, download) -> None:
+        self.got.append(download)
+
+    def __enter__(self):
+        self.page.on("download", self._record)
+
+    def __exit__(self, *exc):
+        self.page.wait_for_timeout(500)
+        self.page.remove_listener("download", self._record)
+        assert not self.got, self.got
+
+
+def test_the_download_is_named_after_the_picture_on_the_canvas(page):
+    # a new sample still on its way (the server answers late): the download is the picture shown, under its seed
+    page.goto("/?engine=server#model=tiny&seed=42")
+    settle(page)
+    page.evaluate(  # from now on /generate answers 800 ms late
+        """() => { const f = window.fetch; window.fetch = async (input, init) => {
+            const answer = await f(input, init);
+            if (String(input.url ?? input).endsWith('/generate')) await new Promise((r) => setTimeout(r, 800));
+            return answer; }; }"""
+    )
+    page.locator("#new-sample").click()
+    page.wait_for_timeout(100)
+    with page.expect_download() as dl:
+        page.locator("#download-image").click()
+    assert dl.value.suggested_filename == "infogan-tiny-seed42.png"
+
+
+def draw_with_touches(page, fingers: list[tuple[float, float]], dy: float) -> None:
+    """Touch points put down at once, moved down together by dy in 6 steps, then lifted (CSS pixels in the canvas)."""
+    box = page.locator("#draw").bounding_box()
+    cdp = page.context.new_cdp_session(page)
+
+    def points(shift: float):
+        return [{"x": box["x"] + x, "y": box["y"] + y + shift, "id": i} for i, (x, y) in enumerate(fingers)]
+
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": points(0)})
+    for k in range(1, 7):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": points(dy * k / 6)})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+
+
+def ink_between(page, x0: float, x1: float, y: float) -> int:
+    """Drawn pixels on the row at CSS height y, strictly between CSS x0 and x1 (away from both strokes)."""
+    return page.evaluate(
+        """([x0, x1, y]) => {
+            const c = document.getElementById('draw'), r = c.getBoundingClientRect(), s = c.width / r.width;
+            const ctx = c.getContext('2d'), row = ctx.getImageData(0, Math.round(y * s), c.width, 1).data;
+            const ground = ctx.getImageData(0, 0, 1, 1).data[0];
+            let n = 0;
+            for (let x = Math.round((x0 + 30) * s); x < Math.round((x1 - 30) * s); x++) if (row[x * 4] !== ground) n++;
+            return n;
+        }""",
+        [x0, x1, y],
+    )
+
+
+def test_two_fingers_draw_one_stroke_not_a_band_between_them(browser, server):
+    from .conftest import new_page
+
+    context, page = new_page(browser, server, has_touch=True)
+    try:
+        page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+        settle(page)
+        box = page.locator("#draw").bounding_box()
+        left, right, y = box["width"] * 0.15, box["width"] * 0.85, box["height"] * 0.3
+        draw_with_touches(page, [(left, y), (right, y)], dy=box["height"] * 0.3)
+        page.wait_for_timeout(300)
+        assert ink_between(page, left, right, y + box["height"] * 0.15) == 0  # once a solid band
+    finally:
+        context.close()
+
+
+def test_a_tap_leaves_a_dot_and_a_right_button_drag_draws_nothing(page):
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
+    box = page.locator("#draw").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    page.mouse.down(button="right")
+    page.mouse.move(cx + 40, cy + 40, steps=5)
+    page.mouse.up(button="right")
+    assert not page.locator("#draw").evaluate("c => c.parentElement.classList.contains('drawn')")
+    page.mouse.click(cx, cy)  # a tap
+    settle(page)
+    assert page.locator("#draw").evaluate("c => c.parentElement.classList.contains('drawn')")
