@@ -3,6 +3,8 @@
 // that differs between codes (building, coercing, formatting, sweeping, digit keys, reading inferred codes) is a
 // function of the WIDGETS table below, looked up by `control.widget`.
 
+import { roundCode } from "./state.js";
+
 const el = (tag, attrs = {}, ...children) => {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
@@ -21,6 +23,7 @@ let uid = 0;
 // a link or a typed one (-1.25) need not lie on the slider's steps and is shown as it is used
 const decimals = (step) => Math.min(6, Math.max(2, Math.ceil(-Math.log10(step) - 1e-9)));
 const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+const shownDecimals = (v) => (String(v).split(".")[1] ?? "").length;
 const pct = (v, c) => `${(((clamp(v, c.min, c.max) - c.min) / (c.max - c.min)) * 100).toFixed(2)}%`;
 
 /** A control for a code with a few named values: one toggle button per choice, one tab stop for the group. */
@@ -35,7 +38,7 @@ const choice = {
   inferred(code, info) {
     const labels = code.control.choices;
     const bars = info.probabilities.map((p, i) => el("div", { class: `prob${i === info.value ? " best" : ""}`,
-      title: `${labels[i]}: ${(p * 100).toFixed(1)}%` },
+      role: "listitem", title: `${labels[i]}: ${(p * 100).toFixed(1)}%` },
     el("span", { class: "prob-label", text: labels[i] }),
     el("span", { class: "prob-bar", style: `--p:${(p * 100).toFixed(1)}%` }),
     el("span", { class: "prob-val", text: `${(p * 100).toFixed(0)}%` })));
@@ -85,8 +88,9 @@ const choice = {
 
 /** A control for a code on a continuous range: a slider over [min, max] and a typed field up to the hard bounds. */
 const range = {
-  coerce: (c, v) => clamp(v, c.hard_min, c.hard_max),
-  format: (c, v) => Number(v).toFixed(decimals(c.step)),
+  coerce: (c, v) => roundCode(clamp(v, c.hard_min, c.hard_max)),
+  // the slider step's decimals, more where the value in use has them (1.234 is shown as 1.234, not 1.23)
+  format: (c, v) => Number(v).toFixed(Math.max(decimals(c.step), shownDecimals(roundCode(v)))),
   sweep: (c) => ({ low: c.min, high: c.max }),
   sweepCaption: (name, first, last) => `${name} from ${first} to ${last}`,
   shape: (c) => ["range", c.min, c.max],
@@ -125,15 +129,19 @@ const range = {
       const dir = { PageUp: 1, PageDown: -1 }[e.key];
       if (!dir) return;
       e.preventDefault();
-      const v = clamp(slider.valueAsNumber + dir * 10 * c.step, c.min, c.max);
-      onChange(code.name, v, "commit");
+      // from the value in use, which may lie beyond the slider (a link, a typed value, a reading; the range input
+      // holds it clamped), and never against the key's direction: PageUp from 3 on a -2..2 slider once gave 2
+      const next = clamp(current + dir * 10 * c.step, c.min, c.max);
+      onChange(code.name, dir > 0 ? Math.max(current, next) : Math.min(current, next), "commit");
     });
     number.addEventListener("change", () => {
       const v = Number.parseFloat(number.value);
       // the field always ends up showing the value in use: a clamped one, or the previous one for junk
       onChange(code.name, Number.isFinite(v) ? range.coerce(c, v) : null, "commit");
     });
+    let current = value;
     const set = (v) => {
+      current = v;
       slider.value = String(v);
       number.value = f(v);
       setFill(v);

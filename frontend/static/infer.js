@@ -43,7 +43,7 @@ function renderCodes(spec, codes) {
   $("infer-codes").replaceChildren(...rows);
 }
 
-export function setupInfer({ engine, model, spec, onCodes, showError, clearError, showLatency }) {
+export function setupInfer({ engine, model, spec, onCodes, showError, clearError, showLatency, showEngine }) {
   const zone = $("dropzone");
   let ticket = 0; // the newest request's number: an answer carrying an older one is stale
 
@@ -54,9 +54,10 @@ export function setupInfer({ engine, model, spec, onCodes, showError, clearError
     const forModel = model();
     if (!live) zone.classList.add("busy");
     try {
-      const { body, ms } = await engine().inferCodes(spec(), { image: dataUrl, model: forModel }, pixels);
+      const { body, ms, where } = await engine().inferCodes(spec(), { image: dataUrl, model: forModel }, pixels);
       if (mine !== ticket || forModel !== model()) return; // a newer request or another model took over
       showLatency(ms);
+      showEngine(where); // the badge says where this reading ran (the recognizer, in the page or on the server)
       clearError();
       $("infer-input").src = dataUrl;
       $("infer-recon").src = imageSrc(body.reconstruction);

@@ -27,14 +27,17 @@ export function parseHash(hash) {
   return state;
 }
 
-const round = (v) => Number.parseFloat(Number(v).toFixed(3));
+// a code's value as the page uses it and writes it in the link: 3 decimals, so a link reproduces the picture made
+// from it (the state once kept full precision, the link 3 decimals and the field 2)
+export const CODE_DECIMALS = 3;
+export const roundCode = (v) => Number.parseFloat(Number(v).toFixed(CODE_DECIMALS));
 
 export function toHash(state) {
   const params = new URLSearchParams();
   if (state.model) params.set("model", state.model);
   if (state.seed !== null && state.seed !== undefined) params.set("seed", String(state.seed));
   params.set("view", state.view);
-  for (const [name, value] of Object.entries(state.codes)) params.set(`c.${name}`, String(round(value)));
+  for (const [name, value] of Object.entries(state.codes)) params.set(`c.${name}`, String(roundCode(value)));
   if (state.grid) params.set("grid", state.grid);
   if (state.view === "traverse") {
     params.set("rows", String(state.rows));

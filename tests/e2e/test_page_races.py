@@ -293,3 +293,63 @@ def test_a_tap_leaves_a_dot_and_a_right_button_drag_draws_nothing(page):
     page.mouse.click(cx, cy)  # a tap
     settle(page)
     assert page.locator("#draw").evaluate("c => c.parentElement.classList.contains('drawn')")
+
+
+def test_pageup_and_pagedown_never_move_against_their_key_from_beyond_the_slider(page):
+    # a link may hold c1 = 3 on a -2..2 slider: the range input holds it clamped to 2, and PageUp once gave 2
+    open_page(page, "model=tiny&seed=42&c.c1=3")
+    slider = page.get_by_role("slider", name="c1", exact=True)
+    slider.press("PageUp")
+    settle(page)
+    assert codes_in_hash(page)["c1"] == "3"
+    open_page(page, "model=tiny&seed=42&c.c1=-3")
+    page.get_by_role("slider", name="c1", exact=True).press("PageDown")
+    settle(page)
+    assert codes_in_hash(page)["c1"] == "-3"
+    page.get_by_role("slider", name="c1", exact=True).press("PageUp")  # towards the slider: moves in
+    settle(page)
+    assert float(codes_in_hash(page)["c1"]) > -3
+
+
+def test_a_link_holds_the_value_the_picture_was_made_with(page):
+    # the state kept 1.2345, the link 1.234 (or .235) and the field 1.23: reloading the link changed pixels
+    from .test_explorer import main_src
+
+    open_page(page, "model=tiny&seed=42&c.c1=1.2345")
+    first, link = main_src(page), page.evaluate("() => location.hash")
+    shown = page.get_by_label("c1 value").input_value()
+    assert shown == codes_in_hash(page)["c1"] and len(shown.split(".")[1]) == 3, (shown, link)
+    page.goto("about:blank")
+    page.goto("/" + link)  # the link as shared: a fresh load
+    settle(page)
+    assert page.evaluate("() => location.hash") == link and main_src(page) == first
+
+
+def test_the_engine_badge_speaks_for_side_by_side_and_readings(page):
+    # it stayed "…" in those views, or kept what Explore last said
+    page.goto("/?engine=server#model=tiny&seed=42&view=compare")
+    settle(page)
+    assert page.locator("#engine").inner_text() == "server"
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
+    page.evaluate("() => { document.getElementById('engine').textContent = '…'; }")  # whatever loading said
+    page.locator("#draw").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    settle(page)
+    assert page.locator("#engine").inner_text() == "server"
+
+
+def test_the_probabilities_are_a_list_of_items_and_the_picker_offers_what_is_read(page):
+    page.goto("/?engine=server#model=tiny&seed=2&view=infer")
+    settle(page)
+    page.locator("#draw").focus()
+    page.keyboard.press("Space")
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("Enter")
+    settle(page)
+    items = page.get_by_role("list", name="digit probabilities").get_by_role("listitem")
+    assert items.count() == 10
+    accept = page.locator("#file").get_attribute("accept")
+    assert "image/*" not in accept and "image/png" in accept and "image/bmp" in accept
