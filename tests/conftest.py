@@ -137,6 +137,12 @@ def save_mnist_checkpoint_fixture():
     return save_mnist_checkpoint
 
 
+@pytest.fixture(scope="session", name="write_idx")
+def write_idx_fixture():
+    """write_idx itself, for tests below this folder (importing it by module name is ambiguous there)."""
+    return write_idx
+
+
 @pytest.fixture(scope="session", name="build_tiny_model")
 def build_tiny_model_fixture():
     """build_tiny_model itself, for conftests below this one (importing it by module name is ambiguous there)."""

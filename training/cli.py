@@ -11,7 +11,7 @@ import sys
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .config import dumps, load_config
+    from .config import check_once, dumps, load_config
     from .loop import Interrupted, train
 
     overrides = list(args.set or [])
@@ -28,6 +28,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if val is not None:
             overrides.append(f"{key}={json.dumps(val)}")
     try:
+        check_once(overrides)
         if args.resume:
             fixed = [
                 name

@@ -356,12 +356,8 @@ def load_config(path_or_name: str | Path, overrides: list[str] | None = None) ->
             d = tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
         raise ValueError(f"{path}: {e}") from None
-    given: dict[str, str] = {}
     for item in overrides or []:
-        key, value = apply_override(d, item)
-        if key in given:  # the last would win without a word; a flag (--seed, --epochs, --data-dir ...) sets one too
-            raise ValueError(f"{key} is given twice ({given[key]} and {value}); give it once")
-        given[key] = value
+        apply_override(d, item)  # in order: a later one replaces an earlier one (check_once refuses that on the CLI)
     cfg = Config.from_dict(d)
     # A new run's seed names its folder ("mnist-s3"); 32 bits keep seed x 100,003 + epoch (loop.py's per-epoch data
     # order) within torch.manual_seed's 64-bit range, where 10**20 failed as "Overflow when unpacking long long".
@@ -371,12 +367,26 @@ def load_config(path_or_name: str | Path, overrides: list[str] | None = None) ->
     return cfg
 
 
+def check_once(overrides: list[str]) -> None:
+    """The command line's settings (--set, and the flags that set one: --seed, --epochs, --data-dir ...) name each
+    setting once: the last would win without a word. An old name and its new one are one setting."""
+    given: dict[str, str] = {}
+    for item in overrides:
+        if "=" not in item:
+            continue  # apply_override names it
+        key, raw = (part.strip() for part in item.split("=", 1))
+        key = RENAMED.get(key, key)
+        if key in given:
+            raise ValueError(f"{key} is given twice ({given[key]} and {raw}); give it once")
+        given[key] = raw
+
+
 NULL_WORDS = frozenset({"null", "none"})  # TOML has no null: how --set unsets an optional setting (optim.lr_q=null)
 
 
-def apply_override(d: dict[str, Any], item: str) -> tuple[str, str]:
+def apply_override(d: dict[str, Any], item: str) -> None:
     """``optim.lr_g=0.001`` -> d['optim']['lr_g'] = 0.001 (value parsed as TOML, else kept as a string; null or none:
-    unset). Returns (the setting's name, the value as given)."""
+    unset)."""
     if "=" not in item:
         raise ValueError(f"override {item!r} must look like section.key=value")
     key, raw = item.split("=", 1)
@@ -401,7 +411,6 @@ def apply_override(d: dict[str, Any], item: str) -> tuple[str, str]:
     for old, new in RENAMED.items():  # a file that still says the old name: this value replaces that one
         if new == key and len(parts) == 2:
             node.pop(old.split(".")[1], None)
-    return key, raw.strip()
 
 
 def dumps(cfg: Config) -> str:

@@ -117,11 +117,9 @@ def test_a_gz_with_a_damaged_deflate_stream_is_one_data_error(fake_mnist_dir, tm
         ("images", lambda lab, img: np.zeros((), np.uint8), "images of shape ()"),
     ],
 )
-def test_idx_contents_are_checked_without_the_checksums(fake_mnist_dir, tmp_path, kind, array, says):
+def test_idx_contents_are_checked_without_the_checksums(fake_mnist_dir, tmp_path, kind, array, says, write_idx):
     # data.verify = false (fixtures, other copies) once loaded labels of 200 or of an image's shape
     import shutil
-
-    from conftest import write_idx
 
     folder = shutil.copytree(fake_mnist_dir, tmp_path / "mnist")
     images = parse_idx(data._read_maybe_gz(folder / "train-images-idx3-ubyte.gz"))
