@@ -7,6 +7,7 @@ from the runs' ``metrics.jsonl``, and the disentanglement metrics against images
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,30 @@ def evaluate_checkpoint(
     out.mkdir(parents=True, exist_ok=True)  # now that there is something to write (checked writable above)
     result["split"] = data.split
     result["checkpoint"] = {
-        "path": str(checkpoint),
+        "path": str(Path(checkpoint).resolve()),  # from wherever the results are read, not the cwd it ran in
         "step": ck["step"],
         "epoch": ck.get("epoch"),
         "G": ckpt_io.generator_weights(ck, ema=ema),
     }
+    earlier = _earlier_figures(out)
     if figures:
         progress(f"traversal figures under {out}")
         span = dataset_info(ck["config"]["data"]["name"]).traversal_span  # load_eval_data checked the name
-        result["figures"] = [str(p) for p in paper_figures(G, out, span=span)]
+        result["figures"] = [str(p.resolve()) for p in paper_figures(G, out, span=span)]
+    for old in earlier - {Path(f) for f in result.get("figures", [])}:
+        old.unlink(missing_ok=True)  # an earlier evaluation's figures would sit beside this one's results as its own
     write_json(result, out / "evaluation.json")
     return result
+
+
+def _earlier_figures(out: Path) -> set[Path]:
+    """The figures a previous evaluation.json in ``out`` lists, those inside ``out`` only (never a file elsewhere)."""
+    try:
+        listed = json.loads((out / "evaluation.json").read_text(encoding="utf-8")).get("figures", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    inside = {(out / Path(f).name).resolve() for f in listed if isinstance(f, str)}
+    return {p for p in inside if p.parent == out.resolve() and p.suffix == ".png" and p.is_file()}
 
 
 def summary(result: dict[str, Any], out: str | Path) -> str:

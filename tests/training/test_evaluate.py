@@ -3,6 +3,7 @@ training images) and load_eval_data never substitutes training images for a spli
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -362,3 +363,40 @@ def test_atomic_writes_get_the_mode_a_plain_write_gets(tmp_path):
     write_atomic(tmp_path / "a.json", lambda f: f.write(b"{}"))
     (tmp_path / "b.json").write_bytes(b"{}")
     assert os.stat(tmp_path / "a.json").st_mode & 0o777 == os.stat(tmp_path / "b.json").st_mode & 0o777
+
+
+def test_an_evaluation_without_figures_removes_the_earlier_ones_it_listed(
+    fake_mnist_dir, tmp_path, monkeypatch, save_mnist_checkpoint
+):
+    # evaluation.json said step 2 while the traversals beside it were an earlier checkpoint's
+    from types import SimpleNamespace
+
+    from training import evaluate_cmd
+    from training.latent import mnist_spec
+    from training.networks import build_networks
+
+    spec = mnist_spec()
+    G, D = build_networks(spec, arch="mnist", channels=1, resolution=28, fc=32, ch=8)
+    ck = save_mnist_checkpoint(
+        tmp_path / "run" / "checkpoint.pt", G, D, spec, fake_mnist_dir, fc=32, ch=8, step=3, seed=0
+    )
+    out = tmp_path / "out"
+    monkeypatch.setattr(evaluate_cmd, "load_eval_data", lambda *a, **k: SimpleNamespace(split="test"))
+    monkeypatch.setattr(evaluate_cmd, "evaluate_model", lambda *a, **k: {})
+
+    def figures(G, folder, span):
+        paths = [folder / "traversal-c1.png", folder / "traversal-c2.png"]
+        for p in paths:
+            p.write_bytes(b"png")
+        return paths
+
+    monkeypatch.setattr(evaluate_cmd, "paper_figures", figures)
+    first = evaluate_cmd.evaluate_checkpoint(ck, out_dir=out)
+    assert all(Path(f).is_absolute() and Path(f).is_file() for f in first["figures"])
+    (tmp_path / "keep.png").write_bytes(b"mine")
+    listed = json.loads((out / "evaluation.json").read_text())
+    listed["figures"].append(str(tmp_path / "keep.png"))  # outside the folder: never touched
+    (out / "evaluation.json").write_text(json.dumps(listed))
+    second = evaluate_cmd.evaluate_checkpoint(ck, out_dir=out, figures=False)
+    assert "figures" not in second and not list(out.glob("*.png")) and (tmp_path / "keep.png").is_file()
+    assert Path(second["checkpoint"]["path"]).is_absolute()
