@@ -420,10 +420,12 @@ function wire() {
   window.addEventListener("hashchange", fromUrl);
   document.addEventListener("keydown", onKey);
   // tablist: arrow keys move between tabs
+  // (WAI-ARIA tabs pattern: arrows wrap, Home and End go to the first and last tab)
   $("tab-explore").parentElement.addEventListener("keydown", (e) => {
-    if (e.key !== "ArrowRight" && e.key !== "ArrowLeft") return;
+    if (!["ArrowRight", "ArrowLeft", "Home", "End"].includes(e.key)) return;
+    e.preventDefault(); // Home/End would scroll the page
     const shown = VIEWS.filter((v) => !$(`tab-${v}`).hidden); // the Disentanglement tab only where it applies
-    const i = shown.indexOf(state.view) + (e.key === "ArrowRight" ? 1 : -1);
+    const i = { Home: 0, End: shown.length - 1 }[e.key] ?? shown.indexOf(state.view) + (e.key === "ArrowRight" ? 1 : -1);
     const view = shown[(i + shown.length) % shown.length];
     update({ view });
     $(`tab-${view}`).focus();

@@ -353,3 +353,16 @@ def test_the_probabilities_are_a_list_of_items_and_the_picker_offers_what_is_rea
     assert items.count() == 10
     accept = page.locator("#file").get_attribute("accept")
     assert "image/*" not in accept and "image/png" in accept and "image/bmp" in accept
+
+
+def test_the_tabs_take_home_and_end(page):
+    open_page(page, "model=tiny&seed=42")
+    page.get_by_role("tab", name="Explore").focus()
+    page.keyboard.press("End")
+    settle(page)
+    last = page.evaluate("() => [...document.querySelectorAll('[role=tab]')].filter((t) => !t.hidden).at(-1).id")
+    assert page.evaluate("() => document.activeElement.id") == last
+    assert page.evaluate("() => window.explorer.state().view") == last.removeprefix("tab-")
+    page.keyboard.press("Home")
+    settle(page)
+    assert page.evaluate("() => window.explorer.state().view") == "explore"
