@@ -38,7 +38,7 @@ from .onnx_graphs import export_networks
 from .restarts import read_state as read_restarts
 from .run_dir import writable_folder
 from .stages import Progress, quiet
-from .weight_storage import round_weights
+from .weight_storage import fold_conv_batchnorm, round_weights
 
 
 class ExportError(ValueError):
@@ -196,6 +196,9 @@ def export_checkpoint(
     data = load_eval_data(dc, data_dir, split, allow_download=False)
     # the recognizer serves real images: its BN statistics are those of real data
     D = calibrated_copy(D, data, progress=progress)
+    if weights != "fp32":  # each Conv+BN as the file stores it: folded, then on the stored grid
+        D = fold_conv_batchnorm(D)
+        round_weights(D, weights)
     if evaluation is None:
         evaluation = evaluate_model(
             G,
