@@ -1,7 +1,7 @@
 """Disentanglement metrics against images seen, for several runs, as one PNG (docs/dsprites-curves.png).
 
-    python scripts/plot_disentanglement.py --run dsprites=runs/dsprites-s0-00000 \
-        --run dsprites-infogan=runs/dsprites-infogan-s0-00000 [--out docs/dsprites-curves.png]
+    python scripts/plot_disentanglement.py --run dsprites=runs/00000-dsprites-s0 \
+        --run dsprites-infogan=runs/00001-dsprites-infogan-s0 [--out docs/dsprites-curves.png]
 
 Each run's metrics.jsonl holds a ``dis/...`` row every ``train.metrics_every`` images (training/epoch_report.py); the
 published dSprites figures are drawn as dashed lines (InfoGAN 0.59 and InfoGAN-CR 0.88 FactorVAE score, Lin et al.,

@@ -414,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=_path,
         help="the .npz to write, or a folder for dsprites_rendered_64x64.npz / chairs3d_v3_64x64.npz "
-        "(default: ~/.cache/infogan/<dataset>/, where the loader looks without --data-dir)",
+        "(default: $INFOGAN_DATA/<dataset>/, else ~/.cache/infogan/<dataset>/, where the loader looks "
+        "without --data-dir)",
     )
     d.add_argument(
         "--subset",

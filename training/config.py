@@ -32,7 +32,7 @@ class DataConfig:
     dir: str | None = None  # where the files are (downloaded there if missing and allowed)
     download: bool = True
     verify: bool = True  # check MD5 sums of IDX content (tests turn it off for generated fixture files)
-    resolution: int = 28  # used by svhn/celeba/folder; MNIST-like sets are 28x28
+    resolution: int = 28  # the resize target of celeba/folder (8..1024); a fixed-size set's must equal its images
     channels: int = 1
 
 

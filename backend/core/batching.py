@@ -1,4 +1,5 @@
-"""Micro-batching: concurrent /generate requests share one generator run().
+"""Batching: concurrent generator requests share one run(). ``MicroBatcher`` (below) serves the sync routes
+(/traverse, the /infer-codes reconstruction); ``LoopBatcher`` (further down) serves the async /generate.
 
 Leader/follower combining, no worker thread: request threads (FastAPI's thread pool) queue their (z, c); the thread
 that finds no batch in flight becomes the leader, takes what is queued (at most ``max_rows`` rows), runs it once

@@ -26,8 +26,9 @@ class Settings(BaseSettings):
     # micro-batcher lets one run() per model go at a time, so the cores go to that run rather than being split
     # between concurrent runs.
     ort_threads: int = Field(0, ge=0)
-    # micro-batching of concurrent /generate calls: a batch's leader waits at most this long for more requests once
-    # it sees concurrent traffic (never for a lone request); 0 disables batching (each request calls run() itself).
+    # batching of concurrent generator runs, on (> 0) or off (0: each request runs alone). /generate batches in one
+    # executor thread per model with no waiting (LoopBatcher); /traverse's MicroBatcher leader waits at most this
+    # long for more requests once it sees concurrent traffic (never for a lone request).
     batch_wait_ms: float = Field(2.0, ge=0, le=100)
     max_batch: int = Field(256, ge=1, le=4096, description="rows per batched generator run()")
     max_upload_bytes: int = Field(5 * 1024 * 1024, ge=1)
