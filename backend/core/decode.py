@@ -2,10 +2,9 @@
 
 Decoding runs in FastAPI's thread pool (the sync route /infer-codes); /generate runs in its own batch thread.
 Without a bound, N large uploads take N threads and N cores while /generate waits for both. The gate lets ``slots``
-decodes run at once
-(default: half the cores, at least one, so generation keeps the rest) and ``queue`` more wait; a further upload is
-refused at once with 503 + Retry-After rather than taking a pool thread to wait in. Waiting is bounded by
-``wait_s``. Settings: environment ``DECODE_SLOTS``, ``DECODE_QUEUE``, ``DECODE_WAIT_S``.
+decodes run at once (default: half the cores, at least one, so generation keeps the rest) and ``queue`` more
+wait; a further upload is refused at once with 503 + Retry-After rather than taking a pool thread to wait in. Waiting
+is bounded by ``wait_s``. Settings: environment ``DECODE_SLOTS``, ``DECODE_QUEUE``, ``DECODE_WAIT_S``.
 """
 
 from __future__ import annotations
