@@ -288,6 +288,13 @@ def _port(text: str) -> int:
     return n
 
 
+def _workers(text: str) -> int:
+    n = _positive_int(text)
+    if n > 64:  # backend/core/config.py's bound on WORKERS, said here under the option's own name
+        raise argparse.ArgumentTypeError(f"must be 1..64, got {n}")
+    return n
+
+
 def _positive_int(text: str) -> int:
     try:
         n = int(text)
@@ -438,9 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--workers",
-        type=_positive_int,
+        type=_workers,
         default=1,
-        help="worker processes, each with its own models and cores/workers ONNX Runtime threads (a "
+        help="worker processes, 1..64, each with its own models and cores/workers ONNX Runtime threads (a "
         "one-image request is bound by Python, one core per process; memory grows N-fold)",
     )
     s.set_defaults(fn=_cmd_serve)

@@ -160,7 +160,12 @@ class LoopBatcher:
     """
 
     def __init__(self, run: RunFn, *, max_rows: int, on_batch: Callable[[int, int], None] | None = None, executor=None):
-        self.run, self.max_rows, self.on_batch, self.executor = run, max_rows, on_batch, executor
+        from concurrent.futures import ThreadPoolExecutor
+
+        # its own thread (not asyncio's shared pool, cores + 4 threads): a drain keeps its thread while its queue is
+        # non-empty, so with more busy models than pool threads an idle model's request waited for the others' load
+        self.executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="generate")
+        self.run, self.max_rows, self.on_batch = run, max_rows, on_batch
         self._lock = threading.Lock()
         self._pending: deque = deque()  # (rows, prepare, finish, future)
         self._draining = False

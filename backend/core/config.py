@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,13 +19,21 @@ class Settings(BaseSettings):
         ROOT / "models", description="one folder per model: <id>/{generator,recognizer}.onnx, manifest.json"
     )
     frontend_dir: Path = Field(ROOT / "frontend", description="index.html (a jinja2 template) and static/")
+
+    @field_validator("models_dir", "frontend_dir", mode="before")
+    @classmethod
+    def _not_blank(cls, v: object) -> object:
+        if isinstance(v, str) and not v.strip():  # MODELS_DIR= would be Path("") = the current folder
+            raise ValueError("is empty: give a folder path")
+        return v
+
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # worker processes (`infogan serve --workers N` sets it for every worker): each gets cores / workers threads
     workers: int = Field(1, ge=1, le=64)
-    # intra-op threads per ONNX Runtime session; 0 = every core (with N workers: cores / N, at least 1). The
-    # micro-batcher lets one run() per model go at a time, so the cores go to that run rather than being split
-    # between concurrent runs.
-    ort_threads: int = Field(0, ge=0)
+    # intra-op threads per ONNX Runtime session; 0 = every core this process may use (with N workers: cores / N, at
+    # least 1). Each batcher lets one run() per model go at a time (/generate's and /traverse's may overlap). At most
+    # 256: every session of every model starts that many threads.
+    ort_threads: int = Field(0, ge=0, le=256)
     # batching of concurrent generator runs, on (> 0) or off (0: each request runs alone). /generate batches in one
     # executor thread per model with no waiting (LoopBatcher); /traverse's MicroBatcher leader waits at most this
     # long for more requests once it sees concurrent traffic (never for a lone request).
@@ -36,7 +44,15 @@ class Settings(BaseSettings):
     max_upload_pixels: int = Field(4096 * 4096, ge=1)
 
     def threads(self) -> int:
-        return self.ort_threads or max(1, (os.cpu_count() or 1) // self.workers)
+        return self.ort_threads or max(1, usable_cores() // self.workers)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (taskset, a container's cpuset), not the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
 
 
 def get_settings() -> Settings:

@@ -14,6 +14,8 @@ import os
 import threading
 from collections.abc import Iterator
 
+from .config import usable_cores
+
 
 class GateBusy(Exception):
     """No decode slot within the wait (or the queue is full): the caller answers 503 with Retry-After."""
@@ -52,7 +54,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 GATE = DecodeGate(
-    slots=_env_int("DECODE_SLOTS", max(1, (os.cpu_count() or 1) // 2)),
+    slots=_env_int("DECODE_SLOTS", max(1, usable_cores() // 2)),
     queue=_env_int("DECODE_QUEUE", 4),
     wait_s=float(os.environ.get("DECODE_WAIT_S") or 10),
 )

@@ -123,8 +123,9 @@ class Registry:
             log.error("%s", self.errors[ORDER_FILE])
             order = []
         missing = [name for name in order if not (root / name).is_dir()]
-        if missing:
-            log.warning("%s names folders that are not in %s: %s", ORDER_FILE, root, missing)
+        if missing:  # a typo changes the default model: said in /readyz's errors, not only in the log
+            self.errors[ORDER_FILE] = f"names folders that are not in {root}: {missing}"
+            log.warning("%s %s", ORDER_FILE, self.errors[ORDER_FILE])
         return ordered_folders(root, order)
 
     def start(self) -> None:

@@ -164,3 +164,35 @@ def test_generate_does_not_hold_a_thread_per_request(tiny_models_dir, monkeypatc
     assert [len(r.json()["images"]) for r in res] == [1 + i % 2 for i in range(16)]
     assert [r.json()["seed"] for r in res] == list(range(16))
     assert len(threads) <= 2, f"drawn in {len(threads)} threads"
+
+
+def test_an_idle_model_is_not_kept_waiting_by_busy_ones():
+    """A drain keeps its thread while its model's queue is non-empty; on asyncio's shared pool (cores + 4 threads),
+    more busy models than pool threads made an idle model's request wait for all of their load (1.7 s seen)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(z, c):
+        time.sleep(0.005)
+        return z
+
+    busy = [LoopBatcher(run, max_rows=8) for _ in range(4)]
+    idle = LoopBatcher(run, max_rows=8)
+
+    async def main():
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))  # fewer threads than busy models
+        stop = time.monotonic() + 1.0
+
+        async def client(b, k):  # one of 16 per busy model, out of step: its queue is never empty
+            while time.monotonic() < stop:
+                await asyncio.sleep((k % 5) * 0.001)
+                await b.submit(1, lambda: rows(0, 1), lambda out: out)
+
+        load = [asyncio.create_task(client(b, k)) for b in busy for k in range(16)]
+        await asyncio.sleep(0.1)  # the busy models' drains are running
+        t0 = time.monotonic()
+        await idle.submit(1, lambda: rows(1, 1), lambda out: out)
+        waited = time.monotonic() - t0
+        await asyncio.gather(*load)
+        return waited
+
+    assert run_async(main()) < 0.3  # a run of 5 ms and a thread hop, not the busy models' whole second

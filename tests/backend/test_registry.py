@@ -60,7 +60,8 @@ def test_broken_folders_reported_others_served(tmp_path, tiny_models_dir):
 @pytest.mark.parametrize(
     "order, expected, error",
     [
-        ('["tiny-gan", "not-here"]', ["tiny-gan", "tiny"], None),  # named first; a name with no folder is only logged
+        # named first; a name with no folder (a typo changes the default model) is listed in /readyz's errors
+        ('["tiny-gan", "not-here"]', ["tiny-gan", "tiny"], "['not-here']"),
         ('["tiny", "tiny-gan"]', ["tiny", "tiny-gan"], None),
         ('{"order": ["tiny-gan"]}', ["tiny", "tiny-gan"], "JSON list"),  # malformed: name order, reported by file name
         ("[tiny-gan", ["tiny", "tiny-gan"], "order.json"),
@@ -94,3 +95,20 @@ def test_device_selection(tiny_models_dir):
         with pytest.raises(DeviceError):
             with make_client(tiny_models_dir, device="cuda"):
                 pass
+
+
+def test_service_settings_refuse_what_they_would_misread(monkeypatch):
+    import pytest
+    from pydantic import ValidationError
+
+    from backend.core.config import Settings, usable_cores
+
+    for name, value in (("MODELS_DIR", ""), ("FRONTEND_DIR", "  "), ("ORT_THREADS", "3000")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(ValidationError):  # "" was the current folder; 3000 threads a session, 42,000 in all
+            Settings()
+        monkeypatch.delenv(name)
+    import os
+
+    assert usable_cores() == len(os.sched_getaffinity(0))  # under taskset, the cores it may use
+    assert Settings().threads() == usable_cores()

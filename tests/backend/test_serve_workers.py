@@ -18,7 +18,7 @@ from benchmarks._server import ROOT, free_port, wait_ready
 
 
 def test_threads_split_between_workers(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))  # the cores this process may use
     assert Settings(workers=1).threads() == 8
     assert Settings(workers=2).threads() == 4
     assert Settings(workers=16).threads() == 1  # at least one
