@@ -37,6 +37,9 @@ def serve(*args: str, **env: str) -> subprocess.CompletedProcess:
         ([], {"MODELS_DIR": "no-such-models"}, "MODELS_DIR no-such-models does not exist"),
         (["--workers", "two"], {}, "--workers: must be a whole number >= 1, got 'two'"),
         (["--workers", "0"], {}, "--workers: must be >= 1, got 0"),
+        (["--workers", "65"], {}, "--workers: must be 1..64, got 65"),  # was refused as "setting WORKERS"
+        ([], {"MODELS_DIR": ""}, "setting MODELS_DIR: Value error, is empty"),  # was the current folder
+        ([], {"ORT_THREADS": "3000"}, "setting ORT_THREADS"),
     ],
 )
 def test_one_line_errors(args, env, needle):
