@@ -221,13 +221,11 @@ def _serve_checks(args: argparse.Namespace) -> None:
         raise SystemExit(f"infogan serve: error: {source} {settings.models_dir} does not exist")
     if settings.device == "cuda":
         from backend.core.cuda_probe import probe_cuda
+        from backend.core.device import probe_file
+        from spec.manifest import ordered_folders
 
-        probe = (
-            next(iter(sorted(settings.models_dir.glob("*/generator.onnx"))), None)
-            if settings.models_dir.is_dir()
-            else None
-        )
-        ok, reason = probe_cuda(probe)
+        folders = ordered_folders(settings.models_dir, []) if settings.models_dir.is_dir() else []
+        ok, reason = probe_cuda(probe_file(folders))
         if not ok:
             raise SystemExit(f"infogan serve: error: DEVICE=cuda but {reason} (DEVICE=auto falls back to CPU)")
 

@@ -34,6 +34,20 @@ def session_options(threads: int) -> ort.SessionOptions:
     return so
 
 
+def probe_file(folders: list[Path]) -> Path | None:
+    """The generator the CUDA check builds a session on: the first folder's whose manifest reads and whose file
+    matches its sha256. A broken first folder decided the device for every model (DEVICE=auto: all on the CPU;
+    DEVICE=cuda: no start at all); it is reported in /readyz like any other broken folder."""
+    from spec.manifest import GENERATOR_FILE, Manifest
+
+    for folder in folders:
+        try:
+            return Manifest.read(folder).verify_file(folder, GENERATOR_FILE)
+        except (ValueError, OSError):  # ManifestError is a ValueError
+            continue
+    return None
+
+
 def resolve_device(requested: str, probe: Path | None, threads: int) -> str:
     """'auto' | 'cpu' | 'cuda' -> 'cpu' | 'cuda'. onnxruntime-gpu lists CUDA as available even without a GPU or
     its libraries, so ``probe_cuda`` builds a real session on ``probe`` -- in a child process, so ONNX Runtime's

@@ -34,7 +34,7 @@ from spec.manifest import (
 
 from .batching import MicroBatcher
 from .config import Settings
-from .device import providers, resolve_device, session_options
+from .device import probe_file, providers, resolve_device, session_options
 from .metrics import Metrics
 from .model import Model, file_identity
 
@@ -131,8 +131,7 @@ class Registry:
     def start(self) -> None:
         """Picks the device now (DEVICE=cuda fails the start-up), then loads the folders in the background."""
         folders = self.folders()
-        probe = next((f / GENERATOR_FILE for f in folders if (f / GENERATOR_FILE).is_file()), None)
-        self.device = resolve_device(self.settings.device, probe, self.settings.threads())
+        self.device = resolve_device(self.settings.device, probe_file(folders), self.settings.threads())
         self._thread = threading.Thread(target=self.load_all, args=(folders,), name="model-loader", daemon=True)
         self._thread.start()
 

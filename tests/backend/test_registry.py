@@ -112,3 +112,28 @@ def test_service_settings_refuse_what_they_would_misread(monkeypatch):
 
     assert usable_cores() == len(os.sched_getaffinity(0))  # under taskset, the cores it may use
     assert Settings().threads() == usable_cores()
+
+
+def test_the_device_check_runs_on_a_verified_generator_not_a_broken_first_folder(
+    tmp_path, tiny_models_dir, monkeypatch
+):
+    import shutil
+
+    import backend.core.registry as registry_mod
+    from backend.core.config import Settings
+    from backend.core.device import probe_file
+    from backend.core.metrics import Metrics
+
+    root = shutil.copytree(tiny_models_dir, tmp_path / "models")
+    (root / "order.json").write_text('["tiny", "tiny-gan"]')
+    broken = root / "tiny" / "generator.onnx"
+    broken.write_bytes(broken.read_bytes()[:1000])  # the first folder's generator, cut short
+    assert probe_file([root / "tiny", root / "tiny-gan"]) == root / "tiny-gan" / "generator.onnx"
+    assert probe_file([root / "tiny"]) is None
+    probed = []
+    monkeypatch.setattr(registry_mod, "resolve_device", lambda requested, probe, threads: probed.append(probe) or "cpu")
+    registry = registry_mod.Registry(Settings(models_dir=root, device="auto"), Metrics())
+    registry.start()
+    registry._thread.join(30)
+    assert probed == [root / "tiny-gan" / "generator.onnx"]
+    assert "tiny" in registry.errors and "tiny-gan" in {m.id for m in registry.models.values()}
