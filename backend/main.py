@@ -22,7 +22,7 @@ from .api.head import HeadAsGet
 from .api.limits import BodyLimitMiddleware
 from .api.responses import error_response
 from .api.routes import files, frontend, generate, health, infer, models
-from .core.config import Settings
+from .core.config import Settings, settings_or_exit
 from .core.images import UploadError
 from .core.metrics import Metrics, MetricsMiddleware
 from .core.registry import Registry
@@ -121,4 +121,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+app = create_app(settings_or_exit("backend.main"))  # a bad setting: one line, not a traceback from the import

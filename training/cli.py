@@ -201,17 +201,9 @@ def _serve_checks(args: argparse.Namespace) -> None:
                 f"infogan serve: error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
                 "is another server running there? Give another --port"
             ) from None
-    from pydantic import ValidationError
+    from backend.core.config import settings_or_exit
 
-    from backend.core.config import Settings
-
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise SystemExit(
-            f"infogan serve: error: setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}"
-        ) from None
+    settings = settings_or_exit("infogan serve")
     if settings.models_dir.exists() and not settings.models_dir.is_dir():
         raise SystemExit(f"infogan serve: error: MODELS_DIR {settings.models_dir} is a file, not a folder of models")
     if not settings.models_dir.exists():

@@ -55,5 +55,17 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def settings_or_exit(prog: str) -> Settings:
+    """Settings(), or one line naming the first bad environment variable (``prog: error: setting X: why``) instead of
+    pydantic's page: for `infogan serve` and for `uvicorn backend.main:app`, which imports the app."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise SystemExit(f"{prog}: error: setting {'.'.join(map(str, first['loc'])).upper()}: {first['msg']}") from None
+
+
 def get_settings() -> Settings:
     return Settings()

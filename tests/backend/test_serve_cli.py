@@ -74,3 +74,21 @@ def test_a_port_in_use_is_one_line_before_the_models_load():
         p = serve("--port", str(port))
     assert p.returncode == 1 and f"cannot listen on 127.0.0.1:{port}" in p.stderr, p.stderr
     assert "Traceback" not in p.stderr and "loaded from" not in p.stderr  # refused before any model loaded
+
+
+def test_uvicorn_on_the_app_module_says_a_bad_setting_in_one_line():
+    # `uvicorn backend.main:app` imports the app: a bad setting was a 50-line pydantic traceback
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    p = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "MAX_BATCH": "0"},
+    )
+    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.stderr.strip() == "backend.main: error: setting MAX_BATCH: Input should be greater than or equal to 1"
