@@ -385,6 +385,7 @@ function showView(view) {
 }
 
 function update(patch) {
+  if ("seed" in patch) $("seed-note").hidden = true; // a seed chosen here: the link's refused one is history
   applyState({ ...state, ...patch });
 }
 
@@ -446,7 +447,20 @@ function wire() {
 function fromUrl() {
   // before the models are known there is nothing to apply it to: main() reads the hash once they are
   if (!models.length || location.hash === toHash(state)) return;
-  applyState(parseHash(location.hash), { fromUrl: true });
+  applyLink(location.hash);
+}
+
+/** A link's state; a seed in it that the API cannot take is replaced by a fresh one, and the page says so (the
+ * link would otherwise show another picture each time it is opened, without a word). */
+function applyLink(hash) {
+  const given = new URLSearchParams(hash.replace(/^#/, "")).get("seed");
+  const next = parseHash(hash);
+  applyState(next, { fromUrl: true });
+  const refused = given !== null && given !== String(state.seed) && parseSeed(given) === null;
+  $("seed-note").hidden = !refused;
+  $("seed-note").textContent = refused
+    ? `The link's seed ${given.slice(0, 24)} is not a whole number from 0 to ${Number.MAX_SAFE_INTEGER}; a new one was drawn.`
+    : "";
 }
 
 function onKey(e) {
@@ -511,7 +525,7 @@ async function main() {
   document.querySelector("main").inert = false;
   fillSelect($("model"), models.map((m) => [m.id, m.title ? `${m.title}` : m.id]));
   chooser.build(models);
-  applyState(parseHash(location.hash), { fromUrl: true });
+  applyLink(location.hash);
   document.body.classList.add("ready");
 }
 

@@ -366,3 +366,20 @@ def test_the_tabs_take_home_and_end(page):
     page.keyboard.press("Home")
     settle(page)
     assert page.evaluate("() => window.explorer.state().view") == "explore"
+
+
+@pytest.mark.parametrize("seed", ["9007199254740992", "abc", "-3"])
+def test_a_link_s_seed_the_api_cannot_take_is_replaced_with_a_note(page, seed):
+    open_page(page, f"model=tiny&seed={seed}")
+    note = page.locator("#seed-note")
+    assert note.is_visible() and f"seed {seed[:24]} is not a whole number" in note.inner_text()
+    drawn = page.evaluate("() => window.explorer.state().seed")
+    assert f"seed={drawn}" in page.evaluate("() => location.hash")  # the link now holds the seed in use
+    page.locator("#new-sample").click()
+    settle(page)
+    assert note.is_hidden()
+
+
+def test_a_link_s_good_seed_has_no_note(page):
+    open_page(page, "model=tiny&seed=42")
+    assert page.locator("#seed-note").is_hidden()
