@@ -90,6 +90,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return (
             128 + e.signum
         )  # the shell's convention for "ended by a signal", so a script can tell a stop from a failure
+    except KeyboardInterrupt:  # Ctrl-C before the first step (imports, data loading): nothing trained to save
+        print("infogan train: stopped by SIGINT before the first step; nothing was trained", file=sys.stderr)
+        return 128 + 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"checkpoint: {ck}")
     return 0

@@ -401,6 +401,9 @@ def train(
             state, cfg, run_dir = train_state.load_for_resume(
                 resume, epochs=epochs, data_dir=data_dir, threads=threads, device=device, fork=fork, overrides=overrides
             )
+            if max_steps is not None and max_steps < int(state["step"]):  # it counts from the run's start; equal:
+                # a checkpoint at the same step (a setting switched on at a resume, such as the weight average)
+                raise TrainingError(f"--max-steps {max_steps} is below the run's step {int(state['step']):,}")
         else:
             run_dir = None
             if is_rank_zero():

@@ -139,9 +139,10 @@ class Restarts:
             self.progress = None
         assert best_i is not None
         if best_i != self.count - 1:
-            commands = t.commands
+            commands, machines = t.commands, t.machines
             train_state.restore(t, best_state)  # type: ignore[arg-type]
-            t.commands = commands  # the run's command history, not the one saved with that restart
+            # the run's command history and its machines (one per command), not those saved with that restart
+            t.commands, t.machines = commands, machines
         self.progress = None
         self.record = {"restarts": self.count, "steps": n, "scores": scores, "kept": best_i}
         if rank0:

@@ -314,7 +314,9 @@ def load_for_resume(
                     f"{ck_path.name} in that folder would overwrite it. Give --fork NEW_DIR to continue "
                     f"{ck_path.name} as a new run"
                 )
-    if is_rank_zero():
+    # only a resume, which holds the run's lock, may clear its temp files: a fork only reads the run, which may be
+    # training now and writing its next checkpoint through such a file (a fork deleted it and the run died)
+    if fork is None and is_rank_zero():
         for p in ckpt_io.remove_stale_temps(ck_path):
             print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
     conf = copy.deepcopy(dict(ck["config"]))
@@ -352,9 +354,10 @@ def load_for_resume(
                 "change the loss, the optimizer's rates and train settings, not those"
             )
     if epochs is not None:
-        if epochs < ck["epoch"] - 1e-9:
-            raise TrainingError(f"--epochs {epochs} is shorter than the {ck['epoch']:.2f} epochs already trained")
         cfg.train.epochs = float(epochs)
+    if cfg.train.epochs < ck["epoch"] - 1e-9:  # --epochs, or a fork's --set train.epochs
+        given = f"--epochs {epochs}" if epochs is not None else f"train.epochs {cfg.train.epochs:g}"
+        raise TrainingError(f"{given} is shorter than the {ck['epoch']:.2f} epochs already trained")
     if fork is None:
         return ck, cfg, ck_path.parent
     fork = Path(fork)

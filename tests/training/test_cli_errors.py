@@ -411,3 +411,16 @@ def test_compare_with_a_model_not_exported_yet_is_noted(checkpoint, tmp_path, mo
     argv = ["export", str(checkpoint), "--id", "m", "--models-dir", str(tmp_path / "models"), "--compare-with", "x"]
     code, err = run_cli(argv, capsys)
     assert "note: --compare-with x: no such model in" in err, err
+
+
+def test_ctrl_c_before_the_first_step_is_one_line(fake_mnist_dir, tmp_path, monkeypatch, capsys):
+    import training.loop
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt  # Ctrl-C while the data loads: the loop's own handler is not installed yet
+
+    monkeypatch.setattr(training.loop, "train", interrupted)
+    code, err = run_cli(["train", "mnist", "--data-dir", str(fake_mnist_dir), "--runs-dir", str(tmp_path)], capsys)
+    assert code == 130 and err.strip().splitlines()[-1] == (
+        "infogan train: stopped by SIGINT before the first step; nothing was trained"
+    ), err

@@ -322,6 +322,9 @@ def test_a_fork_continues_a_copy_with_changed_settings_and_leaves_the_run_as_it_
         ({"fork": "new", "overrides": ["train.candidates=3"]}, "--set changes train.restarts"),
         ({"epochs": float("inf")}, "--epochs must be a finite number > 0, got inf"),
         ({"epochs": float("nan")}, "--epochs must be a finite number > 0, got nan"),
+        # a fork's train.epochs below what the run trained: the fork once ran "8 steps" on a 32-step checkpoint
+        ({"fork": "new", "overrides": ["train.epochs=0.01"]}, "train.epochs 0.01 is shorter than the"),
+        ({"max_steps": 1}, "--max-steps 1 is below the run's step 2"),  # once trained nothing, exit 0
     ],
 )
 def test_a_fork_refuses_what_it_cannot_change(fake_mnist_dir, tmp_path, kwargs, words):
@@ -622,6 +625,11 @@ def test_resume_removes_temp_files_of_an_interrupted_write(fake_mnist_dir, tmp_p
     ck = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=4)
     torn = ck.parent / (ck.name + ".abc123.tmp")
     torn.write_bytes(b"half a checkpoint")
+    # a fork only reads the run, which may be training and writing through that file now: it leaves it alone
+    train(
+        None, resume=ck.parent, fork=tmp_path / "fork", overrides=["loss.lambda_real=0.5"], progress=False, max_steps=6
+    )
+    assert torn.exists()
     train(None, resume=ck.parent, progress=False)
     assert not torn.exists()
     assert ckpt_io.load(ck)["step"] == 16
@@ -818,6 +826,8 @@ def test_label_free_restarts_keep_the_best_scoring_start(fake_mnist_dir, tmp_pat
         assert torch.equal(v, kept_weights[k]), k
     ck = ckpt_io.load(tmp_path / "run" / "checkpoint.pt")
     assert ck["restarts"]["kept"] == 1 and ck["step"] == 4
+    # one machine per command: keeping a restart other than the last once added that restart's machine
+    assert len(ck["machines"]) == len([ck["command"], *ck["resumed_by"]]) == 1
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["candidate"] for r in rows if "label_free" in r] == [0, 1, 2]
     # every 2 steps
