@@ -87,26 +87,15 @@ def continuation(run: Path, other: Path) -> list[dict] | None:
 
 
 def spearman(a: list[float], b: list[float]) -> float:
-    def ranks(x):
-        # tied values share the mean of their positions (as scipy.stats.spearmanr): two seeds with the same accuracy
-        # must not be ranked by the order they were listed in
-        order = sorted(range(len(x)), key=lambda i: x[i])
-        r = [0.0] * len(x)
-        start = 0
-        while start < len(order):
-            end = start
-            while end + 1 < len(order) and x[order[end + 1]] == x[order[start]]:
-                end += 1
-            for pos in range(start, end + 1):
-                r[order[pos]] = (start + end) / 2
-            start = end + 1
-        return r
+    """Spearman's rho by scipy: tied values share their mean rank (two seeds with the same accuracy are not ranked
+    by the order they were listed in); nan when either list is constant."""
+    import warnings
 
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = statistics.mean(ra), statistics.mean(rb)
-    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=False))
-    den = (sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb)) ** 0.5
-    return num / den if den else float("nan")
+    from scipy.stats import spearmanr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a constant list: the nan says so
+        return float(spearmanr(a, b).statistic)
 
 
 def seed_command(args: argparse.Namespace, runs_root: Path, seed: int) -> tuple[list[str], Path, bool]:

@@ -44,9 +44,10 @@ class ManifestError(ValueError):
     """A manifest that cannot be read; the message names the folder and the fault."""
 
 
-def validation_errors(exc: ValidationError, most: int = 5) -> str:
-    """pydantic's errors on one line, each as "field.path: message" (its own text spans several lines)."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}" for e in exc.errors()[:most])
+def validation_errors(exc: ValidationError, most: int | None = 5, whole: str = "manifest") -> str:
+    """pydantic's errors on one line, each as "field.path: message" (its own text spans several lines); ``whole``
+    names an error of the whole document, ``most`` bounds how many are listed (None: all)."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or whole}: {e['msg']}" for e in exc.errors()[:most])
 
 
 def sha256_of(path: str | Path) -> str:

@@ -234,11 +234,12 @@ def load_idx_set(
                 raise DataError(f"{name}: {root / (stem + '.gz')} is missing and downloads are off")
             path = _download_idx(meta["mirrors"], stem, root, name)
         data = _read_maybe_gz(path)
-        if verify and md5_of(data) != meta["md5"][stem]:
-            known = next((f for f, md5 in meta["md5"].items() if md5 == md5_of(data)), None)
+        digest = md5_of(data) if verify else None
+        if verify and digest != meta["md5"][stem]:
+            known = next((f for f, md5 in meta["md5"].items() if md5 == digest), None)
             what = f"it is {name}'s {known} file under another name" if known else f"the file is corrupt or not {name}"
             raise DataError(
-                f"{path}: checksum mismatch (md5 of the content {md5_of(data)}, expected "
+                f"{path}: checksum mismatch (md5 of the content {digest}, expected "
                 f"{meta['md5'][stem]}); {what}: delete it and retry"
             )
         arrays.append(parse_idx(data, str(path)))

@@ -22,7 +22,7 @@ from . import checkpoint as ckpt_io
 # metrics.jsonl and RESTART_ROW_KEY, its field naming the label-free restart a row belongs to (absent: the main run):
 # defined beside the file's reader. The key is the one the format has had since before the concept was called
 # "restarts": report.py, scripts/seed_study.py and the committed docs/training/*.jsonl read it.
-from .metrics_file import METRICS_FILE, RESTART_ROW_KEY  # noqa: E402
+from .metrics_file import METRICS_FILE, RESTART_ROW_KEY
 
 OPTIONS_FILE = "training_options.json"
 CHECKPOINT_FILE = ckpt_io.CHECKPOINT_FILE

@@ -9,6 +9,7 @@ from fastapi import Depends, HTTPException, Request
 from pydantic import ValidationError
 
 from spec.latent import sent_text
+from spec.manifest import validation_errors
 
 from ..core.config import Settings
 from ..core.images import UploadError, decode_data_url
@@ -66,10 +67,6 @@ class Upload:
     field: str
 
 
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
-
-
 async def read_upload(request: Request, settings: SettingsDep) -> Upload:
     """The image of /infer-codes, as a multipart ``file`` (optional ``model`` field) or JSON ``{"image": data URL,
     "model"}``. Async only to read the body; the route that decodes and runs the model is a sync def."""
@@ -95,7 +92,7 @@ async def read_upload(request: Request, settings: SettingsDep) -> Upload:
         try:
             req = InferRequest.model_validate_json(body)
         except ValidationError as exc:
-            raise HTTPException(422, _validation_message(exc)) from None
+            raise HTTPException(422, validation_errors(exc, most=None, whole="body")) from None
         data = decode_data_url(req.image)
         if len(data) > limit:
             raise UploadError(413, f"image: upload over the limit of {limit} bytes")

@@ -46,7 +46,8 @@ def model_file(name: str, model: ModelDep, request: Request) -> Response:
     """One of the model's ONNX files (generator.onnx, recognizer.onnx); ETag: its sha256 from the manifest."""
     if name not in FILES:
         raise HTTPException(404, f"name: no file {sent_text(name)}; a model serves {list(FILES)}")
-    if file_identity(model.folder / name) != model.files_on_disk.get(name):
+    identity = file_identity(model.folder / name)  # (size, mtime_ns, inode)
+    if identity is None or identity != model.files_on_disk.get(name):
         # swapped or removed since the sha256 check at load: its bytes would go out under the old file's ETag (and
         # the service still runs the old one); a restart loads and checks the new file
         raise HTTPException(
@@ -58,17 +59,15 @@ def model_file(name: str, model: ModelDep, request: Request) -> Response:
         return Response(status_code=304, headers=headers)
     wanted = request.headers.get("range")
     if wanted is not None and request.headers.get("if-range") is None:  # with If-Range the file may go whole
-        size = (model.folder / name).stat().st_size
+        size = identity[0]
         try:
-            FileResponse._parse_range_header(wanted, size)
+            ModelFile._parse_range_header(wanted, size)  # a malformed range: the whole file, as the response sends
         except RangeNotSatisfiable:  # answered as every error is, JSON, with the size a client can ask within
             return error_response(
                 f"range: {sent_text(wanted)} lies beyond the file's {size} bytes",
                 416,
                 {"Content-Range": f"bytes */{size}"},
             )
-        except MalformedRangeHeader:
-            pass  # ModelFile sends the whole file
     return ModelFile(model.folder / name, media_type="application/octet-stream", headers=headers)
 
 
