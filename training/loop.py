@@ -96,6 +96,8 @@ class Trainer:
         # stop when the step reaches this (tests, benchmarks), inside a restart too; the schedule still follows
         # cfg.train.epochs, and a resume goes on from there
         self.max_steps = max_steps
+        # a resume or fork (even from a step-0 checkpoint) goes on in a folder whose metrics rows may run past it
+        self.resumed = resume is not None
         tc = cfg.train
         self.runtime = rt = Runtime.start(tc.device, tc.precision, tc.threads, tc.seed)
         self.distributed, self.rank, self.world, self.device = rt.distributed, rt.rank, rt.world, rt.device
@@ -169,6 +171,9 @@ class Trainer:
         if resume is not None:
             train_state.restore(self, resume)
             self.restarts.load_state_dict(resume)
+            note = self.restarts.check_length(self.total_steps, self.steps_per_epoch)
+            if note and self.rank == 0:
+                print(note, flush=True)
 
     # ---- build ---------------------------------------------------------------------------------------------
     def build(self, restart: int) -> None:
@@ -391,8 +396,10 @@ def train(
         raise TrainingError("--init-from starts a new run from another's weights; a resume already has its own")
     # the run folder's lock (run_dir.run_lock) is held until this returns or raises
     with contextlib.ExitStack() as held:
-        folder = None if resume is None else ckpt_io.checkpoint_path(resume).parent
-        if folder is not None and folder.is_dir() and fork is None and is_rank_zero():
+        ck_file = None if resume is None else ckpt_io.checkpoint_path(resume)
+        folder = None if ck_file is None else ck_file.parent
+        # no checkpoint (an empty folder, a mistyped name): load_for_resume says so, and no .lock file is left there
+        if ck_file is not None and ck_file.is_file() and fork is None and is_rank_zero():
             # before load_for_resume clears stale temporary files: one may be a live run's checkpoint being written
             held.enter_context(run_lock(folder))
         state = None
@@ -420,8 +427,11 @@ def train(
             init_parts=init_parts,
         )
         if fork is not None and resume is not None and is_rank_zero():
-            train_state.write_fork(state, resume, run_dir)  # only now: a fork that could not start leaves no folder
+            # only now: a fork that could not start leaves no folder; locked before anything is written, so a second
+            # fork into the same new folder is refused before it overwrites the first's checkpoint and metrics
+            run_dir.mkdir(parents=True, exist_ok=True)
             held.enter_context(run_lock(run_dir))
+            train_state.write_fork(state, resume, run_dir)
         if run_dir is None:
             run_dir = (
                 new_run_dir(runs_dir, f"{cfg.name}-s{cfg.train.seed}")

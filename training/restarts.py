@@ -25,6 +25,7 @@ from . import checkpoint as ckpt_io
 from . import epoch_report, train_state
 from .evaluate import BN_SAMPLES, label_free_score, predict_codes, recalibrate_batchnorm
 from .run_dir import RESTART_ROW_KEY, MetricsLog
+from .runtime import TrainingError
 
 if TYPE_CHECKING:
     from .loop import Trainer
@@ -64,6 +65,29 @@ class Restarts:
         and neither field: it is not restarted."""
         return self.count > 1 and self.record is None and (step == 0 or self.progress is not None)
 
+    def check_length(self, total_steps: int, steps_per_epoch: int) -> str | None:
+        """On a resume: the restarts' length is fixed when they begin (``min(restart_steps, the run's steps)``, stored
+        in the checkpoint), so a resume with another ``--epochs`` trains the remaining restarts as long as the finished
+        ones and their scores compare like with like. Refuses a length too short to hold restarts in progress;
+        returns a note when the restarts were shorter than this length's would be (a run begun shorter than
+        ``restart_steps``), as the longer run then differs from one trained that long from the start."""
+        stored = (self.record or self.progress or {}).get("steps")
+        if self.count < 2 or stored is None:  # no restarts, or a checkpoint written before the length was stored
+            return None
+        if self.record is None and stored > total_steps:
+            raise TrainingError(
+                f"the run is inside its label-free restarts of {stored:,} steps each, more than the run's "
+                f"{total_steps:,} steps; give --epochs {stored / steps_per_epoch:.4g} or more"
+            )
+        fresh = min(self.steps, total_steps)
+        if stored < fresh:
+            return (
+                f"note: this run's label-free restarts train {stored:,} steps each (its length when they began); "
+                f"a run of this length from the start trains them {fresh:,} steps, so the longer run is not "
+                "bit-identical to it"
+            )
+        return None
+
     def current(self) -> int | None:
         """The restart being trained (None in the main run)."""
         return self.progress["restart"] if self.progress else None
@@ -89,8 +113,10 @@ class Restarts:
         """Train the restarts not yet trained, then continue ``t`` from the best. Returns False when ``t.max_steps``
         stopped the restart being trained (before its ``restart_steps``): the run ends there, as a signal would end
         it, and a resume continues that restart."""
-        n = min(self.steps, t.total_steps)
         prog = self.progress or {"restart": 0, "scores": [], "best": None}
+        # the length every restart trains, fixed when the first begins (check_length): a resume with another
+        # --epochs must not score the remaining restarts after more or fewer steps than the finished ones
+        n = prog.get("steps") or min(self.steps, t.total_steps)
         scores: list[float] = list(prog["scores"])
         best_i: int | None = prog["best"]
         best_state = self._load_best(t.run_dir, best_i) if best_i is not None else None
@@ -98,7 +124,7 @@ class Restarts:
         for i in range(prog["restart"], self.count):
             if self.progress is None:  # a fresh restart (a resumed one already holds its networks and step)
                 t.build(restart=i)
-                self.progress = {"restart": i, "scores": list(scores), "best": best_i}
+                self.progress = {"restart": i, "scores": list(scores), "best": best_i, "steps": n}
                 if i > 0:
                     train_state.save_checkpoint(t)
                     if rank0:

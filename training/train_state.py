@@ -19,7 +19,7 @@ import torch
 from . import checkpoint as ckpt_io
 from . import machine
 from .config import Config, apply_override
-from .run_dir import CHECKPOINT_FILE, METRICS_FILE, command_line, trim_metrics
+from .run_dir import CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE, command_line, trim_metrics
 from .runtime import TrainingError, is_rank_zero
 
 if TYPE_CHECKING:
@@ -234,9 +234,8 @@ def save_checkpoint(t: Trainer) -> None:
 def tidy_run_dir(t: Trainer) -> None:
     """Bring the run folder in line with the checkpoint ``t`` starts from (rank 0): metrics rows logged after its step
     are dropped, as those steps are trained and logged again, and a finished choice's leftover restart files go."""
-    restart = t.restarts.current()
-    if t.step > 0 or restart is not None:  # a resume (a later restart resumes at step 0)
-        dropped = trim_metrics(t.run_dir / METRICS_FILE, t.step, restart)
+    if t.resumed:  # at any step: a checkpoint at step 0 (a stop before the first step) may have rows logged after it
+        dropped = trim_metrics(t.run_dir / METRICS_FILE, t.step, t.restarts.current())
         if dropped:
             print(
                 f"metrics.jsonl: dropped {dropped} line(s) logged after the checkpoint's step {t.step}; "
@@ -392,6 +391,10 @@ def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
     it starts) and ``ck``, the run's checkpoint with the fork's config, so a fork killed before its first save
     resumes with its changes."""
     fork.mkdir(parents=True, exist_ok=True)
+    # checked again under the fork's lock: another fork into this folder may have started (and ended) since
+    # load_for_resume saw it empty
+    if any(p.name != LOCK_FILE for p in fork.iterdir()):
+        raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
     metrics = ckpt_io.checkpoint_path(source).parent / METRICS_FILE
     if metrics.exists():
         shutil.copyfile(metrics, fork / METRICS_FILE)

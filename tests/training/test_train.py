@@ -1,5 +1,6 @@
 """CPU smoke tests of the training loop on generated data: train, checkpoint, resume, kill -9, NaN, DDP."""
 
+import contextlib
 import json
 import os
 import re
@@ -1122,3 +1123,81 @@ def test_a_run_inside_its_restarts_is_not_forked(fake_mnist_dir, tmp_path):
     assert ckpt_io.load(past)["restarting"] is None
     forked = train(None, resume=short.parent, progress=False, fork=tmp_path / "fork")
     assert ckpt_io.load(forked)["step"] == 16
+
+
+def test_a_resume_from_a_step_0_checkpoint_drops_rows_logged_after_it(fake_mnist_dir, tmp_path):
+    """A run stopped before its first step has a step-0 checkpoint; its resume, killed after logging step 2, left
+    that row: the next resume (from step 0 again) logs step 2 once, with its own values."""
+    start = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=0)
+    assert ckpt_io.load(start)["step"] == 0
+    metrics = start.parent / "metrics.jsonl"
+    with metrics.open("a") as f:
+        f.write(json.dumps({"step": 2, "loss_D": 123.0}) + "\n")
+    train(None, resume=start.parent, progress=False, max_steps=4)
+    rows = [json.loads(line) for line in metrics.read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 4] and rows[0]["loss_D"] != 123.0
+
+
+def test_the_restarts_keep_the_length_they_began_with_across_a_resume(fake_mnist_dir, tmp_path, monkeypatch, capsys):
+    """The restarts' length is min(restart_steps, the run's steps) when they begin, stored in the checkpoint: a
+    resume with a longer --epochs trains the remaining restarts as long as the finished ones (their scores compare
+    like with like) and says the longer run differs from one that long from the start; a resume too short to hold
+    the restarts in progress is refused."""
+    monkeypatch.setattr(Restarts, "score", staticmethod(lambda t: float(t.restarts.current())))
+    cfg = lambda epochs: tiny_config(fake_mnist_dir, restarts=2, restart_steps=6, epochs=epochs)  # noqa: E731
+    part = train(cfg(0.25), runs_dir=tmp_path / "a", progress=False, max_steps=2)  # 4 steps: restarts of 4
+    assert ckpt_io.load(part)["restarting"]["steps"] == 4
+    capsys.readouterr()
+    done = ckpt_io.load(train(None, resume=part.parent, progress=False, epochs=1))
+    assert done["restarts"]["steps"] == 4 and done["step"] == 16
+    rows = [json.loads(line) for line in (part.parent / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "label_free" in r] == [4, 4]
+    assert "restarts train 4 steps each" in capsys.readouterr().out
+    # a finished run whose restarts were cut to its length: the note again when it is trained longer
+    short = train(cfg(0.25), runs_dir=tmp_path / "b", progress=False)
+    capsys.readouterr()
+    assert ckpt_io.load(train(None, resume=short.parent, progress=False, epochs=0.5))["restarts"]["steps"] == 4
+    assert "not bit-identical" in capsys.readouterr().out
+    # restarts of 6 steps in progress; 4 steps cannot hold them
+    inside = train(cfg(1), runs_dir=tmp_path / "c", progress=False, max_steps=2)
+    with pytest.raises(TrainingError, match="inside its label-free restarts of 6 steps"):
+        train(None, resume=inside.parent, progress=False, epochs=0.25)
+    assert ckpt_io.load(inside)["step"] == 2
+
+
+def test_resuming_a_folder_without_a_checkpoint_leaves_no_lock_file(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(None, resume=empty, progress=False)
+    assert not list(empty.iterdir())
+
+
+@pytest.mark.parametrize("other", ["training", "finished"])
+def test_a_second_fork_into_one_new_folder_writes_nothing_there(fake_mnist_dir, tmp_path, monkeypatch, other):
+    """Two forks into one new folder both see it empty before their data loads; the second must be refused before it
+    writes: the first's checkpoint and metrics stay as they were, whether it still trains (holds the folder's lock)
+    or has finished (wrote its checkpoint and let go)."""
+    from training.run_dir import run_lock
+
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    fork = tmp_path / "fork"
+    held = contextlib.ExitStack()
+    real = train_state.load_for_resume
+
+    def then_the_other_fork_starts(*a, **kw):
+        out = real(*a, **kw)
+        fork.mkdir()
+        if other == "training":
+            held.enter_context(run_lock(fork))
+        else:
+            (fork / "checkpoint.pt").write_bytes(b"the first fork's")
+        return out
+
+    monkeypatch.setattr(train_state, "load_for_resume", then_the_other_fork_starts)
+    with held, pytest.raises(TrainingError, match="being trained" if other == "training" else "not an empty folder"):
+        train(None, resume=part.parent, progress=False, fork=fork, max_steps=4)
+    expected = [".lock"] if other == "training" else [".lock", "checkpoint.pt"]
+    assert sorted(p.name for p in fork.iterdir()) == expected
+    if other == "finished":
+        assert (fork / "checkpoint.pt").read_bytes() == b"the first fork's"
