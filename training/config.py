@@ -367,6 +367,14 @@ def load_config(path_or_name: str | Path, overrides: list[str] | None = None) ->
     return cfg
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """(key as given, stripped; raw value) of ``section.key=value``: --set's and check_once's one reading."""
+    if "=" not in item:
+        raise ValueError(f"override {item!r} must look like section.key=value")
+    key, raw = item.split("=", 1)
+    return key.strip(), raw
+
+
 def check_once(overrides: list[str]) -> None:
     """The command line's settings (--set, and the flags that set one: --seed, --epochs, --data-dir ...) name each
     setting once: the last would win without a word. An old name and its new one are one setting."""
@@ -374,11 +382,11 @@ def check_once(overrides: list[str]) -> None:
     for item in overrides:
         if "=" not in item:
             continue  # apply_override names it
-        key, raw = (part.strip() for part in item.split("=", 1))
+        key, raw = split_override(item)
         key = RENAMED.get(key, key)
         if key in given:
-            raise ValueError(f"{key} is given twice ({given[key]} and {raw}); give it once")
-        given[key] = raw
+            raise ValueError(f"{key} is given twice ({given[key]} and {raw.strip()}); give it once")
+        given[key] = raw.strip()
 
 
 NULL_WORDS = frozenset({"null", "none"})  # TOML has no null: how --set unsets an optional setting (optim.lr_q=null)
@@ -387,9 +395,7 @@ NULL_WORDS = frozenset({"null", "none"})  # TOML has no null: how --set unsets a
 def apply_override(d: dict[str, Any], item: str) -> None:
     """``optim.lr_g=0.001`` -> d['optim']['lr_g'] = 0.001 (value parsed as TOML, else kept as a string; null or none:
     unset)."""
-    if "=" not in item:
-        raise ValueError(f"override {item!r} must look like section.key=value")
-    key, raw = item.split("=", 1)
+    given, raw = split_override(item)
     if raw.strip().lower() in NULL_WORDS:
         value = None
     else:
@@ -397,10 +403,9 @@ def apply_override(d: dict[str, Any], item: str) -> None:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw
-    key = key.strip()
-    if key in RENAMED:  # so --set of the old name overrides a file's new one, as it overrode the old one
-        note(f"{key} is now called {RENAMED[key]}; read as that")
-        key = RENAMED[key]
+    key = RENAMED.get(given, given)
+    if key != given:  # so --set of the old name overrides a file's new one, as it overrode the old one
+        note(f"{given} is now called {key}; read as that")
     parts = key.split(".")
     node = d
     for depth, p in enumerate(parts[:-1]):

@@ -18,7 +18,7 @@ import torch
 
 from . import checkpoint as ckpt_io
 from . import machine
-from .config import Config, apply_override
+from .config import Config, apply_override, split_override
 from .run_dir import CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE, command_line, trim_metrics
 from .runtime import TrainingError, is_rank_zero
 
@@ -320,7 +320,7 @@ def load_for_resume(
             print(f"removed {p.name}, left by an interrupted checkpoint write", flush=True)
     conf = copy.deepcopy(dict(ck["config"]))
     for item in overrides or []:
-        key = item.split("=", 1)[0].strip()
+        key = split_override(item)[0]
         if any(key == f or key.startswith(f + ".") for f in FORK_FIXED):
             raise TrainingError(
                 f"--set {key}: a fork continues the run's networks and history, so it may change the loss, the "
