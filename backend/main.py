@@ -1,13 +1,15 @@
 """The inference service: ``uvicorn backend.main:app`` (or ``infogan serve``). Imports no torch.
 
 ``create_app`` builds the app; models load in the lifespan handler (in a background thread, so /healthz
-answers while /readyz says 503), never at import time.
+answers while /readyz says 503), never at import time. Building ``app`` reads the settings and, for DEVICE=cuda
+only, checks CUDA (a child process builds one session), so either failure is one line before uvicorn serves.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -23,11 +25,16 @@ from .api.limits import BodyLimitMiddleware
 from .api.responses import error_response
 from .api.routes import files, frontend, generate, health, infer, models
 from .core.config import Settings, settings_or_exit
+from .core.device import cuda_or_exit
 from .core.images import UploadError
 from .core.metrics import Metrics, MetricsMiddleware
 from .core.registry import Registry
 
 log = logging.getLogger("backend")
+
+# uvicorn's exit status for "failed before serving" (uvicorn.config.STARTUP_FAILURE): its --workers parent stops on
+# it instead of restarting the worker
+STARTUP_FAILURE = 3
 
 
 def _field(loc: tuple) -> str:
@@ -57,7 +64,9 @@ class LateStaticFiles(StaticFiles):
             await super().check_config()
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, device: str | None = None) -> FastAPI:
+    """``device``: the device already resolved from ``settings.device`` ('cuda' after device.cuda_or_exit), else
+    the lifespan resolves it (DEVICE=cuda without CUDA then fails the start-up with DeviceError)."""
     settings = settings or Settings()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -65,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         registry = Registry(settings, app.state.metrics)
         app.state.registry = registry
-        registry.start()
+        registry.start(device)
         yield
         registry.close()
 
@@ -121,4 +130,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app(settings_or_exit("backend.main"))  # a bad setting: one line, not a traceback from the import
+def _app_for_uvicorn() -> FastAPI:
+    """The app `uvicorn backend.main:app` imports. A bad setting, or DEVICE=cuda where CUDA cannot run, is one line on
+    stderr and exit status 3 before uvicorn starts serving. Else a bad setting was pydantic's traceback from the
+    import, and a failed CUDA requirement (raised in the lifespan) uvicorn's start-up traceback. Status 3 is uvicorn's
+    STARTUP_FAILURE: under `uvicorn --workers N` the parent restarts a worker that exits with any other status, so
+    status 1 printed the line again every few seconds for ever."""
+    try:
+        settings = settings_or_exit("backend.main")
+        device = cuda_or_exit("backend.main", settings)  # DEVICE=cuda only: one probe, not repeated in the lifespan
+    except SystemExit as exc:
+        print(exc.code, file=sys.stderr)
+        raise SystemExit(STARTUP_FAILURE) from None
+    return create_app(settings, device=device)
+
+
+app = _app_for_uvicorn()

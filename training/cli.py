@@ -214,15 +214,9 @@ def _serve_checks(args: argparse.Namespace) -> None:
         # missing one is a typo: a page with nothing to show and no word of why
         source = "--models-dir" if args.models_dir else "MODELS_DIR"
         raise SystemExit(f"infogan serve: error: {source} {settings.models_dir} does not exist")
-    if settings.device == "cuda":
-        from backend.core.cuda_probe import probe_cuda
-        from backend.core.device import probe_file
-        from spec.manifest import ordered_folders
+    from backend.core.device import cuda_or_exit
 
-        folders = ordered_folders(settings.models_dir, []) if settings.models_dir.is_dir() else []
-        ok, reason = probe_cuda(probe_file(folders))
-        if not ok:
-            raise SystemExit(f"infogan serve: error: DEVICE=cuda but {reason} (DEVICE=auto falls back to CPU)")
+    cuda_or_exit("infogan serve", settings)  # DEVICE=cuda where CUDA cannot run: one line before uvicorn starts
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:

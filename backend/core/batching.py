@@ -1,5 +1,6 @@
 """Batching: concurrent generator requests share one run(). ``MicroBatcher`` (below) serves the sync routes
-(/traverse, the /infer-codes reconstruction); ``LoopBatcher`` (further down) serves the async /generate.
+(/traverse, the /infer-codes reconstruction); ``LoopBatcher`` (further down) serves the async /generate. Each lets
+one run() at a time through; both call Model.run_generator, whose per-model lock keeps their runs from overlapping.
 
 Leader/follower combining, no worker thread: request threads (FastAPI's thread pool) queue their (z, c); the thread
 that finds no batch in flight becomes the leader, takes what is queued (at most ``max_rows`` rows), runs it once

@@ -31,8 +31,9 @@ class Settings(BaseSettings):
     # worker processes (`infogan serve --workers N` sets it for every worker): each gets cores / workers threads
     workers: int = Field(1, ge=1, le=64)
     # intra-op threads per ONNX Runtime session; 0 = every core this process may use (with N workers: cores / N, at
-    # least 1). Each batcher lets one run() per model go at a time (/generate's and /traverse's may overlap). At most
-    # 256: every session of every model starts that many threads.
+    # least 1). One generator run() per model goes at a time: /generate's and /traverse's batchers take turns
+    # (Model.run_generator's lock), so mixed load does not start twice the threads; different models' runs may
+    # overlap. At most 256: every session of every model starts that many threads.
     ort_threads: int = Field(0, ge=0, le=256)
     # batching of concurrent generator runs, on (> 0) or off (0: each request runs alone). /generate batches in one
     # executor thread per model with no waiting (LoopBatcher); /traverse's MicroBatcher leader waits at most this

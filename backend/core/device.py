@@ -7,6 +7,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from .config import Settings
 from .cuda_probe import probe_cuda
 
 log = logging.getLogger("backend.models")
@@ -63,3 +64,18 @@ def resolve_device(requested: str, probe: Path | None, threads: int) -> str:
         raise DeviceError(f"DEVICE=cuda but {reason}")
     log.info("device: cpu (DEVICE=auto; %s)", reason)
     return "cpu"
+
+
+def cuda_or_exit(prog: str, settings: Settings) -> str | None:
+    """DEVICE=cuda: 'cuda' once a CUDA session really starts here, else SystemExit with one line naming why (``prog:
+    error: DEVICE=cuda but <reason>``), for a check before any server starts. Other values: None, left to
+    Registry.start (DEVICE=auto falls back to the CPU, so it cannot fail)."""
+    if settings.device != "cuda":
+        return None
+    from spec.manifest import ordered_folders
+
+    folders = ordered_folders(settings.models_dir, []) if settings.models_dir.is_dir() else []
+    try:
+        return resolve_device("cuda", probe_file(folders), settings.threads())
+    except DeviceError as exc:
+        raise SystemExit(f"{prog}: error: {exc} (DEVICE=auto falls back to CPU)") from None

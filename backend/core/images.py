@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import struct
 import warnings
 import zlib
@@ -123,8 +124,23 @@ def decode_upload(data: bytes, *, max_pixels: int, field: str = "file") -> Image
 
 
 # The first bytes of the accepted formats: an upload that starts so but cannot be opened is a cut or corrupt image
-# (422, as one cut after its header is), not another format (415)
-SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
+# (422, as one cut after its header is), not another format (415). Each is the whole signature, as far as the format
+# fixes it: a bare prefix (b"BM", b"RIFF") also matched a WAV (RIFF....WAVE) or a text starting "BM", answered 422.
+# An upload cut before its signature ends cannot be told from another format: 415.
+SIGNATURES = tuple(
+    re.compile(p, re.DOTALL)
+    for p in (
+        rb"\x89PNG\r\n\x1a\n",  # PNG: 8 bytes, made to fail on text
+        # JPEG (and MPO): SOI, then the first segment's marker; a marker byte is 0xC0..0xFE, or 0xFF (fill)
+        rb"\xff\xd8\xff[\xc0-\xff]",
+        rb"GIF8[79]a",
+        rb"RIFF.{4}WEBP",  # a RIFF container (4 bytes of size) of form WEBP
+        # BMP: "BM", file size (4 bytes), reserved (4: written as 0, but "application-defined" in practice, so not
+        # checked), pixel offset (4), then the DIB header's size (uint32 LE) that says its version: CORE 12, INFO
+        # 40, V2 52, V3 56, OS/2 2.x 64, V4 108, V5 124 (the ones PIL reads)
+        rb"BM.{12}[\x0c\x28\x34\x38\x40\x6c\x7c]\x00\x00\x00",
+    )
+)
 
 
 def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
@@ -135,7 +151,7 @@ def _decode(data: bytes, *, max_pixels: int, field: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise UploadError(413, f"{field}: image has too many pixels (limit {max_pixels})") from None
     except Exception:  # noqa: BLE001 - PIL raises UnidentifiedImageError and others for non-images
-        if data.startswith(SIGNATURES):  # a known format cut short before its header ended
+        if any(sig.match(data) for sig in SIGNATURES):  # a known format cut short before its header ended
             raise UploadError(422, f"{field}: the image data is truncated or corrupt") from None
         raise UploadError(415, f"{field}: not an image in a supported format ({_FORMATS})") from None
     if im.format not in ACCEPTED_FORMATS:

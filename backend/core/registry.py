@@ -128,10 +128,11 @@ class Registry:
             log.warning("%s %s", ORDER_FILE, self.errors[ORDER_FILE])
         return ordered_folders(root, order)
 
-    def start(self) -> None:
-        """Picks the device now (DEVICE=cuda fails the start-up), then loads the folders in the background."""
+    def start(self, device: str | None = None) -> None:
+        """Picks the device now (DEVICE=cuda fails the start-up), then loads the folders in the background.
+        ``device``: already resolved (by device.cuda_or_exit before uvicorn started), so not probed again."""
         folders = self.folders()
-        self.device = resolve_device(self.settings.device, probe_file(folders), self.settings.threads())
+        self.device = device or resolve_device(self.settings.device, probe_file(folders), self.settings.threads())
         self._thread = threading.Thread(target=self.load_all, args=(folders,), name="model-loader", daemon=True)
         self._thread.start()
 

@@ -123,3 +123,82 @@ def test_batched_service_matches_unbatched(tiny_models_dir):
                 t.join()
             outs[wait] = res
     assert outs[2.0] == outs[0.0]
+
+
+class RecordingSession:
+    """A generator session's stand-in around the real one: records the most runs inside it at once and the threads
+    that ran it; each run is held ``hold_s`` so concurrent callers would overlap. ``meet``: a barrier the first run
+    waits at (it passes only while another model's run waits there too)."""
+
+    def __init__(self, session, hold_s: float, meet: threading.Barrier | None = None):
+        self.session, self.hold_s, self.meet = session, hold_s, meet
+        self.inside = self.most = 0
+        self.threads: set[str] = set()
+        self._lock = threading.Lock()
+
+    def run(self, names, feeds):
+        with self._lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            self.threads.add(threading.current_thread().name)
+            meet, self.meet = self.meet, None
+        try:
+            if meet is not None:
+                meet.wait()  # BrokenBarrierError (a 500) when the other model's run cannot enter meanwhile
+            time.sleep(self.hold_s)
+            return self.session.run(names, feeds)
+        finally:
+            with self._lock:
+                self.inside -= 1
+
+
+def _post_at_once(c, calls: list[tuple[str, dict]]) -> list:
+    res = [None] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def call(i):
+        start.wait()
+        path, body = calls[i]
+        res[i] = c.post(path, json=body)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return res
+
+
+def test_generate_and_traverse_of_one_model_never_run_its_generator_at_once(tiny_models_dir):
+    """/generate (LoopBatcher, its own thread) and /traverse (MicroBatcher, the request threads) each let one run
+    through per model, but ran the same session side by side: 2 x ORT_THREADS intra-op threads on the cores."""
+    with make_client(tiny_models_dir) as c:
+        wait_ready(c)
+        model = c.app.state.registry.models["tiny"]
+        model.generator = recorder = RecordingSession(model.generator, hold_s=0.03)
+        gen = ("/generate", {"model": "tiny", "n": 2, "seed": 1})
+        trav = ("/traverse", {"model": "tiny", "code": "c1", "rows": 1, "cols": 2, "seed": 1})
+        for _ in range(2):
+            res = _post_at_once(c, [gen, trav] * 3)
+            assert all(r.status_code == 200 for r in res), [r.text for r in res if r.status_code != 200]
+    assert any(name.startswith("generate") for name in recorder.threads), recorder.threads  # the LoopBatcher's
+    assert any(not name.startswith("generate") for name in recorder.threads), recorder.threads  # MicroBatcher's
+    assert recorder.most == 1, f"{recorder.most} runs of one model's generator at once"
+
+
+def test_different_models_still_run_their_generators_at_once(tiny_models_dir):
+    with make_client(tiny_models_dir) as c:
+        wait_ready(c)
+        meet = threading.Barrier(2, timeout=5)
+        for name in ("tiny", "tiny-gan"):
+            model = c.app.state.registry.models[name]
+            model.generator = RecordingSession(model.generator, hold_s=0.0, meet=meet)
+        res = _post_at_once(
+            c,
+            [
+                ("/generate", {"model": "tiny", "n": 1, "seed": 1}),
+                ("/traverse", {"model": "tiny-gan", "code": "c1", "rows": 1, "cols": 2, "seed": 1}),
+            ],
+        )
+        assert [r.status_code for r in res] == [200, 200], [r.text for r in res]
+        assert not meet.broken

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backend.core.images import prepare
+from backend.core.images import UploadError, decode_upload, prepare
+
+LIMIT = 4096 * 4096
 
 
 def encode(im: Image.Image, fmt: str, **kw) -> bytes:
@@ -26,6 +28,19 @@ def digit(size=(28, 28), dark_on_light=False, mode="L") -> Image.Image:
 
 
 NOISY_JPEG = encode(Image.fromarray(np.random.default_rng(0).integers(0, 255, (128, 128), dtype=np.uint8)), "JPEG")
+
+
+def wav() -> bytes:
+    """A real WAV (RIFF....WAVE): the same container as WebP, another form."""
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(800))
+    return buf.getvalue()
 
 
 def check_response(r, model="tiny"):
@@ -121,12 +136,52 @@ def test_decompression_bomb(client):
         (encode(digit(), "GIF")[:12], 422),
         (encode(digit(mode="RGB"), "BMP")[:20], 422),
         (encode(digit(mode="RGB"), "WEBP")[:40], 422),
+        # another format sharing a bare prefix was taken for a cut image: 422 "truncated or corrupt" for a WAV
+        (wav(), 415),
+        (b"RIFF\x24\x00\x00\x00AVI LIST\x00\x00\x00\x00", 415),
+        (b"BM hello", 415),
+        (b"BM is a text that starts like a BMP file header, and is long enough for one", 415),
     ],
 )
 def test_bad_files(client, data, status):
     r = client.post("/infer-codes", files={"file": ("x", data, "image/png")})
     assert r.status_code == status, r.text
     assert r.json()["detail"].startswith("file")
+
+
+# each accepted format's signature: the whole of it is "cut or corrupt" (422), one byte less another format (415)
+SIGNATURE_BYTES = {"PNG": 8, "JPEG": 4, "GIF": 6, "WEBP": 12, "BMP": 18}
+
+
+@pytest.mark.parametrize("fmt", list(SIGNATURE_BYTES))
+def test_a_format_is_known_by_its_whole_signature(fmt):
+    data = encode(digit(mode="RGB"), fmt)
+    assert decode_upload(data, max_pixels=LIMIT).size == (28, 28)
+    n = SIGNATURE_BYTES[fmt]
+    for cut, status in ((data[:n], 422), (data[: n - 1], 415)):
+        with pytest.raises(UploadError) as e:
+            decode_upload(cut, max_pixels=LIMIT)
+        assert e.value.status == status, (len(cut), e.value.detail)
+
+
+@pytest.mark.parametrize(
+    "patch, status",
+    [
+        ((3, b"\xe1"), 422),  # an EXIF JPEG
+        ((3, b"\x00"), 415),  # not a marker after SOI
+        ((14, b"\x7c"), 422),  # a BMP V5 header
+        ((14, b"\x10"), 415),  # a DIB header of 16 bytes: no BMP version PIL reads
+        ((8, b"WAVE"), 415),  # RIFF of another form
+    ],
+)
+def test_signature_fields_past_the_magic_are_checked(patch, status):
+    at, value = patch
+    fmt = {3: "JPEG", 14: "BMP", 8: "WEBP"}[at]
+    data = bytearray(encode(digit(mode="RGB"), fmt)[:20])  # cut in the header: PIL cannot open it
+    data[at : at + len(value)] = value
+    with pytest.raises(UploadError) as e:
+        decode_upload(bytes(data), max_pixels=LIMIT)
+    assert e.value.status == status, e.value.detail
 
 
 @pytest.mark.parametrize(

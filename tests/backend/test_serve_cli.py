@@ -90,5 +90,45 @@ def test_uvicorn_on_the_app_module_says_a_bad_setting_in_one_line():
         cwd=root,
         env={**os.environ, "MAX_BATCH": "0"},
     )
-    assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
+    assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr  # 3: uvicorn's STARTUP_FAILURE
     assert p.stderr.strip() == "backend.main: error: setting MAX_BATCH: Input should be greater than or equal to 1"
+
+
+def uvicorn_app(*args: str, models_dir, **env: str) -> subprocess.CompletedProcess:
+    """`uvicorn backend.main:app` from the repository root on 127.0.0.1 and a free port (it should not get to serve)."""
+    import os
+    from pathlib import Path
+
+    from benchmarks._server import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    return subprocess.run(
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(free_port()), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env={**os.environ, "MODELS_DIR": str(models_dir), "ORT_THREADS": "1", **env},
+    )
+
+
+def test_uvicorn_on_the_app_module_says_device_cuda_without_cuda_in_one_line(tiny_models_dir):
+    # raised in the lifespan, DeviceError was uvicorn's 40-line start-up traceback (and exit status 3)
+    ok, _ = probe_cuda(None)
+    if ok:
+        pytest.skip("ONNX Runtime can use CUDA here")
+    p = uvicorn_app(models_dir=tiny_models_dir, DEVICE="cuda")
+    assert p.returncode == 3 and "Traceback" not in p.stderr, p.stderr
+    line = p.stderr.strip()
+    assert "\n" not in line and line.startswith("backend.main: error: DEVICE=cuda but "), p.stderr
+    assert "loaded from" not in p.stderr and "Started server" not in p.stderr  # refused before uvicorn started
+
+
+@pytest.mark.parametrize("env", [{"MAX_BATCH": "0"}, {"DEVICE": "cuda"}])
+def test_uvicorn_workers_stop_on_a_start_up_failure_instead_of_restarting_for_ever(tiny_models_dir, env):
+    # a worker's exit status 1 made uvicorn's parent start another, which failed the same way, every few seconds
+    if env.get("DEVICE") == "cuda" and probe_cuda(None)[0]:
+        pytest.skip("ONNX Runtime can use CUDA here")
+    p = uvicorn_app("--workers", "2", models_dir=tiny_models_dir, **env)  # TimeoutExpired while it restarts them
+    assert "failed to start, stopping the parent process" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert 1 <= p.stderr.count("backend.main: error: ") <= 2, p.stderr  # once per worker, not again
