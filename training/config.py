@@ -236,7 +236,8 @@ class Config:
         if bad:
             raise ValueError(f"unknown keys in train.metrics_sizes: {bad}; expected {sorted(sizes)}")
         for name, n in cfg.train.metrics_sizes.items():
-            least = 0 if name in SKIPPABLE_SIZES else 1
+            # a FactorVAE vote's variance needs 2 images (ddof 1): with 1 it is NaN and every vote names the first code
+            least = 0 if name in SKIPPABLE_SIZES else 2 if name == "fvae_batch" else 1
             if n < least:  # checked now: the first metrics row may come hours into a run
                 raise ValueError(f"train.metrics_sizes.{name} must be >= {least}, got {n}")
         check_widths(cfg.model.arch, cfg.model.widths)

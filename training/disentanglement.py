@@ -1,7 +1,11 @@
 """Disentanglement metrics against ground-truth factors, as google-research/disentanglement_lib computes them.
 
 Locatello et al. (ICML 2019) and its code (``evaluation/metrics/{mig,factor_vae,dci,sap_score,utils}.py``) fixed the
-procedures the field reports; InfoGAN-CR (Lin et al., ICML 2020) used them. Here, with their default sizes:
+procedures the field reports. InfoGAN-CR (Lin et al., ICML 2020; fjxmlzn/InfoGAN-CR ``gan/metric.py``) scores with its
+own variant: FactorVAE on 500 votes of 100 images, the variance over 73,728 images, no pruning, accuracy on the votes
+the classifier was fitted on; MIG on 73,728 images; on the same codes it scores a few points above this one's
+FactorVAE, so a comparison with its published figures is close, not like for like. Here, with disentanglement_lib's
+default sizes:
 - **MIG** (Chen et al. 2018): 10,000 samples; each code cut into 20 equal-width bins over its sampled range
   (``np.histogram`` edges, ``np.digitize``); MI in nats between each code and each factor's classes; per factor the
   gap between its two largest MIs over the factor's entropy; the mean over factors that vary (dSprites' color,
@@ -11,13 +15,16 @@ procedures the field reports; InfoGAN-CR (Lin et al., ICML 2020) used them. Here
   over a batch of 64 samples that share k's value); a majority-vote classifier (code -> factor) fitted on 10,000
   votes, its accuracy on 5,000 held-out votes is the score.
 - **DCI** (Eastwood & Williams 2018): one ``GradientBoostingClassifier()`` (sklearn defaults) per factor on 10,000
-  samples, importances |feature_importances_| as the code x factor matrix; disentanglement = sum over codes of
+  images, importances |feature_importances_| as the code x factor matrix; disentanglement = sum over codes of
   (1 - entropy of the code's row, base #factors) weighted by the code's share of importance; completeness the same
-  over columns (base #codes); informativeness = the classifiers' accuracy on the train and on 5,000 test samples.
+  over columns (base #codes); informativeness = the classifiers' accuracy on the train and on 5,000 test images.
 - **SAP** (Kumar et al. 2018), discrete factors (disentanglement_lib's setting for dSprites): per (code, factor) a
   ``LinearSVC(C=0.01, class_weight="balanced")`` on that one code, its test accuracy; per factor the gap between the
   two best codes; the mean over factors.
-Two differences, neither changing what is measured: disentanglement_lib encodes one FactorVAE vote's batch per call;
+One difference changes a figure: DCI's and SAP's train and test images are distinct images, none of the test images
+among the train images (``held_out_codes``); disentanglement_lib draws both with replacement, which on 3D chairs
+made about half the "held-out" images training images. Two more, neither changing what is measured:
+disentanglement_lib encodes one FactorVAE vote's batch per call;
 here many votes' batches go through the representation in one call (same samples in distribution, fewer calls). And
 where the data set has fewer images than the metrics draw (3D chairs: 16,000 against ~1 M at the default sizes),
 every image is encoded once and the draws look their codes up (``EncodedOnce``): the same draws from the same
@@ -144,6 +151,33 @@ def sample_codes(
     return encode(representation, data, factors, batch), factors
 
 
+def held_out_sizes(data: FactorData, n_train: int, n_test: int) -> tuple[int, int]:
+    """(train, test) sizes of ``held_out_codes``: as asked, or, on a grid with fewer images than both, its images
+    split in the asked proportion (at least one of each)."""
+    total = int(np.prod(data.sizes))
+    if n_train + n_test <= total:
+        return n_train, n_test
+    train = min(total - 1, max(1, round(total * n_train / (n_train + n_test))))
+    return train, total - train
+
+
+def held_out_codes(
+    representation: Representation, data: FactorData, n_train: int, n_test: int, rng: np.random.Generator, batch: int
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((codes, factors) of the train images, the same of the test images) for a classifier's held-out accuracy
+    (DCI's informativeness, SAP): distinct images, none of the test images among the train images. Sizes from
+    ``held_out_sizes``. disentanglement_lib draws both sets independently with replacement; on 3D chairs (16,000
+    images) 47 % of its 5,000 test draws are training images too, which the boosted trees partly memorise (a noisy
+    code's factor accuracy: 0.49 on such draws, 0.43 on unseen images), so its "test" accuracy was not held out. On
+    dSprites (737,280 images) the overlap was ~1 %."""
+    n_train, n_test = held_out_sizes(data, n_train, n_test)
+    flat = rng.choice(int(np.prod(data.sizes)), n_train + n_test, replace=False)
+    factors = np.stack(np.unravel_index(flat, data.sizes), axis=1).astype(np.int64)
+    return tuple(  # type: ignore[return-value]
+        (encode(representation, data, f, batch), f) for f in (factors[:n_train], factors[n_train:])
+    )
+
+
 # ---- MIG and the MI matrix ----------------------------------------------------------------------------------
 
 
@@ -200,6 +234,8 @@ def factor_vae_score(
     prune_std: float = 0.05,
     votes_per_call: int = 16,
 ) -> dict:
+    if batch_size < 2:  # a vote's variance (ddof 1) of one image is NaN, and argmin then always names the first code
+        raise ValueError(f"a FactorVAE vote needs at least 2 images, got batch_size {batch_size}")
     codes, _ = sample_codes(representation, data, num_variance_estimate, rng)
     global_var = np.var(codes, axis=0, ddof=1)
     active = np.flatnonzero(np.sqrt(global_var) >= prune_std)
@@ -414,15 +450,21 @@ def disentanglement_metrics(
         },
     }
     if dci_train:
-        progress(f"DCI: gradient-boosted trees on {dci_train:,} / {dci_test:,} samples")
-        (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (dci_train, dci_test))
+        dci_train, dci_test = out["sizes"]["dci_train"], out["sizes"]["dci_test"] = held_out_sizes(
+            data, dci_train, dci_test
+        )
+        progress(f"DCI: gradient-boosted trees on {dci_train:,} / {dci_test:,} distinct images")
+        (ctr, ftr), (cte, fte) = held_out_codes(representation, data, dci_train, dci_test, rng, batch)
         r = dci(ctr, ftr[:, var], cte, fte[:, var], seed=seed, progress=progress)
         out["dci"] = {
             k: r[k] for k in ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
         } | {"importance": [_floats(x) for x in r["importance"]]}
     if sap_train:
-        progress(f"SAP: {sap_train:,} / {sap_test:,} samples")
-        (ctr, ftr), (cte, fte) = (sample_codes(representation, data, n, rng, batch) for n in (sap_train, sap_test))
+        sap_train, sap_test = out["sizes"]["sap_train"], out["sizes"]["sap_test"] = held_out_sizes(
+            data, sap_train, sap_test
+        )
+        progress(f"SAP: {sap_train:,} / {sap_test:,} distinct images")
+        (ctr, ftr), (cte, fte) = held_out_codes(representation, data, sap_train, sap_test, rng, batch)
         r = sap(ctr, ftr[:, var], cte, fte[:, var])
         out["sap"] = {"score": r["score"], "matrix": [_floats(x) for x in r["matrix"]]}
     return out

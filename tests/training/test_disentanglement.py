@@ -201,3 +201,47 @@ def test_a_small_set_is_encoded_once_with_the_same_figures(data):
         assert auto[key]["score"] == pytest.approx(per_draw[key]["score"], abs=1e-9)
     np.testing.assert_allclose(auto["mi_matrix"], per_draw["mi_matrix"], atol=1e-9)
     assert auto["dci"]["disentanglement"] == pytest.approx(per_draw["dci"]["disentanglement"], abs=1e-6)
+
+
+def test_dci_and_sap_test_images_are_never_training_images(sprites, data):
+    """DCI's and SAP's held-out accuracy is on images the classifiers never saw: the train and test draws are distinct
+    images with no image in both (drawn independently with replacement, 23 % of these 300 test draws of 2,304 images
+    were training images too). A code that only tells images apart (a random number per picture, no factor) lets the
+    trees memorise the training images: on unseen images it is at chance (mean of 1/3, 1/3, 1/4, 1/8, 1/8 = 0.23),
+    while the overlapping draws scored ~0.4. Sizes beyond the set's images are cut to it, in proportion, and
+    recorded."""
+    rows = dm.held_out_codes(lambda im: np.zeros((len(im), 1)), data, 1500, 700, np.random.default_rng(0), 256)
+    (_, f_train), (_, f_test) = rows
+    train_rows, test_rows = data.rows_for(f_train), data.rows_for(f_test)
+    assert len(set(train_rows)) == 1500 and len(set(test_rows)) == 700 and not set(train_rows) & set(test_rows)
+    assert dm.held_out_sizes(data, 2000, 1000) == (1536, 768) and dm.held_out_sizes(data, 600, 300) == (600, 300)
+
+    table = {
+        img.tobytes(): code
+        for img, code in zip(
+            sprites.images.numpy(), np.random.default_rng(1).standard_normal((len(sprites.images), 5)), strict=True
+        )
+    }
+
+    def tells_images_apart(images: np.ndarray) -> np.ndarray:
+        raw = np.round((images + 1) * 127.5).astype(np.uint8)
+        return np.stack([table[x.tobytes()] for x in raw])
+
+    sizes = {**SMALL, "fvae_train": 20, "fvae_eval": 20, "sap_train": 2000, "sap_test": 1000}
+    r = dm.disentanglement_metrics(tells_images_apart, data, np.random.default_rng(2), **sizes)
+    assert r["dci"]["informativeness_train"] > 0.6  # the trees did memorise
+    assert r["dci"]["informativeness_test"] < 0.3, r["dci"]
+    assert (r["sizes"]["sap_train"], r["sizes"]["sap_test"]) == (1536, 768)
+    assert (r["sizes"]["dci_train"], r["sizes"]["dci_test"]) == (600, 300)
+
+
+def test_a_factor_vae_vote_of_one_image_is_refused(data):
+    """A vote's variance (ddof 1) of one image is NaN and argmin then names the first code for every vote: a
+    chance-level score, silently. The function and the config refuse it."""
+    from training.config import load_config
+
+    with pytest.raises(ValueError, match="at least 2 images"):
+        dm.factor_vae_score(random_codes(), data, np.random.default_rng(0), batch_size=1)
+    with pytest.raises(ValueError, match="fvae_batch must be >= 2"):
+        load_config("dsprites", ["train.metrics_sizes={ fvae_batch = 1 }"])
+    assert load_config("dsprites", ["train.metrics_sizes={ fvae_batch = 2 }"]).train.metrics_sizes["fvae_batch"] == 2
