@@ -230,19 +230,19 @@ def wrk(url: str, body: str, *, clients: int, seconds: float, threads: int = 2) 
     import shutil
     import tempfile
 
+    # RuntimeError, not SystemExit: the scripts print it as one "<script>: error:" line (benchmarks/_cli.py)
     exe = shutil.which("wrk")
     if exe is None:
-        raise SystemExit("wrk not found: apt-get install -y wrk")
+        raise RuntimeError("wrk not found: apt-get install -y wrk")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(_WRK_LUA.format(body=json.dumps(body)))  # a JSON string literal is a valid Lua string literal
+    cmd = [exe, f"-t{min(threads, clients)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", f.name, url]
     try:
-        out = subprocess.run(
-            [exe, f"-t{min(threads, clients)}", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-s", f.name, url],
-            capture_output=True,
-            text=True,
-            timeout=seconds + 30,
-            check=True,
-        ).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=True).stdout
+    except subprocess.CalledProcessError as e:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {e.returncode}: {(e.stderr or e.stdout).strip()[:500]}") from None
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{' '.join(cmd)}: no answer within {seconds + 30:g} s") from None
     finally:
         os.unlink(f.name)
 

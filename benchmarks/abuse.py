@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._cli import count, fail, models_dir, output_file, positive_float  # noqa: E402
 from benchmarks._server import ROOT, free_port  # noqa: E402
 
 
@@ -208,12 +209,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--root", default=str(ROOT), help="checkout whose `infogan serve` is started (default: this one)")
     ap.add_argument("--models-dir", default=str(ROOT / "models"))
-    ap.add_argument("--bombs", type=int, default=2, help="uploads of each bomb kind, all at once")
-    ap.add_argument("--big-json", type=int, default=2, help="42 MB bodies at once")
-    ap.add_argument("--stalled", type=int, default=60)
-    ap.add_argument("--stall-wait", type=float, default=30.0)
+    ap.add_argument("--bombs", type=count(1), default=2, help="uploads of each bomb kind, all at once")
+    ap.add_argument("--big-json", type=count(1), default=2, help="42 MB bodies at once")
+    ap.add_argument("--stalled", type=count(3), default=60, help="stalled sockets, a third of each kind")
+    ap.add_argument("--stall-wait", type=positive_float, default=30.0)
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    if not (Path(args.root) / "training" / "cli.py").is_file():
+        ap.error(f"--root {args.root}: not a checkout of this project (no training/cli.py there)")
+    models_dir(ap, args.models_dir)
+    if args.json:
+        output_file(ap, args.json, "--json")
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -236,7 +242,8 @@ def main() -> None:
         deadline = time.monotonic() + 120
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"server did not start ({cmd})")
+                why = f"exit {proc.returncode}" if proc.poll() is not None else "not ready within 120 s"
+                fail(f"server did not start ({' '.join(cmd)}: {why})")
             try:
                 if httpx.get(url + "/readyz", timeout=2).status_code == 200:
                     break

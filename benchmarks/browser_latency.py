@@ -24,6 +24,7 @@ Target: browser mode p95 <= 16 ms (one frame at 60 Hz) with the shipped MNIST mo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -35,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+from benchmarks._cli import errors_in_one_line, fail, models_dir, positive_float  # noqa: E402
 from benchmarks._server import Server  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP  # noqa: E402
 from training.machine import cpu_name  # noqa: E402
@@ -55,12 +57,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
-def models_dir(requested: Path | None, scratch: Path) -> tuple[Path, str]:
+def served_models(requested: Path | None, scratch: Path) -> tuple[Path, str]:
+    """(MODELS_DIR, what it holds): --models-dir (checked before this), else models/, else tiny untrained models."""
     folder = requested or ROOT / "models"
-    if folder.is_dir() and any((p / "manifest.json").is_file() for p in folder.iterdir()):
+    if requested or (folder.is_dir() and any((p / "manifest.json").is_file() for p in folder.iterdir())):
         return folder, "exported"
-    if requested:
-        raise SystemExit(f"--models-dir {requested} holds no model folders (<id>/manifest.json)")
     from conftest import build_tiny_model  # tests/conftest.py: the real export path, untrained weights
 
     build_tiny_model(scratch, "tiny", seed=0, title="Tiny InfoGAN")
@@ -112,9 +113,7 @@ def measure(browser, url: str, mode: str, args) -> dict:
     wall_first = time.perf_counter() - t0
     engine = page.locator("#engine").inner_text()
     if engine != ("server" if mode == "server" else "in browser"):
-        raise SystemExit(
-            f"{mode} mode: the page's badge says {engine!r} ({page.locator('#engine').get_attribute('title')})"
-        )
+        fail(f"{mode} mode: the page's badge says {engine!r} ({page.locator('#engine').get_attribute('title')})")
     info = page.evaluate("() => window.explorer.state()")
     threads = page.evaluate("() => window.explorer.engine().threads")
     device = page.locator("#device").inner_text().removeprefix("device ").strip()
@@ -135,7 +134,7 @@ def measure(browser, url: str, mode: str, args) -> dict:
     requests = page.evaluate("() => window.explorer.requests")
     context.close()
     if not lat:
-        raise SystemExit(f"{mode} mode: no slider input reached the screen")
+        fail(f"{mode} mode: no slider input reached the screen")
     return {
         "mode": mode,
         "model": info["model"],
@@ -174,29 +173,58 @@ def breakdown(parts: list[dict]) -> dict:
     return out
 
 
+def check_model_and_code(parser: argparse.ArgumentParser, folder: Path, model: str | None, code: str | None) -> None:
+    """--model one of the models in ``folder`` (by id), --code a continuous code (a slider) of it, or of the model the
+    page opens (order.json's first, else the first by name), else ``parser.error``."""
+    from spec.manifest import ManifestError, ordered_folders, read_order
+
+    specs = {}
+    for p in folder.glob("*/manifest.json"):
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a broken folder: the server reports it
+            manifest = json.loads(p.read_text())
+            specs[manifest.get("id")] = manifest.get("spec", {})
+    if model is not None and model not in specs:
+        parser.error(f"--model {model}: not among the models of {folder}: {sorted(map(str, specs))}")
+    if code is None:
+        return
+    if model is None:
+        try:
+            first = [f.name for f in ordered_folders(folder, read_order(folder)) if f.name in specs]
+        except ManifestError:  # a bad order.json: the server says so
+            return
+        model = first[0] if first else None
+    sliders = [c.get("name") for c in specs.get(model, {}).get("codes", []) if c.get("type") == "continuous"]
+    if code not in sliders:
+        parser.error(f"--code {code}: not a continuous code (a slider) of model {model}: {sliders}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=None)
     parser.add_argument("--model", default=None, help="model id (default: the server's first)")
     parser.add_argument("--code", default=None, help="continuous code to drag (default: the first slider)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of each drag")
-    parser.add_argument("--step-ms", type=float, default=16.0, help="pause between mouse moves (~60 Hz)")
+    parser.add_argument("--seconds", type=positive_float, default=4.0, help="length of each drag")
+    parser.add_argument("--step-ms", type=positive_float, default=16.0, help="pause between mouse moves (~60 Hz)")
     parser.add_argument(
         "--modes", nargs="+", choices=["browser", "worker", "server"], default=["browser", "worker", "server"]
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
+    if args.models_dir is not None:
+        models_dir(parser, args.models_dir)
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        folder, kind = models_dir(args.models_dir, Path(tmp) / "models")
+        folder, kind = served_models(args.models_dir, Path(tmp) / "models")
         folder.mkdir(exist_ok=True)
-        ids = {json.loads(p.read_text()).get("id") for p in folder.glob("*/manifest.json")}
-        if args.model is not None and args.model not in ids:  # else the page waits a minute for a model it lacks
-            raise SystemExit(f"--model {args.model}: not among the models of {folder}: {sorted(ids)}")
+        # else the page waits a minute for a model or a slider it lacks
+        check_model_and_code(parser, folder, args.model, args.code)
         if not CHROMIUM.is_file():
-            raise SystemExit(f"{CHROMIUM} is missing (apt-get install chromium)")
-        from playwright.sync_api import sync_playwright
+            fail(f"{CHROMIUM} is missing (apt-get install chromium, or set CHROMIUM)")
+        try:
+            from playwright.sync_api import sync_playwright
+        except ImportError:
+            fail("playwright is not installed (pip install -r requirements/test.txt)")
 
         server = Server(folder, Path(tmp) / "uvicorn.log", DEVICE="cpu", ORT_THREADS="1")
         try:
@@ -240,4 +268,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with errors_in_one_line(RuntimeError):  # the server did not start (its log); a page that never got ready
+        main()

@@ -1,7 +1,7 @@
 """Exported model budgets: folder size on disk, generator latency for one image (median) and images/second at
 batch 256, with ONNX Runtime on the CPU, for every folder under models/.
 
-    python benchmarks/export_latency.py [--models-dir models] [--repeats 200]
+    python benchmarks/export_latency.py [--models-dir models] [--model ID] [--repeats 200]
 
 Budgets (issue: export): folder <= 16 MB, one-image median latency <= 2 ms. Prints each figure as a ratio to its
 budget.
@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._cli import count, fail, model_folder  # noqa: E402
 from spec.latent import LatentSpec  # noqa: E402
 from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, MANIFEST_FILE, Manifest  # noqa: E402
 
@@ -36,17 +37,32 @@ def latent_batch(spec: LatentSpec, n: int, rng: np.random.Generator) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default=str(Path(__file__).resolve().parents[1] / "models"))
-    ap.add_argument("--repeats", type=int, default=200)
+    ap.add_argument("--model", help="only this model id (default: every model folder)")
+    ap.add_argument("--repeats", type=count(1), default=200, help="one-image runs timed per model")
     args = ap.parse_args()
+    one_model = model_folder(ap, args.models_dir, args.model)
+    root = Path(args.models_dir)
+    folders = [one_model] if one_model else sorted(p for p in root.iterdir() if (p / MANIFEST_FILE).exists())
+    manifests = {}
+    option = f"--model {args.model}" if args.model else f"--models-dir {args.models_dir}"
+    for folder in folders:  # every manifest read before the first figure: a broken folder is named at once
+        try:
+            manifests[folder] = Manifest.read(folder)
+        except ValueError as e:  # ManifestError: "<folder name>: manifest.json is ..."
+            ap.error(f"{option}: {e}")
+        if not (folder / GENERATOR_FILE).is_file():
+            ap.error(f"{option}: {folder.name}: {GENERATOR_FILE} is missing")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = os.cpu_count() or 1
     rng = np.random.default_rng(0)
     print(f"onnxruntime {ort.__version__}, {opts.intra_op_num_threads} threads, CPUExecutionProvider")
-    for folder in sorted(p for p in Path(args.models_dir).iterdir() if (p / MANIFEST_FILE).exists()):
-        manifest = Manifest.read(folder)
+    for folder, manifest in manifests.items():
         spec = manifest.latent()
         size_mb = sum(f.stat().st_size for f in folder.iterdir()) / 1e6
-        sess = ort.InferenceSession(str(folder / GENERATOR_FILE), opts, providers=["CPUExecutionProvider"])
+        try:  # ONNX Runtime's errors (a torn or foreign file) are no Python exception class of their own
+            sess = ort.InferenceSession(str(folder / GENERATOR_FILE), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            fail(f"{folder / GENERATOR_FILE}: {e}")
         one = latent_batch(spec, 1, rng)
         for _ in range(20):
             sess.run(None, one)

@@ -14,7 +14,6 @@ other work or idles, and the weights leave the cache), the speed-up, and how far
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -27,7 +26,9 @@ import onnxruntime as ort
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from backend.core.device import session_options  # noqa: E402
+from benchmarks._cli import count, fail, model_folder  # noqa: E402
 from benchmarks.export_latency import latent_batch  # noqa: E402
+from spec.manifest import Manifest  # noqa: E402
 from training.int8_matmul import MIN_ELEMENTS, add_int8_matmul, rewritten_layers, set_max_rows  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def variants(path: Path) -> tuple[bytes, bytes]:
     model = onnx.load(str(path))
     if not rewritten_layers(model):  # exported before the path existed: add it
         if not add_int8_matmul(model):
-            raise SystemExit(f"{path}: no int8 FC layer of >= {MIN_ELEMENTS} weights (export with --weights int8)")
+            fail(f"{path}: no int8 FC layer of >= {MIN_ELEMENTS} weights (export with --weights int8)")
         return path.read_bytes(), model.SerializeToString()
     with_path = model.SerializeToString()
     set_max_rows(model, 0)
@@ -73,19 +74,25 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mnist")
     ap.add_argument("--models-dir", default=str(ROOT / "models"))
-    ap.add_argument("--repeats", type=int, default=300)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--repeats", type=count(1), default=300)
+    ap.add_argument("--threads", type=count(1), default=os.cpu_count() or 1)
     ap.add_argument("--network", choices=("generator", "recognizer"), default="generator")
     args = ap.parse_args()
-    folder = Path(args.models_dir) / args.model
-    manifest = json.loads((folder / "manifest.json").read_text())
-    plain, fast = (session(b, args.threads) for b in variants(folder / f"{args.network}.onnx"))
+    folder = model_folder(ap, args.models_dir, args.model)
+    try:
+        manifest = Manifest.read(folder)
+    except ValueError as e:  # ManifestError: "<id>: manifest.json is ..."
+        ap.error(f"--model {args.model}: {e}")
+    network = folder / f"{args.network}.onnx"
+    if not network.is_file():
+        ap.error(f"--network {args.network}: {network} is missing")
+    plain, fast = (session(b, args.threads) for b in variants(network))
     rng = np.random.default_rng(0)
-    shape = tuple(manifest["image"][k] for k in ("channels", "height", "width"))
+    spec, shape = manifest.latent(), manifest.image.chw()
 
     def batch(n: int) -> dict[str, np.ndarray]:
         if args.network == "generator":
-            return latent_batch(manifest["spec"], n, rng)
+            return latent_batch(spec, n, rng)
         return {"images": rng.uniform(0, 1, (n, *shape)).astype(np.float32)}
 
     worst, pixels, total = 0.0, 0, 0

@@ -21,6 +21,14 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._cli import (  # noqa: E402
+    count,
+    errors_in_one_line,
+    http_url,
+    model_folder,
+    non_negative_float,
+    positive_float,
+)
 from benchmarks._server import client_limits, model_info, rss_mib, served_spec, server  # noqa: E402
 
 
@@ -121,29 +129,32 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models-dir", default="models")
     ap.add_argument("--url", help="a running server on 127.0.0.1 instead of starting one")
-    ap.add_argument("--pid", type=int, help="with --url: the server's pid, to read its RSS")
+    ap.add_argument("--pid", type=count(1), help="with --url: the server's pid, to read its RSS")
     ap.add_argument("--model", help="model id (default: the first model)")
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=60)
-    ap.add_argument("--warmup", type=float, default=5)
+    ap.add_argument("--clients", type=count(1), default=32)
+    ap.add_argument("--seconds", type=positive_float, default=60)
+    ap.add_argument("--warmup", type=non_negative_float, default=5)
     ap.add_argument(
         "--rss-bound-mib",
-        type=float,
+        type=non_negative_float,
         default=64,
         help="allowed RSS growth after warm-up (allocator arenas and ORT's per-batch-size buffers settle)",
     )
     args = ap.parse_args()
+    if args.pid is not None and not args.url:
+        ap.error(f"--pid {args.pid}: reads the RSS of a server given by --url (without it, of the one started here)")
     if args.url:
-        if httpx.URL(args.url).host not in ("127.0.0.1", "localhost"):
-            sys.exit("load_test.py only targets 127.0.0.1")
-        sys.exit(asyncio.run(run(args.url, args.pid, args)))
+        if args.pid is not None and not Path(f"/proc/{args.pid}/status").is_file():
+            ap.error(f"--pid {args.pid}: no such process")
+        url = http_url(ap, args.url, hosts=("127.0.0.1", "localhost"))
+        sys.exit(asyncio.run(run(url, args.pid, args)))
+    model_folder(ap, args.models_dir, args.model)
     with server(args.models_dir, DEVICE="cpu") as (base, pid):
         code = asyncio.run(run(base, pid, args))
     sys.exit(code)
 
 
 if __name__ == "__main__":
-    try:
+    # a server that did not start, answered an error or went away: its message, not a traceback
+    with errors_in_one_line(RuntimeError, httpx.HTTPError):
         main()
-    except RuntimeError as e:  # a server that did not start, or answered an error: its message, not a traceback
-        sys.exit(f"load_test.py: {e}")

@@ -38,6 +38,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.core.device import session_options  # noqa: E402
+from benchmarks._cli import count, errors_in_one_line, fail, http_url, model_folder, positive_float  # noqa: E402
 from benchmarks._server import client_limits, cpu_seconds, model_info, server, wrk  # noqa: E402
 from spec.latent import LatentSpec  # noqa: E402
 from spec.manifest import GENERATOR_FILE, GENERATOR_INPUTS, GENERATOR_OUTPUT, Manifest  # noqa: E402
@@ -303,9 +304,7 @@ def wrk_mode(args) -> None:
                 else:
                     res = load(url + "/generate", body, clients=args.clients, seconds=args.seconds)
                 if res["non2xx"] or res["errors"]:
-                    raise SystemExit(
-                        f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors:\n" + res["raw"]
-                    )
+                    fail(f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors:\n" + res["raw"])
                 runs[name].append(res["rps"])
                 cpu_ms[name].append((cpu_seconds(pids[name]) - cpu0) * 1000 / (res["rps"] * args.seconds))
                 print(
@@ -354,18 +353,49 @@ def main() -> None:
     ap.add_argument("--url", help="benchmark this running server instead of starting one (no on/off comparison)")
     ap.add_argument(
         "--threads",
-        type=int,
-        default=int(os.environ.get("ORT_THREADS") or 0) or None,
-        help="ORT intra-op threads (default: cores, or with --wrk the service's own cores / workers)",
+        type=count(1),
+        help="ORT intra-op threads (default: ORT_THREADS, else cores, or with --wrk the service's cores / workers)",
     )
     ap.add_argument("--wrk", action="store_true", help="requests/s under --clients with wrk against the bare floor")
-    ap.add_argument("--workers", type=int, default=1, help="--wrk: the service's worker processes")
-    ap.add_argument("--wrk-runs", type=int, default=3, help="--wrk: alternating runs per server")
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="--wrk: the service's DEVICE")
-    ap.add_argument("--requests", type=int, default=300, help="sequential requests per latency figure")
-    ap.add_argument("--clients", type=int, default=32)
-    ap.add_argument("--seconds", type=float, default=6.0, help="per throughput figure")
+    # the --wrk options default to None here so that one given without --wrk is refused, not silently ignored
+    ap.add_argument("--workers", type=count(1), help="--wrk: the service's worker processes (default 1)")
+    ap.add_argument("--wrk-runs", type=count(1), help="--wrk: alternating runs per server (default 3)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], help="--wrk: the service's DEVICE (default cpu)")
+    ap.add_argument("--requests", type=count(1), default=300, help="sequential requests per latency figure")
+    ap.add_argument("--clients", type=count(1), default=32)
+    ap.add_argument("--seconds", type=positive_float, default=6.0, help="per throughput figure")
     args = ap.parse_args()
+    ort_threads = os.environ.get("ORT_THREADS", "").strip()
+    if args.threads is None and ort_threads not in ("", "0"):  # the service's own setting (0: its default)
+        try:
+            args.threads = count(1)(ort_threads)
+        except argparse.ArgumentTypeError as e:
+            ap.error(f"--threads defaults to ORT_THREADS={ort_threads!r}: {e}")
+    ignored = [
+        option
+        for option, given in (
+            ("--workers", args.workers not in (None, 1)),
+            ("--wrk-runs", args.wrk_runs is not None),
+            ("--device cuda", args.device == "cuda"),
+        )
+        if given
+    ]
+    if ignored and not args.wrk:
+        ap.error(f"{', '.join(ignored)}: options of --wrk (without it the service runs one worker on the CPU)")
+    args.workers, args.wrk_runs, args.device = args.workers or 1, args.wrk_runs or 3, args.device or "cpu"
+    folder = model_folder(ap, args.models_dir, args.model)  # --url too: the raw limit runs the model folder here
+    if args.url:
+        args.url = http_url(ap, args.url)
+    if args.device == "cuda":  # before any server: DEVICE=cuda without CUDA would stop it with its own message
+        from backend.core.cuda_probe import probe_cuda
+        from backend.core.device import probe_file
+        from spec.manifest import ordered_folders, read_order
+
+        root = Path(args.models_dir)
+        with errors_in_one_line(ValueError):  # a bad order.json: the server would not start either
+            ok, reason = probe_cuda(probe_file([folder] if folder else ordered_folders(root, read_order(root))))
+        if not ok:
+            ap.error(f"--device cuda: {reason}")
     if args.wrk:
         wrk_mode(args)
         sys.exit(0)
@@ -381,6 +411,8 @@ def main() -> None:
     if args.url:
         info = model_info(args.url, args.model)
         folder = Path(args.models_dir) / info["id"]
+        if not (folder / "manifest.json").is_file():  # the raw limit runs the same model here
+            fail(f"--models-dir {args.models_dir} has no folder of {args.url}'s model {info['id']!r}")
         model = RawModel(folder, args.threads)
         raw = raw_onnx(model, args.seconds)
         results.append(("running server " + args.url, measure(args.url, info["id"], model, args)))
@@ -415,7 +447,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
+    # a server that did not start, answered an error or went away: its message, not a traceback
+    with errors_in_one_line(RuntimeError, httpx.HTTPError):
         main()
-    except RuntimeError as e:  # a server that did not start, or answered an error: its message, not a traceback
-        sys.exit(f"serve_latency.py: {e}")

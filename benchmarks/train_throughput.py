@@ -1,8 +1,13 @@
 """Training throughput (images/second) of the InfoGAN step on this machine, for several variants in one run.
 
     python benchmarks/train_throughput.py [--data-dir ../shared/data/mnist] [--fashion-dir DIR] [--dsprites-dir DIR]
-                                          [--chairs3d-dir DIR] [--steps 40]
+                                          [--chairs3d-dir DIR] [--download] [--steps 40]
                                           [--variants ...]
+
+--data-dir defaults to the project's shared MNIST (shared/data/mnist, ../shared/data/mnist or ../../shared/data/mnist
+from the repository, the first that holds the files, as benchmarks/gpu_check.sh looks), else the configs' own folder
+(INFOGAN_DATA, else ~/.cache/infogan/mnist). A benchmark downloads nothing unless --download: MNIST or Fashion-MNIST
+missing there is one error line before any measurement (dSprites and 3D chairs are rendered here, as the configs do).
 
 Variants: ``paper-eager`` (the paper's network and loss, plain eager step), ``paper-bf16`` (bfloat16 autocast),
 ``default`` (the ``mnist`` config as it is: precision "auto", i.e. bf16 where the CPU computes it natively, plus Q
@@ -28,6 +33,7 @@ of that step can beat peak / FLOPs; the last column says how much of it the step
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -36,9 +42,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from training.config import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._cli import count, errors_in_one_line  # noqa: E402
+from training.config import Config, load_config  # noqa: E402
+from training.data import IDX_SETS, DataError, load_dataset  # noqa: E402
 from training.loop import Trainer  # noqa: E402
+from training.runtime import TrainingError  # noqa: E402
 
 PAPER = ["loss.invariance={}"]  # the paper's loss: one Q read per fake, no transformed copy
 VARIANTS = {
@@ -54,6 +64,61 @@ VARIANTS = {
     # the DCGAN-style pair (networks.py ``dcgan``, widths 32-64-128-256, BatchNorm, no spectral norm), plain InfoGAN
     "chairs3d-dcgan": ("chairs3d-infogan", ["model.arch='dcgan'", "model.widths={ch = 32}"]),
 }
+
+
+# the option that gives each config's data folder
+DATA_OPTIONS = {
+    "mnist": "--data-dir",
+    "fashion-mnist": "--fashion-dir",
+    "dsprites": "--dsprites-dir",
+    "dsprites-infogan": "--dsprites-dir",
+    "chairs3d": "--chairs3d-dir",
+    "chairs3d-infogan": "--chairs3d-dir",
+}
+# where the project keeps MNIST beside its checkouts (README; benchmarks/gpu_check.sh looks in the same places)
+SHARED_MNIST = ("shared/data/mnist", "../shared/data/mnist", "../../shared/data/mnist")
+
+
+def shared_mnist() -> str | None:
+    """The first of SHARED_MNIST (from the repository) that holds MNIST's training images, else None (the config's
+    own folder)."""
+    for rel in SHARED_MNIST:
+        folder = (ROOT / rel).resolve()
+        if any((folder / f"train-images-idx3-ubyte{ext}").is_file() for ext in (".gz", "")):
+            return str(folder)
+    return None
+
+
+def configs(ap: argparse.ArgumentParser, args) -> dict[str, Config]:
+    """Each variant's config with its data folder, threads and --set; an IDX set (MNIST, Fashion-MNIST) with downloads
+    off unless --download, and loaded once here, so that a missing or bad data set (or --set) is one ``ap.error``
+    before any measurement instead of a download attempt or a traceback minutes in."""
+    dirs = {config: getattr(args, option[2:].replace("-", "_")) for config, option in DATA_OPTIONS.items()}
+    out, checked = {}, set()
+    for name in args.variants:
+        config, overrides = VARIANTS[name]
+        given = dirs.get(config)
+        option = DATA_OPTIONS.get(config, "--data-dir")
+        overrides = overrides + ([f"data.dir={json.dumps(given)}"] if given else [])  # a TOML string
+        overrides += [f"train.threads={args.threads}"] if args.threads else []
+        try:
+            if load_config(config).data.name in IDX_SETS:  # downloaded from the network, not rendered here
+                overrides.append(f"data.download={'true' if args.download else 'false'}")
+            cfg = load_config(config, overrides + args.set)  # --set last: it may still say data.download=true
+        except (ValueError, KeyError, TypeError) as e:
+            ap.error(f"--set {' '.join(args.set)}: {e}" if args.set else f"{name}: {e}")
+        dc = cfg.data
+        if given and Path(given).exists() and not Path(given).is_dir():
+            ap.error(f"{option} {given}: a file, not the folder that holds {dc.name}'s files")
+        if dc.name in IDX_SETS and (dc.name, dc.dir) not in checked:
+            try:
+                load_dataset(dc.name, dc.dir, "train", allow_download=dc.download, verify=dc.verify)
+            except DataError as e:
+                how = "" if given else f"; give {option} DIR (the folder with its IDX files), or --download to fetch it"
+                ap.error(f"{option} {given or '(not given)'}: {e}{how}")
+            checked.add((dc.name, dc.dir))
+        out[name] = cfg
+    return out
 
 
 def naive_step(t: Trainer, real: torch.Tensor) -> None:
@@ -84,15 +149,9 @@ def sgemm_peak(size: int = 3072, repeats: int = 5) -> float:
     return best
 
 
-def measure(
-    name: str, data_dirs: dict[str, str | None], steps: int, chunk: int = 10, extra: list[str] | None = None
-) -> tuple[float, float, str]:
-    """(images/s, GFLOP per image of one step, the precision it ran in); ``extra``: more config overrides."""
-    config, overrides = VARIANTS[name]
-    overrides = overrides + (extra or [])
-    if data_dirs.get(config):  # each config reads its own data set: MNIST or Fashion-MNIST
-        overrides = overrides + [f"data.dir='{data_dirs[config]}'"]
-    t = Trainer(load_config(config, overrides), Path("/tmp/infogan-bench"), progress=False)
+def measure(name: str, cfg: Config, steps: int, chunk: int = 10) -> tuple[float, float, str]:
+    """(images/s, GFLOP per image of one step, the precision it ran in) of variant ``name`` with its ``cfg``."""
+    t = Trainer(cfg, Path("/tmp/infogan-bench"), progress=False)
     step = (lambda x: naive_step(t, x)) if name == "naive" else t.train_step
     bs = t.cfg.optim.batch_size
     batches = [t.data[torch.randint(len(t.data), (bs,))] for _ in range(steps)]
@@ -112,12 +171,17 @@ def measure(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data-dir", default=None, help="MNIST folder (the mnist variants)")
+    ap.add_argument(
+        "--data-dir",
+        default=shared_mnist(),
+        help="MNIST folder (the mnist variants; default: the project's shared/data/mnist where there is one)",
+    )
     ap.add_argument("--fashion-dir", default=None, help="Fashion-MNIST folder (the fashion variant)")
     ap.add_argument("--dsprites-dir", default=None, help="dSprites folder (default: the rendered cache)")
     ap.add_argument("--chairs3d-dir", default=None, help="3D chairs folder (default: the rendered cache)")
-    ap.add_argument("--steps", type=int, default=40)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (train.threads; 0: torch's default)")
+    ap.add_argument("--download", action="store_true", help="fetch a missing MNIST / Fashion-MNIST (default: error)")
+    ap.add_argument("--steps", type=count(1), default=40)
+    ap.add_argument("--threads", type=count(0), default=0, help="torch threads (train.threads; 0: torch's default)")
     ap.add_argument(
         "--set",
         action="append",
@@ -125,24 +189,16 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="a config override for every variant, e.g. train.precision='fp32'",
     )
-    ap.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = ap.parse_args()
+    cfgs = configs(ap, args)
     if args.threads:
         torch.set_num_threads(args.threads)
     peak = sgemm_peak()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; fp32 matrix-product peak {peak:.0f} GFLOP/s")
     results = {}
-    dirs = {
-        "mnist": args.data_dir,
-        "fashion-mnist": args.fashion_dir,
-        "dsprites": args.dsprites_dir,
-        "dsprites-infogan": args.dsprites_dir,
-        "chairs3d": args.chairs3d_dir,
-        "chairs3d-infogan": args.chairs3d_dir,
-    }
-    for name in args.variants:
-        extra = [f"train.threads={args.threads}"] if args.threads else []
-        results[name], gflop, precision = measure(name, dirs, args.steps, extra=extra + args.set)
+    for name, cfg in cfgs.items():
+        results[name], gflop, precision = measure(name, cfg, args.steps)
         line = f"{name:16s} {results[name]:8.0f} images/s  {precision}  {gflop:.3f} GFLOP/image"
         if precision == "fp32":  # bf16 multiplies at another peak: the fp32 one bounds only fp32 steps
             ceiling = peak / gflop
@@ -154,4 +210,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with errors_in_one_line(DataError, TrainingError):  # e.g. a rendered set that cannot be read, no bf16 here
+        main()
