@@ -96,12 +96,12 @@ def load_eval_data(
 def calibrated_copy(
     D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPLES, progress: Progress = quiet
 ) -> Discriminator:
-    """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on the first
-    ``bn_samples`` training images (``progress`` hears the stage)."""
+    """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on ``bn_samples``
+    training images spread over the set (``data.spread_rows``; ``progress`` hears the stage)."""
     D = copy.deepcopy(D)
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):  # else nothing to calibrate
         progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
-        recalibrate_batchnorm(D, data.train.as_float(bn_samples))
+        recalibrate_batchnorm(D, data.train.spread_float(bn_samples))
     return D.eval()
 
 

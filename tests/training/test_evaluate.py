@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from training import evaluate
+from training.data import spread_rows
 from training.evaluate import BN_SAMPLES, EvalData, EvaluationError, evaluate_model, load_eval_data
 from training.latent import mnist_spec
 from training.networks import build_networks
@@ -46,7 +47,7 @@ def test_evaluate_model_recalibrates_a_copy_on_bn_samples_training_images(fake_m
     monkeypatch.setattr(evaluate, "recalibrate_batchnorm", spy)
     result = evaluate_model(G, D, data, bn_samples=100)
     ((net, images),) = seen
-    assert net is not D and torch.equal(images, data.train.as_float()[:100])
+    assert net is not D and torch.equal(images, data.train.as_float()[spread_rows(512, 100)])
     assert all(torch.equal(before[k], v) for k, v in D.state_dict().items())  # D's BN buffers untouched
     assert G.training and not D.training
     # the copy's statistics are those of the 100 real images, not D's (generated-image) ones
@@ -400,3 +401,46 @@ def test_an_evaluation_without_figures_removes_the_earlier_ones_it_listed(
     second = evaluate_cmd.evaluate_checkpoint(ck, out_dir=out, figures=False)
     assert "figures" not in second and not list(out.glob("*.png")) and (tmp_path / "keep.png").is_file()
     assert Path(second["checkpoint"]["path"]).is_absolute()
+
+
+def test_bn_samples_and_the_label_free_score_are_spread_over_a_set_stored_in_factor_order(monkeypatch):
+    """A set stored in factor order (3D chairs: style slowest, 4 x 4,000) holds no bench among its first 10,000 rows:
+    BatchNorm's recalibration and the restarts' label-free score read 10,000 rows spread over the whole set (every
+    style ~2,500 times), the same rows on every call, drawn from no run's random stream."""
+    from training.data import ImageSet, spread_rows
+    from training.restarts import Restarts
+
+    style = torch.arange(16_000) // 4_000  # the row's style, slowest factor
+    images = style.to(torch.uint8).view(-1, 1, 1, 1).expand(-1, 1, 2, 2).contiguous()
+    state = torch.get_rng_state()
+    rows = spread_rows(16_000, BN_SAMPLES)
+    assert torch.equal(state, torch.get_rng_state())  # the run's stream untouched (resumes stay exact)
+    assert len(set(rows.tolist())) == BN_SAMPLES and torch.equal(rows, rows.sort().values)
+    assert torch.equal(rows, spread_rows(16_000, BN_SAMPLES)) and torch.equal(spread_rows(50, 100), torch.arange(50))
+    assert torch.bincount(style[rows], minlength=4).min() > 2_300
+
+    seen = []
+    monkeypatch.setattr(evaluate, "recalibrate_batchnorm", lambda net, x, *a, **k: seen.append(x))
+    set_ = ImageSet(images=images, labels=None, classes=None, name="ordered")
+    G, D = _nets()
+    evaluate.calibrated_copy(D, EvalData(set_, set_, "train"))
+    assert torch.bincount(((seen[0][:, 0, 0, 0] + 1) * 127.5).round().long(), minlength=4).min() > 2_300
+
+    from training import restarts
+
+    class Read(Exception):
+        pass
+
+    def predict(net, x):
+        raise Read(x)
+
+    monkeypatch.setattr(restarts, "recalibrate_batchnorm", lambda net, x: None)
+    monkeypatch.setattr(restarts, "predict_codes", predict)
+    # a set too large for float32 in memory is kept as uint8 (training/loop.FLOAT_DATA_LIMIT): read as [-1, 1] too
+    for data in (images.float().div(127.5).sub(1.0), images):
+        t = type("T", (), {"data": data, "D": D, "spec": D.spec})()
+        with pytest.raises(Read) as read:
+            Restarts.score(t)
+        x = read.value.args[0]
+        assert x.dtype == torch.float32 and x.min() >= -1
+        assert torch.bincount(((x[:, 0, 0, 0] + 1) * 127.5).round().long(), minlength=4).min() > 2_300
