@@ -307,6 +307,8 @@ def load_chairs3d(root: str | Path | None = None, subset: Sequence[int] | None =
         read_npz,
         "3D chairs (16,000 images)",
         full_rows=int(np.prod(FACTOR_SIZES)),
+        factor_names=FACTOR_NAMES,
+        factor_sizes=FACTOR_SIZES,
     )
     classes = np.ascontiguousarray(arrays["latents_classes"], np.int64)
     return ImageSet(

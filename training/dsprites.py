@@ -192,6 +192,8 @@ def load_dsprites(root: str | Path | None = None, subset: Sequence[int] | None =
         read_npz,
         "dSprites (737,280 images)",
         full_rows=int(np.prod(FACTOR_SIZES)),
+        factor_names=FACTOR_NAMES,
+        factor_sizes=FACTOR_SIZES,
     )
     imgs = arrays["imgs"]
     if imgs.max(initial=0) > 1:

@@ -172,13 +172,17 @@ def cached_arrays(
     read: Callable[[Path], dict[str, np.ndarray]],
     what: str,
     full_rows: int,
+    factor_names: Sequence[str] | None = None,
+    factor_sizes: Sequence[int] | None = None,
 ) -> dict[str, np.ndarray]:
     """The arrays a loader serves. ``path``: the file found in the data folder (None: none there). With no file, a
     subset is rendered in memory and not written (what tests use), the full set is rendered and written to
     ``target`` (the cache) unless ``allow_render`` is False; a file's rows are filtered by ``strides``. ``what``
     names the full render in the message printed before it. A file of fewer than ``full_rows`` images (written by
     `infogan data --subset`, as test fixtures are) is served as it is, with a note on stderr: a run on it would
-    otherwise look like a run on the whole set."""
+    otherwise look like a run on the whole set. A ``subset`` asked of such a file must find every class it keeps
+    there (``factor_sizes``: the full set's): a stride the file's own strides do not divide would keep only the classes
+    both have, a smaller grid than the same subset rendered (posY stride 6 of a stride-4 file: 3 classes, not 6)."""
     from .data import DataError
 
     if path is None and subset_given:
@@ -204,4 +208,15 @@ def cached_arrays(
             f"{set_name}: {path} holds {rows:,} of the full set's {full_rows:,} images (a --subset render); "
             f"`infogan data {set_name} --out {path}` writes the whole set"
         )
+    if subset_given and rows < full_rows and factor_sizes is not None:
+        names = factor_names or [str(f) for f in range(len(factor_sizes))]
+        classes = arrays["latents_classes"]
+        for f, wanted in enumerate(kept_classes(factor_sizes, strides)):
+            missing = np.setdiff1d(wanted, classes[:, f])
+            if len(missing):
+                raise DataError(
+                    f"{set_name}: {path} (a --subset render) lacks {names[f]} classes {missing.tolist()[:8]} that "
+                    f"subset stride {strides[f]} keeps; give a subset whose strides are multiples of the file's, or "
+                    f"`infogan data {set_name} --out {path}` for the whole set"
+                )
     return keep_subset(arrays, strides) if subset_given else arrays

@@ -189,3 +189,13 @@ def test_an_unreadable_file_is_one_data_error(tmp_path, small):
     (tmp_path / ds.RENDERED_FILE).write_bytes(bytes(raw))
     with pytest.raises(DataError, match="cannot read"):
         load_dataset("dsprites", tmp_path)
+
+
+def test_a_subset_the_files_strides_cannot_give_is_refused(tmp_path):
+    """A file written with --subset (posY every 4th class) read with posY stride 6 would keep classes 0, 12, 24 only
+    (3 of the 6 the same subset renders): refused, naming the classes it lacks; a stride the file's divides is read."""
+    ds.write_npz(tmp_path / ds.RENDERED_FILE, ds.render((1, 1, 6, 40, 4, 4)))
+    with pytest.raises(DataError, match=r"lacks posY classes \[6, 18, 30\] that subset stride 6 keeps"):
+        load_dataset("dsprites", tmp_path, subset=[1, 1, 6, 40, 4, 6])
+    s = load_dataset("dsprites", tmp_path, subset=[1, 1, 6, 40, 8, 4])
+    assert len(s.images) == 3 * 1 * 1 * 4 * 8 and sorted(set(s.factors.numpy()[:, 4].tolist())) == [0, 8, 16, 24]
