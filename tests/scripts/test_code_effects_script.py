@@ -71,8 +71,12 @@ def test_bad_input_is_one_line_and_changes_nothing(tmp_path, build_tiny_model):
         done = run(str(folder), *extra)
         assert done.returncode != 0 and needle in done.stderr and "Traceback" not in done.stderr, (extra, done.stderr)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
-    done = run(str(tmp_path / "missing"))
-    assert done.returncode != 0 and "Traceback" not in done.stderr and "missing" in done.stderr
+    done = run(str(tmp_path / "no-such-model"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert (
+        done.stderr.strip()
+        == f"code_effects: error: {tmp_path / 'no-such-model'}: no-such-model: manifest.json is missing"
+    )
     assert (folder / GENERATOR_FILE).is_file()
 
 

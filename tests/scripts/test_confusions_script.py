@@ -29,8 +29,10 @@ def test_a_model_on_a_labelled_split_and_bad_input(tmp_path, build_tiny_model, f
     m, names = confusions.confusion_matrix(folder, str(fake_mnist_dir), verify=False)
     assert m.shape == (10, 10) and m.sum() == 256 and names == [str(i) for i in range(10)]
     for args, needle in (
-        ([str(tmp_path / "missing"), "--data-dir", str(fake_mnist_dir)], "missing"),
+        ([str(tmp_path / "no-such-model"), "--data-dir", str(fake_mnist_dir)], "manifest.json is missing"),
         ([str(folder), "--data-dir", str(tmp_path / "no-data")], "missing"),
     ):
         done = subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=120)
         assert done.returncode != 0 and needle in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert [ln for ln in done.stderr.splitlines() if ln.strip()] == [done.stderr.strip()], done.stderr
+        assert done.stderr.startswith("confusions: error: "), done.stderr

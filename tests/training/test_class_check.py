@@ -114,8 +114,10 @@ def test_without_a_cache_folder_nothing_is_written(make_digit_set, tmp_path, mon
     import training.class_check as cc
 
     monkeypatch.chdir(tmp_path)
+    saved = []
+    monkeypatch.setattr(cc, "save_atomic", lambda *a, **k: saved.append(a))  # any folder, the user cache's too
     cc.reference_classifier(bars(make_digit_set, 600, 0), epochs=1)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [] and saved == []
 
 
 def test_a_slider_that_changes_the_class_is_caught_at_the_corners(make_digit_set, cache):

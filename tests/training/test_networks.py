@@ -131,14 +131,15 @@ def test_style_late_generator_reads_the_style_only_in_its_norms():
     styles = []
     for k in range(4):
         styles.append(G(z, _with_style(c, k)).detach())
-    hook.remove()
-    assert all(torch.equal(seen[0], s) for s in seen[1:])  # the map before the first norm ignores the style
-    assert all((styles[0] - s).abs().max() > 1e-6 for s in styles[1:])  # the image does (init gains 1 ± 0.02)
-    # a continuous code reaches the FC layers
+    assert len(seen) == 4 and all(torch.equal(seen[0], s) for s in seen[1:])  # the map before the first norm
+    assert all((styles[0] - s).abs().max() > 1e-6 for s in styles[1:])  # ignores the style; the image does not
+    # a continuous code reaches the FC layers (with the hook still on: the map the moved code gave)
     c_moved = c.clone()
     c_moved[:, 4] = -c_moved[:, 4]
     G(z, c_moved)
-    assert seen[-1].shape == (4, 64, 4, 4)
+    hook.remove()
+    assert len(seen) == 5 and seen[-1].shape == (4, 64, 4, 4)
+    assert not torch.equal(seen[-1], seen[0])  # the moved code changed the FC layers' output
     assert [m.out_features for m in G.modules() if isinstance(m, nn.Linear)] == [128, 4 * 4 * 64]
     assert G.body.fc[0].in_features == spec.noise.dim + 4  # z and the four continuous codes, no one-hot
 
