@@ -38,6 +38,8 @@ class Model:
     # threads (default: every core), so mixed load put 2 x cores threads on the cores. Per model, so different
     # models still run side by side; uncontended, it costs a lone request ~0.1 us (2-core VM).
     _generator_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # the same for the recognizer: concurrent /infer-codes requests each ran it from their own request thread
+    _recognizer_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -90,11 +92,14 @@ class Model:
         return await self._loop_batcher.submit(rows, counted, finish)
 
     def recognize(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        """images (N, C, H, W) in [0, 1] -> the recognizer's outputs by name (spec.output_names())."""
+        """images (N, C, H, W) in [0, 1] -> the recognizer's outputs by name (spec.output_names()). Runs of one
+        model's recognizer never overlap (``_recognizer_lock``), as its generator's do not."""
         names = self.spec.output_names()
-        t = time.perf_counter()
-        out = self.recognizer.run(names, {RECOGNIZER_INPUT: images})
-        self.metrics.inference.labels(self.id, "recognizer").observe(time.perf_counter() - t)
+        with self._recognizer_lock:
+            t = time.perf_counter()  # the run's own time, not the wait for another request's run
+            out = self.recognizer.run(names, {RECOGNIZER_INPUT: images})
+            seconds = time.perf_counter() - t
+        self.metrics.inference.labels(self.id, "recognizer").observe(seconds)
         return dict(zip(names, out, strict=True))
 
     def to_json(self, served: Container[str] | None = None) -> dict[str, Any]:

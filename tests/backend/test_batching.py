@@ -202,3 +202,24 @@ def test_different_models_still_run_their_generators_at_once(tiny_models_dir):
         )
         assert [r.status_code for r in res] == [200, 200], [r.text for r in res]
         assert not meet.broken
+
+
+def test_concurrent_readings_never_run_one_models_recognizer_at_once(tiny_models_dir):
+    """/infer-codes runs the recognizer in each request's thread: six at once ran one session six times side by
+    side (each with ORT_THREADS intra-op threads); they take turns, and every answer is still right."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    with make_client(tiny_models_dir) as c:
+        wait_ready(c)
+        model = c.app.state.registry.models["tiny"]
+        model.recognizer = recorder = RecordingSession(model.recognizer, hold_s=0.03)
+        res = _post_at_once(c, [("/infer-codes", {"image": url, "model": "tiny"})] * 6)
+        assert all(r.status_code == 200 for r in res), [r.text for r in res if r.status_code != 200]
+        assert len({r.text for r in res}) == 1
+    assert recorder.most == 1, f"{recorder.most} runs of one model's recognizer at once"
