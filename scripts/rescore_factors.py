@@ -5,7 +5,8 @@ whose checkpoints are not in the repository.
     python scripts/rescore_factors.py models/chairs3d [models/dsprites ...] [--data-dir DIR] [--write]
 
 Prints each headline figure as the manifest has it and as computed now; ``--write`` stores the new
-``metrics.disentanglement`` and the command in ``provenance.disentanglement_command``. Q reads the training split's
+``metrics.disentanglement``, the command in ``provenance.disentanglement_command`` and the machine in
+``provenance.disentanglement_machine``. Q reads the training split's
 real images as ``infogan export`` evaluated them (its recognizer is the BatchNorm-calibrated D the export evaluated):
 continuous codes by their posterior mean, a categorical code by its most likely category, mapped back through the
 manifest's ``category_order`` to the checkpoint's category (the index the export's evaluation saw; SAP's linear
@@ -73,6 +74,7 @@ def figure(metrics: dict, path: tuple[str, str]) -> float | None:
 def rescore(folder: Path, data_dir: str | None, write: bool, command: str) -> str:
     from training.data import DataError, load_dataset
     from training.disentanglement import disentanglement_metrics
+    from training.machine import describe
     from training.stages import stage_printer
 
     try:
@@ -101,6 +103,7 @@ def rescore(folder: Path, data_dir: str | None, write: bool, command: str) -> st
     if write:
         manifest.metrics["disentanglement"] = new
         manifest.provenance["disentanglement_command"] = command
+        manifest.provenance["disentanglement_machine"] = describe("cpu")  # where these figures were computed
         Manifest.model_validate(manifest.model_dump()).write(folder)
         lines.append(f"  written to {folder / 'manifest.json'}")
     return "\n".join(lines)

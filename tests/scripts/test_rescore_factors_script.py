@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -96,6 +97,10 @@ def test_write_replaces_the_block_and_records_the_command(tmp_path, sprites, mon
     assert block["sizes"]["dci_train"] == 200 and block["codes"] == ["shape", "c1", "c2"]
     assert set(block) >= {"factor_vae", "mig", "dci", "sap", "mi_matrix", "best_factor"}
     assert m.provenance["disentanglement_command"] == f"python scripts/rescore_factors.py {folder} --write"
+    assert (
+        m.provenance["disentanglement_machine"]["cores"] == os.cpu_count()
+        and m.provenance["disentanglement_machine"]["cpu"]
+    )
     for name in ("generator.onnx", "recognizer.onnx"):
         m.verify_file(folder, name)  # the files the manifest describes are unchanged
     before = json.loads((folder / "manifest.json").read_text())
@@ -107,7 +112,7 @@ def test_bad_input_is_one_line(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
     for args, words in (
-        ([str(tmp_path / "missing")], "missing"),
+        ([str(tmp_path / "no-such-model")], "manifest.json is missing"),
         ([str(plain)], "manifest"),
         ([str(ROOT / "models" / "mnist")], "no disentanglement metrics"),
         ([str(ROOT / "models" / "mnist"), "--data-dir", ""], "--data-dir"),
