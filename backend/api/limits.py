@@ -24,6 +24,8 @@ from starlette.routing import Match, Mount
 
 from spec.latent import sent_text
 
+from .responses import error_response
+
 MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
 HEADER_TIMEOUT_S = 10.0
@@ -48,20 +50,10 @@ def is_json_type(ctype: str) -> bool:
     return main == "application/json" or (main.startswith("application/") and main.endswith("+json"))
 
 
-async def _answer(send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )  # the rest of the body is not read: the connection cannot be reused
-    await send({"type": "http.response.body", "body": body})
+async def _answer(scope, receive, send, status: int, detail: str) -> None:
+    """The API's error body (``responses.error_response``) from the middleware, with Connection: close: the rest of
+    the request's body is not read, so the connection cannot be reused."""
+    await error_response(detail, status, {"connection": "close"})(scope, receive, send)
 
 
 ROUTED_MEMO_SIZE = 1024  # (method, path) answers kept per app; a scanner's stream of new paths empties it, no more
@@ -121,10 +113,12 @@ class BodyLimitMiddleware:
             ctype = headers.get("content-type", "")
             if not is_json_type(ctype):
                 sent = sent_text(ctype) if ctype else "none"  # quoted and clipped: a 3,000-character type is not echoed
-                return await _answer(send, 415, f"content-type: expected application/json, got {sent}")
+                return await _answer(scope, receive, send, 415, f"content-type: expected application/json, got {sent}")
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.max_bytes:
-                return await _answer(send, 413, f"body: {declared} bytes, over the limit of {self.max_bytes}")
+                return await _answer(
+                    scope, receive, send, 413, f"body: {declared} bytes, over the limit of {self.max_bytes}"
+                )
         size, started = 0, False
         # The body deadline: one timer per request, armed at the first read. While a read waits past it, the timer
         # cancels this task and that read raises 408; a read after it raises 408 at once. (anyio.fail_after around
@@ -174,7 +168,7 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracked_send)
         except (_TooLarge, _TooSlow) as exc:
             if not started:
-                await _answer(send, exc.status_code, str(exc.detail))
+                await _answer(scope, receive, send, exc.status_code, str(exc.detail))
         finally:
             if timer is not None:
                 timer.cancel()
