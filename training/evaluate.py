@@ -97,7 +97,7 @@ def calibrated_copy(
     D: Discriminator, data: EvalData, bn_samples: int = BN_SAMPLES, progress: Progress = quiet
 ) -> Discriminator:
     """A copy of D (D itself untouched) in eval mode with its BatchNorm statistics re-estimated on ``bn_samples``
-    training images spread over the set (``data.spread_rows``; ``progress`` hears the stage)."""
+    training images spread over the set (``ImageSet.spread_float``; ``progress`` hears the stage)."""
     D = copy.deepcopy(D)
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in D.modules()):  # else nothing to calibrate
         progress(f"recalibrating D's BatchNorm on {min(bn_samples, len(data.train.images)):,} real images")
@@ -206,10 +206,16 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
         m.momentum = None  # cumulative moving average over all batches
         m.train()
     for i in range(0, len(images), batch):
-        D(images[i : i + batch].to(device))
+        D(as_floats(images[i : i + batch]).to(device))
     for m, (mom, tr) in zip(bns, saved, strict=False):
         m.momentum = mom
         m.train(tr)
+
+
+def as_floats(x: torch.Tensor) -> torch.Tensor:
+    """A batch of images as D reads them: uint8 (a set kept as bytes, training/loop.FLOAT_DATA_LIMIT) to float32 in
+    [-1, 1], a batch at a time so a large set never exists as floats whole; floats as they are."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
 @torch.no_grad()
@@ -219,10 +225,7 @@ def predict_codes(D: Discriminator, images: torch.Tensor, batch: int = 1000) -> 
     D.eval()
     device = next(D.parameters()).device
 
-    def floats(x: torch.Tensor) -> torch.Tensor:
-        return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
-
-    qs = torch.cat([D(floats(images[i : i + batch]).to(device))[1] for i in range(0, len(images), batch)])
+    qs = torch.cat([D(as_floats(images[i : i + batch]).to(device))[1] for i in range(0, len(images), batch)])
     return D.spec.predict(qs)
 
 

@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from . import checkpoint as ckpt_io
 from . import epoch_report, train_state
 from .data import spread_rows
@@ -187,9 +185,7 @@ class Restarts:
         """I(category; x) in nats of Q's categorical codes on BN_SAMPLES real training images spread over the set
         (``spread_rows``; no labels used), on a copy of D whose BatchNorm statistics are re-estimated on those images,
         which is how Q serves real images."""
-        images = t.data[spread_rows(len(t.data), BN_SAMPLES).to(t.data.device)]
-        if images.dtype == torch.uint8:  # a set kept as bytes (loop.FLOAT_DATA_LIMIT): D reads [-1, 1] floats
-            images = images.float().div_(127.5).sub_(1.0)
+        images = t.data[spread_rows(len(t.data), BN_SAMPLES).to(t.data.device)]  # floats, or bytes (as_floats)
         D = copy.deepcopy(t.D)
         recalibrate_batchnorm(D, images)
         pred = predict_codes(D, images)

@@ -364,7 +364,8 @@ def load_for_resume(
         raise TrainingError(
             "--fork: the run is still inside its label-free restarts; resume it past them first, then fork"
         )
-    if fork.exists() and (not fork.is_dir() or any(fork.iterdir())):
+    # a folder holding only a lock file is empty: a fork that stopped between taking the lock and writing left it
+    if fork.exists() and (not fork.is_dir() or any(p.name != LOCK_FILE for p in fork.iterdir())):
         # the run's own folder is never empty (it holds the checkpoint), so this refuses forking a run onto itself
         raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
     from .loop import model_args  # here, not at the top: loop imports this module

@@ -436,11 +436,21 @@ def test_bn_samples_and_the_label_free_score_are_spread_over_a_set_stored_in_fac
 
     monkeypatch.setattr(restarts, "recalibrate_batchnorm", lambda net, x: None)
     monkeypatch.setattr(restarts, "predict_codes", predict)
-    # a set too large for float32 in memory is kept as uint8 (training/loop.FLOAT_DATA_LIMIT): read as [-1, 1] too
-    for data in (images.float().div(127.5).sub(1.0), images):
+    for data in (images.float().div(127.5).sub(1.0), images):  # floats, or a set kept as bytes
         t = type("T", (), {"data": data, "D": D, "spec": D.spec})()
         with pytest.raises(Read) as read:
             Restarts.score(t)
-        x = read.value.args[0]
-        assert x.dtype == torch.float32 and x.min() >= -1
+        x = evaluate.as_floats(read.value.args[0])
         assert torch.bincount(((x[:, 0, 0, 0] + 1) * 127.5).round().long(), minlength=4).min() > 2_300
+
+
+def test_the_label_free_score_reads_a_set_kept_as_bytes():
+    """A set too large for float32 in memory is kept as uint8 (training/loop.FLOAT_DATA_LIMIT): the score's BatchNorm
+    recalibration fed those bytes to D as they were (RuntimeError: unsigned char input, float bias)."""
+    from training.restarts import Restarts
+
+    G, D = _nets()
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    t = type("T", (), {"data": images, "D": D, "spec": D.spec})()
+    floats = type("T", (), {"data": images.float().div(127.5).sub(1.0), "D": D, "spec": D.spec})()
+    assert Restarts.score(t) == pytest.approx(Restarts.score(floats), abs=1e-6)

@@ -1201,3 +1201,13 @@ def test_a_second_fork_into_one_new_folder_writes_nothing_there(fake_mnist_dir, 
     assert sorted(p.name for p in fork.iterdir()) == expected
     if other == "finished":
         assert (fork / "checkpoint.pt").read_bytes() == b"the first fork's"
+
+
+def test_a_fork_goes_into_a_folder_holding_only_a_lock_file(fake_mnist_dir, tmp_path):
+    """A fork stopped between taking the new folder's lock and writing (Ctrl-C, a full disk) leaves only .lock:
+    the folder is still empty for the next fork, not refused for ever."""
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    fork = tmp_path / "fork"
+    fork.mkdir()
+    (fork / ".lock").write_text("pid 1")
+    assert ckpt_io.load(train(None, resume=part.parent, progress=False, fork=fork, max_steps=4))["step"] == 4
