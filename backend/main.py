@@ -1,8 +1,9 @@
 """The inference service: ``uvicorn backend.main:app`` (or ``infogan serve``). Imports no torch.
 
 ``create_app`` builds the app; models load in the lifespan handler (in a background thread, so /healthz
-answers while /readyz says 503), never at import time. Building ``app`` reads the settings and, for DEVICE=cuda
-only, checks CUDA (a child process builds one session), so either failure is one line before uvicorn serves.
+answers while /readyz says 503), never at import time. ``app`` is built on first access (uvicorn's import): that
+reads the settings and, for DEVICE=cuda only, checks CUDA (a child process builds one session), so either failure is
+one line before uvicorn serves; importing the module for ``create_app`` does neither.
 """
 
 from __future__ import annotations
@@ -64,11 +65,15 @@ class LateStaticFiles(StaticFiles):
             await super().check_config()
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
 def create_app(settings: Settings | None = None, *, device: str | None = None) -> FastAPI:
     """``device``: the device already resolved from ``settings.device`` ('cuda' after device.cuda_or_exit), else
     the lifespan resolves it (DEVICE=cuda without CUDA then fails the start-up with DeviceError)."""
     settings = settings or Settings()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    _configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -136,6 +141,7 @@ def _app_for_uvicorn() -> FastAPI:
     import, and a failed CUDA requirement (raised in the lifespan) uvicorn's start-up traceback. Status 3 is uvicorn's
     STARTUP_FAILURE: under `uvicorn --workers N` the parent restarts a worker that exits with any other status, so
     status 1 printed the line again every few seconds for ever."""
+    _configure_logging()  # before the CUDA check, whose "device: cuda (...)" line would otherwise go unprinted
     try:
         settings = settings_or_exit("backend.main")
         device = cuda_or_exit("backend.main", settings)  # DEVICE=cuda only: one probe, not repeated in the lifespan
@@ -145,4 +151,10 @@ def _app_for_uvicorn() -> FastAPI:
     return create_app(settings, device=device)
 
 
-app = _app_for_uvicorn()
+def __getattr__(name: str) -> FastAPI:
+    """``app``, built on first access (PEP 562), which is how uvicorn's import reaches it: importing this module for
+    ``create_app`` (the tests, benchmarks) reads no settings, probes nothing and cannot exit."""
+    if name == "app":
+        globals()["app"] = built = _app_for_uvicorn()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -304,7 +304,8 @@ def wrk_mode(args) -> None:
                 else:
                     res = load(url + "/generate", body, clients=args.clients, seconds=args.seconds)
                 if res["non2xx"] or res["errors"]:
-                    fail(f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors:\n" + res["raw"])
+                    print(res["raw"], file=sys.stderr)  # wrk's own report, then the one error line
+                    fail(f"{name}: {res['non2xx']} non-2xx answers, {res['errors']} socket errors (wrk's report above)")
                 runs[name].append(res["rps"])
                 cpu_ms[name].append((cpu_seconds(pids[name]) - cpu0) * 1000 / (res["rps"] * args.seconds))
                 print(
@@ -387,15 +388,12 @@ def main() -> None:
     if args.url:
         args.url = http_url(ap, args.url)
     if args.device == "cuda":  # before any server: DEVICE=cuda without CUDA would stop it with its own message
-        from backend.core.cuda_probe import probe_cuda
-        from backend.core.device import probe_file
-        from spec.manifest import ordered_folders, read_order
+        from backend.core.device import DeviceError, require_cuda
 
-        root = Path(args.models_dir)
-        with errors_in_one_line(ValueError):  # a bad order.json: the server would not start either
-            ok, reason = probe_cuda(probe_file([folder] if folder else ordered_folders(root, read_order(root))))
-        if not ok:
-            ap.error(f"--device cuda: {reason}")
+        try:
+            require_cuda(Path(args.models_dir), 1)  # the service's own check (infogan serve, backend.main)
+        except DeviceError as e:
+            ap.error(f"--device cuda: {e}")
     if args.wrk:
         wrk_mode(args)
         sys.exit(0)

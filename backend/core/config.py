@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     # intra-op threads per ONNX Runtime session; 0 = every core this process may use (with N workers: cores / N, at
     # least 1). One generator run() per model goes at a time: /generate's and /traverse's batchers take turns
     # (Model.run_generator's lock), so mixed load does not start twice the threads, and concurrent readings take
-    # turns on the recognizer (Model.recognize's lock); different models' runs may
-    # overlap. At most 256: every session of every model starts that many threads.
+    # turns on the recognizer (Model.recognize's lock); different models' runs may overlap. At most 256: every
+    # session of every model starts that many threads.
     ort_threads: int = Field(0, ge=0, le=256)
     # batching of concurrent generator runs, on (> 0) or off (0: each request runs alone). /generate batches in one
     # executor thread per model with no waiting (LoopBatcher); /traverse's MicroBatcher leader waits at most this

@@ -66,16 +66,22 @@ def resolve_device(requested: str, probe: Path | None, threads: int) -> str:
     return "cpu"
 
 
-def cuda_or_exit(prog: str, settings: Settings) -> str | None:
-    """DEVICE=cuda: 'cuda' once a CUDA session really starts here, else SystemExit with one line naming why (``prog:
-    error: DEVICE=cuda but <reason>``), for a check before any server starts. Other values: None, left to
-    Registry.start (DEVICE=auto falls back to the CPU, so it cannot fail)."""
-    if settings.device != "cuda":
-        return None
+def require_cuda(models_dir: Path, threads: int) -> str:
+    """'cuda' once a CUDA session really starts on the first sha256-verified generator under ``models_dir`` (in
+    folder order), else DeviceError naming why: the check ``infogan serve``, the app uvicorn imports and the serving
+    benchmark make before any server starts."""
     from spec.manifest import ordered_folders
 
-    folders = ordered_folders(settings.models_dir, []) if settings.models_dir.is_dir() else []
+    folders = ordered_folders(models_dir, []) if models_dir.is_dir() else []
+    return resolve_device("cuda", probe_file(folders), threads)
+
+
+def cuda_or_exit(prog: str, settings: Settings) -> str | None:
+    """DEVICE=cuda: ``require_cuda``, else SystemExit with one line naming why (``prog: error: DEVICE=cuda but
+    <reason>``). Other values: None, left to Registry.start (DEVICE=auto falls back to the CPU, so it cannot fail)."""
+    if settings.device != "cuda":
+        return None
     try:
-        return resolve_device("cuda", probe_file(folders), settings.threads())
+        return require_cuda(settings.models_dir, settings.threads())
     except DeviceError as exc:
         raise SystemExit(f"{prog}: error: {exc} (DEVICE=auto falls back to CPU)") from None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from backend.core.cuda_probe import _why, probe_cuda
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def serve(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -132,3 +136,43 @@ def test_uvicorn_workers_stop_on_a_start_up_failure_instead_of_restarting_for_ev
     p = uvicorn_app("--workers", "2", models_dir=tiny_models_dir, **env)  # TimeoutExpired while it restarts them
     assert "failed to start, stopping the parent process" in p.stderr and "Traceback" not in p.stderr, p.stderr
     assert 1 <= p.stderr.count("backend.main: error: ") <= 2, p.stderr  # once per worker, not again
+
+
+def test_importing_the_module_for_create_app_reads_no_settings_and_probes_nothing():
+    """Only ``app`` (uvicorn's import) is built from the environment: a caller importing create_app with its own
+    Settings must not exit on DEVICE=cuda (no CUDA here) or on a bad setting of the environment."""
+    for env in ({"DEVICE": "cuda"}, {"MAX_BATCH": "0"}):
+        done = subprocess.run(
+            [sys.executable, "-c", "from backend.main import create_app; print('imported')"],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "imported", (env, done.stderr)
+
+
+def test_the_resolved_device_is_logged_when_cuda_is_checked_before_serving():
+    """DEVICE=cuda is checked while ``app`` is built, before create_app: logging must already be set up, or the
+    "device: cuda (...)" line (resolve_device's) was never printed."""
+    script = (
+        "import logging\n"
+        "import backend.core.device as d\n"
+        "def ok(requested, probe, threads):\n"
+        "    logging.getLogger('backend.models').info('device: cuda (a stand-in probe)')\n"
+        "    return 'cuda'\n"
+        "d.resolve_device = ok\n"
+        "import backend.main\n"
+        "backend.main.app\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={**os.environ, "DEVICE": "cuda"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "backend.models: device: cuda (a stand-in probe)" in done.stderr, done.stderr
