@@ -21,6 +21,7 @@ they are now distinct (``training/disentanglement.held_out_codes``).
 from __future__ import annotations
 
 import argparse
+import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -87,13 +88,17 @@ def rescore(folder: Path, data_dir: str | None, write: bool, command: str) -> st
         represent = onnx_representation(folder, manifest)
     except (ManifestError, DataError, OSError, ValueError) as e:
         raise SystemExit(f"rescore_factors: error: {folder}: {e}") from None
+    sizes = old.get("sizes") or {}  # none recorded: disentanglement_lib's sizes, the metrics' defaults
+    known = set(inspect.signature(disentanglement_metrics).parameters)
+    if not isinstance(sizes, dict) or set(sizes) - known:
+        raise SystemExit(f"rescore_factors: error: {folder}: metrics.disentanglement.sizes is not a table of sizes")
     new = disentanglement_metrics(
         represent,
         data,
         np.random.default_rng(0),  # the export's seed (evaluate_model's default)
         code_names=[c.name for c in manifest.latent().codes],
         progress=stage_printer(),
-        **old["sizes"],
+        **sizes,
     )
     lines = [f"{folder.name} ({manifest.weights} weights, {manifest.dataset} {split}, {len(data.images):,} images):"]
     for label, path in FIGURES:

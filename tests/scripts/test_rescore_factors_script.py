@@ -108,6 +108,28 @@ def test_write_replaces_the_block_and_records_the_command(tmp_path, sprites, mon
     assert json.loads((folder / "manifest.json").read_text()) == before
 
 
+def test_a_block_without_sizes_is_rescored_at_the_default_sizes_and_bad_sizes_refused(tmp_path, monkeypatch, capsys):
+    """A manifest that records no sizes gets disentanglement_lib's (the metrics' defaults); sizes that are not the
+    metrics' keywords are one line, not a TypeError."""
+    from training import disentanglement
+
+    folder, _ = tiny_model(tmp_path)
+    m = Manifest.read(folder)
+    seen = []
+    monkeypatch.setattr(disentanglement, "disentanglement_metrics", lambda *a, **kw: seen.append(kw) or {})
+    from training import data as data_module
+
+    monkeypatch.setattr(data_module, "load_dataset", lambda *a, **kw: type("Set", (), {"images": []})())
+    del m.metrics["disentanglement"]["sizes"]
+    m.write(folder)
+    rescore_factors.rescore(folder, None, False, "x")
+    assert not set(seen[0]) & set(SIZES)
+    m.metrics["disentanglement"]["sizes"] = {"votes": 3}
+    m.write(folder)
+    with pytest.raises(SystemExit, match="sizes is not a table of sizes"):
+        rescore_factors.rescore(folder, None, False, "x")
+
+
 def test_bad_input_is_one_line(tmp_path):
     plain = tmp_path / "plain"
     plain.mkdir()
