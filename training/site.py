@@ -1,10 +1,11 @@
 """``infogan site --out DIR``: the explorer as plain files for any static host (no Python server).
 
 DIR gets the page (index.html, marked ``data-site="static"``), its scripts and the onnxruntime-web runtime
-(static/, static/ort/), ``models.json`` (what GET /models answers) and each model's ONNX files under
-``models/<id>/files/`` (the service's URLs, so the page fetches them the same way). Everything runs in the page:
-generation, traversals, side by side and reading codes from a drawing; uploading a file (decoded by the service's
-image decoders) is hidden. Without cross-origin isolation headers from the host, ORT runs single-threaded.
+(static/, static/ort/), ``models.json`` (what GET /models answers, through its schema; device "wasm") and each
+model's ONNX files under ``models/<id>/files/`` (the service's URLs, so the page fetches them the same way).
+Everything runs in the page: generation, traversals, side by side and reading codes from a drawing; uploading a file
+(decoded by the service's image decoders) is hidden. Without cross-origin isolation headers from the host, ORT runs
+single-threaded.
 """
 
 from __future__ import annotations
@@ -142,6 +143,7 @@ def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: l
     from jinja2 import Environment, FileSystemLoader
 
     from backend.core.model import Model
+    from backend.schemas import ModelList
     from spec.manifest import MODEL_FILES
 
     shutil.copytree(frontend_dir / "static", out / "static")
@@ -154,7 +156,12 @@ def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: l
         # GET /models' entry for it, by the service's own code (no ONNX session needed for the description)
         model = Model(folder, manifest, manifest.latent(), None, None, DEVICE, None)  # type: ignore[arg-type]
         models.append(model.to_json(served=ids))
-    (out / "models.json").write_text(json.dumps({"models": models}, indent=1), encoding="utf-8")
+    # through GET /models' own response schema, as FastAPI serialises it (labels filled in, nulls kept), so the static
+    # page reads the document the served page reads; only the device differs (the schema's are the service's)
+    served = [{**m, "device": "cpu"} for m in models]
+    listing = ModelList.model_validate({"models": served}).model_dump(mode="json", by_alias=True)
+    models = listing["models"] = [{**m, "device": DEVICE} for m in listing["models"]]
+    (out / "models.json").write_text(json.dumps(listing, indent=1), encoding="utf-8")
     env = Environment(loader=FileSystemLoader(str(frontend_dir)), autoescape=True)
     page = env.get_template("index.html").render(models=models, static="static", static_site=True)
     (out / "index.html").write_text(page, encoding="utf-8")  # the page says <meta charset="utf-8">

@@ -171,3 +171,29 @@ def test_the_page_is_written_as_utf8_whatever_the_locale(models, tmp_path):
     assert res.returncode == 0, res.stderr
     page = (out / "index.html").read_bytes().decode("utf-8")
     assert any(ord(ch) > 127 for ch in page)
+
+
+def test_models_json_is_what_get_models_answers(models, tmp_path, capsys):
+    """The static page reads models.json where the served page asks GET /models: the same document but its device
+    ("wasm"), through the same schema (a categorical code without labels gets "0".."K-1", an unlabelled code
+    "label": null), not the raw description beneath it."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from backend.core.config import Settings
+    from backend.main import create_app
+
+    code, _ = site(["--out", str(tmp_path / "s"), "--models-dir", str(models)], capsys)
+    assert code == 0
+    written = json.loads((tmp_path / "s" / "models.json").read_text())
+    with TestClient(create_app(Settings(models_dir=models, device="cpu", ort_threads=1))) as c:
+        deadline = time.monotonic() + 30
+        while c.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        served = c.get("/models").json()
+    assert [m.pop("device") for m in written["models"]] == ["wasm"] * 2  # the page's badge: in the browser
+    assert [m.pop("device") for m in served["models"]] == ["cpu"] * 2
+    assert written == served
+    digit = next(code for code in served["models"][0]["codes"] if code["type"] == "categorical")
+    assert digit["labels"]  # the schema's filling-in is part of what the site must copy
