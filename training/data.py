@@ -156,11 +156,17 @@ class ImageSet:
 
     def as_float(self, n: int | None = None) -> torch.Tensor:
         """The first ``n`` images (all if None) as float32 in [-1, 1], the networks' image space (N, C, H, W)."""
-        return self.images[:n].float().div_(127.5).sub_(1.0)
+        return as_floats(self.images[:n])
 
     def spread_float(self, k: int) -> torch.Tensor:
         """``k`` images spread over the whole set (``spread_rows``) as float32 in [-1, 1] (N, C, H, W)."""
-        return self.images[spread_rows(len(self.images), k)].float().div_(127.5).sub_(1.0)
+        return as_floats(self.images[spread_rows(len(self.images), k)])
+
+
+def as_floats(x: torch.Tensor) -> torch.Tensor:
+    """Images as the networks read them: uint8 (a set kept as bytes, training/loop.FLOAT_DATA_LIMIT) to float32 in
+    [-1, 1], which callers do a batch at a time so a large set never exists as floats whole; floats as they are."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
 def spread_rows(n: int, k: int) -> torch.Tensor:

@@ -32,7 +32,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from . import checkpoint as ckpt_io
-from .data import DataError, ImageSet, dataset_info, load_dataset
+from .data import DataError, ImageSet, as_floats, dataset_info, load_dataset
 from .disentanglement import disentanglement_metrics
 from .images import grid, save_png, to_unit
 from .latent import LatentSpec
@@ -210,12 +210,6 @@ def recalibrate_batchnorm(D: Discriminator, images: torch.Tensor, batch: int = 5
     for m, (mom, tr) in zip(bns, saved, strict=False):
         m.momentum = mom
         m.train(tr)
-
-
-def as_floats(x: torch.Tensor) -> torch.Tensor:
-    """A batch of images as D reads them: uint8 (a set kept as bytes, training/loop.FLOAT_DATA_LIMIT) to float32 in
-    [-1, 1], a batch at a time so a large set never exists as floats whole; floats as they are."""
-    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
 @torch.no_grad()

@@ -23,7 +23,7 @@ from . import checkpoint as ckpt_io
 from . import epoch_report, machine, train_state
 from .augment import NuisanceAugment
 from .config import Config, dumps
-from .data import load_dataset
+from .data import as_floats, load_dataset
 from .evaluate import EvalData, EvaluationError, load_eval_data
 from .loss import CRSchedule, InfoGANLoss
 from .networks import build_networks, count_parameters
@@ -207,8 +207,7 @@ class Trainer:
         return order.view(self.steps_per_epoch, self.world, self.local_batch)[:, self.rank].to(self.device)
 
     def train_step(self, real: torch.Tensor) -> dict[str, torch.Tensor]:
-        if real.dtype == torch.uint8:  # a large set kept as bytes (FLOAT_DATA_LIMIT)
-            real = real.float().div_(127.5).sub_(1.0)
+        real = as_floats(real)  # a large set is kept as bytes (FLOAT_DATA_LIMIT)
         n = real.shape[0]
         z = self.spec.noise.sample(n, self.latent_gen, self.device)
         c = self.spec.encode(self.spec.sample_values(n, self.latent_gen, self.device))

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from training import evaluate
-from training.data import spread_rows
+from training.data import as_floats, spread_rows
 from training.evaluate import BN_SAMPLES, EvalData, EvaluationError, evaluate_model, load_eval_data
 from training.latent import mnist_spec
 from training.networks import build_networks
@@ -440,7 +440,7 @@ def test_bn_samples_and_the_label_free_score_are_spread_over_a_set_stored_in_fac
         t = type("T", (), {"data": data, "D": D, "spec": D.spec})()
         with pytest.raises(Read) as read:
             Restarts.score(t)
-        x = evaluate.as_floats(read.value.args[0])
+        x = as_floats(read.value.args[0])
         assert torch.bincount(((x[:, 0, 0, 0] + 1) * 127.5).round().long(), minlength=4).min() > 2_300
 
 
