@@ -60,12 +60,18 @@ class Model:
         """z (N, noise dim), c (N, spec.c_dim) float32 -> images (N, C, H, W) in [0, 1]. Runs of one model never
         overlap (``_generator_lock``): a second caller waits for the first run to end."""
         feeds = dict(zip(GENERATOR_INPUTS, (z, c), strict=True))
-        with self._generator_lock:
-            t = time.perf_counter()  # the run's own time, not the wait for the other batcher's run
-            (images,) = self.generator.run([GENERATOR_OUTPUT], feeds)
-            seconds = time.perf_counter() - t
-        self.metrics.inference.labels(self.id, "generator").observe(seconds)
+        (images,) = self._run(self.generator, self._generator_lock, "generator", [GENERATOR_OUTPUT], feeds)
         return images
+
+    def _run(self, session, lock: threading.Lock, network: str, names: list[str], feeds: dict) -> list:
+        """``session.run`` under ``lock`` (one run of this network at a time), its own time, not the wait for the lock,
+        in the inference histogram."""
+        with lock:
+            t = time.perf_counter()
+            out = session.run(names, feeds)
+            seconds = time.perf_counter() - t
+        self.metrics.inference.labels(self.id, network).observe(seconds)
+        return out
 
     def generate(self, z: np.ndarray, c: np.ndarray) -> np.ndarray:
         """Like run_generator, through the micro-batcher when there is one (requests of many threads share a run)."""
@@ -95,11 +101,7 @@ class Model:
         """images (N, C, H, W) in [0, 1] -> the recognizer's outputs by name (spec.output_names()). Runs of one
         model's recognizer never overlap (``_recognizer_lock``), as its generator's do not."""
         names = self.spec.output_names()
-        with self._recognizer_lock:
-            t = time.perf_counter()  # the run's own time, not the wait for another request's run
-            out = self.recognizer.run(names, {RECOGNIZER_INPUT: images})
-            seconds = time.perf_counter() - t
-        self.metrics.inference.labels(self.id, "recognizer").observe(seconds)
+        out = self._run(self.recognizer, self._recognizer_lock, "recognizer", names, {RECOGNIZER_INPUT: images})
         return dict(zip(names, out, strict=True))
 
     def to_json(self, served: Container[str] | None = None) -> dict[str, Any]:
