@@ -364,10 +364,8 @@ def load_for_resume(
         raise TrainingError(
             "--fork: the run is still inside its label-free restarts; resume it past them first, then fork"
         )
-    # a folder holding only a lock file is empty: a fork that stopped between taking the lock and writing left it
-    if fork.exists() and (not fork.is_dir() or any(p.name != LOCK_FILE for p in fork.iterdir())):
-        # the run's own folder is never empty (it holds the checkpoint), so this refuses forking a run onto itself
-        raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
+    # the run's own folder is never empty (it holds the checkpoint), so this refuses forking a run onto itself
+    refuse_a_used_fork_folder(fork)
     from .loop import model_args  # here, not at the top: loop imports this module
 
     theirs = ck["model_args"]
@@ -387,6 +385,13 @@ def load_for_resume(
     return {**ck, "config": cfg.to_dict()}, cfg, fork
 
 
+def refuse_a_used_fork_folder(fork: Path) -> None:
+    """A fork starts a new run folder: ``fork`` must not exist yet or be empty, a lone lock file counting as empty (a
+    fork stopped between taking the folder's lock and writing leaves one)."""
+    if fork.exists() and (not fork.is_dir() or any(p.name != LOCK_FILE for p in fork.iterdir())):
+        raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
+
+
 def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
     """The fork's folder (rank 0): the source run's metrics rows (those after the checkpoint's step are trimmed when
     it starts) and ``ck``, the run's checkpoint with the fork's config, so a fork killed before its first save
@@ -394,8 +399,7 @@ def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
     fork.mkdir(parents=True, exist_ok=True)
     # checked again under the fork's lock: another fork into this folder may have started (and ended) since
     # load_for_resume saw it empty
-    if any(p.name != LOCK_FILE for p in fork.iterdir()):
-        raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
+    refuse_a_used_fork_folder(fork)
     metrics = ckpt_io.checkpoint_path(source).parent / METRICS_FILE
     if metrics.exists():
         shutil.copyfile(metrics, fork / METRICS_FILE)
