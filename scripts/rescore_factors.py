@@ -21,7 +21,6 @@ they are now distinct (``training/disentanglement.held_out_codes``).
 from __future__ import annotations
 
 import argparse
-import inspect
 import shlex
 import sys
 from pathlib import Path
@@ -74,7 +73,7 @@ def figure(metrics: dict, path: tuple[str, str]) -> float | None:
 
 def rescore(folder: Path, data_dir: str | None, write: bool, command: str) -> str:
     from training.data import DataError, load_dataset
-    from training.disentanglement import disentanglement_metrics
+    from training.disentanglement import disentanglement_metrics, sample_sizes
     from training.machine import describe
     from training.stages import stage_printer
 
@@ -89,8 +88,8 @@ def rescore(folder: Path, data_dir: str | None, write: bool, command: str) -> st
     except (ManifestError, DataError, OSError, ValueError) as e:
         raise SystemExit(f"rescore_factors: error: {folder}: {e}") from None
     sizes = old.get("sizes") or {}  # none recorded: disentanglement_lib's sizes, the metrics' defaults
-    known = set(inspect.signature(disentanglement_metrics).parameters)
-    if not isinstance(sizes, dict) or set(sizes) - known:
+    # what disentanglement_metrics records under "sizes": its sample sizes and the collapsed-code threshold
+    if not isinstance(sizes, dict) or set(sizes) - (sample_sizes() | {"prune_std"}):
         raise SystemExit(f"rescore_factors: error: {folder}: metrics.disentanglement.sizes is not a table of sizes")
     new = disentanglement_metrics(
         represent,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .augment import NuisanceAugment
-from .disentanglement import disentanglement_metrics
+from .disentanglement import sample_sizes
 from .latent import LatentSpec, mnist_spec
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -226,12 +226,7 @@ class Config:
                     f"loss.cr_differ must name a categorical code with >= 2 categories "
                     f"({', '.join(sorted(cats)) or 'the latent spec has none'}), got {cfg.loss.cr_differ!r}"
                 )
-        # the sample sizes: disentanglement_metrics' whole-number keywords (not its progress, encode_once, prune_std)
-        sizes = {
-            name
-            for name, param in inspect.signature(disentanglement_metrics).parameters.items()
-            if param.annotation in (int, "int")
-        }
+        sizes = sample_sizes()
         bad = sorted(set(cfg.train.metrics_sizes) - sizes)
         if bad:
             raise ValueError(f"unknown keys in train.metrics_sizes: {bad}; expected {sorted(sizes)}")

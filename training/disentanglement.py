@@ -470,6 +470,18 @@ def disentanglement_metrics(
     return out
 
 
+def sample_sizes() -> set[str]:
+    """``disentanglement_metrics``' whole-number keywords (sample counts, bins, batch; not its progress, encode_once or
+    prune_std): the keys ``train.metrics_sizes`` may set."""
+    import inspect
+
+    return {
+        name
+        for name, param in inspect.signature(disentanglement_metrics).parameters.items()
+        if param.annotation in (int, "int")
+    }
+
+
 def _floats(xs) -> list:
     """JSON has no NaN: None stands for an undefined value (a factor with zero entropy)."""
     return [None if not np.isfinite(x) else float(x) for x in np.asarray(xs, np.float64)]
