@@ -178,10 +178,17 @@ export function normalizeCodes(codes, values) {
   return out;
 }
 
-/** Two models can be compared when their codes are the same list of names and widget shapes, on the same noise. */
+/** Two models can be compared when their codes are the same list of names and widget shapes, on the same noise (its
+ * size and distribution: one seed draws another z from another prior) and making pictures of one shape (the two
+ * frames share one aspect ratio, the first model's). */
 export function sameCodeSpec(a, b) {
-  const key = (m) => JSON.stringify(m.codes.map((c) => [c.name, ...widgetOf(c).shape(c.control)]));
-  return key(a) === key(b) && a.noise?.dim === b.noise?.dim;
+  const key = (m) =>
+    JSON.stringify([
+      m.codes.map((c) => [c.name, ...widgetOf(c).shape(c.control)]),
+      [m.noise?.dim, m.noise?.distribution],
+      [m.image?.width, m.image?.height, m.image?.channels],
+    ]);
+  return key(a) === key(b);
 }
 
 export function buildControls(container, codes, values, onChange) {

@@ -69,6 +69,28 @@ def test_side_by_side_uses_compare_with(page, server):
     assert "Named baseline" in page.get_by_label("compare with").locator("option").all_inner_texts()
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("image", {"width": 32}),
+        ("image", {"channels": 3}),
+        ("noise", {"distribution": "normal"}),
+        ("noise", {"dim": 61}),
+    ],
+)
+def test_side_by_side_pairs_only_models_of_one_noise_and_image_shape(page, server, field, value):
+    """Same codes are not enough: another noise prior draws another z for the same seed, and another image shape
+    cannot share the pair's one aspect ratio. The baseline differing in one of them is not offered."""
+
+    def edit(by_id):
+        by_id["tiny-gan"][field] = {**by_id["tiny-gan"][field], **value}
+
+    route_models(page, edited(server, edit))
+    open_page(page, "model=tiny&seed=3&view=compare")
+    assert page.evaluate("() => window.explorer.state().vs") != "tiny-gan"
+    assert "Tiny GAN baseline" not in page.get_by_label("compare with").locator("option").all_inner_texts()
+
+
 @pytest.mark.parametrize("drawing, ground, ink", [("light-on-dark", 0, 255), ("dark-on-light", 255, 0)])
 def test_drawing_canvas_paints_in_the_served_polarity(page, server, drawing, ground, ink):
     route_models(page, edited(server, lambda by_id: by_id["tiny"].update(drawing=drawing)))
