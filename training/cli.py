@@ -8,6 +8,7 @@ import json
 import os
 import shlex
 import sys
+from typing import NoReturn
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -467,7 +468,21 @@ def main(argv: list[str] | None = None) -> None:
         # OSError's str() names the path ("[Errno 13] Permission denied: 'runs/00001-mnist-s0'")
         print(f"infogan {args.command}: error: {e}", file=sys.stderr)
         code = 1
+    if args.command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _leave_rank(code)
     sys.exit(code)
+
+
+def _leave_rank(code: int) -> NoReturn:
+    """End a torchrun rank without the interpreter's teardown. DistributedDataParallel keeps the gloo process group
+    alive after ``destroy_process_group`` (its two worker threads outlive every Python reference to the modules), so
+    they still run while the interpreter finalises; a rank of the two-rank CPU test died there with SIGABRT
+    ("terminate called without an active exception") after its run had finished, turning a finished run into a
+    failed one for torchrun. Every file of the run is closed by now (the checkpoint, the metrics, the lock), and
+    training registers no exit handlers; only the standard streams' buffers are left to write."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -134,9 +134,10 @@ class Runtime:
         return Path(names[0])
 
     def close(self) -> None:
-        """Leave the process group together at a run's end: every rank waits for the others, then tears its
-        gloo/NCCL connections down itself rather than at interpreter exit, where a rank of the two-rank CPU test
-        once died with SIGABRT after its run had finished and written its checkpoint."""
+        """Leave the process group together at a run's end: every rank waits for the others, then unregisters the
+        group. Under DistributedDataParallel gloo's worker threads outlive this (DDP keeps the group alive), so the
+        command line ends a rank without the interpreter's teardown (``cli._leave_rank``), where they once aborted
+        a finished rank."""
         if self.distributed and dist.is_initialized():
             dist.barrier()
             dist.destroy_process_group()

@@ -735,6 +735,33 @@ def test_bad_settings_and_checkpoints_fail_in_one_line(tmp_path):
         assert res.returncode == 1 and words in res.stderr and "Traceback" not in res.stderr, res.stderr[-2000:]
 
 
+@pytest.mark.parametrize("world, outcome", [("2", "return"), ("2", "error"), ("1", "return")])
+def test_a_torchrun_rank_ends_without_the_interpreters_teardown(world, outcome):
+    """Under torchrun DDP keeps gloo's worker threads alive to the end, and a finished rank once aborted in the
+    interpreter's teardown: a rank's `infogan train` ends with os._exit (no exit handlers run), after writing out
+    what it printed, with the command's own status. A process alone ends normally."""
+    script = f"""
+import atexit
+from training import cli
+atexit.register(lambda: print("teardown ran", flush=True))
+def fake_train(args):
+    print("checkpoint: runs/x/checkpoint.pt")  # block-buffered: stdout is a pipe
+    if {outcome!r} == "error":
+        raise ValueError("no such data")
+    return 0
+cli._cmd_train = fake_train
+cli.main(["train", "mnist"])
+"""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as under torchrun
+    env.update(WORLD_SIZE=world, PYTHONPATH=str(ROOT))
+    res = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == (1 if outcome == "error" else 0), res.stderr[-2000:]
+    assert "checkpoint: runs/x/checkpoint.pt" in res.stdout
+    assert ("teardown ran" in res.stdout) == (world == "1")
+    if outcome == "error":
+        assert res.stderr.strip() == "infogan train: error: no such data"
+
+
 def test_torchrun_ddp_on_cpu_with_gloo(fake_mnist_dir, tmp_path):
     """2 gloo processes: half an epoch with the label-free restarts (2 restarts x 4 steps), then --resume to 1 epoch.
     Each rank gets its own latent/augmentation generators back: had both loaded rank 0's, their streams would be
