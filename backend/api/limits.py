@@ -11,6 +11,8 @@ connections (uvicorn protocol classes, used by ``infogan serve``).
   headers, stays open. ``HeaderTimeout*`` close such a connection ``HEADER_TIMEOUT_S`` after it went quiet. They
   also answer 431 and close once a request's headers pass ``MAX_HEADER_BYTES`` still incomplete: httptools buffers
   headers without a bound (a 32 MiB header was accepted), h11 bounds them at uvicorn's 64 KiB.
+* Shutdown: uvicorn lets every in-flight response finish, with no limit. ``HeaderTimeout*`` abort a connection still
+  open ``SHUTDOWN_GRACE_S`` after the shutdown began, so a client that stopped reading cannot keep the process alive.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ MAX_JSON_BYTES = 1024 * 1024
 BODY_TIMEOUT_S = 20.0
 HEADER_TIMEOUT_S = 10.0
 MAX_HEADER_BYTES = 64 * 1024  # a request line and its headers: nginx's default large_client_header_buffers is 4 x 8k
+# seconds an open connection gets once a shutdown (SIGTERM, SIGINT) began, before it is aborted: a model run takes
+# well under 1 s, and Docker's `stop` kills the process 10 s after its SIGTERM
+SHUTDOWN_GRACE_S = 5.0
 OWN_BODY_PATHS = frozenset({"/infer-codes"})  # routes that read and bound their own body (multipart uploads)
 _CLOSE = {"Connection": "close"}  # the rest of the body stays unread: the connection cannot be reused
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -57,6 +62,10 @@ async def _answer(scope, receive, send, status: int, detail: str) -> None:
 
 
 ROUTED_MEMO_SIZE = 1024  # (method, path) answers kept per app; a scanner's stream of new paths empties it, no more
+# Longest path remembered (characters). The routes' own paths are short (/models/{id}/files/{name}: an id is at most
+# 128); a longer one is scanned each time. Without it the memo kept each path whole: 1,000 requests with 60 KB paths
+# (under the 64 KiB header limit) held +58 MiB of the server's RSS until 1,024 other paths flushed them.
+ROUTED_MEMO_PATH_MAX = 512
 
 
 def routed(scope) -> bool:
@@ -65,7 +74,7 @@ def routed(scope) -> bool:
 
     Remembered per app for each (method, root_path, path): scanning the route table runs every route's regex and
     was ~12 us of the event loop's time on each POST (benchmarks/middleware_cost.py). The memo is keyed by the
-    table's length too, so a route added later is seen."""
+    table's length too, so a route added later is seen. A path longer than ``ROUTED_MEMO_PATH_MAX`` is not kept."""
     app = scope.get("app")
     routes = getattr(app, "routes", ())
     key = (len(routes), scope["method"], scope.get("root_path", ""), scope["path"])
@@ -73,6 +82,8 @@ def routed(scope) -> bool:
     found = memo.get(key)
     if found is None:
         found = any(not isinstance(route, Mount) and route.matches(scope)[0] == Match.FULL for route in routes)
+        if len(scope["path"]) + len(key[2]) > ROUTED_MEMO_PATH_MAX:
+            return found
         if len(memo) >= ROUTED_MEMO_SIZE:
             memo.clear()
         memo[key] = found
@@ -176,11 +187,15 @@ class BodyLimitMiddleware:
 
 class _HeaderTimeoutMixin:
     """Close a connection that has sent nothing, or part of a request's headers, for HEADER_TIMEOUT_S. A request
-    whose headers are complete is the app's (and BodyLimitMiddleware's body timeout) to time."""
+    whose headers are complete is the app's (and BodyLimitMiddleware's body timeout) to time. At shutdown, abort a
+    connection still open after SHUTDOWN_GRACE_S."""
 
     header_timeout_s = HEADER_TIMEOUT_S
     max_header_bytes = MAX_HEADER_BYTES
+    shutdown_grace_s = SHUTDOWN_GRACE_S
     _header_timer: asyncio.TimerHandle | None = None
+    _shutdown_timer: asyncio.TimerHandle | None = None
+    _lost = False
     _seen_cycle = None
     _header_bytes = 0  # bytes of the headers of the request being received, up to their blank line
     _header_tail = b""  # the last bytes of the previous chunk: a blank line split between two chunks is still seen
@@ -242,8 +257,28 @@ class _HeaderTimeoutMixin:
         self._disarm()
         transport.close()
 
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown closes idle connections and waits, with no limit (``infogan serve`` sets no
+        ``timeout_graceful_shutdown``), for every other to finish its response. A client that stopped reading one (a
+        14 MB ONNX download) kept the process alive after SIGTERM for as long as it held its socket: still running
+        40 s later, measured. So a connection still open ``shutdown_grace_s`` from now is aborted: close() would wait
+        for its unsent bytes to flush, which that client never lets happen."""
+        super().shutdown()  # type: ignore[misc]
+        if not self._lost:
+            self._shutdown_timer = asyncio.get_event_loop().call_later(self.shutdown_grace_s, self._abort)
+
+    def _abort(self) -> None:
+        self._shutdown_timer = None
+        transport = getattr(self, "transport", None)
+        if not self._lost and transport is not None:
+            transport.abort()  # connection_lost follows: a response still being written gets http.disconnect
+
     def connection_lost(self, exc) -> None:
+        self._lost = True
         self._disarm()
+        if self._shutdown_timer is not None:
+            self._shutdown_timer.cancel()
+            self._shutdown_timer = None
         super().connection_lost(exc)  # type: ignore[misc]
 
 

@@ -137,6 +137,6 @@ def file_identity(path: Path) -> tuple[int, int, int] | None:
     """(size, mtime_ns, inode) of a file, None when it is gone: a replaced or rewritten file changes one of them."""
     try:
         st = path.stat()
-    except FileNotFoundError:
-        return None
+    except (FileNotFoundError, NotADirectoryError):  # the file, or its model folder, removed (or replaced by a file:
+        return None  # stat then raised NotADirectoryError, a 500 from GET .../files/{name} instead of its 503)
     return st.st_size, st.st_mtime_ns, st.st_ino

@@ -107,6 +107,10 @@ class Registry:
         self.errors: dict[str, str] = {}
         self.device = "cpu"
         self.ready = threading.Event()
+        # set by close(): the loader stops before its next folder. A shutdown (SIGTERM, or uvicorn failing to bind
+        # its port) during loading waited in close() for every remaining folder to load and warm up (24 folders:
+        # 4.2 s after SIGTERM), up to the join's 30 s
+        self.closing = threading.Event()
         self._thread: threading.Thread | None = None
 
     def folders(self) -> list[Path]:
@@ -138,6 +142,8 @@ class Registry:
 
     def load_all(self, folders: list[Path]) -> None:
         for folder in folders:
+            if self.closing.is_set():
+                return  # shutting down: ready stays unset, so no answer lists the partial set
             try:
                 model = load_model(folder, device=self.device, settings=self.settings, metrics=self.metrics)
                 if model.id in self.models:
@@ -166,6 +172,7 @@ class Registry:
         return self.ready.wait(timeout)
 
     def close(self) -> None:
+        self.closing.set()  # a folder being loaded finishes; the others are not started
         if self._thread is not None:
             self._thread.join(timeout=30)
         for m in self.models.values():

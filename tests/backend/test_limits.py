@@ -12,10 +12,18 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from backend.api.docs import install_docs
-from backend.api.limits import ROUTED_MEMO_SIZE, BodyLimitMiddleware, _routed_memo, header_timeout_protocol, routed
+from backend.api.limits import (
+    ROUTED_MEMO_PATH_MAX,
+    ROUTED_MEMO_SIZE,
+    BodyLimitMiddleware,
+    _routed_memo,
+    header_timeout_protocol,
+    routed,
+)
 
 
 class Req(BaseModel):
@@ -34,6 +42,12 @@ def tiny_app() -> FastAPI:
     def ping() -> dict:
         return {"ok": True}
 
+    @app.get("/big")
+    def big() -> StreamingResponse:
+        # 32 MiB in 64 KiB chunks, as FileResponse sends an ONNX file: more than the socket buffers hold
+        chunk = bytes(64 * 1024)
+        return StreamingResponse((chunk for _ in range(512)), media_type="application/octet-stream")
+
     @app.post("/slow")
     async def slow(req: Req) -> dict:
         # async, so it runs in the task the body timer belongs to: the timer firing now must not cancel it
@@ -45,9 +59,9 @@ def tiny_app() -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
-def running(app):
-    proto = type("P", (header_timeout_protocol(),), {"header_timeout_s": 0.5})
+def start(app, **protocol) -> tuple[uvicorn.Server, threading.Thread, int]:
+    """A uvicorn server in a thread, with the header-timeout protocol (``protocol``: its class attributes)."""
+    proto = type("P", (header_timeout_protocol(),), {"header_timeout_s": 0.5, **protocol})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -59,6 +73,12 @@ def running(app):
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
+    return server, t, port
+
+
+@contextlib.contextmanager
+def running(app):
+    server, t, port = start(app)
     try:
         yield port
     finally:
@@ -255,6 +275,58 @@ def test_routed_memo_sees_a_later_route_and_stays_bounded():
         routed(scope(f"/scan/{i}"))
     assert len(_routed_memo(app)) <= ROUTED_MEMO_SIZE
     assert routed({"type": "http", "method": "POST", "path": "/x", "root_path": ""}) is False  # no app in the scope
+
+
+def test_routed_memo_keeps_no_long_paths():
+    # 1,000 requests with 60 KB paths held +58 MiB of a server's RSS in the memo, until 1,024 other paths flushed it
+    app = FastAPI()
+
+    @app.post("/generate")
+    def gen() -> dict:
+        return {}
+
+    def scope(method: str, path: str, root_path: str = "") -> dict:
+        return {"type": "http", "method": method, "path": path, "root_path": root_path, "app": app}
+
+    for i in range(ROUTED_MEMO_SIZE):
+        assert not routed(scope("GET", f"/{i}" + "a" * 60_000))
+    routed(scope("POST", "/generate", "/" + "p" * 60_000))
+    assert sum(len(path) + len(root) for _, _, root, path in _routed_memo(app)) <= ROUTED_MEMO_PATH_MAX
+    assert routed(scope("POST", "/generate"))  # a route's own path is kept
+    assert len(_routed_memo(app)) == 1
+
+
+def test_shutdown_aborts_a_response_its_client_stopped_reading():
+    # uvicorn waits, with no limit, for every response in flight: a client that stopped reading a download kept the
+    # process alive after SIGTERM for as long as it held its socket
+    server, t, port = start(tiny_app(), shutdown_grace_s=0.5)
+    with socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(("127.0.0.1", port))
+        stalled.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert stalled.recv(64).startswith(b"HTTP/1.1 200")  # then reads no more
+        with httpx.Client() as c:  # a request already answered on a kept-alive connection does not hold it either
+            assert c.get(f"http://127.0.0.1:{port}/ping").status_code == 200
+            server.should_exit = True
+            t.join(10)
+            assert not t.is_alive(), "the server still waits for a client that does not read"
+
+
+def test_shutdown_lets_a_request_in_flight_finish_within_the_grace():
+    server, t, port = start(tiny_app(), shutdown_grace_s=10.0)
+    answer: list = []
+    client = threading.Thread(
+        target=lambda: answer.append(httpx.post(f"http://127.0.0.1:{port}/slow", json={"n": 3}, timeout=10))
+    )
+    client.start()
+    deadline = time.monotonic() + 5
+    while not server.server_state.tasks and time.monotonic() < deadline:  # the request is in the app (1.5 s)
+        time.sleep(0.01)
+    server.should_exit = True
+    client.join(10)
+    t.join(10)
+    assert answer and answer[0].status_code == 200 and answer[0].json() == {"n": 3}
+    assert not t.is_alive()
 
 
 def test_docs_served_offline(port):

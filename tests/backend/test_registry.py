@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import threading
 
 import pytest
 from conftest import make_client, wait_ready
@@ -137,3 +138,39 @@ def test_the_device_check_runs_on_a_verified_generator_not_a_broken_first_folder
     registry._thread.join(30)
     assert probed == [root / "tiny-gan" / "generator.onnx"]
     assert "tiny" in registry.errors and "tiny-gan" in {m.id for m in registry.models.values()}
+
+
+def test_close_during_loading_stops_before_the_next_folder(tmp_path, monkeypatch):
+    # SIGTERM (or uvicorn failing to bind its port) during loading: the lifespan's close() waited for every remaining
+    # folder to load and warm up, up to 30 s; now the folder being loaded finishes and no other is started
+    from backend.core import registry as registry_module
+    from backend.core.config import Settings
+    from backend.core.metrics import Metrics
+
+    root = tmp_path / "models"
+    for name in ("a", "b", "c", "d"):
+        (root / name).mkdir(parents=True)
+    loading, release, loaded = threading.Event(), threading.Event(), []
+
+    def slow_load(folder, **kwargs):
+        loaded.append(folder.name)
+        loading.set()
+        release.wait(10)  # the first load lasts until close() has begun
+        raise registry_module.ModelError(f"{folder.name}: not a model")
+
+    monkeypatch.setattr(registry_module, "load_model", slow_load)
+    registry = registry_module.Registry(Settings(models_dir=root, device="cpu", ort_threads=1), Metrics())
+    registry.start("cpu")
+    assert loading.wait(10)
+    thread = registry._thread
+    join = thread.join
+
+    def release_then_join(timeout=None):  # close() has run up to its join: the first load may end now
+        release.set()
+        join(timeout)
+
+    monkeypatch.setattr(thread, "join", release_then_join)
+    registry.close()
+    assert not thread.is_alive()
+    assert loaded == ["a"]
+    assert not registry.ready.is_set()  # no answer lists the partial set
