@@ -4,9 +4,11 @@ call the modules."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
+import signal
 import sys
 from typing import NoReturn
 
@@ -458,10 +460,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+# what a command stopped by SIGINT/SIGTERM leaves, for its one line ("train" says it itself; "serve" is uvicorn's)
+STOP_OUTCOMES = {
+    "export": "; no half-written model is left (models/ holds the old model or the new one)",
+    "data": "; no half-written file is left",
+    "site": "; nothing was written",
+    "evaluate": "",
+}
+
+
 def main(argv: list[str] | None = None) -> None:
+    from .signals import Stopped, stop_as_exception
+
     args = build_parser().parse_args(argv)
     try:
-        code = args.fn(args)
+        with stop_as_exception() if args.command in STOP_OUTCOMES else contextlib.nullcontext():
+            code = args.fn(args)
+    except (KeyboardInterrupt, Stopped) as e:
+        # minutes of work (a render, an evaluation, an export's check) stopped on purpose: its clean-ups ran on the
+        # way out; one line and the shell's code for "ended by a signal" (128 + signal), as a stopped training run
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        outcome = STOP_OUTCOMES.get(args.command, "")
+        print(f"infogan {args.command}: stopped by {signal.Signals(signum).name}{outcome}", file=sys.stderr)
+        code = 128 + signum
     except _user_errors() as e:
         # the user's input or environment (a config value, a missing or foreign checkpoint, data that cannot be
         # read or downloaded, a folder that cannot be written or is a file): one line naming it, no traceback.

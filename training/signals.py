@@ -42,3 +42,33 @@ def stop_requests(enabled: bool):
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+class Stopped(BaseException):
+    """SIGTERM stopped a command that is not a training run (``export``, ``evaluate``, ``data``, ``site``). Raised by
+    ``stop_as_exception``'s handler, so the command unwinds as on Ctrl-C: its clean-ups run (an export's or a site's
+    staging folder and a render's part file are removed, where the default action left them, a dSprites part file
+    3 GB) and the command line ends with one line. A BaseException, like KeyboardInterrupt: no ``except
+    Exception`` takes it for an error of its own."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+
+
+@contextlib.contextmanager
+def stop_as_exception():
+    """SIGTERM raises ``Stopped`` while inside (SIGINT already raises KeyboardInterrupt); main thread only, where
+    Python delivers signals. The previous handler is put back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -14,8 +14,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,18 +71,17 @@ def build_site(out: Path, models_dir: Path | None = None, frontend_dir: Path | N
     part = out / f"{PART_PREFIX}{os.getpid()}" if existed else out.with_name(f".{out.name}{PART_PREFIX}{os.getpid()}")
     made = _missing_parents(part.parent)
     try:
-        with _term_as_exit():
-            part.parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_parts(part.parent, part.name.removesuffix(str(os.getpid())))
-            if existed and any(e.name != part.name for e in out.iterdir()):
-                raise ValueError(f"{out} is not empty")
-            shutil.rmtree(part, ignore_errors=True)
-            _write_site(part, frontend_dir, folders, manifests, ids)
-            if existed:
-                for entry in sorted(part.iterdir()):
-                    os.replace(entry, out / entry.name)
-            else:
-                os.replace(part, out)
+        part.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_parts(part.parent, part.name.removesuffix(str(os.getpid())))
+        if existed and any(e.name != part.name for e in out.iterdir()):
+            raise ValueError(f"{out} is not empty")
+        shutil.rmtree(part, ignore_errors=True)
+        _write_site(part, frontend_dir, folders, manifests, ids)
+        if existed:
+            for entry in sorted(part.iterdir()):
+                os.replace(entry, out / entry.name)
+        else:
+            os.replace(part, out)
     except BaseException:
         shutil.rmtree(part, ignore_errors=True)
         for folder in made:  # deepest first; only while still empty
@@ -120,23 +117,6 @@ def _remove_stale_parts(folder: Path, prefix: str) -> None:
             shutil.rmtree(entry, ignore_errors=True)
         except OSError:  # alive, another user's
             pass
-
-
-@contextlib.contextmanager
-def _term_as_exit():
-    """SIGTERM (a scheduler, `timeout`) unwinds like Ctrl-C, so the staging folder is removed; main thread only."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise SystemExit(f"infogan site: stopped by {signal.Signals(signum).name}; nothing was written")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_site(out: Path, frontend_dir: Path, folders: list[Path], manifests: list, ids: list[str]) -> None:

@@ -124,38 +124,6 @@ def max_pid_plus_one() -> int:
     return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
 
 
-SIGTERM_HALF_WAY = """
-import os, signal, sys
-from pathlib import Path
-import training.site
-
-def killed_half_way(part, *args):
-    (part / "static").mkdir(parents=True)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-training.site._write_site = killed_half_way
-before = signal.getsignal(signal.SIGTERM)
-try:
-    training.site.build_site(Path(sys.argv[1]), Path(sys.argv[2]))
-except SystemExit as e:
-    assert signal.getsignal(signal.SIGTERM) == before, "handler not restored"
-    raise
-"""
-
-
-def test_sigterm_during_a_build_leaves_nothing(models, tmp_path):
-    # in a child process: without the handler, SIGTERM would end it at once (and it must not end pytest)
-    res = subprocess.run(
-        [sys.executable, "-c", SIGTERM_HALF_WAY, str(tmp_path / "new" / "site"), str(models)],
-        capture_output=True,
-        text=True,
-        cwd=Path(__file__).resolve().parents[2],
-        timeout=120,
-    )
-    assert res.returncode == 1 and "infogan site: stopped by SIGTERM; nothing was written" in res.stderr, res
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]
-
-
 def test_the_page_is_written_as_utf8_whatever_the_locale(models, tmp_path):
     # the page holds non-ASCII text (…, λ) and says <meta charset="utf-8">; a C locale once made it an error
     env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
