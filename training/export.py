@@ -14,10 +14,13 @@ runs first, on the weights as stored, and D is exported with its BatchNorm stati
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -311,13 +314,38 @@ def write_model_folder(
     return folder
 
 
+def exchange_paths(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``). False where the C library or the
+    file system cannot (then nothing moved)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2  # glibc >= 2.28, musl >= 1.2.3
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2  # <fcntl.h>, <linux/fs.h>
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # a kernel or file system without the flag
+        return False
+    raise OSError(err, os.strerror(err), str(b))
+
+
 def replace_folder(new: Path, folder: Path) -> None:
-    """``new`` becomes ``folder``. An existing folder is renamed aside first and deleted after, so at every moment
-    there is the old complete folder or the new one (between the two renames, the old one under a hidden name)."""
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        os.rename(folder, old)
+    """``new`` becomes ``folder``, and the old folder is deleted after. The two are swapped in one step where the
+    system can (``exchange_paths``), so ``folder`` always holds a complete model: with two renames (the old folder
+    aside, then the new one in), a kill between them left no ``folder`` at all, the served model gone, with its files
+    under a hidden name nothing looked at. Elsewhere the old folder goes aside into a fresh hidden name (never one a
+    killed export left, which made every later rename fail) and the gap between the renames remains."""
+    if not folder.exists():
+        os.rename(new, folder)
+        return
+    if exchange_paths(new, folder):
+        shutil.rmtree(new)  # now the old model
+        return
+    old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".old"))
+    os.rename(folder, old)  # onto an empty folder, which rename(2) replaces
     os.rename(new, folder)
-    if old is not None:
-        shutil.rmtree(old)
+    shutil.rmtree(old)

@@ -165,6 +165,8 @@ class Trainer:
         self.commands = [command_line()]  # the command that started the run, then each resume's
         self.machines = [machine.describe(self.device)]  # and the machine each one ran on
         self.init_from: dict[str, Any] | None = None  # train_state.init_from's record of the run this one started from
+        # the metrics row in progress at a checkpoint inside train_until ({"sums", "steps", "seconds"}), else None
+        self.log_window: dict[str, Any] | None = None
         self.build(restart=0)
         if init_from is not None:
             train_state.init_from(self, init_from, init_parts)
@@ -271,13 +273,26 @@ class Trainer:
         write one after ``end``: the choice of restart, the run's last), and checks for a stop signal before each
         step, so an epoch's ``on_epoch_end`` (samples, test row) is never skipped by a stop."""
         tc = self.cfg.train
-        acc: dict[str, float] = {}
-        n_acc = 0  # steps in acc: fewer than log_every in the first row after a resume at a signalled step
-        t0 = time.perf_counter()
+        # the row in progress goes on from the checkpoint's (``log_window``): a resume at a step between two rows (a
+        # signalled stop, a checkpoint_every that log_every does not divide) logs each row over the same steps, with
+        # the same values, as a run never stopped, where its first row averaged only the steps after the checkpoint
+        window = self.log_window or {"sums": {}, "steps": 0, "seconds": 0.0}
+        self.log_window = None
+        acc: dict[str, float] = dict(window["sums"])
+        n_acc = window["steps"]  # steps in acc
+        t0 = time.perf_counter() - window["seconds"]  # images_per_s over the row's steps, before the resume too
         order_epoch = -1
+
+        def checkpoint() -> None:
+            self.log_window = {"sums": dict(acc), "steps": n_acc, "seconds": time.perf_counter() - t0}
+            try:
+                train_state.save_checkpoint(self)
+            finally:
+                self.log_window = None  # a checkpoint outside this loop is at a row's end
+
         while self.step < end:
             if received:
-                train_state.save_checkpoint(self)
+                checkpoint()
                 raise Interrupted(received[0], self.step, self.run_dir)
             epoch, pos = divmod(self.step, self.steps_per_epoch)
             if epoch != order_epoch:
@@ -312,7 +327,7 @@ class Trainer:
             # same either way): a kill during that work, minutes on the chairs, resumes from the checkpoint before
             # and logs the row again; saved first, the row of that step was lost for good
             if self.step % tc.checkpoint_every == 0 and self.step < end:
-                train_state.save_checkpoint(self)
+                checkpoint()
 
     # ---- log -----------------------------------------------------------------------------------------------
     def progress_bar(self, total: int, desc: str | None = None):
@@ -327,7 +342,9 @@ class Trainer:
         cfg = self.cfg
         if self.rank == 0:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / OPTIONS_FILE).write_text(dumps(cfg), encoding="utf-8")
+            # atomically: a resume rewrites it, and a kill during a plain write left the folder's options torn or empty
+            options = dumps(cfg).encode("utf-8")
+            ckpt_io.write_atomic(self.run_dir / OPTIONS_FILE, lambda f: f.write(options))
             print(
                 f"run folder {self.run_dir}; device {self.device}; precision {self.precision} "
                 f"({self.runtime.precision_reason}); {self.world} process(es); "
@@ -343,7 +360,12 @@ class Trainer:
                 with stop_requests(not self.distributed) as received:
                     chosen = True
                     if self.restarts.pending(self.step):
-                        chosen = self.restarts.run(self, log, received)
+                        chosen = self.restarts.run(self, log, received)  # checkpoints each restart's step 0
+                    elif not self.resumed:
+                        # a step-0 checkpoint before the first step: a new run killed before its first periodic
+                        # checkpoint (train.checkpoint_every: 200 steps in mnist) is resumed like any other, where it
+                        # left a folder that --resume refused ("no checkpoint") and a new run had to start over
+                        train_state.save_checkpoint(self)
                     if chosen:  # else --max-steps ended the run inside a restart
                         bar = self.progress_bar(self.total_steps)
                         end = self.total_steps if self.max_steps is None else min(self.total_steps, self.max_steps)
@@ -361,7 +383,10 @@ class Trainer:
                             log_at_end=True,
                             on_epoch_end=lambda: epoch_report.end_epoch(self, log),
                         )
-                train_state.save_checkpoint(self)
+                    # still inside stop_requests: a Ctrl-C or SIGTERM during this write (the steps since the last
+                    # periodic checkpoint, or the whole of a short run) waits for it, where it tore the write off and
+                    # lost them; the run is done, so the signal stops nothing more
+                    train_state.save_checkpoint(self)
             finally:
                 if bar:
                     bar.close()
@@ -442,9 +467,11 @@ def train(
         trainer.run_dir = trainer.runtime.agree_on_path(run_dir)  # every rank must agree on rank 0's numbered folder
         try:
             path = trainer.run()
-        except BaseException:
-            if state is None and is_rank_zero():
-                discard_if_untrained(trainer.run_dir)  # failed before anything was trained: no empty run folder
+        except BaseException as e:
+            if state is None and is_rank_zero() and not isinstance(e, Interrupted):
+                # failed before anything was trained (its checkpoint, if any, the one at step 0): no empty run folder;
+                # a stop signal keeps it, as its message says how to resume it
+                discard_if_untrained(trainer.run_dir, untrained_checkpoint=trainer.step == 0)
             raise
         trainer.runtime.close()
         return path

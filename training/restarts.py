@@ -126,10 +126,11 @@ class Restarts:
             if self.progress is None:  # a fresh restart (a resumed one already holds its networks and step)
                 t.build(restart=i)
                 self.progress = {"restart": i, "scores": list(scores), "best": best_i, "steps": n}
-                if i > 0:
-                    train_state.save_checkpoint(t)
-                    if rank0:
-                        self.remove_files(t.run_dir, keep=best_i)
+                # the first restart's too: a new run killed before its first periodic checkpoint left no checkpoint,
+                # a folder --resume refused
+                train_state.save_checkpoint(t)
+                if rank0 and i > 0:
+                    self.remove_files(t.run_dir, keep=best_i)
             bar = t.progress_bar(n, desc=f"restart {i + 1}/{self.count}")
             t0 = time.perf_counter()
             stop = n if t.max_steps is None else min(n, t.max_steps)

@@ -96,14 +96,17 @@ def run_lock(folder: str | Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def discard_if_untrained(path: Path) -> bool:
+def discard_if_untrained(path: Path, untrained_checkpoint: bool = False) -> bool:
     """Remove a new run's folder that a failed start left with nothing trained in it (its options file and an empty
-    metrics.jsonl at most; no checkpoint, restart, metrics row or sample). Returns whether it was removed."""
+    metrics.jsonl at most; no restart, metrics row or sample, and no checkpoint unless ``untrained_checkpoint`` says
+    it is the one a new run writes before its first step). Returns whether it was removed."""
     if not path.is_dir():
         return False
     for p in path.iterdir():
         if p.name in (OPTIONS_FILE, LOCK_FILE) or (p.name == METRICS_FILE and p.is_file() and p.stat().st_size == 0):
             continue
+        if untrained_checkpoint and (p.name == CHECKPOINT_FILE or p.name.startswith(CHECKPOINT_FILE + ".")):
+            continue  # the step-0 checkpoint, or the temp file of its write
         return False
     shutil.rmtree(path, ignore_errors=True)
     return True

@@ -19,7 +19,7 @@ import torch
 from . import checkpoint as ckpt_io
 from . import machine
 from .config import Config, apply_override, split_override
-from .run_dir import CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE, command_line, trim_metrics
+from .run_dir import CHECKPOINT_FILE, LOCK_FILE, METRICS_FILE, OPTIONS_FILE, command_line, trim_metrics
 from .runtime import TrainingError, is_rank_zero
 
 if TYPE_CHECKING:
@@ -56,6 +56,8 @@ def state(t: Trainer, rank_rngs: list | None = None) -> dict[str, Any]:
         "machines": t.machines,
         # the run whose trained weights this one started from (train --init-from), with that run's own lineage
         "init_from": t.init_from,
+        # the metrics row in progress (Trainer.train_until), so a resume logs it over the same steps
+        "log_window": t.log_window,
     }
 
 
@@ -145,6 +147,7 @@ def restore(t: Trainer, ck: dict[str, Any]) -> None:
     t.commands = [ck.get("command") or "?", *ck.get("resumed_by", []), command_line()]
     t.machines = [*ck.get("machines", []), machine.describe(t.device)]
     t.init_from = ck.get("init_from")
+    t.log_window = ck.get("log_window")  # absent: a checkpoint from before it was kept (the row starts afresh)
 
 
 def read_init_source(path: str | Path, cfg: Config) -> tuple[Path, dict[str, Any]]:
@@ -244,6 +247,11 @@ def tidy_run_dir(t: Trainer) -> None:
             )
     if t.restarts.record is not None:
         t.restarts.remove_files(t.run_dir)  # left by a kill between the choice's checkpoint and removal
+    # temp files of writes a kill interrupted (checkpoint.pt's and metrics.jsonl's are cleared on the way here): a best
+    # restart's restart-<i>.pt (a checkpoint's size each, which nothing else removed) and the options file
+    for pattern in ("restart-*.pt.*.tmp", "start-*.pt.*.tmp", OPTIONS_FILE + ".*.tmp"):
+        for p in t.run_dir.glob(pattern):
+            p.unlink(missing_ok=True)
 
 
 # What a fork may change: the loss, the optimizer's rates and the run's own settings. Not what the checkpoint's
@@ -385,10 +393,22 @@ def load_for_resume(
     return {**ck, "config": cfg.to_dict()}, cfg, fork
 
 
+def left_by_a_fork_start(name: str) -> bool:
+    """Whether a file of a folder without a checkpoint is one that a fork writing it leaves: its lock, the metrics
+    rows it copies first (``write_fork``) and the temp files of its writes."""
+    temp = name.endswith(".tmp") and name.startswith((CHECKPOINT_FILE + ".", METRICS_FILE + "."))
+    return name in (LOCK_FILE, METRICS_FILE) or temp
+
+
 def refuse_a_used_fork_folder(fork: Path) -> None:
-    """A fork starts a new run folder: ``fork`` must not exist yet or be empty, a lone lock file counting as empty (a
-    fork stopped between taking the folder's lock and writing leaves one)."""
-    if fork.exists() and (not fork.is_dir() or any(p.name != LOCK_FILE for p in fork.iterdir())):
+    """A fork starts a new run folder: ``fork`` must not exist yet or be empty. Counted as empty: a lone lock file (a
+    fork stopped between taking the folder's lock and writing leaves one) and what a fork stopped while writing its
+    folder leaves (no checkpoint yet, which it writes last: its copy of the metrics rows, temp files), where the folder
+    could neither be resumed ("no checkpoint") nor forked into again."""
+    if not fork.exists():
+        return
+    names = [p.name for p in fork.iterdir()] if fork.is_dir() else None
+    if names is None or not all(left_by_a_fork_start(name) for name in names):
         raise TrainingError(f"--fork {fork} exists and is not an empty folder; a fork starts a new run folder")
 
 
@@ -400,7 +420,10 @@ def write_fork(ck: dict[str, Any], source: str | Path, fork: Path) -> None:
     # checked again under the fork's lock: another fork into this folder may have started (and ended) since
     # load_for_resume saw it empty
     refuse_a_used_fork_folder(fork)
+    ckpt_io.remove_stale_temps(fork / CHECKPOINT_FILE)  # of a fork start a kill stopped here, redone now
     metrics = ckpt_io.checkpoint_path(source).parent / METRICS_FILE
     if metrics.exists():
         shutil.copyfile(metrics, fork / METRICS_FILE)
+    else:  # none to copy: not a stopped start's copy either
+        (fork / METRICS_FILE).unlink(missing_ok=True)
     ckpt_io.save_atomic(ck, fork / CHECKPOINT_FILE)

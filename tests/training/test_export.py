@@ -1,5 +1,6 @@
 """ONNX export: parity with PyTorch, manifest hashes and spec, category re-ordering, fp16 and int8 storage."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +305,41 @@ def test_export_replaces_a_model_folder_whole_or_not_at_all(tmp_path, monkeypatc
     after = {p.name: p.read_bytes() for p in folder.iterdir()}
     assert set(after) == set(before) and after["generator.onnx"] != before["generator.onnx"]
     assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+class Killed(Exception):
+    """Stands for a kill -9 at that point: no later line of the export runs (its clean-up aside)."""
+
+
+def test_a_kill_while_a_re_export_swaps_the_folders_leaves_a_whole_model(tmp_path, monkeypatch):
+    """Replacing models/<id>/ took two renames (the old folder aside, then the new one in): a kill between them left
+    no model folder at all, the served model gone under a hidden name that nothing read or put back. Here every
+    rename after the first is killed: the folder still holds a whole model, the new one (swapped in one step)."""
+    import os
+
+    G, D, spec = _nets()
+    kw = dict(model_id="m", title="m", dataset="mnist", drawing="light-on-dark")
+    folder = write_model_folder(G, D, spec, tmp_path / "m", **kw)
+    before = (folder / GENERATOR_FILE).read_bytes()
+    real_rename, renames = os.rename, []
+
+    def killed_after_the_first(src, dst, *args, **kwargs):
+        renames.append(dst)
+        if len(renames) > 1:
+            raise Killed
+        real_rename(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "rename", killed_after_the_first)
+    G2, D2, _ = _nets(seed=1)
+    with contextlib.suppress(Killed):  # two renames were killed at the second; a swap in one step is not
+        write_model_folder(G2, D2, spec, tmp_path / "m", **kw)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert folder.is_dir(), sorted(p.name for p in tmp_path.iterdir())
+    manifest = Manifest.read(folder)
+    for name in (GENERATOR_FILE, RECOGNIZER_FILE):
+        manifest.verify_file(folder, name)  # sha256 as the manifest says: the files of one export
+    assert (folder / GENERATOR_FILE).read_bytes() != before
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # the old model deleted, no hidden folder left
 
 
 def test_export_command_writes_drawing_baseline_and_category_order(

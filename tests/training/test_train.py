@@ -431,6 +431,161 @@ def test_a_crash_in_the_epoch_report_of_a_checkpoint_step_loses_no_row(fake_mnis
     assert calls == [16, 16, 32]
 
 
+def same_weights(a: dict, b: dict) -> bool:
+    return all(torch.equal(a[net][k], b[net][k]) for net in ("G", "D") for k in a[net])
+
+
+def rows_without_timings(run: Path) -> list[dict]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
+        for line in (run / "metrics.jsonl").read_text().splitlines()
+    ]
+
+
+def test_a_new_run_killed_before_its_first_periodic_checkpoint_resumes_exactly(fake_mnist_dir, tmp_path, monkeypatch):
+    """A kill -9 in the steps before the first periodic checkpoint (train.checkpoint_every: 200 in mnist) left a folder
+    without checkpoint.pt, which --resume refused ("no checkpoint"): all those steps lost and the folder a dead end.
+    The checkpoint a new run writes before its first step resumes it, bit-identical to a run never stopped. A start
+    that fails in its first step still leaves no folder."""
+    cfg = lambda: tiny_config(fake_mnist_dir, checkpoint_every=1000)  # noqa: E731
+    straight = train(cfg(), runs_dir=tmp_path / "a", progress=False)
+    real_step = Trainer.train_step
+
+    def killed_at(step):
+        def train_step(self, real):
+            if self.step == step:
+                raise Crash
+            return real_step(self, real)
+
+        return train_step
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at(5))
+    with pytest.raises(Crash):
+        train(cfg(), runs_dir=tmp_path / "b", progress=False)
+    (run,) = (tmp_path / "b").iterdir()
+    assert ckpt_io.load(run / "checkpoint.pt")["step"] == 0
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = train(None, resume=run, progress=False)
+    assert same_weights(ckpt_io.load(straight), ckpt_io.load(resumed))
+    assert rows_without_timings(run) == rows_without_timings(straight.parent)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at(0))
+    with pytest.raises(Crash):
+        train(cfg(), runs_dir=tmp_path / "c", progress=False)
+    assert not list((tmp_path / "c").iterdir())
+
+
+def test_a_kill_between_two_rows_resumes_them_with_the_same_values(fake_mnist_dir, tmp_path, monkeypatch):
+    """A checkpoint between two metrics rows (checkpoint_every 3, log_every 4): the resumed run's first row averaged
+    only the steps after the checkpoint (steps 7-8 for the row of 5-8), so a kill changed the logged losses; the
+    checkpoint holds the row in progress, and the resumed rows are the uninterrupted run's."""
+    cfg = lambda: tiny_config(fake_mnist_dir, checkpoint_every=3, log_every=4)  # noqa: E731
+    straight = train(cfg(), runs_dir=tmp_path / "a", progress=False)
+    real_step = Trainer.train_step
+
+    def killed_at_step_8(self, real):
+        if self.step == 7:
+            raise Crash
+        return real_step(self, real)
+
+    monkeypatch.setattr(Trainer, "train_step", killed_at_step_8)
+    with pytest.raises(Crash):
+        train(cfg(), runs_dir=tmp_path / "b", progress=False)
+    (run,) = (tmp_path / "b").iterdir()
+    assert ckpt_io.load(run / "checkpoint.pt")["step"] == 6
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = train(None, resume=run, progress=False)
+    assert same_weights(ckpt_io.load(straight), ckpt_io.load(resumed))
+    assert rows_without_timings(run) == rows_without_timings(straight.parent)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_during_the_last_checkpoint_write_loses_nothing(fake_mnist_dir, tmp_path, monkeypatch, sig):
+    """Ctrl-C or SIGTERM while a run writes its last checkpoint: that write ran after the loop had put the signals'
+    own actions back, so the signal tore it off (SIGINT: "stopped before the first step; nothing was trained";
+    SIGTERM: dead without a word) and every step since the last periodic checkpoint was lost, a short run's folder
+    left without any. The write now completes and the run ends, finished."""
+
+    class SignalAction(Exception):
+        """Stands for the signal's own action (KeyboardInterrupt, or the end of the process)."""
+
+    def own_action(signum, frame):
+        raise SignalAction(signum)
+
+    real = ckpt_io.save_atomic
+
+    def signalled_while_writing_the_last(obj, path):
+        if obj["step"] == 16:
+            os.kill(os.getpid(), sig)
+        real(obj, path)
+
+    monkeypatch.setattr(ckpt_io, "save_atomic", signalled_while_writing_the_last)
+    previous = signal.signal(sig, own_action)
+    try:
+        ck = train(tiny_config(fake_mnist_dir, checkpoint_every=1000), runs_dir=tmp_path, progress=False)
+    finally:
+        signal.signal(sig, previous)
+    assert ckpt_io.load(ck)["step"] == 16
+
+
+def test_resume_removes_temp_files_of_interrupted_restart_and_options_writes(fake_mnist_dir, tmp_path):
+    """A kill -9 while the best restart's restart-<i>.pt (a checkpoint's size) or the options file was written left
+    its temp file, which nothing removed (only checkpoint.pt's and metrics.jsonl's were)."""
+    cfg = tiny_config(fake_mnist_dir, restarts=2, restart_steps=6)
+    run = train(cfg, runs_dir=tmp_path, progress=False, max_steps=3).parent
+    torn = [run / "restart-0.pt.k9x2ab.tmp", run / "training_options.json.q1w2e3.tmp"]
+    for p in torn:
+        p.write_bytes(b"half a file")
+    train(None, resume=run, progress=False)
+    assert [p.name for p in torn if p.exists()] == []
+
+
+def test_a_kill_while_a_resume_rewrites_the_options_file_leaves_it_whole(fake_mnist_dir, tmp_path, monkeypatch):
+    """Each start (and resume) rewrites training_options.json; a plain write killed half-way left it torn."""
+    run = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path, progress=False, max_steps=2).parent
+    before = (run / "training_options.json").read_text()
+
+    def torn_write(self, text, *args, **kwargs):  # a plain write, killed half-way
+        with open(self, "w") as f:
+            f.write(text[: len(text) // 2])
+        raise Crash
+
+    def killed_fsync(fd):  # an atomic write, killed before its rename
+        raise Crash
+
+    monkeypatch.setattr(Path, "write_text", torn_write)
+    monkeypatch.setattr(os, "fsync", killed_fsync)
+    with pytest.raises(Crash):
+        train(None, resume=run, progress=False)
+    monkeypatch.undo()
+    assert (run / "training_options.json").read_text() == before
+
+
+def test_a_fork_stopped_while_writing_its_folder_is_forked_again(fake_mnist_dir, tmp_path, monkeypatch):
+    """A Ctrl-C or kill while a fork writes its folder (the metrics rows copied first, the checkpoint last) left a
+    folder that --resume refused (no checkpoint) and the same fork command refused too (not empty): a dead end. The
+    fork command now writes it again."""
+    part = train(tiny_config(fake_mnist_dir), runs_dir=tmp_path / "runs", progress=False, max_steps=2)
+    fork = tmp_path / "fork"
+    real = ckpt_io.save_atomic
+
+    def killed_writing_the_fork(obj, path):
+        if Path(path).parent == fork:
+            (fork / "checkpoint.pt.x1y2z3.tmp").write_bytes(b"half a checkpoint")
+            raise Crash
+        real(obj, path)
+
+    monkeypatch.setattr(ckpt_io, "save_atomic", killed_writing_the_fork)
+    with pytest.raises(Crash):
+        train(None, resume=part.parent, progress=False, fork=fork, max_steps=4)
+    assert (fork / "metrics.jsonl").exists() and not (fork / "checkpoint.pt").exists()
+    monkeypatch.setattr(ckpt_io, "save_atomic", real)
+    assert ckpt_io.load(train(None, resume=part.parent, progress=False, fork=fork, max_steps=4))["step"] == 4
+    assert not list(fork.glob("*.tmp"))
+    with pytest.raises(TrainingError, match="not an empty folder"):  # a fork that wrote its checkpoint is a run
+        train(None, resume=part.parent, progress=False, fork=fork, max_steps=4)
+
+
 def test_a_fork_that_would_change_the_networks_is_refused_with_the_way_round(fake_mnist_dir, tmp_path):
     """Turning the contrastive regularizer off (its late weight 0) takes its head off D, so the fork could not go on
     with the run's networks: refused before anything is written, naming the key and the way to leave the regularizer
@@ -894,7 +1049,14 @@ def to_old_format(run: Path) -> None:
 # inside restart 1, 2, 3 of 3 (6 steps each)
 @pytest.mark.parametrize(
     "stop, at_call, old_format",
-    [("kill", 5, False), ("kill", 9, False), ("kill", 17, False), ("sigterm", 9, False), ("kill", 17, True)],
+    [
+        ("kill", 3, False),  # before the first periodic checkpoint: the one written before the first step
+        ("kill", 5, False),
+        ("kill", 9, False),
+        ("kill", 17, False),
+        ("sigterm", 9, False),
+        ("kill", 17, True),
+    ],
 )
 def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(
     fake_mnist_dir, tmp_path, monkeypatch, stop, at_call, old_format
@@ -950,13 +1112,9 @@ def test_a_run_stopped_inside_the_restarts_resumes_them_exactly(
             for line in (run / "metrics.jsonl").read_text().splitlines()
         ]
 
-    same = rows(next((tmp_path / "a").iterdir()))
-    if stop == "kill":  # the resume starts at a logged step: each row once, with the same values
-        assert rows(run) == same
-    else:  # the first row after the signalled step averages fewer steps
-        assert [(r.get("candidate"), r["step"], sorted(r)) for r in rows(run)] == [
-            (r.get("candidate"), r["step"], sorted(r)) for r in same
-        ]
+    # each row once, with the same values; after the signalled step too, whose checkpoint holds the row in
+    # progress (its first row averaged only the steps after the resume)
+    assert rows(run) == rows(next((tmp_path / "a").iterdir()))
     assert [r["candidate"] for r in rows(run) if "label_free" in r] == [0, 1, 2]
 
 
