@@ -1,7 +1,7 @@
 """Serving latency and throughput of backend/, each as a ratio to a limit measured in the same run.
 
   python benchmarks/serve_latency.py [--models-dir models] [--model ID] [--url http://127.0.0.1:8000]
-  python benchmarks/serve_latency.py --wrk [--workers N] [--wrk-runs 3] [--seconds 10]
+  python benchmarks/serve_latency.py --wrk [--workers N] [--wrk-runs 3] [--seconds 6]
 
 --wrk: the issue-22 measurement. 32 keep-alive clients of wrk (a C load generator, `apt-get install wrk`) POST
 one-image /generate requests to the service, and the same to a bare FastAPI app answering a fixed body of the same

@@ -16,7 +16,7 @@ config: the full network, Q reading the item from a rescaled, shifted, contrast-
 (InfoGAN-CR's 64x64 networks on dSprites, plain InfoGAN: the ``dsprites-infogan`` config, two G updates per step),
 ``dsprites-cr`` (the ``dsprites`` config in its late phase: the contrastive regularizer on, two more G images per
 sample and the CR head), ``chairs3d`` / ``chairs3d-cr`` (the same networks on the rendered 3D chairs with the
-``chairs3d-infogan`` / ``chairs3d`` configs: a 4-way style code and 5 continuous codes), ``chairs3d-dcgan``
+``chairs3d-infogan`` / ``chairs3d`` configs: a 4-way style code and 4 continuous codes), ``chairs3d-dcgan``
 (``chairs3d-infogan`` with the larger DCGAN-style pair, ``dcgan`` at ch=32), and ``naive`` -- the textbook step most
 ports use (a second G forward for the G phase, D's weight gradients computed and thrown away) -- as the "before"
 reference. Figures are medians of per-chunk rates after warm-up. ``--threads 1`` where other processes share the
@@ -59,7 +59,7 @@ VARIANTS = {
     "fashion": ("fashion-mnist", []),
     "dsprites": ("dsprites-infogan", []),
     "dsprites-cr": ("dsprites", ["loss.cr_late_from=0"]),  # the CR phase from the first step
-    "chairs3d": ("chairs3d-infogan", []),  # 3D chairs: the dSprites networks, a 4-way style code + 5 continuous
+    "chairs3d": ("chairs3d-infogan", []),  # 3D chairs: the dSprites networks, a 4-way style code + 4 continuous
     "chairs3d-cr": ("chairs3d", ["loss.cr_late_from=0"]),
     # the DCGAN-style pair (networks.py ``dcgan``, widths 32-64-128-256, BatchNorm, no spectral norm), plain InfoGAN
     "chairs3d-dcgan": ("chairs3d-infogan", ["model.arch='dcgan'", "model.widths={ch = 32}"]),
