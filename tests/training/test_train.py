@@ -442,34 +442,41 @@ def rows_without_timings(run: Path) -> list[dict]:
     ]
 
 
+def crashing_at(step: int, real_step):
+    """Trainer.train_step that raises Crash (a kill -9) when the run reaches ``step``."""
+
+    def train_step(self, real):
+        if self.step == step:
+            raise Crash
+        return real_step(self, real)
+
+    return train_step
+
+
+def crash_resume_and_compare(cfg, tmp_path: Path, monkeypatch, crash_at: int, checkpointed: int) -> None:
+    """A run crashed at step ``crash_at`` (its last checkpoint at ``checkpointed``) and resumed ends with the weights
+    and metrics rows of the same run never stopped."""
+    straight = train(cfg(), runs_dir=tmp_path / "a", progress=False)
+    real_step = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", crashing_at(crash_at, real_step))
+    with pytest.raises(Crash):
+        train(cfg(), runs_dir=tmp_path / "b", progress=False)
+    (run,) = (tmp_path / "b").iterdir()
+    assert ckpt_io.load(run / "checkpoint.pt")["step"] == checkpointed
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = train(None, resume=run, progress=False)
+    assert same_weights(ckpt_io.load(straight), ckpt_io.load(resumed))
+    assert rows_without_timings(run) == rows_without_timings(straight.parent)
+
+
 def test_a_new_run_killed_before_its_first_periodic_checkpoint_resumes_exactly(fake_mnist_dir, tmp_path, monkeypatch):
     """A kill -9 in the steps before the first periodic checkpoint (train.checkpoint_every: 200 in mnist) left a folder
     without checkpoint.pt, which --resume refused ("no checkpoint"): all those steps lost and the folder a dead end.
     The checkpoint a new run writes before its first step resumes it, bit-identical to a run never stopped. A start
     that fails in its first step still leaves no folder."""
     cfg = lambda: tiny_config(fake_mnist_dir, checkpoint_every=1000)  # noqa: E731
-    straight = train(cfg(), runs_dir=tmp_path / "a", progress=False)
-    real_step = Trainer.train_step
-
-    def killed_at(step):
-        def train_step(self, real):
-            if self.step == step:
-                raise Crash
-            return real_step(self, real)
-
-        return train_step
-
-    monkeypatch.setattr(Trainer, "train_step", killed_at(5))
-    with pytest.raises(Crash):
-        train(cfg(), runs_dir=tmp_path / "b", progress=False)
-    (run,) = (tmp_path / "b").iterdir()
-    assert ckpt_io.load(run / "checkpoint.pt")["step"] == 0
-    monkeypatch.setattr(Trainer, "train_step", real_step)
-    resumed = train(None, resume=run, progress=False)
-    assert same_weights(ckpt_io.load(straight), ckpt_io.load(resumed))
-    assert rows_without_timings(run) == rows_without_timings(straight.parent)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_at(0))
+    crash_resume_and_compare(cfg, tmp_path, monkeypatch, crash_at=5, checkpointed=0)
+    monkeypatch.setattr(Trainer, "train_step", crashing_at(0, Trainer.train_step))
     with pytest.raises(Crash):
         train(cfg(), runs_dir=tmp_path / "c", progress=False)
     assert not list((tmp_path / "c").iterdir())
@@ -480,23 +487,7 @@ def test_a_kill_between_two_rows_resumes_them_with_the_same_values(fake_mnist_di
     only the steps after the checkpoint (steps 7-8 for the row of 5-8), so a kill changed the logged losses; the
     checkpoint holds the row in progress, and the resumed rows are the uninterrupted run's."""
     cfg = lambda: tiny_config(fake_mnist_dir, checkpoint_every=3, log_every=4)  # noqa: E731
-    straight = train(cfg(), runs_dir=tmp_path / "a", progress=False)
-    real_step = Trainer.train_step
-
-    def killed_at_step_8(self, real):
-        if self.step == 7:
-            raise Crash
-        return real_step(self, real)
-
-    monkeypatch.setattr(Trainer, "train_step", killed_at_step_8)
-    with pytest.raises(Crash):
-        train(cfg(), runs_dir=tmp_path / "b", progress=False)
-    (run,) = (tmp_path / "b").iterdir()
-    assert ckpt_io.load(run / "checkpoint.pt")["step"] == 6
-    monkeypatch.setattr(Trainer, "train_step", real_step)
-    resumed = train(None, resume=run, progress=False)
-    assert same_weights(ckpt_io.load(straight), ckpt_io.load(resumed))
-    assert rows_without_timings(run) == rows_without_timings(straight.parent)
+    crash_resume_and_compare(cfg, tmp_path, monkeypatch, crash_at=7, checkpointed=6)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
