@@ -22,7 +22,7 @@ from spec.latent import SpecError
 
 from .api.docs import install_docs
 from .api.head import HeadAsGet
-from .api.limits import BodyLimitMiddleware
+from .api.limits import BodyLimitMiddleware, RootPath
 from .api.responses import error_response
 from .api.routes import files, frontend, generate, health, infer, models
 from .core.config import Settings, settings_or_exit
@@ -132,6 +132,8 @@ def create_app(settings: Settings | None = None, *, device: str | None = None) -
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(frontend.IsolationHeaders)  # COOP/COEP for the page: multi-threaded WASM
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.root_path:  # outermost: every middleware sees the path as under uvicorn --root-path
+        app.add_middleware(RootPath, root_path=settings.root_path)
     return app
 
 

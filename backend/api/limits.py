@@ -68,6 +68,35 @@ ROUTED_MEMO_SIZE = 1024  # (method, path) answers kept per app; a scanner's stre
 ROUTED_MEMO_PATH_MAX = 512
 
 
+def route_path(scope) -> str:
+    """The request's path inside the app: behind a proxy that serves it under a prefix (``uvicorn --root-path
+    /explorer``, or ``ROOT_PATH``), scope["path"] may hold the prefix (uvicorn puts its root path in front of every
+    path), which the routes do not. Starlette's own get_route_path, which is private: a path that does not start
+    with the root path (FastAPI(root_path=...) sets only the root path) is taken as it is."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
+class RootPath:
+    """``ROOT_PATH``: what uvicorn's --root-path does (its root path put in front of scope["path"], and set as
+    scope["root_path"]), for `infogan serve`, which passes no such option. A path that already starts with it (a
+    proxy that forwards the prefix) is left as it is."""
+
+    def __init__(self, app, root_path: str):
+        self.app, self.root = app, root_path
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            path, root = scope["path"], self.root
+            if path != root and not path.startswith(root + "/"):
+                raw = scope.get("raw_path")
+                scope = {**scope, "path": root + path, **({"raw_path": root.encode() + raw} if raw else {})}
+            scope = {**scope, "root_path": root}
+        await self.app(scope, receive, send)
+
+
 def routed(scope) -> bool:
     """Does a route of the app take this path with this method (Starlette's Match.FULL)? A mount (/static) matches
     every method in full; it answers for itself (StaticFiles: GET and HEAD, else 405), so it is not counted here.
@@ -119,7 +148,7 @@ class BodyLimitMiddleware:
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:  # the first of a repeated header, as Starlette's Request reads it
             headers.setdefault(k.decode("latin-1").lower(), v.decode("latin-1"))
-        own = scope["path"] in self.own
+        own = route_path(scope) in self.own  # /infer-codes under a prefix too (it was 415 for an upload there)
         if not own:
             ctype = headers.get("content-type", "")
             if not is_json_type(ctype):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +26,20 @@ class Settings(BaseSettings):
     def _not_blank(cls, v: object) -> object:
         if isinstance(v, str) and not v.strip():  # MODELS_DIR= would be Path("") = the current folder
             raise ValueError("is empty: give a folder path")
+        return v
+
+    # The path prefix a reverse proxy serves the service under ("/explorer": the page at /explorer/, the API at
+    # /explorer/models, ...), for `infogan serve` and the images, which cannot pass uvicorn's --root-path; the same
+    # as that option (the proxy strips the prefix; a path that still has it is taken too). "": served at the root.
+    root_path: str = ""
+
+    @field_validator("root_path")
+    @classmethod
+    def _root_path(cls, v: str) -> str:
+        # it goes into the page's and /docs' URLs as it is: path segments of plain characters only
+        v = v.strip().rstrip("/")
+        if v and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", v):
+            raise ValueError(f"{v!r}: give a path such as /explorer (segments of letters, digits, . _ ~ -)")
         return v
 
     device: Literal["auto", "cpu", "cuda"] = "auto"

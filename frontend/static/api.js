@@ -18,11 +18,15 @@ function detailText(detail) {
   return JSON.stringify(detail);
 }
 
+// The service's root: the folder above static/ (this file's), so the API is found where the page was served from,
+// under a reverse proxy's prefix (/explorer/models) as at the root; "/models" was the proxy's own root.
+const ROOT = new URL("../", import.meta.url);
+
 async function request(path, init = {}) {
   const t0 = performance.now();
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(new URL(path.replace(/^\//, ""), ROOT), init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(`Cannot reach the server (${path}): ${err.message}`);

@@ -85,14 +85,16 @@ export class Engine {
   }
 
   fileUrl(modelId, name) {
-    // absolute: the worker resolves URLs against its own script's (static/), not the page's
-    return new URL(`models/${encodeURIComponent(modelId)}/files/${name}`, document.baseURI).href;
+    // absolute (the worker resolves URLs against its own script's), from the folder above static/ (this file's):
+    // the service's or the site's root, also when the page's own URL lacks its trailing slash (a proxy that serves
+    // its prefix /explorer as the page), where the page's base was the proxy's root
+    return new URL(`../models/${encodeURIComponent(modelId)}/files/${name}`, import.meta.url).href;
   }
 
   async models() {
     if (!this.staticSite) return api.models();
     const t0 = performance.now();
-    const response = await fetch("models.json");
+    const response = await fetch(new URL("../models.json", import.meta.url)); // beside static/, as fileUrl
     if (!response.ok) throw new ApiError(`models.json: ${response.status}`, response.status);
     return { body: await response.json(), ms: performance.now() - t0 };
   }

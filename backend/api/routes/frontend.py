@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from ..deps import RegistryDep, SettingsDep
+from ..limits import route_path
 
 router = APIRouter(tags=["page"])
 
@@ -29,7 +30,8 @@ class IsolationHeaders:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        path = scope.get("path", "") if scope["type"] == "http" else ""
+        # the path inside the app: under a prefix (root path) the page is /explorer/ as it came in
+        path = route_path(scope) if scope["type"] == "http" else ""
         if path != "/" and not path.startswith(ISOLATED_PATHS):
             return await self.app(scope, receive, send)
 
@@ -44,7 +46,7 @@ class IsolationHeaders:
 MISSING = (
     "<!doctype html><html><head><meta charset='utf-8'><title>InfoGAN explorer</title></head><body>"
     "<h1>InfoGAN explorer</h1><p>The explorer page (frontend/index.html) is missing. "
-    "The API is up: see <a href='/docs'>/docs</a>.</p></body></html>"
+    "The API is up: see <a href='docs'>/docs</a>.</p></body></html>"  # relative: the page may sit under a prefix
 )
 
 
@@ -57,4 +59,7 @@ def index(request: Request, settings: SettingsDep, registry: RegistryDep):
     if templates is None:
         templates = request.app.state.templates = Jinja2Templates(directory=str(settings.frontend_dir))
     models = registry.to_json() if registry.ready.is_set() else []
-    return templates.TemplateResponse(request, "index.html", {"models": models, "static": "/static"})
+    # under the proxy's prefix (the root path: uvicorn --root-path, ROOT_PATH) when there is one: "/static" would
+    # be the proxy's own root, where the page's scripts are not
+    static = request.scope.get("root_path", "").rstrip("/") + "/static"
+    return templates.TemplateResponse(request, "index.html", {"models": models, "static": static})
