@@ -143,6 +143,9 @@ const range = {
     const set = (v) => {
       current = v;
       slider.value = String(v);
+      // the value in use, for screen readers: the range input holds it clamped (a link's or a typed 3 on a -2..2
+      // slider was read out as 2)
+      slider.setAttribute("aria-valuetext", f(v));
       number.value = f(v);
       setFill(v);
     };
