@@ -48,7 +48,9 @@ const parseCount = (input) => {
 // ---------------------------------------------------------------- errors and status
 function showError(err) {
   const box = $("error");
-  box.textContent = err instanceof ApiError || err instanceof Error ? err.message : String(err);
+  const text = err instanceof ApiError || err instanceof Error ? err.message : String(err);
+  // an alert is announced on every write: the same failure on each slider frame was read out again and again
+  if (box.textContent !== text) box.textContent = text;
   box.hidden = false;
   document.body.classList.add("has-error");
 }
@@ -208,7 +210,9 @@ async function renderGrid(body) {
   const head = body.values.map((v) => el("div", { class: "grid-head", text: code ? formatValue(code, v) : String(v) }));
   // one canvas per cell, painted before the grid is swapped in (server PNGs decode first: no blank frame)
   const cells = body.images.map((_, i) => el("canvas", { class: "pixel", role: "img", width: "1", height: "1",
-    "aria-label": `sample ${Math.floor(i / body.cols) + 1}, ${body.code} = ${body.values[i % body.cols]}` }));
+    // the column's heading as shown (a category's label, a rounded value), not the raw value ("c1 = -1.3333333333333335",
+    // "item = 2" for the column headed "Ankle boot")
+    "aria-label": `sample ${Math.floor(i / body.cols) + 1}, ${body.code} = ${head[i % body.cols].textContent}` }));
   await Promise.all(cells.map((cell, i) => paint(cell, body.images[i])));
   const grid = $("grid");
   grid.style.setProperty("--cols", String(body.cols));

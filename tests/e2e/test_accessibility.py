@@ -357,3 +357,39 @@ def test_slider_reads_out_the_value_in_use(page):
     page.keyboard.press("ArrowLeft")
     settle(page)
     assert slider.get_attribute("aria-valuetext") == page.get_by_label("c1 value", exact=True).input_value() == "1.90"
+
+
+def test_grid_cells_are_named_by_their_column_heading(page):
+    """A screen reader reads each cell of the traversal grid as its column is headed: the category's label and the
+    rounded value, not the raw value ("item = 2" under "Ankle boot", "c1 = -1.3333333333333335")."""
+    open_page(page, "model=tiny-words&seed=1&view=traverse&grid=item&rows=2")
+    heads = page.locator("#grid .grid-head").all_inner_texts()
+    assert heads == ["T-shirt/top", "Trouser", "Ankle boot", "Bag"]
+    labels = page.locator("#grid canvas").evaluate_all("cs => cs.map((c) => c.getAttribute('aria-label'))")
+    assert labels[:4] == [f"sample 1, item = {h}" for h in heads]
+    page.get_by_label("sweep code").select_option("c1")
+    settle(page)
+    heads = page.locator("#grid .grid-head").all_inner_texts()
+    labels = page.locator("#grid canvas").evaluate_all("cs => cs.map((c) => c.getAttribute('aria-label'))")
+    assert labels[: len(heads)] == [f"sample 1, c1 = {h}" for h in heads] and heads[0] == "-2.00"
+
+
+def test_the_same_error_is_not_announced_again_on_every_frame(page):
+    """The alert is rewritten only when its text changes: with /generate failing, each slider step wrote the same
+    message again, and a screen reader announces an alert on every write."""
+    page.goto("/?engine=server#model=tiny&seed=1")
+    settle(page)
+    page.route("**/generate", lambda route: route.fulfill(status=500, body="{}", content_type="application/json"))
+    page.evaluate(
+        "() => { window.__alertWrites = 0; new MutationObserver((ms) => { window.__alertWrites += ms.length; })"
+        ".observe(document.getElementById('error'), { childList: true, characterData: true, subtree: true }); }"
+    )
+    slider = page.get_by_role("slider", name="c1", exact=True)
+    slider.focus()
+    for _ in range(5):
+        slider.press("ArrowRight")
+        page.wait_for_timeout(150)
+    page.wait_for_function("() => !document.getElementById('error').hidden")
+    settle(page)
+    assert page.get_by_role("alert").is_visible()
+    assert page.evaluate("() => window.__alertWrites") == 1
